@@ -1,0 +1,95 @@
+// Package enqueue is the producer side of recallq: the library other Go
+// services import to queue recalls of Tencent Cloud Chat one-to-one
+// messages.
+//
+//	c, err := enqueue.New(enqueue.Config{RedisURL: os.Getenv("REDIS_URL"), SDKAppID: 1400000000})
+//	res, err := c.Recall(ctx, tasks.Recall{FromAccount: "vinson", ToAccount: "dramon", MsgKey: "31906_833502_1572869830"})
+//	// res.TaskID; res.AlreadyQueued is true when the same recall was queued before.
+//
+// Recalls queued here go to the urgent lane, which workers always serve
+// before bulk campaigns.
+package enqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/internal/redisconn"
+	"github.com/recallq/recallq/tasks"
+)
+
+// Config configures a Client.
+type Config struct {
+	// RedisURL is the Redis that holds the queues. Default
+	// "redis://127.0.0.1:6379/0"; rediss:// for TLS.
+	RedisURL string
+	// SDKAppID is the Chat app whose messages are recalled. Required.
+	SDKAppID uint64
+	// MaxRetry is each task's budget of transient failures. Default
+	// tasks.DefaultMaxRetry.
+	MaxRetry int
+	// Retention keeps a finished task's record so a second request for the
+	// same recall is reported as already queued. Default tasks.DefaultRetention.
+	Retention time.Duration
+}
+
+// Client queues recalls. It is safe for concurrent use.
+type Client struct {
+	cfg Config
+	c   *asynq.Client
+}
+
+// New connects to Redis lazily; it returns an error only for bad Config.
+func New(cfg Config) (*Client, error) {
+	if cfg.SDKAppID == 0 {
+		return nil, errors.New("enqueue: Config.SDKAppID is not set: give the app's SDKAppID from the Chat console")
+	}
+	conn, err := redisconn.Parse(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	return &Client{cfg: cfg, c: asynq.NewClient(conn.AsynqOpt())}, nil
+}
+
+// Result says what happened to a queued recall.
+type Result struct {
+	// TaskID is the recall's deterministic task ID.
+	TaskID string
+	// AlreadyQueued is true when a task for the same message was already
+	// there (queued, running, retrying or recently finished): nothing new
+	// was queued.
+	AlreadyQueued bool
+}
+
+// Recall validates r and queues it on the urgent lane. r.SDKAppID may be
+// left zero; the client's app is used. Bad input returns an error wrapping
+// tasks.ErrInvalid that names the field; a Redis failure returns the
+// Redis error.
+func (c *Client) Recall(ctx context.Context, r tasks.Recall) (Result, error) {
+	return c.queue(ctx, r, tasks.QueueUrgent)
+}
+
+func (c *Client) queue(ctx context.Context, r tasks.Recall, queue string) (Result, error) {
+	if r.SDKAppID == 0 {
+		r.SDKAppID = c.cfg.SDKAppID
+	}
+	t, err := tasks.NewTask(r, tasks.Options{Queue: queue, MaxRetry: c.cfg.MaxRetry, Retention: c.cfg.Retention})
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{TaskID: r.TaskID()}
+	switch _, err := c.c.EnqueueContext(ctx, t); {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		res.AlreadyQueued = true
+	case err != nil:
+		return Result{}, fmt.Errorf("queue recall %s: %s", res.TaskID, redisconn.Redact(err.Error()))
+	}
+	return res, nil
+}
+
+// Close closes the connection to Redis.
+func (c *Client) Close() error { return c.c.Close() }

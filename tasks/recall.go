@@ -1,0 +1,222 @@
+// Package tasks is the contract between producers and workers: the recall
+// task's type name, its payload, how a payload is validated, which queue it
+// goes to and the deterministic task ID that makes queuing the same recall
+// twice a no-op.
+//
+// Both enqueue/ (the producer side) and worker/ (the consumer side) import
+// this package; neither imports the other.
+package tasks
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hibiken/asynq"
+)
+
+// TypeRecall is the asynq task type of a one-to-one message recall
+// (Tencent's v4/openim/admin_msgwithdraw).
+const TypeRecall = "recall:c2c"
+
+// Queue names. Workers serve QueueUrgent strictly before QueueBulk, so a
+// single recall a moderator queues never waits behind a bulk campaign.
+const (
+	QueueUrgent = "recall_urgent"
+	QueueBulk   = "recall_bulk"
+)
+
+// Limits on the payload's fields.
+const (
+	// MaxAccountLen is Tencent's documented limit on a UserID: 32 bytes.
+	MaxAccountLen = 32
+	// MaxMsgKeyLen bounds the opaque MsgKey. Tencent documents no limit;
+	// every key it issues is far shorter (e.g. "31906_833502_1572869830").
+	MaxMsgKeyLen = 256
+	// MaxNoteLen bounds the free-text RequestedBy and Reason fields.
+	MaxNoteLen = 512
+)
+
+// Defaults for the options NewTask sets.
+const (
+	// DefaultMaxRetry is how many times a transient failure (91000, a
+	// network error, a 5xx) is retried before the task is dead-lettered.
+	DefaultMaxRetry = 10
+	// DefaultRetention keeps a finished task's record so that queuing the
+	// same recall again within this time is reported as already queued.
+	DefaultRetention = 24 * time.Hour
+	// DefaultTimeout bounds one attempt, including the wait for a token.
+	DefaultTimeout = 5 * time.Minute
+)
+
+// Recall is the payload of a recall task. The three Tencent fields keep
+// Tencent's names on the wire, so a payload reads like the API call it
+// becomes.
+type Recall struct {
+	// SDKAppID is the Chat app the message belongs to.
+	SDKAppID uint64 `json:"SDKAppID"`
+	// FromAccount is the UserID of the message's sender.
+	FromAccount string `json:"From_Account"`
+	// ToAccount is the UserID of the message's recipient.
+	ToAccount string `json:"To_Account"`
+	// MsgKey identifies the message. It is opaque: only its length is checked.
+	MsgKey string `json:"MsgKey"`
+	// RequestedBy says who asked for the recall (a moderator, a service). Optional.
+	RequestedBy string `json:"requested_by,omitempty"`
+	// Reason says why (spam wave, leaked data, ...). Optional.
+	Reason string `json:"reason,omitempty"`
+	// Campaign names the bulk campaign the recall belongs to, if any.
+	Campaign string `json:"campaign,omitempty"`
+}
+
+// FieldError says which field of a payload is wrong and how to fix it.
+type FieldError struct {
+	Field  string // the field's wire name, e.g. "MsgKey"
+	Reason string // what is wrong and what to do
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// ErrInvalid is wrapped by every validation error, so callers can test for
+// bad input with errors.Is and still reach the *FieldError with errors.As.
+var ErrInvalid = errors.New("invalid recall")
+
+// Validate checks the payload against what Tencent documents: the accounts
+// and MsgKey are present, valid UTF-8 and within their lengths. It returns
+// nil or an error wrapping ErrInvalid and a *FieldError naming the first bad
+// field.
+func (r Recall) Validate() error {
+	if r.SDKAppID == 0 {
+		return invalid("SDKAppID", "is missing: set it to the app's SDKAppID from the Chat console")
+	}
+	for _, f := range []struct {
+		name, value string
+		max         int
+		required    bool
+	}{
+		{"From_Account", r.FromAccount, MaxAccountLen, true},
+		{"To_Account", r.ToAccount, MaxAccountLen, true},
+		{"MsgKey", r.MsgKey, MaxMsgKeyLen, true},
+		{"requested_by", r.RequestedBy, MaxNoteLen, false},
+		{"reason", r.Reason, MaxNoteLen, false},
+		{"campaign", r.Campaign, MaxNoteLen, false},
+	} {
+		switch {
+		case f.value == "" && f.required:
+			return invalid(f.name, "is empty: give the "+describe(f.name))
+		case len(f.value) > f.max:
+			return invalid(f.name, fmt.Sprintf("is %d bytes long; at most %d are allowed", len(f.value), f.max))
+		case !utf8.ValidString(f.value):
+			return invalid(f.name, "is not valid UTF-8: pass the value exactly as Tencent returned it")
+		}
+	}
+	return nil
+}
+
+func describe(field string) string {
+	switch field {
+	case "From_Account":
+		return "UserID of the message's sender"
+	case "To_Account":
+		return "UserID of the message's recipient"
+	default:
+		return "MsgKey Tencent returned when the message was sent"
+	}
+}
+
+func invalid(field, reason string) error {
+	return fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Field: field, Reason: reason})
+}
+
+// TaskID is the deterministic asynq task ID of a recall: the same app and
+// message always give the same ID, whoever asks and why, so asynq refuses a
+// second copy while the first one's record exists.
+func (r Recall) TaskID() string {
+	h := sha256.New()
+	h.Write([]byte(strconv.FormatUint(r.SDKAppID, 10)))
+	for _, s := range []string{r.FromAccount, r.ToAccount, r.MsgKey} {
+		// Length-prefix each field so that no two different messages
+		// encode to the same bytes.
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	return "recall-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Encode validates r and returns its wire form.
+func (r Recall) Encode() ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(r)
+}
+
+// Decode parses and validates a payload. A payload that cannot be decoded
+// is an error wrapping ErrInvalid.
+func Decode(b []byte) (Recall, error) {
+	var r Recall
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Recall{}, fmt.Errorf("%w: payload is not a recall: %v", ErrInvalid, err)
+	}
+	return r, r.Validate()
+}
+
+// Options tunes NewTask. The zero value gives the defaults.
+type Options struct {
+	// Queue is QueueUrgent (default) or QueueBulk.
+	Queue string
+	// MaxRetry is how many transient failures the task may have before it
+	// is dead-lettered. Default DefaultMaxRetry.
+	MaxRetry int
+	// Retention keeps the finished task's record. Default DefaultRetention.
+	Retention time.Duration
+}
+
+// NewTask validates r and returns the asynq task that recalls it, with its
+// deterministic ID, queue, retry budget, timeout and retention set.
+//
+// asynq's own retry limit is set one above the budget: the worker enforces
+// the budget itself (see worker.Handler), so asynq never archives a task
+// for a reason that is not the task's fault.
+func NewTask(r Recall, o Options) (*asynq.Task, error) {
+	payload, err := r.Encode()
+	if err != nil {
+		return nil, err
+	}
+	if o.Queue == "" {
+		o.Queue = QueueUrgent
+	}
+	if o.Queue != QueueUrgent && o.Queue != QueueBulk {
+		return nil, fmt.Errorf("queue %q: use %q or %q", o.Queue, QueueUrgent, QueueBulk)
+	}
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = DefaultMaxRetry
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	return asynq.NewTask(TypeRecall, payload,
+		asynq.TaskID(r.TaskID()),
+		asynq.Queue(o.Queue),
+		asynq.MaxRetry(o.MaxRetry+1),
+		asynq.Timeout(DefaultTimeout),
+		asynq.Retention(o.Retention),
+	), nil
+}
+
+// RetryBudget returns the number of transient failures a task may have,
+// given asynq's MaxRetry for it (see NewTask).
+func RetryBudget(asynqMaxRetry int) int {
+	if asynqMaxRetry <= 1 {
+		return 0
+	}
+	return asynqMaxRetry - 1
+}

@@ -1,0 +1,114 @@
+package tasks
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func valid() Recall {
+	return Recall{SDKAppID: 1400000000, FromAccount: "vinson", ToAccount: "dramon", MsgKey: "31906_833502_1572869830"}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edit  func(*Recall)
+		field string // "" = valid
+	}{
+		{"valid", func(*Recall) {}, ""},
+		{"opaque msgkey", func(r *Recall) { r.MsgKey = "not-the-usual shape/!" }, ""},
+		{"no app", func(r *Recall) { r.SDKAppID = 0 }, "SDKAppID"},
+		{"no sender", func(r *Recall) { r.FromAccount = "" }, "From_Account"},
+		{"no recipient", func(r *Recall) { r.ToAccount = "" }, "To_Account"},
+		{"no msgkey", func(r *Recall) { r.MsgKey = "" }, "MsgKey"},
+		{"long sender", func(r *Recall) { r.FromAccount = strings.Repeat("a", MaxAccountLen+1) }, "From_Account"},
+		{"sender at limit", func(r *Recall) { r.FromAccount = strings.Repeat("a", MaxAccountLen) }, ""},
+		{"long msgkey", func(r *Recall) { r.MsgKey = strings.Repeat("1", MaxMsgKeyLen+1) }, "MsgKey"},
+		{"bad utf8", func(r *Recall) { r.ToAccount = "\xff\xfe" }, "To_Account"},
+		{"long reason", func(r *Recall) { r.Reason = strings.Repeat("x", MaxNoteLen+1) }, "reason"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := valid()
+			tc.edit(&r)
+			err := r.Validate()
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			var fe *FieldError
+			if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) {
+				t.Fatalf("err = %v, want ErrInvalid with a FieldError", err)
+			}
+			if fe.Field != tc.field {
+				t.Fatalf("field = %q, want %q (%v)", fe.Field, tc.field, err)
+			}
+		})
+	}
+}
+
+func TestTaskIDIsDeterministicPerAppAndMessage(t *testing.T) {
+	a := valid()
+	b := a
+	b.RequestedBy, b.Reason = "someone else", "another reason"
+	if a.TaskID() != b.TaskID() {
+		t.Fatal("who asked and why changed the task ID")
+	}
+	for name, edit := range map[string]func(*Recall){
+		"app":    func(r *Recall) { r.SDKAppID++ },
+		"from":   func(r *Recall) { r.FromAccount = "x" },
+		"to":     func(r *Recall) { r.ToAccount = "x" },
+		"msgkey": func(r *Recall) { r.MsgKey = "1_2_3" },
+		// Field boundaries must not blur: ("ab","c") differs from ("a","bc").
+		"boundary": func(r *Recall) { r.FromAccount, r.ToAccount = r.FromAccount+"d", r.ToAccount[1:] },
+	} {
+		c := valid()
+		edit(&c)
+		if c.TaskID() == a.TaskID() {
+			t.Errorf("changing %s kept the task ID", name)
+		}
+	}
+}
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	r := valid()
+	r.Reason = "spam wave"
+	b, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"From_Account":"vinson"`) {
+		t.Fatalf("wire form lost Tencent's field names: %s", b)
+	}
+	got, err := Decode(b)
+	if err != nil || got != r {
+		t.Fatalf("Decode = %+v, %v; want %+v", got, err, r)
+	}
+	if _, err := Decode([]byte("{")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Decode of junk: %v, want ErrInvalid", err)
+	}
+	if _, err := Decode([]byte(`{"SDKAppID":1,"From_Account":"a","To_Account":"b"}`)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Decode without MsgKey: %v, want ErrInvalid", err)
+	}
+}
+
+func TestNewTaskOptions(t *testing.T) {
+	task, err := NewTask(valid(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Type() != TypeRecall {
+		t.Fatalf("type = %q", task.Type())
+	}
+	if _, err := NewTask(valid(), Options{Queue: "default"}); err == nil {
+		t.Fatal("an unknown queue was accepted")
+	}
+	if _, err := NewTask(Recall{}, Options{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("invalid recall: %v", err)
+	}
+	if RetryBudget(DefaultMaxRetry+1) != DefaultMaxRetry {
+		t.Fatal("the retry budget is not asynq's limit minus the spare")
+	}
+}

@@ -1,0 +1,185 @@
+package imsim
+
+import (
+	"sync"
+	"time"
+)
+
+// maxPerSecond bounds Stats.PerSecond (about 12 days of seconds), so a clock
+// that jumps far ahead cannot make the simulator allocate without bound.
+// Arrivals past it still count everywhere else.
+const maxPerSecond = 1 << 20
+
+// Stats is what the simulator has seen since it started or was last Reset.
+type Stats struct {
+	// Start is when counting began (New or Reset, by Config.Now);
+	// PerSecond[i] counts the arrivals in [Start+i s, Start+(i+1) s).
+	Start time.Time `json:"start"`
+	// Calls is every API request answered, with a JSON result or an HTTP
+	// error. Requests whose client went away during the latency sleep and
+	// requests to the /sim/ control endpoints are not calls.
+	Calls int64 `json:"calls"`
+	// ByCode counts the JSON answers by ErrorCode (0 is success).
+	ByCode map[int]int64 `json:"by_code"`
+	// HTTPErrors counts the answers that were not HTTP 200 (the outage's 502).
+	HTTPErrors int64 `json:"http_errors"`
+	// Counted is the number of authenticated arrivals (UserSig valid,
+	// identifier an admin): the calls the rate limit counts, rejected or not.
+	Counted int64 `json:"counted"`
+	// PerSecond is the number of counted arrivals in each second since Start.
+	PerSecond []int `json:"per_second"`
+	// MaxInAnyWindow is the largest number of counted arrivals in any
+	// sliding window: the maximum over arrivals t of the count in (t-Window, t].
+	MaxInAnyWindow int `json:"max_in_any_window"`
+	// Rejected60007 counts the arrivals the rate limit rejected with 60007.
+	// ByCode[60007] also includes 60007 answers injected by Force or Faults.
+	Rejected60007 int64 `json:"rejected_60007"`
+	// First and Last are the first and last counted arrivals (zero and
+	// omitted from JSON when there were none).
+	First time.Time `json:"first,omitzero"`
+	Last  time.Time `json:"last,omitzero"`
+}
+
+// meter is the sliding-window rate limit and the arrival statistics. The
+// arrival offsets of the last Window live in a ring buffer under one mutex:
+// each arrival is O(1) amortised and the count is exact.
+type meter struct {
+	mu     sync.Mutex
+	window time.Duration
+	cap    int
+
+	start time.Time
+	ring  []time.Duration // offsets from start, oldest at head
+	head  int
+	n     int
+	first time.Duration // the first offset, valid when counted > 0
+	last  time.Duration // the latest offset, so offsets never go backwards
+
+	perSecond []int
+	max       int
+	counted   int64
+	rejected  int64
+}
+
+func newMeter(capacity int, window time.Duration, start time.Time) *meter {
+	m := &meter{window: window, cap: capacity}
+	m.reset(start)
+	return m
+}
+
+func (m *meter) reset(start time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.start = start
+	m.ring = make([]time.Duration, 64)
+	m.head, m.n, m.first, m.last = 0, 0, 0, 0
+	m.perSecond = nil
+	m.max = 0
+	m.counted, m.rejected = 0, 0
+}
+
+// arrive records one authenticated arrival at now() and reports whether the
+// rate limit allows it: it is rejected when Cap arrivals were already counted
+// in (now-Window, now]. It calls now under the lock so that arrivals are
+// recorded in order; a clock that steps backwards is treated as standing still.
+func (m *meter) arrive(now func() time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	off := max(now().Sub(m.start), m.last, 0)
+	if m.counted == 0 {
+		m.first = off
+	}
+	m.last = off
+
+	// Drop the arrivals at or before off-Window: they are out of the window.
+	for m.n > 0 && m.ring[m.head] <= off-m.window {
+		m.head = (m.head + 1) % len(m.ring)
+		m.n--
+	}
+	allowed := m.n < m.cap
+
+	if m.n == len(m.ring) {
+		grown := make([]time.Duration, 2*len(m.ring))
+		for i := 0; i < m.n; i++ {
+			grown[i] = m.ring[(m.head+i)%len(m.ring)]
+		}
+		m.ring, m.head = grown, 0
+	}
+	m.ring[(m.head+m.n)%len(m.ring)] = off
+	m.n++
+	m.max = max(m.max, m.n)
+	m.counted++
+	if !allowed {
+		m.rejected++
+	}
+	if sec := int(off / time.Second); sec < maxPerSecond {
+		for len(m.perSecond) <= sec {
+			m.perSecond = append(m.perSecond, 0)
+		}
+		m.perSecond[sec]++
+	}
+	return allowed
+}
+
+// fill copies the meter's part of Stats into st.
+func (m *meter) fill(st *Stats) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st.Start = m.start
+	st.Counted = m.counted
+	st.PerSecond = append(make([]int, 0, len(m.perSecond)), m.perSecond...)
+	st.MaxInAnyWindow = m.max
+	st.Rejected60007 = m.rejected
+	if m.counted > 0 {
+		st.First = m.start.Add(m.first)
+		st.Last = m.start.Add(m.last)
+	}
+}
+
+// counters are the per-answer statistics.
+type counters struct {
+	mu         sync.Mutex
+	calls      int64
+	byCode     map[int]int64
+	httpErrors int64
+}
+
+func newCounters() *counters {
+	c := &counters{}
+	c.reset()
+	return c
+}
+
+func (c *counters) reset() {
+	c.mu.Lock()
+	c.calls, c.httpErrors = 0, 0
+	c.byCode = make(map[int]int64)
+	c.mu.Unlock()
+}
+
+// answered counts a JSON answer with code.
+func (c *counters) answered(code int) {
+	c.mu.Lock()
+	c.calls++
+	c.byCode[code]++
+	c.mu.Unlock()
+}
+
+// httpError counts an answer that was not HTTP 200.
+func (c *counters) httpError() {
+	c.mu.Lock()
+	c.calls++
+	c.httpErrors++
+	c.mu.Unlock()
+}
+
+func (c *counters) fill(st *Stats) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st.Calls = c.calls
+	st.HTTPErrors = c.httpErrors
+	st.ByCode = make(map[int]int64, len(c.byCode))
+	for k, v := range c.byCode {
+		st.ByCode[k] = v
+	}
+}

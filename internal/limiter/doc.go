@@ -1,0 +1,65 @@
+// Package limiter spaces the calls that every recallq worker makes to one
+// rate-capped Tencent API (admin_msgwithdraw: 200 calls in any sliding second
+// per app) so that all workers, on all machines, draw from one bucket in Redis
+// and together run as close to the cap as the network allows, and never over
+// it.
+//
+// # One schedule, kept by Redis
+//
+// The bucket is a GCRA (virtual scheduling) schedule: Redis keeps the next free
+// slot, tat, in microseconds of Redis's own clock. Each Wait runs one Lua
+// script (EVALSHA: one round trip) that reads Redis TIME, grants the slot
+// max(tat, now, pause_until), moves tat one interval on and answers how long
+// the caller must wait. The caller sleeps that long on its own monotonic clock,
+// so a worker whose wall clock is hours off changes nothing: only Redis's clock
+// places slots, and only durations cross the wire.
+//
+// # Why the interval is (1+J)/Rate and not 1/Rate
+//
+// Slots leave evenly spaced, but each call reaches Tencent after its own
+// latency. If latencies spread over J seconds (fastest to slowest), the calls
+// that land in one sliding second of Tencent's clock are those whose slots lie
+// in a window of 1+J seconds, and at spacing 1/Rate that is Rate*(1+J) calls:
+// over the cap. Spacing the slots at (1+J)/Rate puts at most Rate slots in any
+// 1+J window, hence at most Rate arrivals in any second. J is measured, not
+// guessed: Observe records, per call, how long after its slot the answer came
+// (with the uncertainty of the slot's local placement, one Redis round trip,
+// added on the late side); about once a second each process computes the
+// spread of its recent samples, publishes it under the bucket in Redis and
+// reads back the largest live spread of all processes, which sets everyone's
+// interval. Until any process has samples, Config.InitialSpread is used.
+//
+// # Bounded lookahead without polling
+//
+// A Wait takes a local permit of its lane (Urgent or Bulk) before it asks
+// Redis for a slot and gives it back when its slot arrives. So each process
+// holds at most AheadUrgent+AheadBulk slots reserved ahead of now, and an
+// urgent call queues behind at most P*(AheadUrgent+AheadBulk) slots of P
+// processes, not behind every waiting goroutine in the fleet. No goroutine
+// ever polls Redis: one round trip per call.
+//
+// # Losing the schedule
+//
+// When the schedule's key is missing (Redis restart, FLUSHALL, a long idle
+// expiry) or was written by another Redis server (restored from a snapshot,
+// promoted replica after failover, resharded slot: the run_id stored with it
+// differs, and so may the clock), the script restarts it with a pause of one
+// Horizon: no slot before Redis now + Horizon. Slots granted before the loss
+// lie at most Horizon ahead as long as Horizon exceeds the lookahead of all
+// processes (a grant queued further is counted in Stats.BeyondHorizon and
+// logged), so the new schedule never puts a call closer than one interval to
+// an old one. The price is one Horizon of idleness after a loss. Not covered:
+// a second loss while a pause (a SlowDown, or the Horizon after a first loss)
+// is still running, since slots then lie up to the pause end plus the
+// lookahead ahead.
+//
+// # SlowDown
+//
+// When the API answers "too many requests" anyway, SlowDown stores
+// pause_until = max(pause_until, Redis now + d) beside tat: no process is
+// granted a slot before it, after which the schedule runs at full rate again.
+// Slots already granted (at most the lookahead) still go.
+//
+// A per-process golang.org/x/time/rate limiter at Rate sits in front of Redis
+// to protect it from a runaway caller; it is not the shared bucket.
+package limiter

@@ -1,0 +1,555 @@
+package limiter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+)
+
+// Lane is a class of calls with its own lookahead: an Urgent call queues
+// behind at most the lookahead of the fleet, never behind its whole backlog
+// of Bulk calls.
+type Lane int
+
+const (
+	// Urgent is for calls someone is waiting on (a recall asked for now).
+	Urgent Lane = iota
+	// Bulk is for backlog work.
+	Bulk
+)
+
+func (l Lane) String() string {
+	switch l {
+	case Urgent:
+		return "urgent"
+	case Bulk:
+		return "bulk"
+	}
+	return fmt.Sprintf("Lane(%d)", int(l))
+}
+
+// Defaults of Config.
+const (
+	DefaultPrefix        = "recallq"
+	DefaultRate          = 200.0
+	DefaultAheadUrgent   = 8
+	DefaultAheadBulk     = 2
+	DefaultHorizon       = time.Second
+	DefaultInitialSpread = 50 * time.Millisecond
+)
+
+const (
+	// stateTTL is how long a bucket's keys outlive its last use. An expired
+	// schedule cannot be told from a lost one, so the first call after an
+	// idle longer than this waits one Horizon; a day keeps that to the rare
+	// long idle, and the keys are a few hundred bytes.
+	stateTTL = 24 * time.Hour
+	// publishEvery is how often each process publishes its spread and reads
+	// the shared one.
+	publishEvery = time.Second
+	// redisTimeout bounds the background and Close round trips.
+	redisTimeout = time.Second
+	// warnEvery rate-limits repeated warnings.
+	warnEvery = time.Minute
+)
+
+// Errors.
+var (
+	// ErrClosed is returned by Wait once Close has been called.
+	ErrClosed = errors.New("limiter: closed")
+	// ErrInvalidConfig is wrapped by New's errors, which name the field.
+	ErrInvalidConfig = errors.New("limiter: invalid config")
+	// ErrUnknownLane is returned by Wait for a Lane other than Urgent or Bulk.
+	ErrUnknownLane = errors.New("limiter: unknown lane")
+)
+
+// Config configures a Limiter. Zero values take the documented defaults.
+type Config struct {
+	// Redis holds the bucket; required. A plain, Sentinel failover or Cluster
+	// client all work: every key of a bucket lives in one hash slot.
+	Redis redis.UniversalClient
+	// Prefix starts every key; default DefaultPrefix ("recallq"). It must
+	// not contain '{' or '}'.
+	Prefix string
+	// Bucket names the capped API of one app, e.g.
+	// "1400000000:admin_msgwithdraw"; required, without '{' or '}'. Keys are
+	// <Prefix>:{lim:<Bucket>}:<name>.
+	Bucket string
+	// Rate is the cap in calls per second, shared by every process of the
+	// bucket; default DefaultRate (200).
+	Rate float64
+	// AheadUrgent and AheadBulk are how many slots this process may hold
+	// reserved ahead of now per lane; defaults DefaultAheadUrgent (8) and
+	// DefaultAheadBulk (2). More lets a process keep the bucket busy across
+	// its own scheduling hiccups; less shortens the queue an urgent call
+	// finds. Horizon should exceed the lookahead of all processes together,
+	// (AheadUrgent+AheadBulk) * processes * Interval.
+	AheadUrgent, AheadBulk int
+	// Horizon is how far ahead of Redis's now a lost schedule restarts;
+	// default DefaultHorizon (1s).
+	Horizon time.Duration
+	// InitialSpread is the latency spread J assumed until a process of the
+	// bucket has measured one; default DefaultInitialSpread (50ms). At most
+	// 500ms.
+	InitialSpread time.Duration
+	// Logger receives warnings and state changes; default discards.
+	Logger *slog.Logger
+	// Now is the local clock, used only to measure durations; default
+	// time.Now.
+	Now func() time.Time
+}
+
+// Permit is one granted slot.
+type Permit struct {
+	// Slot is the local time the call may go (Wait returns at or after it).
+	Slot time.Time
+	// Waited is how long Wait blocked, semaphore and sleep included.
+	Waited time.Duration
+	// RedisSlot is the slot in Redis's clock.
+	RedisSlot time.Time
+
+	redisNow time.Time     // Redis's clock when the slot was granted
+	rtt      time.Duration // round trip of the grant: how early the true slot may lie before Slot
+}
+
+// Stats are counters since New, for metrics and benchmarks.
+type Stats struct {
+	// Calls counts Waits that returned a permit.
+	Calls int64
+	// Failures counts Waits that returned an error (context, Close, Redis).
+	Failures int64
+	// Delayed counts permits that had to sleep for their slot.
+	Delayed int64
+	// WaitedTotal sums Permit.Waited.
+	WaitedTotal time.Duration
+	// RoundTrips counts every Redis round trip: Wait, SlowDown, spread
+	// publishing, Close.
+	RoundTrips int64
+	// WaitRoundTrips counts the round trips of Wait: one per call, two when
+	// Redis had to be sent the script.
+	WaitRoundTrips int64
+	// SlowDowns counts successful SlowDown calls.
+	SlowDowns int64
+	// Resets counts grants that found the schedule missing or from another
+	// server and restarted it one Horizon ahead.
+	Resets int64
+	// BeyondHorizon counts grants queued more than Horizon beyond
+	// max(now, pause end): the lookahead of the fleet exceeds Horizon, so a
+	// loss of the schedule could put calls closer than the interval.
+	BeyondHorizon int64
+	// Spread is the shared latency spread J in use; LocalSpread is this
+	// process's own measurement (0 without samples).
+	Spread, LocalSpread time.Duration
+	// Interval is the current spacing, (1+Spread)/Rate.
+	Interval time.Duration
+}
+
+// Limiter spaces calls of one bucket across all processes. It is safe for
+// concurrent use.
+type Limiter struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	keys  keys
+	id    string // this process's field in the spread hash
+	local *rate.Limiter
+	sems  [2]chan struct{} // per lane: a full slot is a permit held
+
+	interval    atomic.Int64 // ns
+	spreadNS    atomic.Int64 // shared J, ns
+	localSpread atomic.Int64 // ns
+	window      *spreadWindow
+
+	stats struct {
+		calls, failures, delayed, waited  atomic.Int64
+		roundTrips, waitTrips, otherTrips atomic.Int64
+		slowDowns, resets, beyondHorizon  atomic.Int64
+		lastHorizonWarn, publishFailing   atomic.Int64
+	}
+
+	ctx       context.Context // canceled by Close
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+
+	// afterGrant, when set (by tests, before any Wait), sees each permit as
+	// soon as Redis has granted it, before the sleep to its slot.
+	afterGrant func(Permit)
+}
+
+// New checks cfg, applies its defaults and starts the background goroutine
+// that shares the latency spread. It returns an error wrapping
+// ErrInvalidConfig that names the faulty field.
+func New(cfg Config) (*Limiter, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.Rate == 0 {
+		cfg.Rate = DefaultRate
+	}
+	if cfg.AheadUrgent == 0 {
+		cfg.AheadUrgent = DefaultAheadUrgent
+	}
+	if cfg.AheadBulk == 0 {
+		cfg.AheadBulk = DefaultAheadBulk
+	}
+	if cfg.Horizon == 0 {
+		cfg.Horizon = DefaultHorizon
+	}
+	if cfg.InitialSpread == 0 {
+		cfg.InitialSpread = DefaultInitialSpread
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+
+	l := &Limiter{
+		cfg:    cfg,
+		log:    cfg.Logger.With("bucket", cfg.Bucket),
+		now:    cfg.Now,
+		keys:   newKeys(cfg.Prefix, cfg.Bucket),
+		id:     processID(),
+		window: newSpreadWindow(),
+		done:   make(chan struct{}),
+		// Burst: the permits this process may legitimately ask for at
+		// once, when it fills its lookahead after an idle spell.
+		local: rate.NewLimiter(rate.Limit(cfg.Rate), cfg.AheadUrgent+cfg.AheadBulk),
+	}
+	l.sems[Urgent] = make(chan struct{}, cfg.AheadUrgent)
+	l.sems[Bulk] = make(chan struct{}, cfg.AheadBulk)
+	l.setSpread(cfg.InitialSpread)
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Add(1)
+	go l.publishLoop()
+	return l, nil
+}
+
+func (c *Config) validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, a...)...)
+	}
+	switch {
+	case c.Redis == nil:
+		return bad("Config.Redis is nil: pass the client of the Redis that holds the shared bucket")
+	case c.Bucket == "":
+		return bad(`Config.Bucket is empty: name the app and API, e.g. "1400000000:admin_msgwithdraw"`)
+	case strings.ContainsAny(c.Bucket, "{}"):
+		return bad("Config.Bucket %q contains '{' or '}': they would break the Redis Cluster hash tag", c.Bucket)
+	case strings.ContainsAny(c.Prefix, "{}"):
+		return bad("Config.Prefix %q contains '{' or '}': they would break the Redis Cluster hash tag", c.Prefix)
+	case !(c.Rate > 0) || math.IsInf(c.Rate, 0):
+		return bad("Config.Rate is %v: give the cap in calls per second, e.g. 200", c.Rate)
+	case c.AheadUrgent < 0:
+		return bad("Config.AheadUrgent is %d: it must be positive", c.AheadUrgent)
+	case c.AheadBulk < 0:
+		return bad("Config.AheadBulk is %d: it must be positive", c.AheadBulk)
+	case c.Horizon < 0:
+		return bad("Config.Horizon is %s: it must be positive", c.Horizon)
+	case c.InitialSpread < 0 || c.InitialSpread > maxSpread:
+		return bad("Config.InitialSpread is %s: it must lie in (0, %s]", c.InitialSpread, maxSpread)
+	}
+	return nil
+}
+
+// processID names this process in the spread hash: host, pid and a random
+// suffix, so two Limiters in one process (or a reused pid) do not collide.
+func processID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// Wait blocks until this call's slot and returns its permit. It costs one
+// Redis round trip in the normal case. It returns ctx.Err() when ctx ends
+// first (a slot already granted is then left unused: it costs only itself),
+// ErrClosed after Close, ErrUnknownLane, or the Redis error, wrapped.
+func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
+	start := l.now()
+	if lane != Urgent && lane != Bulk {
+		return Permit{}, fmt.Errorf("%w: %d: use Urgent or Bulk", ErrUnknownLane, int(lane))
+	}
+	defer func() {
+		if err != nil {
+			l.stats.failures.Add(1)
+		}
+	}()
+	select {
+	case <-l.done:
+		return Permit{}, ErrClosed
+	default:
+	}
+
+	// The local permit bounds this process's reservations ahead of now. A
+	// buffered channel is FIFO enough: the runtime queues blocked senders
+	// in order and hands a freed place to the first of them, so a newcomer
+	// cannot overtake a goroutine already waiting.
+	sem := l.sems[lane]
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return Permit{}, ctx.Err()
+	case <-l.done:
+		return Permit{}, ErrClosed
+	}
+	defer func() { <-sem }() // the call departs (or gives up): free the permit
+
+	// Flood guard in front of Redis; in steady state it never delays.
+	now := l.now()
+	if r := l.local.ReserveN(now, 1); r.DelayFrom(now) > 0 {
+		if err := l.sleep(ctx, r.DelayFrom(now)); err != nil {
+			r.CancelAt(l.now())
+			return Permit{}, err
+		}
+	}
+
+	interval := l.Interval()
+	sent := l.now()
+	v, err := l.run(ctx, &l.stats.waitTrips, grantScript, []string{l.keys.gcra},
+		ceilMicros(interval), ceilMicros(l.cfg.Horizon), (stateTTL + l.cfg.Horizon).Milliseconds())
+	recv := l.now()
+	if err != nil {
+		if ctx.Err() != nil {
+			return Permit{}, ctx.Err()
+		}
+		return Permit{}, fmt.Errorf("limiter: reserve a slot of bucket %q: %w", l.cfg.Bucket, err)
+	}
+	g, err := parseGrant(v)
+	if err != nil {
+		return Permit{}, fmt.Errorf("limiter: reserve a slot of bucket %q: %w", l.cfg.Bucket, err)
+	}
+	l.noteGrant(ctx, g)
+
+	// Redis answered "in slot-now µs"; the answer took part of the round
+	// trip to get here, so placing the slot after recv errs on the late side
+	// by at most rtt, which Observe adds to the spread.
+	p = Permit{
+		Slot:      recv.Add(time.Duration(g.slot-g.now) * time.Microsecond),
+		RedisSlot: time.UnixMicro(g.slot),
+		redisNow:  time.UnixMicro(g.now),
+		rtt:       recv.Sub(sent),
+	}
+	if l.afterGrant != nil {
+		l.afterGrant(p)
+	}
+	if d := p.Slot.Sub(l.now()); d > 0 {
+		l.stats.delayed.Add(1)
+		if err := l.sleep(ctx, d); err != nil {
+			return Permit{}, err
+		}
+	}
+	p.Waited = l.now().Sub(start)
+	l.stats.calls.Add(1)
+	l.stats.waited.Add(int64(p.Waited))
+	return p, nil
+}
+
+// grant is the answer of grantScript, in µs of Redis time.
+type grant struct {
+	slot, now int64
+	reset     bool
+	queue     int64
+}
+
+func parseGrant(v any) (grant, error) {
+	a, ok := v.([]any)
+	if !ok || len(a) != 4 {
+		return grant{}, fmt.Errorf("unexpected script answer %v", v)
+	}
+	var n [4]int64
+	for i := range a {
+		if n[i], ok = a[i].(int64); !ok {
+			return grant{}, fmt.Errorf("unexpected script answer %v", v)
+		}
+	}
+	return grant{slot: n[0], now: n[1], reset: n[2] == 1, queue: n[3]}, nil
+}
+
+func (l *Limiter) noteGrant(ctx context.Context, g grant) {
+	if g.reset {
+		l.stats.resets.Add(1)
+		l.log.InfoContext(ctx, "limiter schedule was missing or written by another Redis server (first use, restart, FLUSHALL, failover, idle expiry): restarted one horizon ahead",
+			"horizon", l.cfg.Horizon)
+	}
+	if time.Duration(g.queue)*time.Microsecond > l.cfg.Horizon {
+		l.stats.beyondHorizon.Add(1)
+		last := l.stats.lastHorizonWarn.Load()
+		now := l.now().UnixNano()
+		if now-last >= int64(warnEvery) && l.stats.lastHorizonWarn.CompareAndSwap(last, now) {
+			l.log.WarnContext(ctx, "limiter granted a slot further ahead than Horizon: after a loss of the schedule calls could come closer than the interval; raise Horizon or lower AheadUrgent/AheadBulk",
+				"ahead", time.Duration(g.queue)*time.Microsecond, "horizon", l.cfg.Horizon)
+		}
+	}
+}
+
+// sleep waits d on the local monotonic clock.
+func (l *Limiter) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.done:
+		return ErrClosed
+	}
+}
+
+// Observe reports that the call made under p got its answer at done (local
+// clock, as Config.Now). The samples set the latency spread, and with it the
+// interval, of every process of the bucket. A zero Permit is ignored.
+func (l *Limiter) Observe(p Permit, done time.Time) {
+	if p.Slot.IsZero() {
+		return
+	}
+	lo := done.Sub(p.Slot)
+	l.window.add(sample{at: l.now(), lo: lo, hi: lo + p.rtt})
+}
+
+// SlowDown pauses the whole bucket: no process is granted a slot before
+// Redis's now + d; then the schedule runs at full rate again. A pause never
+// shortens an existing one. Slots granted before the call still go. It
+// returns the Redis error, wrapped.
+func (l *Limiter) SlowDown(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("limiter: slow down bucket %q for %s: the pause must be positive", l.cfg.Bucket, d)
+	}
+	v, err := l.run(ctx, &l.stats.otherTrips, slowDownScript, []string{l.keys.gcra},
+		ceilMicros(d), (stateTTL + d).Milliseconds())
+	if err != nil {
+		return fmt.Errorf("limiter: slow down bucket %q: %w", l.cfg.Bucket, err)
+	}
+	l.stats.slowDowns.Add(1)
+	until, _ := v.(int64)
+	l.log.InfoContext(ctx, "limiter paused the bucket", "pause", d, "until_redis", time.UnixMicro(until).UTC())
+	return nil
+}
+
+// Interval returns the current spacing of slots, (1+J)/Rate.
+func (l *Limiter) Interval() time.Duration {
+	return time.Duration(l.interval.Load())
+}
+
+func (l *Limiter) setSpread(j time.Duration) {
+	j = clampSpread(j)
+	l.spreadNS.Store(int64(j))
+	l.interval.Store(int64(math.Ceil((1 + j.Seconds()) / l.cfg.Rate * 1e9)))
+}
+
+// publishLoop shares the spread until Close.
+func (l *Limiter) publishLoop() {
+	defer l.wg.Done()
+	t := time.NewTicker(publishEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(l.ctx, redisTimeout)
+		err := l.publishSpread(ctx)
+		cancel()
+		switch {
+		case err != nil && l.stats.publishFailing.Swap(1) == 0:
+			l.log.WarnContext(l.ctx, "limiter cannot share its latency spread: keeping the last shared one", "error", err)
+		case err == nil && l.stats.publishFailing.Swap(0) == 1:
+			l.log.InfoContext(l.ctx, "limiter shares its latency spread again")
+		}
+	}
+}
+
+// publishSpread publishes this process's spread, if it has samples, and
+// adopts the largest live spread of all processes (or InitialSpread when no
+// process has one). On a Redis error it keeps the shared spread it had,
+// raised to its own if that is larger.
+func (l *Limiter) publishSpread(ctx context.Context) error {
+	local, ok := l.window.spread(l.now())
+	arg := int64(-1)
+	if ok {
+		arg = ceilMicros(local)
+	}
+	l.localSpread.Store(int64(local))
+	v, err := l.run(ctx, &l.stats.otherTrips, spreadScript, []string{l.keys.spread},
+		l.id, arg, spreadMaxAge.Microseconds(), (2 * spreadMaxAge).Milliseconds())
+	if err != nil {
+		l.setSpread(max(time.Duration(l.spreadNS.Load()), local))
+		return fmt.Errorf("limiter: share latency spread of bucket %q: %w", l.cfg.Bucket, err)
+	}
+	best, _ := v.(int64)
+	j := l.cfg.InitialSpread
+	if best >= 0 {
+		j = time.Duration(best) * time.Microsecond
+	}
+	if ok {
+		j = max(j, local)
+	}
+	if old := time.Duration(l.spreadNS.Load()); old != j {
+		l.log.DebugContext(ctx, "limiter spread changed", "spread", j, "was", old)
+	}
+	l.setSpread(j)
+	return nil
+}
+
+// Stats returns the counters since New.
+func (l *Limiter) Stats() Stats {
+	s := &l.stats
+	return Stats{
+		Calls:          s.calls.Load(),
+		Failures:       s.failures.Load(),
+		Delayed:        s.delayed.Load(),
+		WaitedTotal:    time.Duration(s.waited.Load()),
+		RoundTrips:     s.roundTrips.Load(),
+		WaitRoundTrips: s.waitTrips.Load(),
+		SlowDowns:      s.slowDowns.Load(),
+		Resets:         s.resets.Load(),
+		BeyondHorizon:  s.beyondHorizon.Load(),
+		Spread:         time.Duration(l.spreadNS.Load()),
+		LocalSpread:    time.Duration(l.localSpread.Load()),
+		Interval:       l.Interval(),
+	}
+}
+
+// Close stops the background goroutine, makes pending and later Waits
+// return ErrClosed, and withdraws this process's spread from Redis (best
+// effort: it expires anyway). It does not close Config.Redis. It returns the
+// Redis error of the withdrawal, wrapped.
+func (l *Limiter) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.done)
+		l.cancel()
+		l.wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+		defer cancel()
+		l.stats.roundTrips.Add(1)
+		if err := l.cfg.Redis.HDel(ctx, l.keys.spread, l.id).Err(); err != nil {
+			l.closeErr = fmt.Errorf("limiter: withdraw spread of bucket %q: %w", l.cfg.Bucket, err)
+		}
+	})
+	return l.closeErr
+}
+
+func ceilMicros(d time.Duration) int64 {
+	return int64((d + time.Microsecond - 1) / time.Microsecond)
+}

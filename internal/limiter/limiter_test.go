@@ -1,0 +1,738 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recallq/recallq/internal/redistest"
+)
+
+// Every assertion here is about Redis-side arithmetic (slots, intervals,
+// counts), never about how fast the machine ran: the only time bounds are
+// liveness guards far beyond anything a healthy run needs.
+
+const testBucket = "1400000000:admin_msgwithdraw"
+
+func newTestLimiter(t *testing.T, rdb redis.UniversalClient, cfg Config) *Limiter {
+	t.Helper()
+	cfg.Redis = rdb
+	if cfg.Bucket == "" {
+		cfg.Bucket = testBucket
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// seed writes a live schedule (tat = Redis now, written by this server), as
+// a bucket in use would have, so a test does not start with a reset and its
+// one-Horizon wait.
+func seed(t *testing.T, rdb *redis.Client, l *Limiter) {
+	t.Helper()
+	ctx := context.Background()
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`run_id:([0-9a-f]+)`).FindStringSubmatch(info)
+	if m == nil {
+		t.Fatalf("no run_id in INFO server: %q", info)
+	}
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, l.keys.gcra, "tat", now.UnixMicro(), "srv", m[1]).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func redisNow(t *testing.T, rdb *redis.Client) time.Time {
+	t.Helper()
+	now, err := rdb.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
+// grantRec is one permit and who took it.
+type grantRec struct {
+	inst int
+	lane Lane
+	p    Permit
+}
+
+// collect runs goroutines on each limiter, alternating lanes when mixed,
+// until n permits are granted, and returns them sorted by RedisSlot.
+func collect(t *testing.T, ls []*Limiter, goroutines, n int, lanes ...Lane) []grantRec {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		out   []grantRec
+		taken atomic.Int64
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errc  = make(chan error, len(ls)*goroutines)
+	)
+	for i, l := range ls {
+		for g := 0; g < goroutines; g++ {
+			lane := lanes[g%len(lanes)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for taken.Add(1) <= int64(n) {
+					p, err := l.Wait(context.Background(), lane)
+					if err != nil {
+						errc <- err
+						return
+					}
+					mu.Lock()
+					out = append(out, grantRec{inst: i, lane: lane, p: p})
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatalf("Wait: %v", err)
+	}
+	slices.SortFunc(out, func(a, b grantRec) int { return a.p.RedisSlot.Compare(b.p.RedisSlot) })
+	return out
+}
+
+// checkSpacing fails unless consecutive slots are at least interval apart
+// and no 1-second window of Redis time holds more than rate slots.
+func checkSpacing(t *testing.T, gs []grantRec, interval time.Duration, rate float64) {
+	t.Helper()
+	for i := 1; i < len(gs); i++ {
+		if gap := gs[i].p.RedisSlot.Sub(gs[i-1].p.RedisSlot); gap < interval {
+			t.Errorf("slots %d and %d are %s apart, less than the interval %s", i-1, i, gap, interval)
+		}
+	}
+	j := 0
+	for i := range gs {
+		for j < len(gs) && gs[j].p.RedisSlot.Before(gs[i].p.RedisSlot.Add(time.Second)) {
+			j++
+		}
+		if j-i > int(rate) {
+			t.Errorf("%d slots in the second from %s, cap %v", j-i, gs[i].p.RedisSlot, rate)
+		}
+	}
+}
+
+// checkNoGaps fails if a slot requested while the previous one was still
+// ahead does not follow it by exactly the interval: work waiting must keep
+// the bucket at full rate.
+func checkNoGaps(t *testing.T, gs []grantRec, interval time.Duration) {
+	t.Helper()
+	for i := 1; i < len(gs); i++ {
+		prev, cur := gs[i-1].p, gs[i].p
+		if cur.redisNow.Before(prev.RedisSlot) {
+			if gap := cur.RedisSlot.Sub(prev.RedisSlot); gap != interval {
+				t.Errorf("slot %d was requested before slot %d (%s) but follows it by %s, not the interval %s",
+					i, i-1, prev.RedisSlot, gap, interval)
+			}
+		}
+	}
+}
+
+// slotInterval is the interval as the script applies it: whole µs.
+func slotInterval(l *Limiter) time.Duration {
+	return time.Duration(ceilMicros(l.Interval())) * time.Microsecond
+}
+
+func TestGrantsAreSpacedAcrossProcesses(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	var ls []*Limiter
+	for range 3 {
+		ls = append(ls, newTestLimiter(t, s.Client(t), Config{Rate: 200}))
+	}
+	seed(t, rdb, ls[0])
+
+	// 230 slots at (1+0.05)/200 span more than a second, so whole sliding
+	// windows are checked.
+	gs := collect(t, ls, 4, 230, Urgent, Bulk)
+
+	iv := slotInterval(ls[0])
+	if want := time.Duration(math.Ceil(1.05 / 200 * 1e9)); ls[0].Interval() != want {
+		t.Fatalf("Interval() = %s before any sample, want (1+InitialSpread)/Rate = %s", ls[0].Interval(), want)
+	}
+	checkSpacing(t, gs, iv, 200)
+	checkNoGaps(t, gs, iv)
+	perInst := map[int]int{}
+	for _, g := range gs {
+		perInst[g.inst]++
+	}
+	if len(perInst) != 3 {
+		t.Errorf("grants per instance %v: every instance should have been served", perInst)
+	}
+	for i, l := range ls {
+		if st := l.Stats(); st.Resets != 0 || st.Failures != 0 {
+			t.Errorf("instance %d: %d resets, %d failures; want none on a live schedule", i, st.Resets, st.Failures)
+		}
+	}
+}
+
+func TestClockSkewChangesNothing(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	const skew = 7 * time.Hour
+	honest := newTestLimiter(t, s.Client(t), Config{Rate: 200})
+	skewed := newTestLimiter(t, s.Client(t), Config{Rate: 200, Now: func() time.Time { return time.Now().Add(skew) }})
+	seed(t, rdb, honest)
+
+	gs := collect(t, []*Limiter{honest, skewed}, 3, 80, Bulk)
+
+	iv := slotInterval(honest)
+	checkSpacing(t, gs, iv, 200)
+	checkNoGaps(t, gs, iv)
+
+	var span [2][2]time.Time // per instance: first and last slot
+	for _, g := range gs {
+		if span[g.inst][0].IsZero() {
+			span[g.inst][0] = g.p.RedisSlot
+		}
+		span[g.inst][1] = g.p.RedisSlot
+		// Each grant waits for at most the lookahead of both instances.
+		if ahead := g.p.RedisSlot.Sub(g.p.redisNow); ahead > 2*DefaultAheadBulk*iv {
+			t.Errorf("instance %d was granted a slot %s ahead: the skew leaked into the schedule", g.inst, ahead)
+		}
+	}
+	if span[1][0].IsZero() || span[1][0].After(span[0][1]) || span[0][0].After(span[1][1]) {
+		t.Errorf("slots of the real-clock instance %v and the skewed one %v do not interleave", span[0], span[1])
+	}
+	// The skewed instance places its permits on its own clock.
+	for _, g := range gs {
+		if g.inst == 1 && g.p.Slot.Sub(time.Now()) < skew/2 {
+			t.Fatalf("skewed instance's Permit.Slot %s is not on its own clock", g.p.Slot)
+		}
+	}
+}
+
+func TestKeyLossRestartsOneHorizonAhead(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	ctx := context.Background()
+	// Four slots at 52.5 ms reach 210 ms ahead, within the 500 ms horizon.
+	l := newTestLimiter(t, s.Client(t), Config{Rate: 20, AheadBulk: 4, Horizon: 500 * time.Millisecond})
+	seed(t, rdb, l)
+	granted := make(chan Permit, 16)
+	l.afterGrant = func(p Permit) { granted <- p }
+
+	var (
+		mu sync.Mutex
+		gs []grantRec
+		wg sync.WaitGroup
+	)
+	wait := func(n int) {
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p, err := l.Wait(ctx, Bulk)
+				if err != nil {
+					t.Errorf("Wait: %v", err)
+					return
+				}
+				mu.Lock()
+				gs = append(gs, grantRec{p: p})
+				mu.Unlock()
+			}()
+		}
+	}
+
+	wait(4)
+	for range 4 {
+		<-granted // all four reserved; three of them lie ahead of now
+	}
+	var flushed *redis.TimeCmd
+	if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		flushed = p.Time(ctx)
+		p.FlushAll(ctx)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wait(4)
+	wg.Wait()
+
+	slices.SortFunc(gs, func(a, b grantRec) int { return a.p.RedisSlot.Compare(b.p.RedisSlot) })
+	outstanding := 0
+	for _, g := range gs {
+		if g.p.redisNow.Before(flushed.Val()) && g.p.RedisSlot.After(flushed.Val()) {
+			outstanding++
+		}
+	}
+	if outstanding == 0 {
+		t.Fatalf("no slot was reserved ahead at the flush: the test did not exercise a loss mid-stream")
+	}
+	checkSpacing(t, gs, slotInterval(l), 20)
+	if st := l.Stats(); st.Resets != 1 || st.BeyondHorizon != 0 {
+		t.Errorf("Stats() resets=%d beyond_horizon=%d, want 1 (the flush) and 0", st.Resets, st.BeyondHorizon)
+	}
+}
+
+func TestLookaheadBeyondHorizonIsCounted(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	// Four bulk slots at 5.25 ms reach further ahead than a 1 ms horizon.
+	l := newTestLimiter(t, rdb, Config{AheadBulk: 4, Horizon: time.Millisecond})
+	seed(t, rdb, l)
+	collect(t, []*Limiter{l}, 8, 20, Bulk)
+	if st := l.Stats(); st.BeyondHorizon == 0 {
+		t.Errorf("Stats().BeyondHorizon = 0 with a lookahead beyond the horizon")
+	}
+}
+
+func TestGrantsWithoutINFOPermission(t *testing.T) {
+	// A locked-down Redis user may not run INFO: grants go on without the
+	// run_id check.
+	s := redistest.Start(t, "--user", "default", "on", "nopass", "~*", "&*", "+@all", "-info")
+	rdb := s.Client(t)
+	ctx := context.Background()
+	if err := rdb.Info(ctx, "server").Err(); err == nil {
+		t.Fatal("INFO is allowed: the server did not take the ACL")
+	}
+	l := newTestLimiter(t, rdb, Config{Horizon: 10 * time.Millisecond})
+	gs := collect(t, []*Limiter{l}, 2, 5, Urgent)
+	checkSpacing(t, gs, slotInterval(l), DefaultRate)
+	if st := l.Stats(); st.Resets != 1 {
+		t.Errorf("Stats().Resets = %d, want 1 (first use only)", st.Resets)
+	}
+}
+
+func TestScheduleFromAnotherServerIsTreatedAsLost(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	ctx := context.Background()
+	const horizon = 200 * time.Millisecond
+	l := newTestLimiter(t, rdb, Config{Horizon: horizon})
+	// As after a failover or a restore from a snapshot: a tat that lags,
+	// written by a server with another run_id.
+	stale := redisNow(t, rdb).Add(-time.Second)
+	if err := rdb.HSet(ctx, l.keys.gcra, "tat", stale.UnixMicro(), "srv", "0123456789abcdef").Err(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.Wait(ctx, Urgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ahead := p.RedisSlot.Sub(p.redisNow); ahead < horizon {
+		t.Errorf("first slot after a foreign schedule is %s ahead, want at least the horizon %s", ahead, horizon)
+	}
+	if st := l.Stats(); st.Resets != 1 {
+		t.Errorf("Stats().Resets = %d, want 1", st.Resets)
+	}
+	// The schedule is now this server's: the next grant is an ordinary one.
+	q, err := l.Wait(ctx, Urgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := q.RedisSlot.Sub(p.RedisSlot); got < slotInterval(l) {
+		t.Errorf("second slot follows the first by %s, less than the interval", got)
+	}
+	if st := l.Stats(); st.Resets != 1 {
+		t.Errorf("Stats().Resets = %d after a second grant, want still 1", st.Resets)
+	}
+}
+
+func TestSlowDownPausesEveryProcess(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	ctx := context.Background()
+	a := newTestLimiter(t, s.Client(t), Config{})
+	b := newTestLimiter(t, s.Client(t), Config{AheadBulk: 3})
+	seed(t, rdb, a)
+
+	const pause = 300 * time.Millisecond
+	before := redisNow(t, rdb)
+	if err := a.SlowDown(ctx, pause); err != nil {
+		t.Fatal(err)
+	}
+	until, err := rdb.HGet(ctx, a.keys.gcra, "pause").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A shorter pause never shortens the one in force.
+	if err := b.SlowDown(ctx, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := rdb.HGet(ctx, a.keys.gcra, "pause").Int64(); got != until {
+		t.Fatalf("a 1ms SlowDown moved the pause end from %d to %d", until, got)
+	}
+
+	gs := collect(t, []*Limiter{b}, 3, 6, Bulk)
+	for _, g := range gs {
+		if g.p.RedisSlot.Before(before.Add(pause)) {
+			t.Errorf("slot %s granted before the pause end %s", g.p.RedisSlot, before.Add(pause))
+		}
+	}
+	if first := gs[0].p; first.redisNow.Before(time.UnixMicro(until)) && !first.RedisSlot.Equal(time.UnixMicro(until)) {
+		t.Errorf("first slot %s, want the pause end %s", first.RedisSlot, time.UnixMicro(until))
+	}
+	checkNoGaps(t, gs, slotInterval(b)) // full rate again after the pause
+	if st := a.Stats(); st.SlowDowns != 1 {
+		t.Errorf("Stats().SlowDowns = %d, want 1", st.SlowDowns)
+	}
+	if err := a.SlowDown(ctx, 0); err == nil {
+		t.Errorf("SlowDown(0) succeeded, want an error")
+	}
+}
+
+func TestLookaheadIsBoundedPerLane(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	const aheadBulk = 2
+	l := newTestLimiter(t, rdb, Config{AheadBulk: aheadBulk})
+	seed(t, rdb, l)
+	var (
+		mu      sync.Mutex
+		grants  []Permit
+		urgentC = make(chan Permit, 1)
+	)
+	l.afterGrant = func(p Permit) {
+		mu.Lock()
+		grants = append(grants, p)
+		n := len(grants)
+		mu.Unlock()
+		if n == 10 { // mid-backlog: ask for an urgent slot
+			go func() {
+				p, err := l.Wait(context.Background(), Urgent)
+				if err != nil {
+					t.Errorf("urgent Wait: %v", err)
+				}
+				urgentC <- p
+			}()
+		}
+	}
+
+	bulk := collect(t, []*Limiter{l}, 20, 40, Bulk)
+	urgent := <-urgentC
+
+	for _, g := range bulk {
+		at := g.p.redisNow
+		ahead := 0
+		for _, h := range bulk {
+			if !h.p.redisNow.After(at) && h.p.RedisSlot.After(at) {
+				ahead++
+			}
+		}
+		if ahead > aheadBulk {
+			t.Errorf("at %s, %d bulk slots were reserved ahead, AheadBulk is %d", at, ahead, aheadBulk)
+		}
+	}
+	iv := slotInterval(l)
+	if wait := urgent.RedisSlot.Sub(urgent.redisNow); wait > (aheadBulk+1)*iv {
+		t.Errorf("urgent slot granted %s ahead behind 20 waiting bulk calls, want at most %d intervals (%s)",
+			wait, aheadBulk+1, (aheadBulk+1)*iv)
+	}
+}
+
+func TestCancelReturnsPromptlyAndFreesThePermit(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	l := newTestLimiter(t, rdb, Config{AheadBulk: 1})
+	seed(t, rdb, l)
+	if err := l.SlowDown(context.Background(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	granted := make(chan Permit, 1)
+	l.afterGrant = func(p Permit) { granted <- p }
+
+	// The first Wait gets a slot an hour away and sleeps on it, holding the
+	// only bulk permit.
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	defer cancel1()
+	err1 := make(chan error, 1)
+	go func() { _, err := l.Wait(ctx1, Bulk); err1 <- err }()
+	<-granted
+
+	// A second Wait queues on the permit; cancelling it returns at once.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	err2 := make(chan error, 1)
+	go func() { _, err := l.Wait(ctx2, Bulk); err2 <- err }()
+	cancel2()
+	if err := waitErr(t, err2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait queued on the permit returned %v after cancel, want context.Canceled", err)
+	}
+	if n := len(l.sems[Bulk]); n != 1 {
+		t.Fatalf("%d bulk permits held after the queued Wait gave up, want 1 (the sleeper's)", n)
+	}
+
+	cancel1()
+	if err := waitErr(t, err1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait sleeping on its slot returned %v after cancel, want context.Canceled", err)
+	}
+	if n := len(l.sems[Bulk]); n != 0 {
+		t.Fatalf("%d bulk permits held after the sleeper gave up, want 0", n)
+	}
+	if st := l.Stats(); st.Failures != 2 || st.Calls != 0 {
+		t.Errorf("Stats() calls=%d failures=%d, want 0 and 2", st.Calls, st.Failures)
+	}
+}
+
+func TestCloseEndsWaits(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	l := newTestLimiter(t, rdb, Config{})
+	seed(t, rdb, l)
+	if err := l.SlowDown(context.Background(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	granted := make(chan Permit, 1)
+	l.afterGrant = func(p Permit) { granted <- p }
+	errc := make(chan error, 1)
+	go func() { _, err := l.Wait(context.Background(), Urgent); errc <- err }()
+	<-granted
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitErr(t, errc); !errors.Is(err, ErrClosed) {
+		t.Errorf("pending Wait returned %v on Close, want ErrClosed", err)
+	}
+	if _, err := l.Wait(context.Background(), Urgent); !errors.Is(err, ErrClosed) {
+		t.Errorf("Wait after Close returned %v, want ErrClosed", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// waitErr is a liveness guard, not a timing assertion: a healthy Wait
+// returns in microseconds after a cancel.
+func waitErr(t *testing.T, c <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-c:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not return")
+		return nil
+	}
+}
+
+func TestSpreadSetsTheIntervalOfEveryProcess(t *testing.T) {
+	s := redistest.Start(t)
+	ctx := context.Background()
+	const rate = 200.0
+	a := newTestLimiter(t, s.Client(t), Config{Rate: rate})
+	b := newTestLimiter(t, s.Client(t), Config{Rate: rate})
+
+	// Answers 10 to 40 ms after their slots: a spread of 30 ms.
+	base := time.Now()
+	for i := range 1000 {
+		a.Observe(Permit{Slot: base}, base.Add(10*time.Millisecond+time.Duration(i)*30*time.Millisecond/999))
+	}
+	want := time.Duration((1 + 0.030) / rate * 1e9)
+	near := func(got time.Duration) bool { return math.Abs(float64(got-want)) <= 0.005*float64(want) }
+
+	if err := a.publishSpread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Interval(); !near(got) {
+		t.Errorf("after 30 ms of spread, a.Interval() = %s, want about (1+0.03)/%v = %s", got, rate, want)
+	}
+	if got := b.Interval(); got != time.Duration(math.Ceil(1.05/rate*1e9)) {
+		t.Errorf("b.Interval() = %s before it read the shared spread, want the initial one", got)
+	}
+	if err := b.publishSpread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Interval(); got != a.Interval() {
+		t.Errorf("b.Interval() = %s after reading the shared spread, want a's %s", got, a.Interval())
+	}
+	if st := b.Stats(); st.LocalSpread != 0 || st.Spread != a.Stats().Spread {
+		t.Errorf("b.Stats() spread=%s local=%s, want a's %s and none of its own", st.Spread, st.LocalSpread, a.Stats().Spread)
+	}
+
+	// A process that stops withdraws its spread; the others fall back to the
+	// initial one.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.publishSpread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, initial := b.Interval(), time.Duration(math.Ceil(1.05/rate*1e9)); got != initial {
+		t.Errorf("b.Interval() = %s after a closed, want the initial %s", got, initial)
+	}
+}
+
+func TestStaleSpreadsAreIgnored(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	ctx := context.Background()
+	l := newTestLimiter(t, rdb, Config{})
+	now := redisNow(t, rdb)
+	old := now.Add(-2 * spreadMaxAge)
+	if err := rdb.HSet(ctx, l.keys.spread,
+		"dead-process", fmt.Sprintf("400000:%d", old.UnixMicro()),
+		"live-process", fmt.Sprintf("100000:%d", now.UnixMicro()),
+		"garbage", "not a spread",
+	).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.publishSpread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Stats().Spread; got != 100*time.Millisecond {
+		t.Errorf("shared spread %s, want the live 100ms, not the dead 400ms", got)
+	}
+	fields, err := rdb.HKeys(ctx, l.keys.spread).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(fields, []string{"live-process"}) {
+		t.Errorf("spread fields after publishing: %v, want only the live one", fields)
+	}
+}
+
+func TestOneRoundTripPerWait(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	ctx := context.Background()
+	l := newTestLimiter(t, rdb, Config{Rate: 1000})
+	seed(t, rdb, l)
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil { // a shared TEST_REDIS_URL may know it
+		t.Fatal(err)
+	}
+
+	// The first Wait sends the script (EVALSHA answers NOSCRIPT, then EVAL).
+	if _, err := l.Wait(ctx, Urgent); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Stats().WaitRoundTrips; got != 2 {
+		t.Errorf("first Wait took %d round trips, want 2 (EVALSHA, EVAL)", got)
+	}
+	before := l.Stats()
+	const n = 50
+	for i := range n {
+		if _, err := l.Wait(ctx, Lane(i%2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := l.Stats()
+	if trips, calls := after.WaitRoundTrips-before.WaitRoundTrips, after.Calls-before.Calls; trips != n || calls != n {
+		t.Errorf("%d Waits took %d round trips (%d calls counted), want one each", n, trips, calls)
+	}
+	if after.RoundTrips < after.WaitRoundTrips {
+		t.Errorf("Stats().RoundTrips %d < WaitRoundTrips %d", after.RoundTrips, after.WaitRoundTrips)
+	}
+}
+
+func TestWaitRejectsUnknownLane(t *testing.T) {
+	s := redistest.Start(t)
+	l := newTestLimiter(t, s.Client(t), Config{})
+	if _, err := l.Wait(context.Background(), Lane(7)); !errors.Is(err, ErrUnknownLane) {
+		t.Errorf("Wait(Lane(7)) = %v, want ErrUnknownLane", err)
+	}
+}
+
+func TestNewAppliesDefaultsAndNamesTheBadField(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+
+	l, err := New(Config{Redis: rdb, Bucket: testBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	c := l.cfg
+	if c.Prefix != DefaultPrefix || c.Rate != DefaultRate || c.AheadUrgent != DefaultAheadUrgent ||
+		c.AheadBulk != DefaultAheadBulk || c.Horizon != DefaultHorizon || c.InitialSpread != DefaultInitialSpread ||
+		c.Logger == nil || c.Now == nil {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	if got, want := l.keys.gcra, "recallq:{lim:1400000000:admin_msgwithdraw}:gcra"; got != want {
+		t.Errorf("gcra key %q, want %q", got, want)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		field string
+	}{
+		{"no redis", Config{Bucket: testBucket}, "Config.Redis"},
+		{"no bucket", Config{Redis: rdb}, "Config.Bucket"},
+		{"brace in bucket", Config{Redis: rdb, Bucket: "a}b"}, "Config.Bucket"},
+		{"brace in prefix", Config{Redis: rdb, Bucket: testBucket, Prefix: "{x"}, "Config.Prefix"},
+		{"negative rate", Config{Redis: rdb, Bucket: testBucket, Rate: -1}, "Config.Rate"},
+		{"NaN rate", Config{Redis: rdb, Bucket: testBucket, Rate: math.NaN()}, "Config.Rate"},
+		{"negative urgent lookahead", Config{Redis: rdb, Bucket: testBucket, AheadUrgent: -1}, "Config.AheadUrgent"},
+		{"negative bulk lookahead", Config{Redis: rdb, Bucket: testBucket, AheadBulk: -1}, "Config.AheadBulk"},
+		{"negative horizon", Config{Redis: rdb, Bucket: testBucket, Horizon: -time.Second}, "Config.Horizon"},
+		{"spread beyond bound", Config{Redis: rdb, Bucket: testBucket, InitialSpread: time.Second}, "Config.InitialSpread"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.cfg)
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("New = %v, want ErrInvalidConfig naming %s", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestKeysShareOneHashSlot(t *testing.T) {
+	k := newKeys("recallq", testBucket)
+	tag := func(key string) string {
+		i := strings.IndexByte(key, '{')
+		j := strings.IndexByte(key[i:], '}')
+		return key[i+1 : i+j]
+	}
+	for _, key := range []string{k.gcra, k.spread} {
+		if got, want := tag(key), "lim:"+testBucket; got != want {
+			t.Errorf("key %q has hash tag %q, want %q", key, got, want)
+		}
+	}
+}
+
+// BenchmarkWait prints the Redis cost of a permit: go test -run - -bench Wait
+// ./internal/limiter/. The rate is set high so the bucket, not the spacing,
+// is measured.
+func BenchmarkWait(b *testing.B) {
+	s := redistest.Start(b)
+	l, err := New(Config{Redis: s.Client(b), Bucket: testBucket, Rate: 1e5, Horizon: time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	if _, err := l.Wait(ctx, Urgent); err != nil { // load the script
+		b.Fatal(err)
+	}
+	before := l.Stats()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := l.Wait(ctx, Bulk); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	after := l.Stats()
+	calls := float64(after.Calls - before.Calls)
+	b.ReportMetric(float64(after.WaitRoundTrips-before.WaitRoundTrips)/calls, "redis_ops/call")
+	b.ReportMetric(float64(after.RoundTrips-before.RoundTrips)/calls, "all_redis_ops/call")
+}

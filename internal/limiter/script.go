@@ -1,0 +1,117 @@
+package limiter
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Times in the scripts are integer microseconds of Redis TIME. They stay
+// below 2^53, so Lua's doubles hold them exactly; they are written with
+// string.format('%.0f') because Lua 5.1's tostring keeps only 14 digits.
+//
+// Redis 7 replicates scripts by their effects, so a script may read TIME
+// (and INFO) before it writes.
+
+// grantScript grants the next slot.
+//
+//	KEYS[1] gcra hash (tat, pause, srv)
+//	ARGV[1] interval µs, ARGV[2] horizon µs, ARGV[3] key TTL ms
+//
+// A schedule that is missing, or was written by another server (its run_id
+// differs: restored from a snapshot, a promoted replica, a moved slot), is
+// restarted as a pause of one horizon: pause = max(pause, now + horizon).
+// INFO is called with pcall so that an ACL or a renamed command that forbids
+// it only disables the run_id check (srv is then always empty).
+//
+// It returns {slot, now, reset, queue}: the granted slot and Redis's now in
+// µs, 1 when the schedule was restarted, and how far the slot lies beyond
+// max(now, pause) in µs (the queue reserved ahead, for the horizon check).
+var grantScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local horizon = tonumber(ARGV[2])
+local info = redis.pcall('INFO', 'server')
+local srv = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
+local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'srv')
+local tat = tonumber(st[1]) or 0
+local pause = tonumber(st[2]) or 0
+local reset = 0
+if st[1] == false or st[3] ~= srv then
+  pause = math.max(pause, now + horizon)
+  redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
+  reset = 1
+end
+local free = math.max(now, pause)
+local slot = math.max(tat, free)
+redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', slot + interval), 'srv', srv)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {slot, now, reset, slot - free}
+`)
+
+// slowDownScript makes pause = max(pause, now + d).
+//
+//	KEYS[1] gcra hash
+//	ARGV[1] d µs, ARGV[2] key TTL ms
+//
+// It returns the pause end in µs of Redis time.
+var slowDownScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local pause = now + tonumber(ARGV[1])
+local cur = tonumber(redis.call('HGET', KEYS[1], 'pause')) or 0
+if cur > pause then
+  pause = cur
+else
+  redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return pause
+`)
+
+// spreadScript publishes this process's spread (when ARGV[2] >= 0), drops
+// entries older than the max age, and returns the largest live spread in µs,
+// or -1 when no process has one.
+//
+//	KEYS[1] spread hash
+//	ARGV[1] process id, ARGV[2] spread µs or -1, ARGV[3] max age µs, ARGV[4] key TTL ms
+var spreadScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowStr = string.format('%.0f', now)
+local maxAge = tonumber(ARGV[3])
+if tonumber(ARGV[2]) >= 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. nowStr)
+end
+local best = -1
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local s, at = string.match(all[i + 1], '^(%d+):(%d+)$')
+  if s == nil or math.abs(now - tonumber(at)) > maxAge then
+    redis.call('HDEL', KEYS[1], all[i])
+  elseif tonumber(s) > best then
+    best = tonumber(s)
+  end
+end
+if best >= 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+end
+return best
+`)
+
+// run runs script by EVALSHA, falling back to EVAL when the server does not
+// know it yet (first use, restart, SCRIPT FLUSH), and counts every round
+// trip in trips and in l's total.
+func (l *Limiter) run(ctx context.Context, trips *atomic.Int64, s *redis.Script, keys []string, args ...any) (any, error) {
+	trips.Add(1)
+	l.stats.roundTrips.Add(1)
+	v, err := s.EvalSha(ctx, l.cfg.Redis, keys, args...).Result()
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		trips.Add(1)
+		l.stats.roundTrips.Add(1)
+		v, err = s.Eval(ctx, l.cfg.Redis, keys, args...).Result()
+	}
+	return v, err
+}

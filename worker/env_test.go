@@ -1,0 +1,233 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/imsim"
+	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/internal/tim"
+	"github.com/recallq/recallq/tasks"
+	"github.com/recallq/recallq/worker"
+)
+
+const (
+	testApp    = 1400000000
+	testSecret = "s3cret-key-0123456789abcdef0123456789abcdef0123456789abcdef"
+)
+
+// env is a whole recall pipeline for one test: a real redis-server, the
+// simulator behind a real HTTP server, the Tencent client, the shared
+// limiter, a running worker and the producer library.
+type env struct {
+	t        *testing.T
+	redis    *redistest.Server
+	sim      *imsim.Sim
+	api      *tim.Client
+	lim      *limiter.Limiter
+	insp     *asynq.Inspector
+	enq      *enqueue.Client
+	logs     *syncBuffer
+	sigsSeen *sigRecorder
+	refresh  atomic.Int64
+	stop     func()
+}
+
+type envOptions struct {
+	configRetryDelay time.Duration
+	maxRetry         int
+	retryBase        time.Duration // default 20ms
+	// front wraps the simulator's handler (to break connections, say).
+	front func(http.Handler) http.Handler
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	if o.retryBase == 0 {
+		o.retryBase = 20 * time.Millisecond
+	}
+	if o.configRetryDelay == 0 {
+		o.configRetryDelay = time.Hour // stays in the retry set where the test can see it
+	}
+	e := &env{t: t, redis: redistest.Start(t), logs: &syncBuffer{}, sigsSeen: &sigRecorder{}}
+	sim, err := imsim.New(imsim.Config{SDKAppID: testApp, SecretKey: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim = sim
+	var h http.Handler = sim
+	if o.front != nil {
+		h = o.front(h)
+	}
+	srv := httptest.NewServer(e.sigsSeen.wrap(h))
+	t.Cleanup(srv.Close)
+
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.api, err = tim.New(tim.Config{SDKAppID: testApp, SecretKey: testSecret, Endpoint: srv.URL, Logger: log,
+		OnSigRefresh: func(string) { e.refresh.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := e.redis.Client(t)
+	e.lim, err = limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.lim.Close() })
+	opt := asynq.RedisClientOpt{Addr: e.redis.Addr}
+	e.insp = asynq.NewInspector(opt)
+	t.Cleanup(func() { e.insp.Close() })
+	e.enq, err = enqueue.New(enqueue.Config{RedisURL: e.redis.URL, SDKAppID: testApp, MaxRetry: o.maxRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.enq.Close() })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- worker.Run(ctx, worker.Config{
+			Redis:                    opt,
+			Concurrency:              16,
+			TaskCheckInterval:        10 * time.Millisecond,
+			DelayedTaskCheckInterval: 100 * time.Millisecond,
+			RetryBase:                o.retryBase,
+			RetryMax:                 5 * o.retryBase,
+			Logger:                   log,
+			Handler: worker.HandlerConfig{
+				SDKAppID: testApp, API: e.api, Limiter: e.lim, Secrets: []string{testSecret},
+				ConfigRetryDelay: o.configRetryDelay, SlowDown: 20 * time.Millisecond,
+			},
+		})
+	}()
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("worker.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(e.stop)
+	return e
+}
+
+// recall queues a recall of a fresh message named by key's suffix.
+func (e *env) recall(r tasks.Recall) string {
+	e.t.Helper()
+	res, err := e.enq.Recall(context.Background(), r)
+	if err != nil {
+		e.t.Fatalf("queue %+v: %v", r, err)
+	}
+	return res.TaskID
+}
+
+// waitTask polls the task until ok says it has arrived, and returns it.
+func (e *env) waitTask(id string, what string, ok func(*asynq.TaskInfo) bool) *asynq.TaskInfo {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last *asynq.TaskInfo
+	for time.Now().Before(deadline) {
+		info, err := e.insp.GetTaskInfo(tasks.QueueUrgent, id)
+		if err == nil {
+			last = info
+			if ok(info) {
+				return info
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if last == nil {
+		e.t.Fatalf("task %s: never found", id)
+	}
+	e.t.Fatalf("task %s never became %s: state=%v retried=%d last_err=%q", id, what, last.State, last.Retried, last.LastErr)
+	return nil
+}
+
+func inState(s asynq.TaskState) func(*asynq.TaskInfo) bool {
+	return func(i *asynq.TaskInfo) bool { return i.State == s }
+}
+
+// msg returns a fresh, well-formed message for a test row.
+func msg(n int) tasks.Recall {
+	return tasks.Recall{FromAccount: fmt.Sprintf("sender_%d", n), ToAccount: fmt.Sprintf("recipient_%d", n),
+		MsgKey: fmt.Sprintf("%d_%d_1572869830", 1000+n, 833502+n)}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// sigRecorder remembers every UserSig that reached the simulator, so tests
+// can search outputs for them.
+type sigRecorder struct {
+	mu   sync.Mutex
+	sigs map[string]bool
+}
+
+func (r *sigRecorder) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if s := req.URL.Query().Get("usersig"); s != "" {
+			r.mu.Lock()
+			if r.sigs == nil {
+				r.sigs = map[string]bool{}
+			}
+			r.sigs[s] = true
+			r.mu.Unlock()
+		}
+		h.ServeHTTP(w, req)
+	})
+}
+
+func (r *sigRecorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for s := range r.sigs {
+		out = append(out, s)
+	}
+	return out
+}
+
+func assertNoSecret(t *testing.T, where, text string, sigs []string) {
+	t.Helper()
+	if strings.Contains(text, testSecret) {
+		t.Errorf("%s contains the secret key", where)
+	}
+	for _, s := range sigs {
+		if strings.Contains(text, s) {
+			t.Errorf("%s contains a UserSig", where)
+		}
+	}
+}
+
+func imsimOutage(d time.Duration) imsim.Faults {
+	return imsim.Faults{OutageUntil: time.Now().Add(d)}
+}

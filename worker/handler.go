@@ -1,0 +1,397 @@
+// Package worker is the consumer side of recallq: the asynq handler that
+// turns a recall task into one admin_msgwithdraw call, and the server that
+// runs it.
+//
+// Every call first takes a slot from the limiter that all workers of the
+// app share, so that together they stay under Tencent's 200 calls/s. What
+// happens with the answer is decided by one table (outcome.go):
+//
+//   - done (0, 20023): the task completes;
+//   - dead letter (20022, 90054, ...): archived at once with the code;
+//   - transient (91000, network, 5xx): retried with exponential backoff and
+//     jitter, a bounded number of times;
+//   - rate limited (60007, ...): every worker slows down together and the
+//     task is tried again without using up a retry;
+//   - configuration (90009, a bad key, ...): never the task's fault; retried
+//     late without using up a retry, and the operator is told what to fix.
+//
+// asynq archives any failing task whose retry count has reached its limit,
+// before it asks whether the error was a failure at all. NewTask (package
+// tasks) therefore sets asynq's limit one above the real budget and the
+// handler enforces the budget itself: no task is ever archived for a reason
+// that is not its own.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"golang.org/x/time/rate"
+
+	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/tim"
+	"github.com/recallq/recallq/tasks"
+)
+
+// API is the Tencent REST client the handler calls (*tim.Client). When an
+// answer refuses the UserSig (70001, 60004, 60005) the client itself makes
+// the next call carry a new one.
+type API interface {
+	Withdraw(ctx context.Context, from, to, msgKey string) (tim.Response, error)
+}
+
+// Limiter is the rate limiter shared by every worker of the app
+// (*limiter.Limiter). Wait blocks until the call may go; Observe reports
+// when its answer came; SlowDown makes every worker pause after the API
+// said "too many requests".
+type Limiter interface {
+	Wait(ctx context.Context, lane limiter.Lane) (limiter.Permit, error)
+	Observe(p limiter.Permit, done time.Time)
+	SlowDown(ctx context.Context, d time.Duration) error
+}
+
+// Event describes one API call's result, for metrics and summaries.
+type Event struct {
+	TaskID  string
+	Queue   string
+	Recall  tasks.Recall
+	Code    int   // Tencent's ErrorCode; -1 when no answer was read
+	Class   Class // what the worker did with it
+	Err     error // the transport error when Code is -1 (redacted)
+	Waited  time.Duration
+	Latency time.Duration
+}
+
+// Recorder receives an Event after every API call. It must be safe for
+// concurrent use and must not block.
+type Recorder interface {
+	Record(Event)
+}
+
+// Defaults for HandlerConfig.
+const (
+	DefaultConfigRetryDelay = time.Minute
+	DefaultSlowDown         = time.Second
+	// DefaultRateLimitedInPlace is how many times a rate-limited call is
+	// tried again inside the same attempt (after the shared pause) before
+	// the task goes back through the retry set.
+	DefaultRateLimitedInPlace = 3
+)
+
+// HandlerConfig configures a Handler.
+type HandlerConfig struct {
+	// SDKAppID is the app this worker serves. Required.
+	SDKAppID uint64
+	// API calls Tencent. Required.
+	API API
+	// Limiter is the shared limiter. Required.
+	Limiter Limiter
+	// Secrets are scrubbed from every error the handler returns (asynq
+	// stores them, the dashboard shows them). The UserSig is always
+	// scrubbed; add the secret key here.
+	Secrets []string
+	// ConfigRetryDelay is how long a task waits after a configuration
+	// error. Default DefaultConfigRetryDelay.
+	ConfigRetryDelay time.Duration
+	// SlowDown is how long every worker pauses after a rate-limit answer.
+	// Default DefaultSlowDown.
+	SlowDown time.Duration
+	// RateLimitedInPlace: default DefaultRateLimitedInPlace.
+	RateLimitedInPlace int
+	// Stopping, when done, makes tasks that are still waiting for a slot
+	// go back to the queue at once instead of calling the API (graceful
+	// shutdown). Optional.
+	Stopping <-chan struct{}
+	// Recorder receives every call's result. Optional.
+	Recorder Recorder
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Handler processes recall tasks. It implements asynq.Handler.
+type Handler struct {
+	cfg      HandlerConfig
+	log      *slog.Logger
+	loudOnce rate.Sometimes // bounds the error-level configuration logs
+}
+
+// NewHandler applies the defaults and validates cfg.
+func NewHandler(cfg HandlerConfig) (*Handler, error) {
+	switch {
+	case cfg.SDKAppID == 0:
+		return nil, errors.New("worker: HandlerConfig.SDKAppID is not set")
+	case cfg.API == nil:
+		return nil, errors.New("worker: HandlerConfig.API is not set")
+	case cfg.Limiter == nil:
+		return nil, errors.New("worker: HandlerConfig.Limiter is not set: every call must go through the shared limiter")
+	}
+	if cfg.ConfigRetryDelay <= 0 {
+		cfg.ConfigRetryDelay = DefaultConfigRetryDelay
+	}
+	if cfg.SlowDown <= 0 {
+		cfg.SlowDown = DefaultSlowDown
+	}
+	if cfg.RateLimitedInPlace <= 0 {
+		cfg.RateLimitedInPlace = DefaultRateLimitedInPlace
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second}}, nil
+}
+
+// ProcessTask recalls one message. See the package comment for what each
+// answer leads to.
+func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	return h.scrub(h.process(ctx, t))
+}
+
+func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
+	r, err := tasks.Decode(t.Payload())
+	if err != nil {
+		// Only a producer that bypassed tasks.NewTask can get here. The
+		// task can never succeed; archive it with the reason so an
+		// operator sees it.
+		return fmt.Errorf("bad payload: %w: %w", err, asynq.SkipRetry)
+	}
+	id, _ := asynq.GetTaskID(ctx)
+	queue, _ := asynq.GetQueueName(ctx)
+	log := h.log.With("task_id", id, "queue", queue, "msg_key", r.MsgKey)
+	if r.SDKAppID != h.cfg.SDKAppID {
+		return h.configError(ctx, log, Outcome{Class: Configuration,
+			Meaning: fmt.Sprintf("the task is for SDKAppID %d but this worker serves %d", r.SDKAppID, h.cfg.SDKAppID),
+			Fix:     "run a worker with TIM_SDKAPPID set to the task's app"})
+	}
+	lane := limiter.Urgent
+	if queue == tasks.QueueBulk {
+		lane = limiter.Bulk
+	}
+	waitCtx, stopWaiting := h.waitContext(ctx)
+	defer stopWaiting()
+
+	sigRefreshed := false
+	for rateLimited := 0; ; {
+		permit, err := h.cfg.Limiter.Wait(waitCtx, lane)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("waiting for a slot: %w", ctx.Err())
+			}
+			// Shutting down (or the limiter's Redis is unreachable):
+			// not the task's fault, back to the queue.
+			return &retryLater{reason: "not called: " + err.Error(), err: err}
+		}
+		resp, callErr := h.cfg.API.Withdraw(ctx, r.FromAccount, r.ToAccount, r.MsgKey)
+		done := h.cfg.Now()
+		h.cfg.Limiter.Observe(permit, done)
+		ev := Event{TaskID: id, Queue: queue, Recall: r, Code: -1, Class: Transient,
+			Waited: permit.Waited, Latency: done.Sub(permit.Slot)}
+		if callErr != nil {
+			ev.Err = callErr
+			h.record(ev)
+			return h.transient(ctx, log, Outcome{Code: -1, Class: Transient, Meaning: "no answer"}, callErr)
+		}
+		o := Classify(resp.ErrorCode)
+		ev.Code, ev.Class = resp.ErrorCode, o.Class
+		h.record(ev)
+		switch o.Class {
+		case Done:
+			if o.Code == 20023 {
+				log.InfoContext(ctx, "already recalled", "code", o.Code)
+			} else {
+				log.DebugContext(ctx, "recalled")
+			}
+			return nil
+		case DeadLetter:
+			log.WarnContext(ctx, "dead-lettered", "code", o.Code, "meaning", o.Meaning)
+			return fmt.Errorf("tencent %d: %s: %w", o.Code, o.Meaning, asynq.SkipRetry)
+		case RateLimited:
+			if err := h.cfg.Limiter.SlowDown(ctx, h.cfg.SlowDown); err != nil {
+				log.WarnContext(ctx, "could not share the slow-down", "err", err)
+			}
+			rateLimited++
+			if rateLimited <= h.cfg.RateLimitedInPlace {
+				continue
+			}
+			return &retryLater{reason: fmt.Sprintf("tencent %d: %s", o.Code, o.Meaning), delay: h.cfg.SlowDown}
+		case SigStale:
+			if !sigRefreshed {
+				sigRefreshed = true
+				log.InfoContext(ctx, "UserSig refused; regenerating it", "code", o.Code)
+				continue
+			}
+			return h.configError(ctx, log, Outcome{Code: o.Code, Class: Configuration, Meaning: o.Meaning + " (again, with a fresh UserSig)",
+				Fix: "check TIM_SECRET_KEY, TIM_SDKAPPID and TIM_ADMIN"})
+		case Configuration:
+			return h.configError(ctx, log, o)
+		default: // Transient, Unknown
+			return h.transient(ctx, log, o, nil)
+		}
+	}
+}
+
+// waitContext is ctx, also cancelled when the worker starts stopping.
+func (h *Handler) waitContext(ctx context.Context) (context.Context, func()) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	if h.cfg.Stopping == nil {
+		return wctx, func() { cancel(nil) }
+	}
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-h.cfg.Stopping:
+			cancel(ErrStopping)
+		case <-stop:
+		}
+	}()
+	return wctx, func() { close(stop); cancel(nil) }
+}
+
+// ErrStopping: the worker is shutting down; tasks not yet called go back.
+var ErrStopping = errors.New("worker is stopping")
+
+// transient decides between a retry that uses up one of the task's retries
+// and the dead-letter set, once the budget is spent.
+func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, cause error) error {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	budget := tasks.RetryBudget(maxRetry)
+	if o.Class == Unknown {
+		budget = min(budget, UnknownRetries)
+	}
+	what := fmt.Sprintf("tencent %d: %s", o.Code, o.Meaning)
+	if o.Code == -1 {
+		what = "no answer"
+	}
+	if retried >= budget {
+		log.WarnContext(ctx, "dead-lettered after retries", "code", o.Code, "attempts", retried+1)
+		if cause != nil {
+			return fmt.Errorf("%s after %d attempts: %w: %w", what, retried+1, cause, asynq.SkipRetry)
+		}
+		return fmt.Errorf("%s after %d attempts: %w", what, retried+1, asynq.SkipRetry)
+	}
+	log.InfoContext(ctx, "will retry", "code", o.Code, "attempt", retried+1, "of", budget+1)
+	if cause != nil {
+		return fmt.Errorf("%s (attempt %d of %d): %w", what, retried+1, budget+1, cause)
+	}
+	return fmt.Errorf("%s (attempt %d of %d)", what, retried+1, budget+1)
+}
+
+// configError logs loudly and sends the task back late, without using up
+// one of its retries.
+func (h *Handler) configError(ctx context.Context, log *slog.Logger, o Outcome) error {
+	msg := fmt.Sprintf("configuration error, tasks are kept and retried: %s", o.Meaning)
+	if o.Code != 0 {
+		msg = fmt.Sprintf("configuration error, tasks are kept and retried: tencent %d: %s", o.Code, o.Meaning)
+	}
+	h.loudOnce.Do(func() {
+		log.ErrorContext(ctx, msg, "code", o.Code, "fix", o.Fix)
+	})
+	return &retryLater{reason: msg + "; fix: " + o.Fix, delay: h.cfg.ConfigRetryDelay, config: true}
+}
+
+func (h *Handler) record(ev Event) {
+	if h.cfg.Recorder != nil {
+		if ev.Err != nil {
+			ev.Err = h.scrub(ev.Err)
+		}
+		h.cfg.Recorder.Record(ev)
+	}
+}
+
+// scrub removes secrets from err's text while keeping its chain, so asynq
+// stores (and the dashboard shows) a clean message.
+func (h *Handler) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &scrubbed{err: err, secrets: h.cfg.Secrets}
+}
+
+type scrubbed struct {
+	err     error
+	secrets []string
+}
+
+func (s *scrubbed) Error() string {
+	msg := tim.Redact(s.err.Error())
+	for _, secret := range s.secrets {
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "REDACTED")
+		}
+	}
+	return msg
+}
+
+func (s *scrubbed) Unwrap() error { return s.err }
+
+// retryLater is an error that is not the task's fault: asynq retries the
+// task after delay without counting it as a failure (see IsFailure).
+type retryLater struct {
+	reason string
+	delay  time.Duration
+	config bool
+	err    error
+}
+
+func (e *retryLater) Error() string { return e.reason }
+func (e *retryLater) Unwrap() error { return e.err }
+
+// IsConfigError reports whether err is a configuration error: the app's
+// settings are wrong and no task can succeed until they are fixed.
+func IsConfigError(err error) bool {
+	var rl *retryLater
+	return errors.As(err, &rl) && rl.config
+}
+
+// IsFailure is asynq's Config.IsFailure: waiting, rate limits, shutdown,
+// configuration errors and crashed workers are not failures of the task and
+// do not use up its retries.
+func IsFailure(err error) bool {
+	var rl *retryLater
+	if errors.As(err, &rl) || errors.Is(err, asynq.ErrLeaseExpired) {
+		return false
+	}
+	return err != nil
+}
+
+// DefaultRetryBase is the first transient retry's delay; each later one
+// doubles, up to DefaultRetryMax.
+const (
+	DefaultRetryBase = 2 * time.Second
+	DefaultRetryMax  = 10 * time.Minute
+)
+
+// RetryDelay returns asynq's Config.RetryDelayFunc: exponential backoff with
+// jitter for failures (base, 2*base, 4*base ... capped at max, each drawn
+// from the upper half of its range), the error's own delay for everything
+// else (a configuration error waits long, a shutdown returns at once).
+func RetryDelay(base, max time.Duration) asynq.RetryDelayFunc {
+	return func(n int, err error, _ *asynq.Task) time.Duration {
+		var rl *retryLater
+		if errors.As(err, &rl) {
+			if rl.delay <= 0 {
+				return 0
+			}
+			return rl.delay + rand.N(rl.delay/4+1)
+		}
+		if errors.Is(err, asynq.ErrLeaseExpired) {
+			return 0
+		}
+		d := max
+		if n < 30 {
+			d = min(max, base<<n)
+		}
+		return d/2 + rand.N(d/2+1)
+	}
+}

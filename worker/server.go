@@ -1,0 +1,126 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/tasks"
+)
+
+// Defaults for Config.
+const (
+	DefaultConcurrency = 32
+	// DefaultShutdownTimeout covers one in-flight call (the client gives
+	// up after 5 s): SIGTERM lets it finish, then returns the rest.
+	DefaultShutdownTimeout = 15 * time.Second
+	// DefaultTaskCheckInterval is how long an idle worker waits before it
+	// looks at empty queues again (asynq's default is 1 s; an urgent
+	// recall should not wait that long). Each look is one Redis script
+	// call per process.
+	DefaultTaskCheckInterval = 50 * time.Millisecond
+	// DefaultDelayedTaskCheckInterval is how often retries that are due
+	// move back to their queue (asynq's default is 5 s).
+	DefaultDelayedTaskCheckInterval = time.Second
+)
+
+// Config configures a worker server.
+type Config struct {
+	// Redis is where the queues live. Required.
+	Redis asynq.RedisConnOpt
+	// Handler configures the recall handler. Its Stopping channel is set
+	// by Run.
+	Handler HandlerConfig
+	// Concurrency is how many recalls one process works on at once.
+	// Default DefaultConcurrency.
+	Concurrency int
+	// ShutdownTimeout: default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// TaskCheckInterval: default DefaultTaskCheckInterval.
+	TaskCheckInterval time.Duration
+	// DelayedTaskCheckInterval: default DefaultDelayedTaskCheckInterval.
+	DelayedTaskCheckInterval time.Duration
+	// RetryBase and RetryMax shape the backoff of transient failures.
+	// Defaults DefaultRetryBase and DefaultRetryMax.
+	RetryBase, RetryMax time.Duration
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Run serves recall tasks until ctx is done, then shuts down gracefully:
+// it stops taking tasks, lets in-flight calls finish (up to
+// ShutdownTimeout), and returns every task not yet called to its queue.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Redis == nil {
+		return errors.New("worker: Config.Redis is not set")
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.TaskCheckInterval <= 0 {
+		cfg.TaskCheckInterval = DefaultTaskCheckInterval
+	}
+	if cfg.DelayedTaskCheckInterval <= 0 {
+		cfg.DelayedTaskCheckInterval = DefaultDelayedTaskCheckInterval
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = DefaultRetryBase
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = DefaultRetryMax
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Handler.Logger == nil {
+		cfg.Handler.Logger = cfg.Logger
+	}
+	stopping := make(chan struct{})
+	cfg.Handler.Stopping = stopping
+	h, err := NewHandler(cfg.Handler)
+	if err != nil {
+		return err
+	}
+	srv := asynq.NewServer(cfg.Redis, asynq.Config{
+		Concurrency: cfg.Concurrency,
+		// Single recalls first, always; campaigns take what is left.
+		Queues:                   map[string]int{tasks.QueueUrgent: 10, tasks.QueueBulk: 1},
+		StrictPriority:           true,
+		IsFailure:                IsFailure,
+		RetryDelayFunc:           RetryDelay(cfg.RetryBase, cfg.RetryMax),
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		TaskCheckInterval:        cfg.TaskCheckInterval,
+		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
+		Logger:                   asynqLogger{cfg.Logger.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeRecall, h)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	cfg.Logger.InfoContext(ctx, "worker started", "concurrency", cfg.Concurrency, "sdkappid", cfg.Handler.SDKAppID)
+	<-ctx.Done()
+	cfg.Logger.Info("worker stopping: finishing in-flight calls", "timeout", cfg.ShutdownTimeout)
+	srv.Stop()      // take no new tasks
+	close(stopping) // tasks still waiting for a slot go back now
+	srv.Shutdown()  // in-flight calls finish; the rest return to the queue
+	cfg.Logger.Info("worker stopped")
+	return nil
+}
+
+// asynqLogger sends asynq's own logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

@@ -1,0 +1,266 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/tasks"
+	"github.com/recallq/recallq/worker"
+)
+
+// TestEveryOutcomeRowEndToEnd forces each code of the outcome table once
+// at the simulator and checks where the task ends in asynq: the table is
+// pinned row by row through enqueue, worker, client, simulator and Redis.
+func TestEveryOutcomeRowEndToEnd(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	type row struct {
+		o  worker.Outcome
+		id string
+		r  tasks.Recall
+	}
+	var rows []row
+	for i, o := range worker.Outcomes() {
+		r := msg(i)
+		if o.Code != 0 {
+			e.sim.Force(r.MsgKey, o.Code, 1)
+		}
+		rows = append(rows, row{o: o, r: r, id: e.recall(r)})
+	}
+	for _, rw := range rows {
+		t.Run(fmt.Sprintf("%d_%s", rw.o.Code, rw.o.Class), func(t *testing.T) {
+			fate := func() []int { return e.sim.Fate(rw.r.FromAccount, rw.r.ToAccount, rw.r.MsgKey) }
+			switch rw.o.Class {
+			case worker.Done:
+				info := e.waitTask(rw.id, "completed", inState(asynq.TaskStateCompleted))
+				if info.Retried != 0 {
+					t.Errorf("retried %d times", info.Retried)
+				}
+				if got := fate(); len(got) != 1 || got[0] != rw.o.Code {
+					t.Errorf("simulator answered %v, want exactly [%d]", got, rw.o.Code)
+				}
+			case worker.DeadLetter:
+				info := e.waitTask(rw.id, "archived", inState(asynq.TaskStateArchived))
+				if want := fmt.Sprintf("tencent %d: %s", rw.o.Code, rw.o.Meaning); !strings.Contains(info.LastErr, want) {
+					t.Errorf("stored error %q does not say %q", info.LastErr, want)
+				}
+				if info.Retried != 0 || len(fate()) != 1 {
+					t.Errorf("dead letter was retried: retried=%d calls=%v", info.Retried, fate())
+				}
+			case worker.Transient:
+				info := e.waitTask(rw.id, "completed", inState(asynq.TaskStateCompleted))
+				if info.Retried != 1 {
+					t.Errorf("retried = %d, want 1 (one transient failure used one retry)", info.Retried)
+				}
+				if got := fate(); !slices.Equal(got, []int{rw.o.Code, 0}) {
+					t.Errorf("simulator answered %v, want [%d 0]", got, rw.o.Code)
+				}
+			case worker.RateLimited, worker.SigStale:
+				info := e.waitTask(rw.id, "completed", inState(asynq.TaskStateCompleted))
+				if info.Retried != 0 {
+					t.Errorf("retried = %d: a %s answer used up a retry", info.Retried, rw.o.Class)
+				}
+				if got := fate(); !slices.Equal(got, []int{rw.o.Code, 0}) {
+					t.Errorf("simulator answered %v, want [%d 0] (tried again in place)", got, rw.o.Code)
+				}
+			case worker.Configuration:
+				info := e.waitTask(rw.id, "retrying after a configuration error", func(i *asynq.TaskInfo) bool {
+					return i.State == asynq.TaskStateRetry && strings.Contains(i.LastErr, "configuration error")
+				})
+				if info.Retried != 0 {
+					t.Errorf("retried = %d: a configuration error used up a retry", info.Retried)
+				}
+				if !strings.Contains(info.LastErr, fmt.Sprint(rw.o.Code)) || !strings.Contains(info.LastErr, "fix:") {
+					t.Errorf("stored error %q should name the code and the fix", info.LastErr)
+				}
+			default:
+				t.Fatalf("row %d has class %s, which the table must not use", rw.o.Code, rw.o.Class)
+			}
+		})
+	}
+	if !strings.Contains(e.logs.String(), `"level":"ERROR","msg":"configuration error`) {
+		t.Error("configuration errors were not logged at error level")
+	}
+	assertNoSecret(t, "the logs", e.logs.String(), e.sigsSeen.all())
+}
+
+func TestTransientFailuresUseTheBudgetThenDeadLetter(t *testing.T) {
+	e := newEnv(t, envOptions{maxRetry: 2})
+	r := msg(1)
+	e.sim.Force(r.MsgKey, 91000, 0)
+	info := e.waitTask(e.recall(r), "archived", inState(asynq.TaskStateArchived))
+	if info.Retried != 2 || !strings.Contains(info.LastErr, "tencent 91000") || !strings.Contains(info.LastErr, "after 3 attempts") {
+		t.Fatalf("retried=%d last_err=%q; want 2 retries and the code in the error", info.Retried, info.LastErr)
+	}
+	if got := e.sim.Fate(r.FromAccount, r.ToAccount, r.MsgKey); len(got) != 3 {
+		t.Fatalf("simulator saw %d calls, want 3", len(got))
+	}
+}
+
+func TestUnknownCodeRetriesAFewTimesThenDeadLetters(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := msg(1)
+	e.sim.Force(r.MsgKey, 99999, 0)
+	info := e.waitTask(e.recall(r), "archived", inState(asynq.TaskStateArchived))
+	if want := worker.UnknownRetries + 1; len(e.sim.Fate(r.FromAccount, r.ToAccount, r.MsgKey)) != want {
+		t.Fatalf("simulator saw %v, want %d calls", e.sim.Fate(r.FromAccount, r.ToAccount, r.MsgKey), want)
+	}
+	if !strings.Contains(info.LastErr, "tencent 99999: unknown result code") {
+		t.Fatalf("last_err = %q", info.LastErr)
+	}
+}
+
+// asynq archives a failing task whose retries are spent before it asks
+// whether the error was a failure at all. A configuration error on such a
+// task must still keep it.
+func TestConfigErrorAfterRetriesAreSpentKeepsTheTask(t *testing.T) {
+	e := newEnv(t, envOptions{maxRetry: 1, retryBase: time.Hour}) // runs again only when told
+	r := msg(1)
+	e.sim.Force(r.MsgKey, 91000, 1)
+	id := e.recall(r)
+	e.waitTask(id, "retrying with its one retry spent", func(i *asynq.TaskInfo) bool {
+		return i.State == asynq.TaskStateRetry && i.Retried == 1
+	})
+	e.sim.Force(r.MsgKey, 90009, 0)
+	if err := e.insp.RunTask(tasks.QueueUrgent, id); err != nil {
+		t.Fatal(err)
+	}
+	info := e.waitTask(id, "kept after a configuration error", func(i *asynq.TaskInfo) bool {
+		return strings.Contains(i.LastErr, "configuration error")
+	})
+	if info.State != asynq.TaskStateRetry || info.Retried != 1 {
+		t.Fatalf("state=%v retried=%d: the task must stay in the retry set with its count unchanged", info.State, info.Retried)
+	}
+}
+
+func TestRateLimitedForLongGoesBackWithoutUsingRetries(t *testing.T) {
+	e := newEnv(t, envOptions{maxRetry: 1})
+	r := msg(1)
+	e.sim.Force(r.MsgKey, 60007, 0)
+	id := e.recall(r)
+	e.waitTask(id, "retried twice through the retry set", func(i *asynq.TaskInfo) bool {
+		return len(e.sim.Fate(r.FromAccount, r.ToAccount, r.MsgKey)) >= 2*(worker.DefaultRateLimitedInPlace+1)
+	})
+	info, err := e.insp.GetTaskInfo(tasks.QueueUrgent, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State == asynq.TaskStateArchived || info.Retried != 0 {
+		t.Fatalf("state=%v retried=%d: being rate limited must not fail the task", info.State, info.Retried)
+	}
+	if st := e.lim.Stats(); st.SlowDowns == 0 {
+		t.Fatal("60007 did not slow the shared bucket down")
+	}
+}
+
+func TestOutageRetriesUntilTheAPIIsBack(t *testing.T) {
+	// Test retries come every ~100 ms; a budget of 50 outlasts the outage.
+	e := newEnv(t, envOptions{maxRetry: 50})
+	// The first slot of a new bucket comes one limiter horizon (1 s) ahead.
+	e.sim.SetFaults(imsimOutage(2 * time.Second))
+	r := msg(1)
+	info := e.waitTask(e.recall(r), "completed", inState(asynq.TaskStateCompleted))
+	if info.Retried == 0 {
+		t.Fatal("the task completed without meeting the outage")
+	}
+	if got := e.sim.Stats().HTTPErrors; got == 0 {
+		t.Fatal("the simulator served no 502")
+	}
+}
+
+func TestBadPayloadIsDeadLetteredWithTheReason(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
+	defer c.Close()
+	info, err := c.Enqueue(asynq.NewTask(tasks.TypeRecall, []byte(`{"SDKAppID":1400000000,"From_Account":"a"}`)),
+		asynq.Queue(tasks.QueueUrgent), asynq.MaxRetry(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.waitTask(info.ID, "archived", inState(asynq.TaskStateArchived))
+	if !strings.Contains(got.LastErr, "bad payload") || !strings.Contains(got.LastErr, "To_Account") {
+		t.Fatalf("last_err = %q; want the reason", got.LastErr)
+	}
+}
+
+func TestTaskOfAnotherAppIsKept(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := msg(1)
+	r.SDKAppID = testApp + 1
+	info := e.waitTask(e.recall(r), "kept", func(i *asynq.TaskInfo) bool { return i.State == asynq.TaskStateRetry })
+	if info.Retried != 0 || !strings.Contains(info.LastErr, "SDKAppID") {
+		t.Fatalf("retried=%d last_err=%q", info.Retried, info.LastErr)
+	}
+	if n := e.sim.Stats().Calls; n != 0 {
+		t.Fatalf("the API was called %d times for another app's task", n)
+	}
+}
+
+func TestUserSigRegeneratedOn70001(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	first := msg(1)
+	e.waitTask(e.recall(first), "completed", inState(asynq.TaskStateCompleted))
+	before := e.refresh.Load()
+	r := msg(2)
+	e.sim.Force(r.MsgKey, 70001, 1)
+	e.waitTask(e.recall(r), "completed", inState(asynq.TaskStateCompleted))
+	if after := e.refresh.Load(); after != before+1 {
+		t.Fatalf("UserSig generations went %d -> %d; want exactly one more after 70001", before, after)
+	}
+}
+
+// A connection that breaks mid-call gives Go's *url.Error, whose text holds
+// the whole URL, UserSig included. Neither the stored task error nor any log
+// line may show it or the secret key.
+func TestSecretsReachNoErrorOrLog(t *testing.T) {
+	e := newEnv(t, envOptions{maxRetry: 1, front: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close() // the client reads EOF: an *url.Error with the URL in it
+			}
+		})
+	}})
+	r := msg(1)
+	info := e.waitTask(e.recall(r), "archived after the network failed", inState(asynq.TaskStateArchived))
+	if !strings.Contains(info.LastErr, "no answer") || !strings.Contains(info.LastErr, "usersig=REDACTED") {
+		t.Fatalf("last_err = %q; want a redacted transport error", info.LastErr)
+	}
+	sigs := e.sigsSeen.all()
+	if len(sigs) == 0 {
+		t.Fatal("no UserSig was seen: the test proves nothing")
+	}
+	assertNoSecret(t, "the stored task error", info.LastErr, sigs)
+	assertNoSecret(t, "the logs", e.logs.String(), sigs)
+}
+
+// On shutdown, tasks still waiting for a slot go back to the queue without
+// using a retry; nothing is archived.
+func TestShutdownReturnsWaitingTasks(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.lim.SlowDown(context.Background(), time.Hour) // nothing will get a slot
+	var ids []string
+	for i := 0; i < 5; i++ {
+		ids = append(ids, e.recall(msg(i)))
+	}
+	e.waitTask(ids[0], "active", inState(asynq.TaskStateActive))
+	e.stop()
+	for _, id := range ids {
+		info, err := e.insp.GetTaskInfo(tasks.QueueUrgent, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State == asynq.TaskStateArchived || info.State == asynq.TaskStateCompleted || info.Retried != 0 {
+			t.Errorf("task %s: state=%v retried=%d after shutdown", id, info.State, info.Retried)
+		}
+	}
+	if n := e.sim.Stats().Calls; n != 0 {
+		t.Fatalf("%d calls went out during a pause", n)
+	}
+}

@@ -43,6 +43,7 @@ type env struct {
 	logs     *syncBuffer
 	sigsSeen *sigRecorder
 	refresh  atomic.Int64
+	events   eventLog
 	stop     func()
 }
 
@@ -110,6 +111,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 			Handler: worker.HandlerConfig{
 				SDKAppID: testApp, API: e.api, Limiter: e.lim, Secrets: []string{testSecret},
 				ConfigRetryDelay: o.configRetryDelay, SlowDown: 20 * time.Millisecond,
+				Recorder: &e.events,
 			},
 		})
 	}()
@@ -230,4 +232,29 @@ func assertNoSecret(t *testing.T, where, text string, sigs []string) {
 
 func imsimOutage(d time.Duration) imsim.Faults {
 	return imsim.Faults{OutageUntil: time.Now().Add(d)}
+}
+
+// eventLog keeps every Event the handler recorded.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []worker.Event
+}
+
+func (l *eventLog) Record(ev worker.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.evs = append(l.evs, ev)
+}
+
+// fates lists the fates recorded for a task, in order.
+func (l *eventLog) fates(taskID string) []worker.Fate {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []worker.Fate
+	for _, ev := range l.evs {
+		if ev.TaskID == taskID {
+			out = append(out, ev.Fate)
+		}
+	}
+	return out
 }

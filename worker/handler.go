@@ -62,16 +62,31 @@ type Event struct {
 	Queue   string
 	Recall  tasks.Recall
 	Code    int   // Tencent's ErrorCode; -1 when no answer was read
-	Class   Class // what the worker did with it
+	Class   Class // the answer's class
+	Fate    Fate  // what became of the task
 	Err     error // the transport error when Code is -1 (redacted)
 	Waited  time.Duration
 	Latency time.Duration
 }
 
-// Recorder receives an Event after every API call. It must be safe for
-// concurrent use and must not block.
+// Recorder receives an Event after every API call (metrics, campaign
+// counters, summaries). It must be safe for concurrent use and must not
+// block for long: it runs on the call path.
 type Recorder interface {
 	Record(Event)
+}
+
+// Recorders returns a Recorder that passes each Event to every r in turn.
+func Recorders(rs ...Recorder) Recorder { return recorders(rs) }
+
+type recorders []Recorder
+
+func (rs recorders) Record(ev Event) {
+	for _, r := range rs {
+		if r != nil {
+			r.Record(ev)
+		}
+	}
 }
 
 // Defaults for HandlerConfig.
@@ -182,62 +197,115 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 
 	sigRefreshed := false
 	for rateLimited := 0; ; {
-		permit, err := h.cfg.Limiter.Wait(waitCtx, lane)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("waiting for a slot: %w", ctx.Err())
-			}
-			// Shutting down (or the limiter's Redis is unreachable):
-			// not the task's fault, back to the queue.
-			return &retryLater{reason: "not called: " + err.Error(), err: err}
+		permit, werr := h.cfg.Limiter.Wait(waitCtx, lane)
+		if werr != nil {
+			// Shutting down, out of time while waiting, or the limiter's
+			// Redis is unreachable: waiting is not failing; back to the
+			// queue without using a retry.
+			return &retryLater{reason: "not called: " + werr.Error(), err: werr}
 		}
 		resp, callErr := h.cfg.API.Withdraw(ctx, r.FromAccount, r.ToAccount, r.MsgKey)
 		done := h.cfg.Now()
 		h.cfg.Limiter.Observe(permit, done)
 		ev := Event{TaskID: id, Queue: queue, Recall: r, Code: -1, Class: Transient,
 			Waited: permit.Waited, Latency: done.Sub(permit.Slot)}
+		var err error
+		again := false
 		if callErr != nil {
 			ev.Err = callErr
-			h.record(ev)
-			return h.transient(ctx, log, Outcome{Code: -1, Class: Transient, Meaning: "no answer"}, callErr)
+			err = h.transient(ctx, log, Outcome{Code: -1, Class: Transient, Meaning: "no answer"}, callErr)
+		} else {
+			o := Classify(resp.ErrorCode)
+			ev.Code, ev.Class = resp.ErrorCode, o.Class
+			err, again = h.decide(ctx, log, o, &rateLimited, &sigRefreshed)
 		}
-		o := Classify(resp.ErrorCode)
-		ev.Code, ev.Class = resp.ErrorCode, o.Class
+		ev.Fate = fateOf(ev.Code, err, again)
 		h.record(ev)
-		switch o.Class {
-		case Done:
-			if o.Code == 20023 {
-				log.InfoContext(ctx, "already recalled", "code", o.Code)
-			} else {
-				log.DebugContext(ctx, "recalled")
-			}
-			return nil
-		case DeadLetter:
-			log.WarnContext(ctx, "dead-lettered", "code", o.Code, "meaning", o.Meaning)
-			return fmt.Errorf("tencent %d: %s: %w", o.Code, o.Meaning, asynq.SkipRetry)
-		case RateLimited:
-			if err := h.cfg.Limiter.SlowDown(ctx, h.cfg.SlowDown); err != nil {
-				log.WarnContext(ctx, "could not share the slow-down", "err", err)
-			}
-			rateLimited++
-			if rateLimited <= h.cfg.RateLimitedInPlace {
-				continue
-			}
-			return &retryLater{reason: fmt.Sprintf("tencent %d: %s", o.Code, o.Meaning), delay: h.cfg.SlowDown}
-		case SigStale:
-			if !sigRefreshed {
-				sigRefreshed = true
-				log.InfoContext(ctx, "UserSig refused; regenerating it", "code", o.Code)
-				continue
-			}
-			return h.configError(ctx, log, Outcome{Code: o.Code, Class: Configuration, Meaning: o.Meaning + " (again, with a fresh UserSig)",
-				Fix: "check TIM_SECRET_KEY, TIM_SDKAPPID and TIM_ADMIN"})
-		case Configuration:
-			return h.configError(ctx, log, o)
-		default: // Transient, Unknown
-			return h.transient(ctx, log, o, nil)
+		if !again {
+			return err
 		}
 	}
+}
+
+// decide applies the outcome table to one answer. again means: call once
+// more now, within this attempt.
+func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
+	switch o.Class {
+	case Done:
+		if o.Code == 20023 {
+			log.InfoContext(ctx, "already recalled", "code", o.Code)
+		} else {
+			log.DebugContext(ctx, "recalled")
+		}
+		return nil, false
+	case DeadLetter:
+		log.WarnContext(ctx, "dead-lettered", "code", o.Code, "meaning", o.Meaning)
+		return fmt.Errorf("tencent %d: %s: %w", o.Code, o.Meaning, asynq.SkipRetry), false
+	case RateLimited:
+		if err := h.cfg.Limiter.SlowDown(ctx, h.cfg.SlowDown); err != nil {
+			log.WarnContext(ctx, "could not share the slow-down", "err", err)
+		}
+		*rateLimited++
+		if *rateLimited <= h.cfg.RateLimitedInPlace {
+			return nil, true
+		}
+		return &retryLater{reason: fmt.Sprintf("tencent %d: %s", o.Code, o.Meaning), delay: h.cfg.SlowDown}, false
+	case SigStale:
+		// The client has already made the next call carry a new UserSig.
+		if !*sigRefreshed {
+			*sigRefreshed = true
+			log.InfoContext(ctx, "UserSig refused; calling again with a new one", "code", o.Code)
+			return nil, true
+		}
+		return h.configError(ctx, log, Outcome{Code: o.Code, Class: Configuration, Meaning: o.Meaning + " (again, with a fresh UserSig)",
+			Fix: "check TIM_SECRET_KEY, TIM_SDKAPPID and TIM_ADMIN"}), false
+	case Configuration:
+		return h.configError(ctx, log, o), false
+	default: // Transient, Unknown
+		return h.transient(ctx, log, o, nil), false
+	}
+}
+
+// Fate is what became of a task after one API call.
+type Fate string
+
+const (
+	// FateRecalled: the message was recalled; the task completes.
+	FateRecalled Fate = "recalled"
+	// FateAlreadyRecalled: 20023; the task completes.
+	FateAlreadyRecalled Fate = "already_recalled"
+	// FateDeadLettered: the task is archived.
+	FateDeadLettered Fate = "dead_lettered"
+	// FateRetrying: a failure; the task will be retried, using one retry.
+	FateRetrying Fate = "retrying"
+	// FateKept: not the task's fault (rate limit, configuration, shutdown);
+	// the task will run again without using a retry.
+	FateKept Fate = "kept"
+	// FateCalledAgain: the call is repeated at once within the attempt
+	// (after a shared slow-down, or with a new UserSig).
+	FateCalledAgain Fate = "called_again"
+)
+
+// Final reports whether the task will not run again.
+func (f Fate) Final() bool {
+	return f == FateRecalled || f == FateAlreadyRecalled || f == FateDeadLettered
+}
+
+func fateOf(code int, err error, again bool) Fate {
+	var rl *retryLater
+	switch {
+	case again:
+		return FateCalledAgain
+	case err == nil && code == 20023:
+		return FateAlreadyRecalled
+	case err == nil:
+		return FateRecalled
+	case errors.Is(err, asynq.SkipRetry):
+		return FateDeadLettered
+	case errors.As(err, &rl):
+		return FateKept
+	}
+	return FateRetrying
 }
 
 // waitContext is ctx, also cancelled when the worker starts stopping.
@@ -360,6 +428,12 @@ func IsConfigError(err error) bool {
 func IsFailure(err error) bool {
 	var rl *retryLater
 	if errors.As(err, &rl) || errors.Is(err, asynq.ErrLeaseExpired) {
+		return false
+	}
+	// asynq hands over its own context's bare error when a task's deadline
+	// passes while the handler still runs (it can only be waiting: the
+	// HTTP client gives up long before). Errors of ours always come wrapped.
+	if err == context.DeadlineExceeded || err == context.Canceled { //nolint:errorlint // identity on purpose
 		return false
 	}
 	return err != nil

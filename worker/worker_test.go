@@ -36,6 +36,12 @@ func TestEveryOutcomeRowEndToEnd(t *testing.T) {
 	for _, rw := range rows {
 		t.Run(fmt.Sprintf("%d_%s", rw.o.Code, rw.o.Class), func(t *testing.T) {
 			fate := func() []int { return e.sim.Fate(rw.r.FromAccount, rw.r.ToAccount, rw.r.MsgKey) }
+			wantFates := func(want ...worker.Fate) {
+				t.Helper()
+				if got := e.events.fates(rw.id); !slices.Equal(got, want) {
+					t.Errorf("recorded fates %v, want %v", got, want)
+				}
+			}
 			switch rw.o.Class {
 			case worker.Done:
 				info := e.waitTask(rw.id, "completed", inState(asynq.TaskStateCompleted))
@@ -45,6 +51,11 @@ func TestEveryOutcomeRowEndToEnd(t *testing.T) {
 				if got := fate(); len(got) != 1 || got[0] != rw.o.Code {
 					t.Errorf("simulator answered %v, want exactly [%d]", got, rw.o.Code)
 				}
+				if rw.o.Code == 20023 {
+					wantFates(worker.FateAlreadyRecalled)
+				} else {
+					wantFates(worker.FateRecalled)
+				}
 			case worker.DeadLetter:
 				info := e.waitTask(rw.id, "archived", inState(asynq.TaskStateArchived))
 				if want := fmt.Sprintf("tencent %d: %s", rw.o.Code, rw.o.Meaning); !strings.Contains(info.LastErr, want) {
@@ -53,6 +64,7 @@ func TestEveryOutcomeRowEndToEnd(t *testing.T) {
 				if info.Retried != 0 || len(fate()) != 1 {
 					t.Errorf("dead letter was retried: retried=%d calls=%v", info.Retried, fate())
 				}
+				wantFates(worker.FateDeadLettered)
 			case worker.Transient:
 				info := e.waitTask(rw.id, "completed", inState(asynq.TaskStateCompleted))
 				if info.Retried != 1 {
@@ -61,6 +73,7 @@ func TestEveryOutcomeRowEndToEnd(t *testing.T) {
 				if got := fate(); !slices.Equal(got, []int{rw.o.Code, 0}) {
 					t.Errorf("simulator answered %v, want [%d 0]", got, rw.o.Code)
 				}
+				wantFates(worker.FateRetrying, worker.FateRecalled)
 			case worker.RateLimited, worker.SigStale:
 				info := e.waitTask(rw.id, "completed", inState(asynq.TaskStateCompleted))
 				if info.Retried != 0 {
@@ -69,6 +82,7 @@ func TestEveryOutcomeRowEndToEnd(t *testing.T) {
 				if got := fate(); !slices.Equal(got, []int{rw.o.Code, 0}) {
 					t.Errorf("simulator answered %v, want [%d 0] (tried again in place)", got, rw.o.Code)
 				}
+				wantFates(worker.FateCalledAgain, worker.FateRecalled)
 			case worker.Configuration:
 				info := e.waitTask(rw.id, "retrying after a configuration error", func(i *asynq.TaskInfo) bool {
 					return i.State == asynq.TaskStateRetry && strings.Contains(i.LastErr, "configuration error")
@@ -79,6 +93,7 @@ func TestEveryOutcomeRowEndToEnd(t *testing.T) {
 				if !strings.Contains(info.LastErr, fmt.Sprint(rw.o.Code)) || !strings.Contains(info.LastErr, "fix:") {
 					t.Errorf("stored error %q should name the code and the fix", info.LastErr)
 				}
+				wantFates(worker.FateKept)
 			default:
 				t.Fatalf("row %d has class %s, which the table must not use", rw.o.Code, rw.o.Class)
 			}

@@ -48,7 +48,7 @@ type builtWorker struct {
 	cfg   worker.Config
 	lim   *limiter.Limiter
 	api   *tim.Client
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	close func()
 }
 

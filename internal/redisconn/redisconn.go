@@ -49,8 +49,10 @@ func (c *Conn) String() string { return c.redacted }
 // Options returns a copy of the go-redis options.
 func (c *Conn) Options() *redis.Options { o := *c.opt; return &o }
 
-// Client returns a new go-redis client. The caller closes it.
-func (c *Conn) Client() *redis.Client { return redis.NewClient(c.Options()) }
+// Client returns a new go-redis client. The caller closes it. It is a
+// UniversalClient so that Sentinel and Cluster deployments fit the same
+// callers.
+func (c *Conn) Client() redis.UniversalClient { return redis.NewClient(c.Options()) }
 
 // AsynqOpt returns asynq's connection option for the same server.
 func (c *Conn) AsynqOpt() asynq.RedisConnOpt {

@@ -481,8 +481,13 @@ func decodeResponse(data []byte) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	if !present && !strings.EqualFold(w.ActionStatus, "OK") {
+	ok := strings.EqualFold(w.ActionStatus, "OK")
+	if !present && !ok {
 		return Response{}, fmt.Errorf("%w: ActionStatus %q without an ErrorCode", ErrNotTencentResponse, w.ActionStatus)
+	}
+	if code == 0 && !ok {
+		// A failure that claims code 0 must never read as "recalled".
+		return Response{}, fmt.Errorf("%w: ActionStatus %q with ErrorCode 0", ErrNotTencentResponse, w.ActionStatus)
 	}
 	return Response{ActionStatus: w.ActionStatus, ErrorInfo: w.ErrorInfo, ErrorCode: code, RequestID: w.RequestID}, nil
 }

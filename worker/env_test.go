@@ -44,7 +44,11 @@ type env struct {
 	sigsSeen *sigRecorder
 	refresh  atomic.Int64
 	events   eventLog
-	stop     func()
+	breaker  struct {
+		mu      sync.Mutex
+		changes []bool
+	}
+	stop func()
 }
 
 type envOptions struct {
@@ -112,6 +116,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 				SDKAppID: testApp, API: e.api, Limiter: e.lim, Secrets: []string{testSecret},
 				ConfigRetryDelay: o.configRetryDelay, SlowDown: 20 * time.Millisecond,
 				Recorder: &e.events,
+				OnBreaker: func(open bool, _ worker.Outcome) {
+					e.breaker.mu.Lock()
+					e.breaker.changes = append(e.breaker.changes, open)
+					e.breaker.mu.Unlock()
+				},
 			},
 		})
 	}()

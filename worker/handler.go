@@ -125,6 +125,9 @@ type HandlerConfig struct {
 	Stopping <-chan struct{}
 	// Recorder receives every call's result. Optional.
 	Recorder Recorder
+	// OnBreaker is told when the configuration-error circuit opens and
+	// closes (for metrics). Optional.
+	OnBreaker func(open bool, o Outcome)
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -136,6 +139,7 @@ type Handler struct {
 	cfg      HandlerConfig
 	log      *slog.Logger
 	loudOnce rate.Sometimes // bounds the error-level configuration logs
+	breaker  *breaker
 }
 
 // NewHandler applies the defaults and validates cfg.
@@ -163,7 +167,8 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second}}, nil
+	return &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second},
+		breaker: newBreaker(cfg.Limiter, cfg.Now, cfg.OnBreaker)}, nil
 }
 
 // ProcessTask recalls one message. See the package comment for what each
@@ -230,6 +235,9 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 // decide applies the outcome table to one answer. again means: call once
 // more now, within this attempt.
 func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
+	if o.Class != Configuration && (o.Class != SigStale || !*sigRefreshed) {
+		h.breaker.success(ctx, log)
+	}
 	switch o.Class {
 	case Done:
 		if o.Code == 20023 {
@@ -257,9 +265,12 @@ func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, rateL
 			log.InfoContext(ctx, "UserSig refused; calling again with a new one", "code", o.Code)
 			return nil, true
 		}
-		return h.configError(ctx, log, Outcome{Code: o.Code, Class: Configuration, Meaning: o.Meaning + " (again, with a fresh UserSig)",
-			Fix: "check TIM_SECRET_KEY, TIM_SDKAPPID and TIM_ADMIN"}), false
+		o = Outcome{Code: o.Code, Class: Configuration, Meaning: o.Meaning + " (again, with a fresh UserSig)",
+			Fix: "check TIM_SECRET_KEY, TIM_SDKAPPID and TIM_ADMIN"}
+		h.breaker.failure(ctx, log, o)
+		return h.configError(ctx, log, o), false
 	case Configuration:
+		h.breaker.failure(ctx, log, o)
 		return h.configError(ctx, log, o), false
 	default: // Transient, Unknown
 		return h.transient(ctx, log, o, nil), false

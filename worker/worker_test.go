@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -277,5 +278,35 @@ func TestShutdownReturnsWaitingTasks(t *testing.T) {
 	}
 	if n := e.sim.Stats().Calls; n != 0 {
 		t.Fatalf("%d calls went out during a pause", n)
+	}
+}
+
+// Wrong credentials for a while, then fixed: the circuit opens after a few
+// configuration errors and stops the app's calls, probes, and closes by
+// itself; every task completes, none archived, none lost a retry.
+func TestBreakerStopsCallsDuringConfigErrorsAndRecovers(t *testing.T) {
+	e := newEnv(t, envOptions{configRetryDelay: 200 * time.Millisecond})
+	e.sim.SetFaults(imsim.Faults{CodeUntil: time.Now().Add(3 * time.Second), Code: 90009})
+	const n = 20
+	var ids []string
+	for i := 0; i < n; i++ {
+		ids = append(ids, e.recall(msg(i)))
+	}
+	for _, id := range ids {
+		info := e.waitTask(id, "completed", inState(asynq.TaskStateCompleted))
+		if info.Retried != 0 {
+			t.Errorf("task %s used %d retries during a configuration outage", id, info.Retried)
+		}
+	}
+	// Without the breaker every task would be refused every ~200 ms for
+	// 3 s: about n*15 = 300 refused calls. With it: the few that open the
+	// circuit, the slots already granted, then one probe per pause.
+	if refused := e.sim.Stats().ByCode[90009]; refused > 3*n/2 {
+		t.Errorf("%d calls were refused with 90009: the circuit did not stop the calls", refused)
+	}
+	e.breaker.mu.Lock()
+	defer e.breaker.mu.Unlock()
+	if !slices.Equal(e.breaker.changes, []bool{true, false}) {
+		t.Errorf("breaker changes = %v, want [open closed]", e.breaker.changes)
 	}
 }

@@ -49,6 +49,9 @@ type Config struct {
 	RetryBase, RetryMax time.Duration
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
+	// Started, if set, is called once the asynq server has started taking
+	// tasks (a readiness probe waits for it). Optional.
+	Started func()
 }
 
 // Run serves recall tasks until ctx is done, then shuts down gracefully:
@@ -107,6 +110,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	cfg.Logger.InfoContext(ctx, "worker started", "concurrency", cfg.Concurrency, "sdkappid", cfg.Handler.SDKAppID)
+	if cfg.Started != nil {
+		cfg.Started()
+	}
 	<-ctx.Done()
 	cfg.Logger.Info("worker stopping: finishing in-flight calls", "timeout", cfg.ShutdownTimeout)
 	srv.Stop()      // take no new tasks

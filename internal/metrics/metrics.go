@@ -1,0 +1,334 @@
+// Package metrics exports what a recallq worker does as Prometheus series
+// and serves them, with liveness and readiness probes, on one HTTP address.
+//
+// A Metrics is a worker.Recorder: the handler hands it an Event after every
+// API call, and it counts the call by fate and Tencent code, observes the
+// call's latency and the time spent waiting for a token, and counts
+// rate-limit back-offs and configuration errors. Its SigRefreshed method is
+// tim.Config.OnSigRefresh. WatchLimiter and WatchQueues add the shared
+// limiter's state and asynq's queue sizes, read at scrape time.
+//
+// Every series lives in a private registry (no global state), so a process
+// registers each one exactly once and tests can build as many as they like.
+// Every label value comes from a fixed set (fates, the codes of the outcome
+// table, the UserSig reasons, the two queues, "other" for anything else):
+// no label ever holds an account, a MsgKey, a UserSig or a secret.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/tim"
+	"github.com/recallq/recallq/tasks"
+	"github.com/recallq/recallq/worker"
+)
+
+// Namespace prefixes every series recallq defines. asynq's queue series keep
+// asynq's own names (asynq_queue_size, asynq_tasks_enqueued_total...), which
+// asynqmon and published asynq dashboards expect.
+const Namespace = "recallq"
+
+// Names of the series recallq defines.
+const (
+	// RecallsTotal counts API calls by what became of the recall (label
+	// fate: a worker.Fate) and Tencent's answer (label code: a code of
+	// worker.Outcomes, "-1" for no answer, "other" for any other code).
+	// The final fates (recalled, already_recalled, dead_lettered) count
+	// each recall once.
+	RecallsTotal = "recallq_recalls_total"
+	// APILatency is the time from the call's slot to its answer, in seconds.
+	APILatency = "recallq_api_latency_seconds"
+	// TokenWait is the time a call waited for its token from the shared
+	// limiter, in seconds, by queue.
+	TokenWait = "recallq_token_wait_seconds"
+	// RateLimitBackoffs counts rate-limited answers (60007, 60011, 60018,
+	// 60019, label code), each of which made every worker of the app pause.
+	RateLimitBackoffs = "recallq_rate_limit_backoffs_total"
+	// ConfigErrors counts answers that say the app's configuration is wrong
+	// (class Configuration, or the UserSig refused again after a fresh
+	// one): alert on any increase.
+	ConfigErrors = "recallq_config_errors_total"
+	// SigRefreshes counts UserSig generations by reason (tim's SigReason
+	// constants).
+	SigRefreshes = "recallq_usersig_refreshes_total"
+
+	// The shared limiter, read at scrape time.
+	LimiterInterval      = "recallq_limiter_interval_seconds"
+	LimiterSpread        = "recallq_limiter_spread_seconds"
+	LimiterLocalSpread   = "recallq_limiter_local_spread_seconds"
+	LimiterSlowDowns     = "recallq_limiter_slowdowns_total"
+	LimiterResets        = "recallq_limiter_resets_total"
+	LimiterBeyondHorizon = "recallq_limiter_beyond_horizon_total"
+	LimiterWaitFailures  = "recallq_limiter_wait_failures_total"
+)
+
+// Buckets of the histograms, in seconds.
+var (
+	// LatencyBuckets cover Tencent's answers from 5 ms to the client's
+	// 5 s timeout.
+	LatencyBuckets = []float64{.005, .01, .02, .03, .05, .075, .1, .15, .25, .5, 1, 2.5, 5}
+	// WaitBuckets cover a token granted at once up to a queue of several
+	// seconds behind shared slow-downs.
+	WaitBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+)
+
+// other is the label value of anything outside a label's fixed set.
+const other = "other"
+
+// Config configures a Metrics.
+type Config struct {
+	// Logger receives the few problems of collection (Redis not answering
+	// a scrape). Default: discards.
+	Logger *slog.Logger
+}
+
+// Metrics holds recallq's series in a private registry. It is safe for
+// concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+	log *slog.Logger
+
+	recalls      *prometheus.CounterVec
+	latency      prometheus.Histogram
+	wait         *prometheus.HistogramVec
+	backoffs     *prometheus.CounterVec
+	configErrors prometheus.Counter
+	sigs         *prometheus.CounterVec
+
+	codes   map[int]string       // the label value of every known code
+	fates   map[worker.Fate]bool // the known fates
+	reasons map[string]bool      // tim's SigReason constants
+}
+
+// New returns a Metrics with every recallq series registered, plus the Go
+// runtime and process collectors.
+func New(cfg Config) *Metrics {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		log: cfg.Logger,
+		recalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RecallsTotal,
+			Help: "admin_msgwithdraw calls by what became of the recall (fate) and Tencent's code (-1: no answer, other: a code outside the outcome table). Final fates count each recall once.",
+		}, []string{"fate", "code"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    APILatency,
+			Help:    "Time from a call's slot to Tencent's answer (or the transport error), in seconds.",
+			Buckets: LatencyBuckets,
+		}),
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    TokenWait,
+			Help:    "Time a call waited for its token from the shared limiter, in seconds.",
+			Buckets: WaitBuckets,
+		}, []string{"queue"}),
+		backoffs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: RateLimitBackoffs,
+			Help: "Rate-limited answers from Tencent; each made every worker of the app pause.",
+		}, []string{"code"}),
+		configErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: ConfigErrors,
+			Help: "Answers saying the app's configuration is wrong (admin, key, SDKAppID, region, plan); no task can succeed until it is fixed. The worker's error log says what to fix.",
+		}),
+		sigs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: SigRefreshes,
+			Help: "UserSig generations by reason (initial, age, expired, invalidated, 70001, refused).",
+		}, []string{"reason"}),
+		codes:   map[int]string{-1: "-1"},
+		fates:   map[worker.Fate]bool{},
+		reasons: map[string]bool{},
+	}
+	for _, o := range worker.Outcomes() {
+		m.codes[o.Code] = strconv.Itoa(o.Code)
+		if o.Class == worker.RateLimited {
+			m.backoffs.WithLabelValues(m.codes[o.Code]) // present at 0, so increase() sees the first
+		}
+	}
+	for _, f := range []worker.Fate{worker.FateRecalled, worker.FateAlreadyRecalled, worker.FateDeadLettered,
+		worker.FateRetrying, worker.FateKept, worker.FateCalledAgain} {
+		m.fates[f] = true
+	}
+	for _, r := range []string{tim.SigReasonInitial, tim.SigReasonAge, tim.SigReasonExpired,
+		tim.SigReasonInvalidated, tim.SigReason70001, tim.SigReasonRefused} {
+		m.reasons[r] = true
+		m.sigs.WithLabelValues(r)
+	}
+	for _, q := range []string{tasks.QueueUrgent, tasks.QueueBulk} {
+		m.wait.WithLabelValues(q)
+	}
+	m.reg.MustRegister(m.recalls, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Record counts one API call. It implements worker.Recorder; it only
+// updates counters and histograms, so it is cheap on the call path.
+func (m *Metrics) Record(ev worker.Event) {
+	code, ok := m.codes[ev.Code]
+	if !ok {
+		code = other
+	}
+	fate := string(ev.Fate)
+	if !m.fates[ev.Fate] {
+		fate = other
+	}
+	m.recalls.WithLabelValues(fate, code).Inc()
+	m.latency.Observe(ev.Latency.Seconds())
+	m.wait.WithLabelValues(queueLabel(ev.Queue)).Observe(ev.Waited.Seconds())
+	switch {
+	case ev.Class == worker.RateLimited:
+		m.backoffs.WithLabelValues(code).Inc()
+	case ev.Class == worker.Configuration,
+		// Refused again with a fresh UserSig: the handler treats it as a
+		// configuration error (wrong key, SDKAppID or admin).
+		ev.Class == worker.SigStale && ev.Fate == worker.FateKept:
+		m.configErrors.Inc()
+	}
+}
+
+// SigRefreshed counts one UserSig generation; it is tim.Config.OnSigRefresh.
+func (m *Metrics) SigRefreshed(reason string) {
+	if !m.reasons[reason] {
+		reason = other
+	}
+	m.sigs.WithLabelValues(reason).Inc()
+}
+
+func queueLabel(q string) string {
+	if q == tasks.QueueUrgent || q == tasks.QueueBulk {
+		return q
+	}
+	return other
+}
+
+// LimiterStats is the shared limiter (*limiter.Limiter).
+type LimiterStats interface {
+	Stats() limiter.Stats
+}
+
+// WatchLimiter exports l's interval, spread and counters, read at every
+// scrape. Call it once; a second call returns an error.
+func (m *Metrics) WatchLimiter(l LimiterStats) error {
+	if err := m.reg.Register(&limiterCollector{l: l}); err != nil {
+		return fmt.Errorf("metrics: watch the limiter: %w", err)
+	}
+	return nil
+}
+
+// WatchQueues exports asynq's queue series (asynq_queue_size,
+// asynq_tasks_enqueued_total by state, asynq_queue_latency_seconds...)
+// through asynq's own collector, read at every scrape. ping checks Redis
+// first so that a scrape while Redis is down answers at once, without
+// them. Call it once; a second call returns an error.
+func (m *Metrics) WatchQueues(insp *asynq.Inspector, ping func(context.Context) error) error {
+	if insp == nil || ping == nil {
+		return errors.New("metrics: WatchQueues needs an inspector and a ping")
+	}
+	c := &queueCollector{
+		inner: asynqmetrics.NewQueueMetricsCollector(insp),
+		ping:  ping,
+		log:   m.log,
+		warn:  rate.Sometimes{First: 1, Interval: time.Minute},
+	}
+	if err := m.reg.Register(c); err != nil {
+		return fmt.Errorf("metrics: watch the queues: %w", err)
+	}
+	return nil
+}
+
+// Gatherer is the registry, for tests and digests.
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+
+// Handler serves the registry in Prometheus's exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.InstrumentMetricHandler(m.reg, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:          promLogger{m.log},
+		ErrorHandling:     promhttp.ContinueOnError,
+		Registry:          m.reg,
+		EnableOpenMetrics: true,
+	}))
+}
+
+type promLogger struct{ l *slog.Logger }
+
+func (p promLogger) Println(v ...any) { p.l.Warn("metrics: " + fmt.Sprint(v...)) }
+
+// limiterCollector reads the limiter's Stats once per scrape.
+type limiterCollector struct{ l LimiterStats }
+
+var (
+	limiterIntervalDesc = prometheus.NewDesc(LimiterInterval,
+		"Current spacing between two calls of the app, (1+spread)/rate, in seconds.", nil, nil)
+	limiterSpreadDesc = prometheus.NewDesc(LimiterSpread,
+		"Latency spread J shared by every worker of the app (the largest live one), in seconds.", nil, nil)
+	limiterLocalSpreadDesc = prometheus.NewDesc(LimiterLocalSpread,
+		"This process's own measured latency spread (0 without samples), in seconds.", nil, nil)
+	limiterSlowDownsDesc = prometheus.NewDesc(LimiterSlowDowns,
+		"Shared pauses (every worker of the app waits) this process announced: after a rate-limited answer, or to stop calls after configuration errors.", nil, nil)
+	limiterResetsDesc = prometheus.NewDesc(LimiterResets,
+		"Grants that found the schedule lost (Redis restart, flush, failover) and restarted it.", nil, nil)
+	limiterBeyondHorizonDesc = prometheus.NewDesc(LimiterBeyondHorizon,
+		"Grants queued beyond the limiter's horizon: the fleet holds more slots ahead than the horizon covers.", nil, nil)
+	limiterWaitFailuresDesc = prometheus.NewDesc(LimiterWaitFailures,
+		"Waits for a token that ended without one (shutdown, deadline, Redis unreachable).", nil, nil)
+)
+
+func (c *limiterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{limiterIntervalDesc, limiterSpreadDesc, limiterLocalSpreadDesc,
+		limiterSlowDownsDesc, limiterResetsDesc, limiterBeyondHorizonDesc, limiterWaitFailuresDesc} {
+		ch <- d
+	}
+}
+
+func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.l.Stats()
+	ch <- prometheus.MustNewConstMetric(limiterIntervalDesc, prometheus.GaugeValue, s.Interval.Seconds())
+	ch <- prometheus.MustNewConstMetric(limiterSpreadDesc, prometheus.GaugeValue, s.Spread.Seconds())
+	ch <- prometheus.MustNewConstMetric(limiterLocalSpreadDesc, prometheus.GaugeValue, s.LocalSpread.Seconds())
+	ch <- prometheus.MustNewConstMetric(limiterSlowDownsDesc, prometheus.CounterValue, float64(s.SlowDowns))
+	ch <- prometheus.MustNewConstMetric(limiterResetsDesc, prometheus.CounterValue, float64(s.Resets))
+	ch <- prometheus.MustNewConstMetric(limiterBeyondHorizonDesc, prometheus.CounterValue, float64(s.BeyondHorizon))
+	ch <- prometheus.MustNewConstMetric(limiterWaitFailuresDesc, prometheus.CounterValue, float64(s.Failures))
+}
+
+// queuePingTimeout bounds the Redis check before asynq's collector runs.
+const queuePingTimeout = time.Second
+
+// queueCollector runs asynq's collector when Redis answers. It describes
+// nothing (an unchecked collector): asynq's collector would otherwise query
+// Redis at registration.
+type queueCollector struct {
+	inner prometheus.Collector
+	ping  func(context.Context) error
+	log   *slog.Logger
+	warn  rate.Sometimes
+}
+
+func (c *queueCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), queuePingTimeout)
+	defer cancel()
+	if err := c.ping(ctx); err != nil {
+		c.warn.Do(func() {
+			c.log.Warn("metrics: Redis does not answer; queue series left out of this scrape", "err", err)
+		})
+		return
+	}
+	c.inner.Collect(ch)
+}

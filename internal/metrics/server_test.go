@@ -1,0 +1,100 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/recallq/recallq/internal/redistest"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func listen(t *testing.T, s *redistest.Server) *Server {
+	t.Helper()
+	rdb := s.Client(t)
+	srv, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Metrics: New(Config{}),
+		Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return srv
+}
+
+func TestProbes(t *testing.T) {
+	t.Run("ready only once the worker started", func(t *testing.T) {
+		srv := listen(t, redistest.Start(t))
+		base := "http://" + srv.Addr()
+		if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+			t.Errorf("/healthz before start = %d, want 200", code)
+		}
+		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not started") {
+			t.Errorf("/readyz before start = %d %q, want 503 saying it has not started", code, body)
+		}
+		srv.Started()
+		if code, body := get(t, base+"/readyz"); code != http.StatusOK {
+			t.Errorf("/readyz after start = %d %q, want 200", code, body)
+		}
+	})
+
+	t.Run("not ready once shutdown began, still live and scraped", func(t *testing.T) {
+		srv := listen(t, redistest.Start(t))
+		base := "http://" + srv.Addr()
+		srv.Started()
+		srv.Stopping()
+		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
+			t.Errorf("/readyz while stopping = %d %q, want 503 saying it is shutting down", code, body)
+		}
+		if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+			t.Errorf("/healthz while stopping = %d, want 200", code)
+		}
+		if code, body := get(t, base+"/metrics"); code != http.StatusOK || !strings.Contains(body, SigRefreshes) {
+			t.Errorf("/metrics while stopping = %d, lacks %s", code, SigRefreshes)
+		}
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := http.Get(base + "/healthz"); err == nil {
+			t.Error("/healthz answers after Shutdown")
+		}
+	})
+
+	t.Run("not ready while Redis is down", func(t *testing.T) {
+		s := redistest.Start(t, "--appendonly", "no") // its own server, even with TEST_REDIS_URL: it is stopped
+		srv := listen(t, s)
+		base := "http://" + srv.Addr()
+		srv.Started()
+		if code, _ := get(t, base+"/readyz"); code != http.StatusOK {
+			t.Fatalf("/readyz with Redis up = %d, want 200", code)
+		}
+		s.Stop()
+		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "Redis") {
+			t.Errorf("/readyz with Redis down = %d %q, want 503 naming Redis", code, body)
+		}
+		if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+			t.Errorf("/healthz with Redis down = %d, want 200 (the process still serves)", code)
+		}
+	})
+}
+
+func TestListenRefusesABusyAddress(t *testing.T) {
+	srv := listen(t, redistest.Start(t))
+	_, err := Listen(ServerConfig{Addr: srv.Addr(), Metrics: New(Config{}), Ping: func(context.Context) error { return nil }})
+	if err == nil || !strings.Contains(err.Error(), srv.Addr()) {
+		t.Errorf("Listen on a busy address: %v, want an error naming it", err)
+	}
+}

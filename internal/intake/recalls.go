@@ -1,0 +1,364 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/tasks"
+)
+
+// RecallRequest is one recall as a client sends it: the message, by
+// Tencent's names, and optionally why. Who asked is the token's name; the
+// app is the intake's.
+type RecallRequest struct {
+	FromAccount string `json:"From_Account"`
+	ToAccount   string `json:"To_Account"`
+	MsgKey      string `json:"MsgKey"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// BatchRequest is several recalls in one request.
+type BatchRequest struct {
+	Recalls []RecallRequest `json:"recalls"`
+}
+
+// What happened to a recall a request carried.
+const (
+	// StatusQueued: a new task was queued.
+	StatusQueued = "queued"
+	// StatusAlreadyQueued: a task for the same message was already there
+	// (waiting, running, retrying or finished within the retention), or
+	// the same message appears earlier in the batch; nothing new was queued.
+	StatusAlreadyQueued = "already_queued"
+)
+
+// Queued is the answer for one recall.
+type Queued struct {
+	// TaskID is the recall's deterministic task ID, for GET /v1/recalls/{id}.
+	TaskID string `json:"task_id"`
+	// Status is StatusQueued or StatusAlreadyQueued.
+	Status string `json:"status"`
+}
+
+// BatchResponse answers a BatchRequest, one Queued per recall, in order.
+type BatchResponse struct {
+	Recalls []Queued `json:"recalls"`
+}
+
+// ErrorResponse is the body of every error answer.
+type ErrorResponse struct {
+	// Error says what was wrong and what to do.
+	Error string `json:"error"`
+	// Invalid lists every bad recall of a rejected request.
+	Invalid []Problem `json:"invalid,omitempty"`
+}
+
+// Problem is what is wrong with one recall of a request.
+type Problem struct {
+	// Field is the field's path: "MsgKey" for a single recall,
+	// "recalls[3].MsgKey" in a batch.
+	Field string `json:"field"`
+	// Row is the recall's index in a batch; absent for a single recall.
+	Row *int `json:"row,omitempty"`
+	// Reason says what is wrong and how to fix it.
+	Reason string `json:"reason"`
+	// malformed marks a problem of JSON shape (an unknown field, a wrong
+	// type) rather than of value: it makes the answer a 400, not a 422.
+	malformed bool
+}
+
+// enqueueConcurrency is how many enqueues of one batch run at once.
+const enqueueConcurrency = 16
+
+// recallFields are the fields a recall may have, by exact name.
+var recallFields = []string{"From_Account", "To_Account", "MsgKey", "reason"}
+
+// postRecalls queues one recall or a batch, all or nothing: a request with
+// any bad recall queues none and lists every bad one.
+//
+// Answers: 202 with the task IDs; 400 when the body is not JSON or not the
+// shape of a recall or batch (unknown or mistyped fields); 413 when the body
+// is too large; 422 when the shape is right but values are not (an empty
+// field, one too long, an empty or too large batch); 503 when Redis fails.
+func (s *Server) postRecalls(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+				"the body is larger than %d bytes: split the batch into smaller requests", mbe.Limit), nil)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "cannot read the body: "+err.Error(), nil)
+		return
+	}
+	recalls, batch, derr := s.decode(body, requester(r.Context()))
+	if derr != nil {
+		writeError(w, derr.status, derr.msg, derr.problems)
+		return
+	}
+	results, err := s.enqueueAll(r.Context(), recalls)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "intake: cannot queue recalls",
+			"client", requester(r.Context()), "recalls", len(recalls), "err", err)
+		writeError(w, http.StatusServiceUnavailable,
+			"cannot queue the recalls: the queue's Redis did not answer; send the same request again: recalls already queued are reported as already_queued", nil)
+		return
+	}
+	var queued int
+	for _, q := range results {
+		if q.Status == StatusQueued {
+			queued++
+		}
+	}
+	s.log.InfoContext(r.Context(), "intake: recalls accepted",
+		"client", requester(r.Context()), "recalls", len(results), "queued", queued, "already_queued", len(results)-queued)
+	if batch {
+		writeJSON(w, http.StatusAccepted, BatchResponse{Recalls: results})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, results[0])
+}
+
+// enqueueAll queues every recall, a few at a time. A message that appears
+// twice is queued once; its later rows say already_queued. It returns the
+// first Redis error, after which the rest are not tried: a client retries
+// the whole request, and what was queued reports already_queued.
+func (s *Server) enqueueAll(ctx context.Context, recalls []tasks.Recall) ([]Queued, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
+	defer cancel()
+	results := make([]Queued, len(recalls))
+	first := make(map[string]bool, len(recalls))
+	jobs := make(chan int, len(recalls))
+	for i, rc := range recalls {
+		id := rc.TaskID()
+		results[i] = Queued{TaskID: id, Status: StatusAlreadyQueued}
+		if !first[id] {
+			first[id] = true
+			jobs <- i
+		}
+	}
+	close(jobs)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for range min(enqueueConcurrency, len(first)) {
+		wg.Go(func() {
+			for i := range jobs {
+				if ctx.Err() != nil {
+					return
+				}
+				res, err := s.queue.Recall(ctx, recalls[i])
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				results[i] = queuedOf(res)
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return results, firstErr
+}
+
+func queuedOf(res enqueue.Result) Queued {
+	if res.AlreadyQueued {
+		return Queued{TaskID: res.TaskID, Status: StatusAlreadyQueued}
+	}
+	return Queued{TaskID: res.TaskID, Status: StatusQueued}
+}
+
+// decodeError is a request the intake refuses before validating values.
+type decodeError struct {
+	status   int
+	msg      string
+	problems []Problem
+}
+
+const shapeHint = `send one recall {"From_Account":"...","To_Account":"...","MsgKey":"...","reason":"..."} or a batch {"recalls":[...]}`
+
+// decode parses a body into its recalls, validated, and says whether it was
+// a batch. A bad request lists every bad recall, one problem each.
+//
+// Field names are matched exactly. encoding/json's DisallowUnknownFields
+// would still accept "msgkey" for MsgKey (it matches names regardless of
+// case), so decode checks each object's keys itself.
+func (s *Server) decode(body []byte, requestedBy string) ([]tasks.Recall, bool, *decodeError) {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil, false, &decodeError{status: http.StatusBadRequest, msg: "the body is empty: " + shapeHint}
+	}
+	top, err := object(body)
+	if err != nil {
+		return nil, false, &decodeError{status: http.StatusBadRequest, msg: "the body " + err.Error() + ": " + shapeHint}
+	}
+	rawRows, batch := top["recalls"]
+	if !batch {
+		rc, p := s.recall(top, "", nil, requestedBy)
+		if p != nil {
+			return nil, false, problemsError(false, 1, []Problem{*p})
+		}
+		return []tasks.Recall{rc}, false, nil
+	}
+	var problems []Problem
+	for _, k := range slices.Sorted(maps.Keys(top)) {
+		if k != "recalls" {
+			problems = append(problems, Problem{Field: k, malformed: true,
+				Reason: `is not a field of a batch: a batch is {"recalls":[...]} and nothing else`})
+		}
+	}
+	var rows []json.RawMessage
+	if err := json.Unmarshal(rawRows, &rows); err != nil || rows == nil {
+		problems = append(problems, Problem{Field: "recalls", malformed: true, Reason: "must be an array of recalls"})
+	}
+	if len(problems) > 0 {
+		return nil, true, &decodeError{status: http.StatusBadRequest,
+			msg: "the body is not a batch of recalls: " + describeProblems(problems), problems: problems}
+	}
+	switch {
+	case len(rows) == 0:
+		p := []Problem{{Field: "recalls", Reason: "is empty: send at least one recall"}}
+		return nil, true, &decodeError{status: http.StatusUnprocessableEntity, msg: "recalls: is empty: send at least one recall", problems: p}
+	case len(rows) > s.cfg.MaxBatch:
+		reason := fmt.Sprintf("has %d recalls; at most %d are allowed in one request: split the batch", len(rows), s.cfg.MaxBatch)
+		p := []Problem{{Field: "recalls", Reason: reason}}
+		return nil, true, &decodeError{status: http.StatusUnprocessableEntity, msg: "recalls: " + reason, problems: p}
+	}
+	out := make([]tasks.Recall, len(rows))
+	for i, raw := range rows {
+		idx := i
+		prefix := "recalls[" + strconv.Itoa(i) + "]"
+		obj, err := object(raw)
+		if err != nil {
+			problems = append(problems, Problem{Field: prefix, Row: &idx, malformed: true,
+				Reason: err.Error() + `: a recall is {"From_Account":"...","To_Account":"...","MsgKey":"..."}`})
+			continue
+		}
+		rc, p := s.recall(obj, prefix+".", &idx, requestedBy)
+		if p != nil {
+			problems = append(problems, *p)
+			continue
+		}
+		out[i] = rc
+	}
+	if len(problems) > 0 {
+		return nil, true, problemsError(true, len(rows), problems)
+	}
+	return out, true, nil
+}
+
+// object parses b as one JSON object, keeping its values raw.
+func object(b []byte) (map[string]json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return nil, fmt.Errorf("is not valid JSON (at byte %d: %v)", syn.Offset, syn)
+		}
+		return nil, errors.New("is not a JSON object")
+	}
+	if obj == nil {
+		return nil, errors.New("is not a JSON object")
+	}
+	return obj, nil
+}
+
+// recall reads one recall from obj and validates it. It returns the first
+// problem, its field named with prefix.
+func (s *Server) recall(obj map[string]json.RawMessage, prefix string, row *int, requestedBy string) (tasks.Recall, *Problem) {
+	rr, p := decodeRecall(obj, prefix, row)
+	if p != nil {
+		return tasks.Recall{}, p
+	}
+	rc := tasks.Recall{
+		SDKAppID:    s.cfg.SDKAppID,
+		FromAccount: rr.FromAccount,
+		ToAccount:   rr.ToAccount,
+		MsgKey:      rr.MsgKey,
+		Reason:      rr.Reason,
+		RequestedBy: requestedBy,
+	}
+	if err := rc.Validate(); err != nil {
+		p := Problem{Field: prefix, Row: row, Reason: err.Error()}
+		var fe *tasks.FieldError
+		if errors.As(err, &fe) {
+			p.Field, p.Reason = prefix+fe.Field, fe.Reason
+		}
+		return tasks.Recall{}, &p
+	}
+	return rc, nil
+}
+
+// decodeRecall reads one recall's fields from obj. It returns the first
+// problem, its field named with prefix.
+func decodeRecall(obj map[string]json.RawMessage, prefix string, row *int) (RecallRequest, *Problem) {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		if !slices.Contains(recallFields, k) {
+			return RecallRequest{}, &Problem{Field: prefix + k, Row: row, malformed: true,
+				Reason: "is not a field of a recall: use From_Account, To_Account, MsgKey and reason (names are case-sensitive)"}
+		}
+	}
+	var rr RecallRequest
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"From_Account", &rr.FromAccount},
+		{"To_Account", &rr.ToAccount},
+		{"MsgKey", &rr.MsgKey},
+		{"reason", &rr.Reason},
+	} {
+		raw, ok := obj[f.name]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(raw, f.dst); err != nil {
+			return RecallRequest{}, &Problem{Field: prefix + f.name, Row: row, malformed: true, Reason: "must be a string"}
+		}
+	}
+	return rr, nil
+}
+
+// problemsError is the answer to a request with bad recalls: 400 if any is
+// malformed, else 422; every bad recall listed; nothing queued.
+func problemsError(batch bool, total int, problems []Problem) *decodeError {
+	status := http.StatusUnprocessableEntity
+	for _, p := range problems {
+		if p.malformed {
+			status = http.StatusBadRequest
+		}
+	}
+	what := "the recall is invalid"
+	if batch {
+		what = fmt.Sprintf("%d of %d recalls are invalid", len(problems), total)
+	}
+	return &decodeError{status: status, problems: problems,
+		msg: what + "; nothing was queued: " + describeProblems(problems)}
+}
+
+// describeProblems names the first problem and counts the rest.
+func describeProblems(problems []Problem) string {
+	s := problems[0].Field + ": " + problems[0].Reason
+	if n := len(problems) - 1; n > 0 {
+		s += fmt.Sprintf(" (and %d more, listed in \"invalid\")", n)
+	}
+	return s
+}

@@ -1,0 +1,114 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/internal/redisconn"
+	"github.com/recallq/recallq/tasks"
+)
+
+// Task is a queued recall's state, as asynq keeps it.
+type Task struct {
+	// ID is the task ID.
+	ID string `json:"id"`
+	// Queue is tasks.QueueUrgent or tasks.QueueBulk.
+	Queue string `json:"queue"`
+	// State is pending, active, scheduled, retry, archived (dead-lettered)
+	// or completed.
+	State string `json:"state"`
+	// Retried is how many transient failures the task has had.
+	Retried int `json:"retried"`
+	// MaxRetry is the task's budget of transient failures.
+	MaxRetry int `json:"max_retry"`
+	// LastError is the last failure's cause, already scrubbed of secrets by
+	// the worker.
+	LastError string `json:"last_error,omitempty"`
+	// LastFailedAt is when the task last failed.
+	LastFailedAt time.Time `json:"last_failed_at,omitzero"`
+	// NextProcessAt is when a pending, scheduled or retrying task is next
+	// tried.
+	NextProcessAt time.Time `json:"next_process_at,omitzero"`
+	// CompletedAt is when a completed task finished.
+	CompletedAt time.Time `json:"completed_at,omitzero"`
+}
+
+// taskIDPattern is the shape of tasks.Recall.TaskID; anything else cannot
+// name a recall, so it is not looked up.
+var taskIDPattern = regexp.MustCompile(`^recall-[0-9a-f]{32}$`)
+
+// getRecall answers a task's state: 200, 404 for an ID no queue holds (or
+// holds no longer: a finished task is kept tasks.DefaultRetention), 503
+// when Redis fails.
+func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	notFound := func() {
+		writeError(w, http.StatusNotFound, "no recall task "+id+
+			": check the task_id POST /v1/recalls returned; finished tasks are kept for "+tasks.DefaultRetention.String(), nil)
+	}
+	if !taskIDPattern.MatchString(id) {
+		notFound()
+		return
+	}
+	info, err := s.findTask(r.Context(), id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound):
+		notFound()
+	case err != nil:
+		s.log.ErrorContext(r.Context(), "intake: cannot look up a task", "task_id", id, "err", redisconn.Redact(err.Error()))
+		writeError(w, http.StatusServiceUnavailable, "cannot look up the task: the queue's Redis did not answer; try again", nil)
+	default:
+		writeJSON(w, http.StatusOK, Task{
+			ID:            info.ID,
+			Queue:         info.Queue,
+			State:         info.State.String(),
+			Retried:       info.Retried,
+			MaxRetry:      tasks.RetryBudget(info.MaxRetry),
+			LastError:     info.LastErr,
+			LastFailedAt:  info.LastFailedAt.UTC(),
+			NextProcessAt: info.NextProcessAt.UTC(),
+			CompletedAt:   info.CompletedAt.UTC(),
+		})
+	}
+}
+
+// findTask looks for the task in the urgent lane, then the bulk lane. It
+// returns an error wrapping asynq.ErrTaskNotFound when neither holds it.
+func (s *Server) findTask(ctx context.Context, id string) (*asynq.TaskInfo, error) {
+	type found struct {
+		info *asynq.TaskInfo
+		err  error
+	}
+	// asynq's Inspector takes no context: bound the lookup here.
+	done := make(chan found, 1)
+	go func() {
+		for _, q := range []string{tasks.QueueUrgent, tasks.QueueBulk} {
+			info, err := s.inspect.GetTaskInfo(q, id)
+			switch {
+			case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+				continue
+			case err != nil:
+				done <- found{err: err}
+				return
+			case info.Type != tasks.TypeRecall:
+				continue
+			}
+			done <- found{info: info}
+			return
+		}
+		done <- found{err: asynq.ErrTaskNotFound}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
+	defer cancel()
+	select {
+	case f := <-done:
+		return f.info, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

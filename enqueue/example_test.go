@@ -30,7 +30,7 @@ func Example() {
 	fmt.Println(first.TaskID, first.AlreadyQueued)
 	fmt.Println(again.TaskID == first.TaskID, again.AlreadyQueued)
 	// Output:
-	// recall-08c2caecb30bfb08104fc53a0bd6cc26 false
+	// recall_08c2caecb30bfb08104fc53a0bd6cc26 false
 	// true true
 }
 

@@ -148,7 +148,25 @@ func (r Recall) TaskID() string {
 		h.Write(n[:])
 		h.Write([]byte(s))
 	}
-	return "recall-" + hex.EncodeToString(h.Sum(nil)[:16])
+	return TaskIDPrefix + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// TaskIDPrefix starts every recall's task ID. It has no '-': asynqmon shows
+// a task ID only up to its first '-', as if it were a UUID.
+const TaskIDPrefix = "recall_"
+
+// IsTaskID reports whether s has the shape of Recall.TaskID: anything else
+// cannot name a recall.
+func IsTaskID(s string) bool {
+	if len(s) != len(TaskIDPrefix)+32 || s[:len(TaskIDPrefix)] != TaskIDPrefix {
+		return false
+	}
+	for _, c := range s[len(TaskIDPrefix):] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Encode validates r and returns its wire form.

@@ -112,3 +112,18 @@ func TestNewTaskOptions(t *testing.T) {
 		t.Fatal("the retry budget is not asynq's limit minus the spare")
 	}
 }
+
+func TestIsTaskID(t *testing.T) {
+	id := valid().TaskID()
+	if !IsTaskID(id) {
+		t.Fatalf("IsTaskID(%q) = false", id)
+	}
+	if strings.Contains(id, "-") {
+		t.Fatalf("task ID %q has a '-': asynqmon would cut it there", id)
+	}
+	for _, bad := range []string{"", "recall_", id[:len(id)-1], strings.ToUpper(id), "recall-" + id[7:], id + "0"} {
+		if IsTaskID(bad) {
+			t.Errorf("IsTaskID(%q) = true", bad)
+		}
+	}
+}

@@ -74,7 +74,7 @@ func TestOpenAPIRoutesMatchHandler(t *testing.T) {
 	// And the mux really routes each one to that pattern.
 	for _, op := range specOps(doc) {
 		method, path, _ := strings.Cut(op, " ")
-		req := httptest.NewRequest(method, strings.ReplaceAll(path, "{id}", "recall-0"), nil)
+		req := httptest.NewRequest(method, strings.ReplaceAll(path, "{id}", "recall_0"), nil)
 		if _, pattern := e.s.mux.Handler(req); pattern != op {
 			t.Errorf("%s is routed to %q", op, pattern)
 		}

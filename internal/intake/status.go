@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -38,10 +37,6 @@ type Task struct {
 	CompletedAt time.Time `json:"completed_at,omitzero"`
 }
 
-// taskIDPattern is the shape of tasks.Recall.TaskID; anything else cannot
-// name a recall, so it is not looked up.
-var taskIDPattern = regexp.MustCompile(`^recall-[0-9a-f]{32}$`)
-
 // getRecall answers a task's state: 200, 404 for an ID no queue holds (or
 // holds no longer: a finished task is kept tasks.DefaultRetention), 503
 // when Redis fails.
@@ -51,7 +46,7 @@ func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no recall task "+id+
 			": check the task_id POST /v1/recalls returned; finished tasks are kept for "+tasks.DefaultRetention.String(), nil)
 	}
-	if !taskIDPattern.MatchString(id) {
+	if !tasks.IsTaskID(id) { // anything else cannot name a recall: not looked up
 		notFound()
 		return
 	}

@@ -73,8 +73,8 @@ func TestGetUnknownTaskIs404(t *testing.T) {
 	}
 	for _, id := range []string{
 		taskID("a", "b", "never-queued"),
-		"recall-not-an-id",
-		"recall-08C2CAECB30BFB08104FC53A0BD6CC26",
+		"recall_not-an-id",
+		"recall_08C2CAECB30BFB08104FC53A0BD6CC26",
 		strings.Repeat("x", 300),
 	} {
 		rec := e.do(t, http.MethodGet, "/v1/recalls/"+id, opsToken.Secret, "")

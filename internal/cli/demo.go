@@ -9,6 +9,7 @@ import (
 func newDemoCmd(g *globals) *cobra.Command {
 	var count int
 	var verbose bool
+	var metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run everything in one process: no Redis, no Tencent account needed",
@@ -17,7 +18,7 @@ simulator, a worker and the producer library. It queues a few hundred recalls
 that exercise every outcome, shows progress, and prints what happened to each.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := demo.Options{Count: count, Out: g.stdout}
+			o := demo.Options{Count: count, Out: g.stdout, MetricsAddr: metricsAddr}
 			if verbose {
 				log, err := g.logger()
 				if err != nil {
@@ -30,5 +31,6 @@ that exercise every outcome, shows progress, and prints what happened to each.`,
 	}
 	cmd.Flags().IntVar(&count, "count", demo.DefaultCount, "how many recalls to queue")
 	cmd.Flags().BoolVar(&verbose, "verbose", false, "show the worker's logs")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", `serve /metrics, /healthz and /readyz on this host:port during the demo ("": off)`)
 	return cmd
 }

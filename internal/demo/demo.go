@@ -2,7 +2,9 @@
 // and no Tencent account: an in-memory Redis (miniredis), the simulator of
 // Tencent's endpoint, a real worker and the real producer library. It
 // queues a few hundred recalls chosen to hit every outcome, shows progress,
-// and ends with what happened to each class of result.
+// and ends with what happened to each class of result, then a digest of the
+// worker's metrics (the series it serves on /metrics when
+// Options.MetricsAddr is set).
 //
 // miniredis stands in for Redis here only; every test of Redis behaviour
 // runs against a real redis-server.
@@ -31,6 +33,7 @@ import (
 	"github.com/recallq/recallq/enqueue"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/metrics"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
@@ -52,6 +55,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Timeout bounds the whole run. Default 2 minutes.
 	Timeout time.Duration
+	// MetricsAddr, if set, is where the demo serves /metrics (the worker's
+	// series), /healthz and /readyz while it runs. Default "": not served;
+	// the digest at the end is printed either way.
+	MetricsAddr string
+	// AtEnd, if set, is called after the summary, while the worker and the
+	// metrics server still run, with the metrics server's address (""
+	// when MetricsAddr is empty): one last look before the demo tears down.
+	AtEnd func(metricsAddr string)
 }
 
 // Run runs the demo. It returns an error if anything did not end where it
@@ -95,7 +106,8 @@ func Run(ctx context.Context, o Options) error {
 
 	fmt.Fprintf(o.Out, "recallq demo: in-memory Redis at %s, Tencent simulator at %s (app %d)\n", mr.Addr(), endpoint, sdkAppID)
 
-	api, err := tim.New(tim.Config{SDKAppID: sdkAppID, SecretKey: secret, Endpoint: endpoint})
+	m := metrics.New(metrics.Config{Logger: o.Logger})
+	api, err := tim.New(tim.Config{SDKAppID: sdkAppID, SecretKey: secret, Endpoint: endpoint, OnSigRefresh: m.SigRefreshed})
 	if err != nil {
 		return err
 	}
@@ -112,6 +124,28 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer lim.Close()
 	rec := &recorder{byCode: map[int]int{}, final: map[string]int{}}
+	ping := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	if err := m.WatchLimiter(lim); err != nil {
+		return err
+	}
+	if err := m.WatchQueues(asynq.NewInspectorFromRedisClient(rdb), ping); err != nil {
+		return err
+	}
+	var msrv *metrics.Server
+	started := func() {}
+	if o.MetricsAddr != "" {
+		msrv, err = metrics.Listen(metrics.ServerConfig{Addr: o.MetricsAddr, Metrics: m, Ping: ping, Logger: o.Logger})
+		if err != nil {
+			return err
+		}
+		defer func() { // after the worker has stopped
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = msrv.Shutdown(sctx)
+		}()
+		started = msrv.Started
+		fmt.Fprintf(o.Out, "metrics at http://%s/metrics (and /healthz, /readyz)\n", msrv.Addr())
+	}
 
 	wctx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan error, 1)
@@ -120,11 +154,12 @@ func Run(ctx context.Context, o Options) error {
 			Redis:       asynq.RedisClientOpt{Addr: mr.Addr()},
 			Concurrency: 32,
 			Logger:      o.Logger,
+			Started:     started,
 			// Short delays so every retry path finishes within seconds.
 			RetryBase: 200 * time.Millisecond,
 			Handler: worker.HandlerConfig{
 				SDKAppID: sdkAppID, API: api, Limiter: lim, Secrets: []string{secret},
-				ConfigRetryDelay: 2 * time.Second, Recorder: rec,
+				ConfigRetryDelay: 2 * time.Second, Recorder: worker.Recorders(rec, m),
 			},
 		})
 	}()
@@ -177,7 +212,18 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	bar.done()
-	return summarize(o.Out, insp, info, rec, sim, plan, lim)
+	err = summarize(o.Out, insp, info, rec, sim, plan, lim)
+	if derr := m.WriteDigest(o.Out); derr != nil && err == nil {
+		err = derr
+	}
+	if o.AtEnd != nil {
+		addr := ""
+		if msrv != nil {
+			addr = msrv.Addr()
+		}
+		o.AtEnd(addr)
+	}
+	return err
 }
 
 func randomKey() string {

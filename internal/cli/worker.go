@@ -63,7 +63,7 @@ type builtWorker struct {
 	rdb redis.UniversalClient
 	// metrics records every call; serveMetrics serves it.
 	metrics *metrics.Metrics
-	close  func()
+	close   func()
 }
 
 // worker builds a worker's configuration from the settings: the Tencent

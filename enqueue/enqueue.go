@@ -25,8 +25,12 @@ import (
 // Config configures a Client.
 type Config struct {
 	// RedisURL is the Redis that holds the queues. Default
-	// "redis://127.0.0.1:6379/0"; rediss:// for TLS.
+	// "redis://127.0.0.1:6379/0"; rediss:// for TLS, redis-sentinel://
+	// and redis-cluster:// for Sentinel and Cluster.
 	RedisURL string
+	// Redis, if set, is used instead of RedisURL: for Sentinel or Cluster
+	// options built elsewhere, or TLS with a private CA.
+	Redis asynq.RedisConnOpt
 	// SDKAppID is the Chat app whose messages are recalled. Required.
 	SDKAppID uint64
 	// MaxRetry is each task's budget of transient failures. Default
@@ -48,11 +52,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.SDKAppID == 0 {
 		return nil, errors.New("enqueue: Config.SDKAppID is not set: give the app's SDKAppID from the Chat console")
 	}
-	conn, err := redisconn.Parse(cfg.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("enqueue: %w", err)
+	opt := cfg.Redis
+	if opt == nil {
+		conn, err := redisconn.Parse(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("enqueue: %w", err)
+		}
+		opt = conn.AsynqOpt()
 	}
-	return &Client{cfg: cfg, c: asynq.NewClient(conn.AsynqOpt())}, nil
+	return &Client{cfg: cfg, c: asynq.NewClient(opt)}, nil
 }
 
 // Result says what happened to a queued recall.

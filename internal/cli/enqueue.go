@@ -36,7 +36,7 @@ message again prints "already queued" and queues nothing.`,
 			if err != nil {
 				return err
 			}
-			c, err := enqueue.New(enqueue.Config{RedisURL: app.redisURL, SDKAppID: id})
+			c, err := enqueue.New(enqueue.Config{Redis: conn.AsynqOpt(), SDKAppID: id})
 			if err != nil {
 				return usageError{err}
 			}

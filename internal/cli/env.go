@@ -58,7 +58,7 @@ func (a *appFlags) register(cmd *cobra.Command, withTencent bool) {
 }
 
 func (a *appFlags) redis() (*redisconn.Conn, error) {
-	c, err := redisconn.Parse(a.redisURL)
+	c, err := redisconn.ParseEnv(a.redisURL)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("REDIS_URL: %w", err)}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/metrics"
+	"github.com/recallq/recallq/internal/redisconn"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/worker"
 )
@@ -87,6 +88,10 @@ func (a *appFlags) worker(log *slog.Logger, concurrency int) (*builtWorker, erro
 	if err != nil {
 		return nil, err
 	}
+	// Ride out a Sentinel failover or a Redis restart: without longer
+	// retries, asynq leaves the tasks that were running stuck as active
+	// until its lease recovery (about two minutes).
+	conn = conn.WithRetries(redisconn.FailoverRetries)
 	m := metrics.New(metrics.Config{Logger: log})
 	api, err := tim.New(tim.Config{SDKAppID: id, SecretKey: key, Admin: a.admin, Region: a.region, Endpoint: a.endpoint,
 		OnSigRefresh: m.SigRefreshed})

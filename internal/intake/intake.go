@@ -158,7 +158,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: Config.Tokens: %w", ErrConfig, err)
 	}
-	conn, err := redisconn.Parse(cfg.RedisURL)
+	conn, err := redisconn.ParseEnv(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Config.RedisURL: %w", ErrConfig, err)
 	}

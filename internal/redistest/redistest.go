@@ -5,11 +5,18 @@
 // port (so tests do not share state) and stops it when the test ends. Set
 // TEST_REDIS_URL to use an existing server instead; each test then gets the
 // database it names, flushed first.
+//
+// The other deployments recallq supports have helpers of their own, which
+// always start their own servers: StartTLS (TLS only, certificates of a
+// throwaway CA, client certificates required), StartCluster (a Redis
+// Cluster of three masters) and StartSentinelSet (a primary, a replica and
+// three sentinels). Each has a Launch form for use outside a test.
 package redistest
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -26,11 +33,20 @@ import (
 type Server struct {
 	// Addr is host:port.
 	Addr string
-	// URL is a redis:// URL for Addr, database 0.
+	// URL is a redis:// URL for Addr, database 0 (rediss:// for a server
+	// of StartTLS). It has no password.
 	URL string
+	// TLS, for a server of StartTLS, is a client configuration that trusts
+	// the server's CA and presents a client certificate; nil otherwise.
+	TLS *tls.Config
+	// Certs, for a server of StartTLS, are the files behind TLS and the
+	// server's certificate; nil otherwise.
+	Certs *Certs
 
-	cmd *exec.Cmd
-	dir string
+	cmd      *exec.Cmd
+	dir      string
+	password string // requirepass set by a helper of this package
+	busPort  int    // cluster bus port of a cluster node
 }
 
 // Start starts a redis-server for t on a free port with the given extra
@@ -61,6 +77,25 @@ func Start(t testing.TB, args ...string) *Server {
 // Launch starts a redis-server whose files live in dir, outside of any test
 // (benchmarks and the fault suite use it). The caller must call Stop.
 func Launch(dir string, args ...string) (*Server, error) {
+	return launch(dir, nil, func(s *Server, port int) ([]string, error) {
+		return append(append([]string{"--port", fmt.Sprint(port)}, baseArgs(s.dir, port)...), args...), nil
+	})
+}
+
+// baseArgs are the arguments every data server on port starts with, but
+// the port's own: loopback, no persistence, files in dir.
+func baseArgs(dir string, port int) []string {
+	return []string{
+		"--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir,
+		"--logfile", filepath.Join(dir, fmt.Sprintf("redis-%d.log", port)),
+	}
+}
+
+// launch starts redis-server with the arguments args gives for a free
+// port (args may set up s, and fail), and waits until it answers (over TLS
+// when tlsCfg is set). A port taken in between is retried with another.
+func launch(dir string, tlsCfg *tls.Config, args func(s *Server, port int) ([]string, error)) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found on PATH: install it (Debian: apt-get install redis-server) or set TEST_REDIS_URL")
@@ -71,14 +106,16 @@ func Launch(dir string, args ...string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
+		s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, TLS: tlsCfg}
 		s.URL = "redis://" + s.Addr + "/0"
-		base := []string{
-			"--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir,
-			"--logfile", filepath.Join(dir, fmt.Sprintf("redis-%d.log", port)),
+		if tlsCfg != nil {
+			s.URL = "rediss://" + s.Addr + "/0"
 		}
-		s.cmd = exec.Command(bin, append(base, args...)...)
+		a, err := args(s, port)
+		if err != nil {
+			return nil, err
+		}
+		s.cmd = exec.Command(bin, a...)
 		if err := s.cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start redis-server: %w", err)
 		}
@@ -97,7 +134,7 @@ func (s *Server) waitReady(limit time.Duration) error {
 	var err error
 	for time.Now().Before(deadline) {
 		var conn net.Conn
-		conn, err = net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+		conn, err = s.dial(200 * time.Millisecond)
 		if err == nil {
 			_ = conn.SetDeadline(time.Now().Add(time.Second))
 			_, _ = conn.Write([]byte("PING\r\n"))
@@ -113,7 +150,17 @@ func (s *Server) waitReady(limit time.Duration) error {
 	return err
 }
 
-// Stop kills the server. It is safe to call more than once.
+// dial opens a connection to the server, over TLS when s.TLS is set.
+func (s *Server) dial(timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	if s.TLS == nil {
+		return d.Dial("tcp", s.Addr)
+	}
+	return tls.DialWithDialer(d, "tcp", s.Addr, s.TLS)
+}
+
+// Stop kills the server (SIGKILL: no shutdown, no save), as a crash
+// would. It is safe to call more than once.
 func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
@@ -123,12 +170,20 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
-// Client returns a go-redis client for the server, closed when t ends.
+// Client returns a go-redis client for the server, closed when t ends. It
+// speaks TLS to a server of StartTLS and knows the password of a node of
+// StartCluster or StartSentinelSet.
 func (s *Server) Client(t testing.TB) *redis.Client {
 	t.Helper()
 	opt, err := redis.ParseURL(s.URL)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.password != "" {
+		opt.Password = s.password
+	}
+	if s.TLS != nil {
+		opt.TLSConfig = s.TLS.Clone()
 	}
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { c.Close() })

@@ -92,6 +92,7 @@ runs workers that call v4/openim/admin_msgwithdraw, all sharing one
 		newEnqueueCmd(g),
 		newIMSimCmd(g),
 		newDemoCmd(g),
+		newCampaignCmd(g),
 		newServeCmd(g),
 		newDashboardCmd(g),
 	)

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/recallq/recallq/internal/campaign"
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/metrics"
 	"github.com/recallq/recallq/internal/redisconn"
@@ -47,6 +48,8 @@ gracefully: in-flight calls finish, tasks not yet called return to the queue.`,
 				return err
 			}
 			defer stopMetrics() // runs after worker.Run has returned
+			// The campaign feeder runs beside the worker; the deferred call waits for it.
+			defer w.startFeeder(cmd.Context())()
 			return worker.Run(cmd.Context(), w.cfg)
 		},
 	}
@@ -64,7 +67,9 @@ type builtWorker struct {
 	rdb redis.UniversalClient
 	// metrics records every call; serveMetrics serves it.
 	metrics *metrics.Metrics
-	close   func()
+	// feeder hands campaign rows to the bulk queue (see attachCampaigns).
+	feeder *campaign.Feeder
+	close  func()
 }
 
 // worker builds a worker's configuration from the settings: the Tencent
@@ -131,6 +136,10 @@ func (a *appFlags) worker(log *slog.Logger, concurrency int) (*builtWorker, erro
 	b.close = func() {
 		lim.Close()
 		rdb.Close()
+	}
+	if err := b.attachCampaigns(conn.AsynqOpt(), id, log); err != nil {
+		b.close()
+		return nil, err
 	}
 	log.Info("worker configured", "redis", conn.String(), "sdkappid", id, "admin", a.admin,
 		"endpoint", endpointForLog(a), "rate", a.rate)

@@ -1,0 +1,541 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/time/rate"
+
+	"github.com/recallq/recallq/tasks"
+)
+
+// Defaults of FeederConfig.
+const (
+	// DefaultWindow is how many tasks of all campaigns together may wait in
+	// asynq's bulk queue not yet attempted: 10 s at the cap of 200/s. Enough
+	// that the workers never starve between two feeder passes, few enough
+	// that a pause pulls back seconds of work, not hours.
+	DefaultWindow = 2000
+	// DefaultMaxInFlight bounds every task handed to asynq and not ended,
+	// retries included, so an outage that fails every call does not move
+	// the whole backlog into asynq's retry set.
+	DefaultMaxInFlight = 20000
+	// DefaultFeedBatch is the most rows one batch moves.
+	DefaultFeedBatch = 500
+	// DefaultFeedInterval is how long an idle feeder waits before it looks again.
+	DefaultFeedInterval = 200 * time.Millisecond
+	// DefaultLockTTL is how long the feeder lock outlives its holder: a
+	// killed worker hands feeding to another within this time.
+	DefaultLockTTL = 10 * time.Second
+	// DefaultReconcileAfter: a campaign whose backlog is empty and whose
+	// window has not moved for this long gets its window checked against
+	// asynq (tasks whose end was never recorded).
+	DefaultReconcileAfter = 2 * time.Minute
+)
+
+// reconcileMax bounds the window a reconciliation checks task by task.
+const reconcileMax = 1000
+
+// FeederConfig configures a Feeder.
+type FeederConfig struct {
+	// Redis holds the campaigns. Required.
+	Redis redis.UniversalClient
+	// Queue is asynq's connection, for queuing and inspecting tasks. Required.
+	Queue asynq.RedisConnOpt
+	// SDKAppID: the feeder feeds only this app's campaigns. Required.
+	SDKAppID uint64
+	// Window: default DefaultWindow.
+	Window int
+	// MaxInFlight: default DefaultMaxInFlight.
+	MaxInFlight int
+	// Batch: default DefaultFeedBatch.
+	Batch int
+	// Interval: default DefaultFeedInterval.
+	Interval time.Duration
+	// LockTTL: default DefaultLockTTL.
+	LockTTL time.Duration
+	// ReconcileAfter: default DefaultReconcileAfter.
+	ReconcileAfter time.Duration
+	// Task sets the tasks' retry budget and retention (its Queue is
+	// always tasks.QueueBulk). Zero values take the tasks package defaults.
+	Task tasks.Options
+	// Rate, when set, reports the shared limiter's current rate in calls
+	// per second; the feeder publishes it so that `campaign status` can
+	// give an ETA from it. Optional.
+	Rate func() float64
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+	// Now stamps a campaign's end and times reconciliation. Default time.Now.
+	Now func() time.Time
+}
+
+// Feeder moves campaign rows from their backlogs into asynq's bulk queue,
+// a window at a time. Run it in every worker process: a lock in Redis
+// keeps one feeder per app active, and a killed holder's lock expires
+// after LockTTL, so feeding moves to another process.
+type Feeder struct {
+	cfg    FeederConfig
+	log    *slog.Logger
+	rdb    redis.UniversalClient
+	client *asynq.Client
+	insp   *asynq.Inspector
+	fk     feedKeys
+	token  string
+	leader atomic.Bool
+	warn   rate.Sometimes
+	stalls map[string]stall
+	passes atomic.Int64
+}
+
+type stall struct {
+	since time.Time
+	mark  [2]int64 // window size and ended count when last changed
+}
+
+// NewFeeder applies the defaults and validates cfg.
+func NewFeeder(cfg FeederConfig) (*Feeder, error) {
+	switch {
+	case cfg.Redis == nil:
+		return nil, errors.New("campaign: FeederConfig.Redis is not set")
+	case cfg.Queue == nil:
+		return nil, errors.New("campaign: FeederConfig.Queue is not set")
+	case cfg.SDKAppID == 0:
+		return nil, errors.New("campaign: FeederConfig.SDKAppID is not set")
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.MaxInFlight < cfg.Window {
+		cfg.MaxInFlight = cfg.Window
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultFeedBatch
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultFeedInterval
+	}
+	if cfg.LockTTL <= 0 {
+		cfg.LockTTL = DefaultLockTTL
+	}
+	if cfg.ReconcileAfter <= 0 {
+		cfg.ReconcileAfter = DefaultReconcileAfter
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Task.Queue = tasks.QueueBulk
+	return &Feeder{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "campaign-feeder"),
+		rdb:    cfg.Redis,
+		client: asynq.NewClient(cfg.Queue),
+		insp:   asynq.NewInspector(cfg.Queue),
+		fk:     feedKeysFor(cfg.SDKAppID),
+		token:  newToken(),
+		warn:   rate.Sometimes{First: 1, Interval: 30 * time.Second},
+		stalls: map[string]stall{},
+	}, nil
+}
+
+// Leader reports whether this feeder holds the app's feeder lock.
+func (f *Feeder) Leader() bool { return f.leader.Load() }
+
+// Close closes the feeder's asynq connections. Call it after Run returns.
+func (f *Feeder) Close() error {
+	err := f.client.Close()
+	if ierr := f.insp.Close(); err == nil {
+		err = ierr
+	}
+	return err
+}
+
+// Run feeds until ctx is done, then releases the lock so that another
+// process takes over at once. It returns nil.
+func (f *Feeder) Run(ctx context.Context) error {
+	defer func() {
+		if f.leader.Swap(false) {
+			unlock(f.rdb, f.fk.lock, f.token)
+			f.log.Info("campaign feeder stopped; lock released")
+		}
+	}()
+	var renewed time.Time
+	for ctx.Err() == nil {
+		if !f.leader.Load() {
+			ok, err := tryLock(ctx, f.rdb, f.fk.lock, f.token, f.cfg.LockTTL)
+			if err != nil {
+				f.warnf(ctx, "campaign feeder cannot reach Redis", err)
+			}
+			if !ok {
+				sleep(ctx, min(f.cfg.LockTTL/4, time.Second))
+				continue
+			}
+			f.leader.Store(true)
+			renewed = time.Now()
+			f.log.InfoContext(ctx, "campaign feeder active", "sdkappid", f.cfg.SDKAppID)
+		} else if time.Since(renewed) >= f.cfg.LockTTL/3 {
+			ok, err := renewLock(ctx, f.rdb, f.fk.lock, f.token, f.cfg.LockTTL)
+			if err != nil && ctx.Err() == nil {
+				f.warnf(ctx, "campaign feeder cannot renew its lock", err)
+			}
+			if !ok {
+				if err == nil {
+					f.leader.Store(false)
+					f.log.WarnContext(ctx, "campaign feeder lost its lock; another process feeds now")
+					continue
+				}
+				if time.Since(renewed) > f.cfg.LockTTL/2 {
+					f.leader.Store(false) // it may have expired: stand down until it is won again
+					continue
+				}
+			} else {
+				renewed = time.Now()
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, f.cfg.LockTTL/2)
+		more, err := f.pass(pctx)
+		cancel()
+		f.passes.Add(1)
+		if err != nil && ctx.Err() == nil {
+			f.warnf(ctx, "campaign feeder pass failed; trying again", err)
+		}
+		if !more || err != nil {
+			sleep(ctx, f.cfg.Interval)
+		}
+	}
+	return nil
+}
+
+func (f *Feeder) warnf(ctx context.Context, msg string, err error) {
+	f.warn.Do(func() { f.log.WarnContext(ctx, msg, "error", err) })
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// view is what one pass knows of a campaign.
+type view struct {
+	name                             string
+	m                                meta
+	backlog, window, retrying, parkd int64
+	ended                            int64
+}
+
+// snapshot reads the state of every active campaign in one pipeline.
+func snapshot(ctx context.Context, rdb redis.UniversalClient) ([]view, error) {
+	names, err := rdb.SMembers(ctx, activeKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list campaigns: %w", err)
+	}
+	type cmds struct {
+		meta              *redis.SliceCmd
+		counts            *redis.SliceCmd
+		backlog, win, par *redis.IntCmd
+		retry             *redis.IntCmd
+	}
+	cs := make([]cmds, len(names))
+	pipe := rdb.Pipeline()
+	for i, n := range names {
+		k := keysFor(n)
+		cs[i] = cmds{
+			meta:    pipe.HMGet(ctx, k.meta, metaFields...),
+			counts:  pipe.HMGet(ctx, k.counts, "recalled", "already_recalled", "dead_lettered"),
+			backlog: pipe.LLen(ctx, k.backlog),
+			win:     pipe.HLen(ctx, k.window),
+			par:     pipe.HLen(ctx, k.parked),
+			retry:   pipe.SCard(ctx, k.retrying),
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil { //nolint:errorlint // value
+		return nil, fmt.Errorf("read campaigns: %w", err)
+	}
+	out := make([]view, 0, len(names))
+	for i, n := range names {
+		m, err := parseMeta(n, cs[i].meta.Val())
+		if err != nil {
+			continue // indexed but not (yet, or any more) recorded
+		}
+		var ended int64
+		for _, v := range cs[i].counts.Val() {
+			if s, ok := v.(string); ok {
+				x, _ := strconv.ParseInt(s, 10, 64)
+				ended += x
+			}
+		}
+		out = append(out, view{name: n, m: m, backlog: cs[i].backlog.Val(), window: cs[i].win.Val(),
+			retrying: cs[i].retry.Val(), parkd: cs[i].par.Val(), ended: ended})
+	}
+	return out, nil
+}
+
+// pass looks at every campaign once and feeds those that have room. more
+// reports that a campaign had more to feed than one batch.
+func (f *Feeder) pass(ctx context.Context) (more bool, err error) {
+	if f.cfg.Rate != nil && f.passes.Load()%5 == 0 {
+		if r := f.cfg.Rate(); r > 0 {
+			_ = f.rdb.Set(ctx, f.fk.rate, strconv.FormatFloat(r, 'f', 1, 64), 5*time.Second).Err()
+		}
+	}
+	views, err := snapshot(ctx, f.rdb)
+	if err != nil {
+		return false, err
+	}
+	var feedable []view
+	for _, v := range views {
+		if v.m.sdkAppID != f.cfg.SDKAppID {
+			continue
+		}
+		if v.parkd > 0 && v.m.state != StateDone {
+			if err := f.withOp(ctx, v.name, func() error { return recoverParked(ctx, f.rdb, f.insp, v.name) }); err != nil {
+				return false, err
+			}
+		}
+		if v.m.state == StateDone || v.m.state == StateCancelled {
+			// Left over from a cancel or a mark that died before this step.
+			if err := f.rdb.SRem(ctx, activeKey, v.name).Err(); err != nil {
+				return false, err
+			}
+		}
+		if v.m.state != StateRunning {
+			delete(f.stalls, v.name)
+			continue
+		}
+		if v.backlog > 0 {
+			feedable = append(feedable, v)
+			continue
+		}
+		if v.m.importDone && v.window == 0 {
+			if err := markDone(ctx, f.rdb, v.name, f.cfg.Now()); err != nil {
+				return false, err
+			}
+			delete(f.stalls, v.name)
+			continue
+		}
+		if v.m.importDone {
+			if err := f.maybeReconcile(ctx, v); err != nil {
+				return false, err
+			}
+		}
+	}
+	if len(feedable) == 0 {
+		return false, nil
+	}
+	share := max(1, f.cfg.Window/len(feedable))
+	maxShare := max(1, f.cfg.MaxInFlight/len(feedable))
+	for _, v := range feedable {
+		waiting := v.window - v.retrying // queued or running
+		room := min(int64(share)-waiting, int64(maxShare)-v.window, int64(f.cfg.Batch))
+		if room <= 0 {
+			continue
+		}
+		n, err := f.feed(ctx, v, int(room))
+		if err != nil {
+			return false, err
+		}
+		if n == int(room) && int64(n) < v.backlog {
+			more = true
+		}
+	}
+	return more, nil
+}
+
+// withOp runs fn holding the campaign's op lock; when another holds it, it
+// skips fn (the next pass tries again).
+func (f *Feeder) withOp(ctx context.Context, name string, fn func() error) error {
+	k := keysFor(name)
+	ok, err := tryLock(ctx, f.rdb, k.op, f.token, opTTL)
+	if err != nil || !ok {
+		return err
+	}
+	defer unlock(f.rdb, k.op, f.token)
+	return fn()
+}
+
+// claimScript reserves the next rows of the backlog for one batch: it
+// records the batch's size in meta.feeding, so a batch cut short by a crash
+// is replayed, exactly, by the next one.
+//
+// KEYS: meta, backlog. ARGV: room. Returns {status, replay, rows...}.
+var claimScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return {'state', '0'} end
+local stale = tonumber(redis.call('HGET', KEYS[1], 'feeding') or '0')
+local n = tonumber(ARGV[1])
+if stale > 0 then n = stale end
+local rows = redis.call('LRANGE', KEYS[2], 0, n - 1)
+if #rows == 0 then
+  redis.call('HDEL', KEYS[1], 'feeding')
+  return {'ok', '0'}
+end
+redis.call('HSET', KEYS[1], 'feeding', #rows)
+local out = {'ok', tostring(stale)}
+for i = 1, #rows do out[#out + 1] = rows[i] end
+return out
+`)
+
+// commitScript ends a batch: the rows leave the backlog, the duplicates
+// leave the window and are counted.
+//
+// KEYS: meta, backlog, window, counts. ARGV: rows, duplicates, unusable, ids to drop...
+var commitScript = redis.NewScript(`
+redis.call('LTRIM', KEYS[2], tonumber(ARGV[1]), -1)
+redis.call('HDEL', KEYS[1], 'feeding')
+redis.call('HINCRBY', KEYS[1], 'fed', ARGV[1])
+if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', KEYS[4], 'duplicates', ARGV[2]) end
+if tonumber(ARGV[3]) > 0 then redis.call('HINCRBY', KEYS[4], 'unaccounted', ARGV[3]) end
+for i = 4, #ARGV do redis.call('HDEL', KEYS[3], ARGV[i]) end
+return 1
+`)
+
+// feed moves up to room rows of one campaign into asynq.
+//
+// Order makes it crash-safe: the rows stay in the backlog until every one
+// of them is queued; each task enters the window before it is queued, so
+// its end always finds it there. A crash in between replays the batch;
+// asynq refuses the tasks already queued (same task ID), and those are
+// not counted as duplicates.
+func (f *Feeder) feed(ctx context.Context, v view, room int) (int, error) {
+	k := keysFor(v.name)
+	ok, err := tryLock(ctx, f.rdb, k.op, f.token, opTTL)
+	if err != nil || !ok {
+		return 0, err // a pause or cancel is at work; next pass
+	}
+	defer unlock(f.rdb, k.op, f.token)
+
+	res, err := claimScript.Run(ctx, f.rdb, []string{k.meta, k.backlog}, room).StringSlice()
+	if err != nil {
+		return 0, fmt.Errorf("campaign %s: claim rows: %w", v.name, err)
+	}
+	if len(res) < 2 || res[0] != "ok" {
+		return 0, nil // paused or cancelled meanwhile
+	}
+	replay := res[1] != "0"
+	rows := res[2:]
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	type item struct {
+		id, row string
+		task    *asynq.Task
+		added   *redis.BoolCmd
+	}
+	items := make([]item, 0, len(rows))
+	unusable := 0
+	base := tasks.Recall{SDKAppID: f.cfg.SDKAppID, Campaign: v.name, RequestedBy: v.m.requestedBy, Reason: v.m.reason}
+	for _, s := range rows {
+		r, err := decodeRow(s)
+		if err == nil {
+			rc := base
+			rc.FromAccount, rc.ToAccount, rc.MsgKey = r.from, r.to, r.msgKey
+			var t *asynq.Task
+			if t, err = tasks.NewTask(rc, f.cfg.Task); err == nil {
+				items = append(items, item{id: rc.TaskID(), row: s, task: t})
+				continue
+			}
+		}
+		unusable++ // validated at import: only a corrupted backlog gets here
+		f.log.ErrorContext(ctx, "campaign row cannot become a task; counted as unaccounted", "campaign", v.name, "error", err)
+	}
+	pipe := f.rdb.Pipeline()
+	for i := range items {
+		items[i].added = pipe.HSetNX(ctx, k.window, items[i].id, items[i].row)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("campaign %s: open the window: %w", v.name, err)
+	}
+	dups := 0
+	var drop []any
+	for _, it := range items {
+		_, err := f.client.EnqueueContext(ctx, it.task)
+		switch {
+		case errors.Is(err, asynq.ErrTaskIDConflict):
+			// Queued already: by an earlier copy of this batch (replay),
+			// by a duplicate row of this campaign, or by another campaign
+			// (asynq task IDs are unique per queue, so an urgent recall of
+			// the same message does not collide). Only the window entry this
+			// batch added goes; the task's end is counted where it belongs.
+			if it.added.Val() {
+				drop = append(drop, it.id)
+			}
+			if !replay {
+				dups++
+			}
+		case err != nil:
+			// The batch stays claimed; the next pass replays it.
+			return 0, fmt.Errorf("campaign %s: queue %s: %w", v.name, it.id, err)
+		}
+	}
+	args := append([]any{len(rows), dups, unusable}, drop...)
+	if err := commitScript.Run(ctx, f.rdb, []string{k.meta, k.backlog, k.window, k.counts}, args...).Err(); err != nil {
+		return 0, fmt.Errorf("campaign %s: commit a batch: %w", v.name, err)
+	}
+	return len(rows), nil
+}
+
+// doneScript marks a running campaign done once nothing of it is left.
+// KEYS: meta, backlog, window, parked, retrying. ARGV: time.
+var doneScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'state', 'import_done', 'feeding')
+if m[1] ~= 'running' or m[2] ~= '1' or (m[3] and m[3] ~= '0') then return 0 end
+if redis.call('LLEN', KEYS[2]) > 0 or redis.call('HLEN', KEYS[3]) > 0 or redis.call('HLEN', KEYS[4]) > 0 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'done', 'finished', ARGV[1])
+redis.call('DEL', KEYS[5])
+return 1
+`)
+
+func markDone(ctx context.Context, rdb redis.UniversalClient, name string, now time.Time) error {
+	k := keysFor(name)
+	done, err := doneScript.Run(ctx, rdb, []string{k.meta, k.backlog, k.window, k.parked, k.retrying},
+		now.UTC().Format(time.RFC3339)).Int()
+	if err != nil {
+		return fmt.Errorf("campaign %s: mark done: %w", name, err)
+	}
+	if done == 1 {
+		if err := rdb.SRem(ctx, activeKey, name).Err(); err != nil {
+			return fmt.Errorf("campaign %s: mark done: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// maybeReconcile checks, task by task, the window of a campaign whose
+// backlog is empty and whose window has not moved for ReconcileAfter:
+// a task that left asynq without its end being recorded (a failed write
+// of the Recorder, a task deleted by hand) would otherwise keep the
+// campaign from ever finishing.
+func (f *Feeder) maybeReconcile(ctx context.Context, v view) error {
+	mark := [2]int64{v.window, v.ended}
+	s, ok := f.stalls[v.name]
+	if !ok || s.mark != mark {
+		f.stalls[v.name] = stall{since: f.cfg.Now(), mark: mark}
+		return nil
+	}
+	if f.cfg.Now().Sub(s.since) < f.cfg.ReconcileAfter || v.window > reconcileMax {
+		return nil
+	}
+	f.stalls[v.name] = stall{since: f.cfg.Now(), mark: mark}
+	return f.withOp(ctx, v.name, func() error {
+		n, err := reconcile(ctx, f.rdb, f.insp, v.name)
+		if n > 0 {
+			f.log.WarnContext(ctx, "campaign tasks ended without a record; counted", "campaign", v.name, "tasks", n)
+		}
+		return err
+	})
+}

@@ -114,3 +114,16 @@ func regionNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// parseInts reads a comma-separated list of integers, such as "1,4,16".
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

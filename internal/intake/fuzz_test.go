@@ -1,0 +1,34 @@
+package intake
+
+import (
+	"net/http"
+	"testing"
+)
+
+// FuzzDecode (seeds in testdata/fuzz/FuzzDecode) feeds arbitrary bodies to
+// the intake's JSON decoder. It must never panic; whatever it accepts must
+// be valid recalls within the batch bound; whatever it refuses must be a 400
+// or 422 that says why.
+func FuzzDecode(f *testing.F) {
+	s := &Server{cfg: Config{SDKAppID: 1400000000, MaxBatch: 5}}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		recalls, batch, derr := s.decode(body, "fuzz")
+		if derr != nil {
+			if derr.status != http.StatusBadRequest && derr.status != http.StatusUnprocessableEntity {
+				t.Fatalf("%q: status %d", body, derr.status)
+			}
+			if derr.msg == "" {
+				t.Fatalf("%q: refused without a reason", body)
+			}
+			return
+		}
+		if len(recalls) == 0 || len(recalls) > s.cfg.MaxBatch || (!batch && len(recalls) != 1) {
+			t.Fatalf("%q: accepted %d recalls (batch %v)", body, len(recalls), batch)
+		}
+		for _, r := range recalls {
+			if err := r.Validate(); err != nil {
+				t.Fatalf("%q: accepted an invalid recall: %v", body, err)
+			}
+		}
+	})
+}

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -12,11 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/recallq/recallq/internal/logtest"
 	"github.com/recallq/recallq/internal/redistest"
 )
 
@@ -126,7 +125,7 @@ func runContainer(t *testing.T, p *program, bin, redisURL string, c container) {
 		}
 	}
 
-	var out syncBuffer
+	var out logtest.Buffer
 	cmd := exec.Command(bin, args...)
 	for _, k := range sortedKeys(env) {
 		cmd.Env = append(cmd.Env, k+"="+env[k])
@@ -221,22 +220,4 @@ func get(client *http.Client, url string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-// syncBuffer is a bytes.Buffer that a process and the test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

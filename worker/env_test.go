@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/recallq/recallq/enqueue"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/logtest"
 	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
@@ -40,7 +40,7 @@ type env struct {
 	lim      *limiter.Limiter
 	insp     *asynq.Inspector
 	enq      *enqueue.Client
-	logs     *syncBuffer
+	logs     *logtest.Buffer
 	sigsSeen *sigRecorder
 	refresh  atomic.Int64
 	events   eventLog
@@ -67,7 +67,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.configRetryDelay == 0 {
 		o.configRetryDelay = time.Hour // stays in the retry set where the test can see it
 	}
-	e := &env{t: t, redis: redistest.Start(t), logs: &syncBuffer{}, sigsSeen: &sigRecorder{}}
+	e := &env{t: t, redis: redistest.Start(t), logs: &logtest.Buffer{}, sigsSeen: &sigRecorder{}}
 	sim, err := imsim.New(imsim.Config{SDKAppID: testApp, SecretKey: testSecret})
 	if err != nil {
 		t.Fatal(err)
@@ -177,23 +177,6 @@ func inState(s asynq.TaskState) func(*asynq.TaskInfo) bool {
 func msg(n int) tasks.Recall {
 	return tasks.Recall{FromAccount: fmt.Sprintf("sender_%d", n), ToAccount: fmt.Sprintf("recipient_%d", n),
 		MsgKey: fmt.Sprintf("%d_%d_1572869830", 1000+n, 833502+n)}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // sigRecorder remembers every UserSig that reached the simulator, so tests

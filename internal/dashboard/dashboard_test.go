@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,11 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/internal/logtest"
 )
 
 // unusedRedis is never dialled by the tests that use it: neither the login
@@ -165,26 +165,8 @@ func TestPagesCannotBeFramed(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestListenAndServeLogsAddressNotPasswordAndStopsOnCancel(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	const password = "pw-9f3b-never-logged"
 	d := newTestDashboard(t, Config{
 		Addr: "127.0.0.1:0", Username: "oncall", Password: password,

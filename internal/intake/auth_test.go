@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recallq/recallq/internal/logtest"
 )
 
 func TestParseTokens(t *testing.T) {
@@ -55,7 +57,7 @@ func TestParseTokens(t *testing.T) {
 }
 
 func TestTokenPrintsWithoutItsSecret(t *testing.T) {
-	var logs syncBuffer
+	var logs logtest.Buffer
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("x", "token", opsToken)
 	for _, s := range []string{
 		fmt.Sprint(opsToken), fmt.Sprintf("%+v", opsToken), fmt.Sprintf("%#v", opsToken),

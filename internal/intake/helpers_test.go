@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/recallq/recallq/internal/logtest"
 	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/tasks"
 )
@@ -30,14 +31,14 @@ var (
 type env struct {
 	s     *Server
 	redis *redistest.Server
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 }
 
 // newEnv starts a redis-server and an intake on it; edit adjusts the Config.
 func newEnv(t *testing.T, edit ...func(*Config)) *env {
 	t.Helper()
 	rs := redistest.Start(t)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	cfg := Config{
 		RedisURL: rs.URL,
 		SDKAppID: testApp,
@@ -121,24 +122,6 @@ func batchJSON(rows ...string) string { return `{"recalls":[` + strings.Join(row
 // taskID is the task ID the intake gives a recall of the test app.
 func taskID(from, to, key string) string {
 	return tasks.Recall{SDKAppID: testApp, FromAccount: from, ToAccount: to, MsgKey: key}.TaskID()
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fakeClock is a clock tests move by hand.

@@ -16,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/logtest"
 	"github.com/recallq/recallq/internal/redisconn"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
@@ -167,14 +168,14 @@ type runningWorker struct {
 	api  *fakeAPI
 	done *recalled
 	lim  *limiter.Limiter
-	logs *syncBuffer
+	logs *logtest.Buffer
 	stop func()
 }
 
 // startWorker runs a worker until the test ends.
 func startWorker(t *testing.T, conn *redisconn.Conn, concurrency int, latency time.Duration) *runningWorker {
 	t.Helper()
-	w := &runningWorker{api: &fakeAPI{latency: latency}, done: &recalled{}, logs: &syncBuffer{}}
+	w := &runningWorker{api: &fakeAPI{latency: latency}, done: &recalled{}, logs: &logtest.Buffer{}}
 	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	rdb := conn.Client()
 	lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp),
@@ -237,22 +238,4 @@ func waitAllCompleted(ctx context.Context, t *testing.T, conn *redisconn.Conn, n
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

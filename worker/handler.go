@@ -353,13 +353,21 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 		what = "no answer"
 	}
 	if retried >= budget {
-		log.WarnContext(ctx, "dead-lettered after retries", "code", o.Code, "attempts", retried+1)
+		if cause != nil {
+			log.WarnContext(ctx, "dead-lettered after retries", "code", o.Code, "attempts", retried+1, "err", h.scrub(cause).Error())
+		} else {
+			log.WarnContext(ctx, "dead-lettered after retries", "code", o.Code, "attempts", retried+1)
+		}
 		if cause != nil {
 			return fmt.Errorf("%s after %d attempts: %w: %w", what, retried+1, cause, asynq.SkipRetry)
 		}
 		return fmt.Errorf("%s after %d attempts: %w", what, retried+1, asynq.SkipRetry)
 	}
-	log.InfoContext(ctx, "will retry", "code", o.Code, "attempt", retried+1, "of", budget+1)
+	if cause != nil {
+		log.InfoContext(ctx, "will retry", "code", o.Code, "attempt", retried+1, "of", budget+1, "err", h.scrub(cause).Error())
+	} else {
+		log.InfoContext(ctx, "will retry", "code", o.Code, "attempt", retried+1, "of", budget+1)
+	}
 	if cause != nil {
 		return fmt.Errorf("%s (attempt %d of %d): %w", what, retried+1, budget+1, cause)
 	}

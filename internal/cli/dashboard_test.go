@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/recallq/recallq/internal/logtest"
 )
 
 // clearDashboardEnv unsets every dashboard setting for the test.
@@ -104,24 +106,6 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	}
 }
 
-// lockedBuffer collects the logs the command writes from its goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestDashboardServesBehindPasswordFileAndStopsOnCancel(t *testing.T) {
 	clearDashboardEnv(t)
 	const password = "file-pw-7c1e"
@@ -137,7 +121,7 @@ func TestDashboardServesBehindPasswordFileAndStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdout := &lineWriter{lines: make(chan string, 4)}
-	var stderr lockedBuffer
+	var stderr logtest.Buffer
 	exit := make(chan int, 1)
 	go func() { exit <- Main(ctx, []string{"dashboard", "--addr", "127.0.0.1:0"}, stdout, &stderr) }()
 

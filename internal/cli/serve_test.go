@@ -1,20 +1,19 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/recallq/recallq/internal/intake"
+	"github.com/recallq/recallq/internal/logtest"
 	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/tasks"
 )
@@ -101,7 +100,7 @@ func TestServeQueuesAsTheTokensNameAndStopsOnCancel(t *testing.T) {
 			}
 			ctx, stop := context.WithCancel(context.Background())
 			defer stop()
-			out, logs := &serveTestOutput{}, &serveTestOutput{}
+			out, logs := &logtest.Buffer{}, &logtest.Buffer{}
 			exited := make(chan int, 1)
 			go func() { exited <- Main(ctx, []string{"serve", "--log-level", "debug"}, out, logs) }()
 
@@ -161,22 +160,4 @@ func TestServeQueuesAsTheTokensNameAndStopsOnCancel(t *testing.T) {
 			}
 		})
 	}
-}
-
-// serveTestOutput is an output safe to read while Main writes to it.
-type serveTestOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *serveTestOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *serveTestOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
 }

@@ -1,39 +1,19 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/recallq/recallq/internal/logtest"
 	"github.com/recallq/recallq/internal/metrics"
 	"github.com/recallq/recallq/internal/redistest"
 )
-
-// metricsTestLog is a bytes.Buffer the command's goroutines can write while
-// the test reads.
-type metricsTestLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *metricsTestLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *metricsTestLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func metricsProbe(url string) (int, string) {
 	c := &http.Client{Timeout: 2 * time.Second}
@@ -64,7 +44,7 @@ func TestWorkerServesMetricsAndProbes(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr metricsTestLog
+	var stdout, stderr logtest.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, []string{"worker", "--log-format", "json", "--concurrency", "2", "--metrics-addr", addr}, &stdout, &stderr)

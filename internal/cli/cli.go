@@ -95,6 +95,7 @@ runs workers that call v4/openim/admin_msgwithdraw, all sharing one
 		newCampaignCmd(g),
 		newServeCmd(g),
 		newDashboardCmd(g),
+		newBenchCmd(g), newBenchWorkerCmd(g),
 	)
 	return root
 }

@@ -125,10 +125,11 @@ func (a *appFlags) worker(log *slog.Logger, concurrency int) (*builtWorker, erro
 		Concurrency: concurrency,
 		Logger:      log,
 		Handler: worker.HandlerConfig{
-			SDKAppID: id,
-			API:      api,
-			Limiter:  lim,
-			Secrets:  []string{key},
+			SDKAppID:  id,
+			API:       api,
+			Limiter:   lim,
+			Secrets:   []string{key},
+			OnBreaker: m.BreakerChanged,
 		},
 	}
 	// Metrics see every call, beside any other recorder set above.

@@ -65,6 +65,9 @@ const (
 	// SigRefreshes counts UserSig generations by reason (tim's SigReason
 	// constants).
 	SigRefreshes = "recallq_usersig_refreshes_total"
+	// BreakerOpen is 1 while this worker's configuration-error circuit is
+	// open (every worker of the app has stopped calling), else 0.
+	BreakerOpen = "recallq_breaker_open"
 
 	// The shared limiter, read at scrape time.
 	LimiterInterval      = "recallq_limiter_interval_seconds"
@@ -108,6 +111,7 @@ type Metrics struct {
 	backoffs     *prometheus.CounterVec
 	configErrors prometheus.Counter
 	sigs         *prometheus.CounterVec
+	breaker      prometheus.Gauge
 
 	codes   map[int]string       // the label value of every known code
 	fates   map[worker.Fate]bool // the known fates
@@ -149,6 +153,10 @@ func New(cfg Config) *Metrics {
 			Name: SigRefreshes,
 			Help: "UserSig generations by reason (initial, age, expired, invalidated, 70001, refused).",
 		}, []string{"reason"}),
+		breaker: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: BreakerOpen,
+			Help: "1 while the configuration-error circuit is open: the app's calls are stopped until a probe succeeds. The worker's error log says what to fix.",
+		}),
 		codes:   map[int]string{-1: "-1"},
 		fates:   map[worker.Fate]bool{},
 		reasons: map[string]bool{},
@@ -171,7 +179,7 @@ func New(cfg Config) *Metrics {
 	for _, q := range []string{tasks.QueueUrgent, tasks.QueueBulk} {
 		m.wait.WithLabelValues(q)
 	}
-	m.reg.MustRegister(m.recalls, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs,
+	m.reg.MustRegister(m.recalls, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs, m.breaker,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -198,6 +206,16 @@ func (m *Metrics) Record(ev worker.Event) {
 		// configuration error (wrong key, SDKAppID or admin).
 		ev.Class == worker.SigStale && ev.Fate == worker.FateKept:
 		m.configErrors.Inc()
+	}
+}
+
+// BreakerChanged follows the configuration-error circuit; it fits
+// worker.HandlerConfig.OnBreaker.
+func (m *Metrics) BreakerChanged(open bool, _ worker.Outcome) {
+	if open {
+		m.breaker.Set(1)
+	} else {
+		m.breaker.Set(0)
 	}
 }
 

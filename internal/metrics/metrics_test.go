@@ -284,3 +284,32 @@ func BenchmarkRecord(b *testing.B) {
 		}
 	})
 }
+
+func TestBreakerGaugeFollowsTheCircuit(t *testing.T) {
+	m := New(Config{})
+	read := func() float64 {
+		t.Helper()
+		mfs, err := m.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == BreakerOpen {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("%s is not exported", BreakerOpen)
+		return 0
+	}
+	if read() != 0 {
+		t.Fatal("the circuit starts open")
+	}
+	m.BreakerChanged(true, worker.Outcome{Code: 90009})
+	if read() != 1 {
+		t.Fatal("an open circuit does not show")
+	}
+	m.BreakerChanged(false, worker.Outcome{})
+	if read() != 0 {
+		t.Fatal("a closed circuit still shows open")
+	}
+}

@@ -97,5 +97,6 @@ runs workers that call v4/openim/admin_msgwithdraw, all sharing one
 		newDashboardCmd(g),
 		newBenchCmd(g), newBenchWorkerCmd(g),
 	)
+	root.AddCommand(newFaultsCmd(g))
 	return root
 }

@@ -36,7 +36,7 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 			s.SetFaults(f)
 			s.log.InfoContext(r.Context(), "imsim: faults set",
 				"fail_rate", f.FailRate, "latency_min", f.LatencyMin, "latency_max", f.LatencyMax,
-				"outage_until", f.OutageUntil, "code_until", f.CodeUntil, "code", f.Code)
+				"outage_until", f.OutageUntil, "refuse_until", f.RefuseUntil, "code_until", f.CodeUntil, "code", f.Code, "answer_delay", f.AnswerDelay)
 			writeJSON(w, http.StatusOK, toFaultsJSON(f))
 		default:
 			w.Header().Set("Allow", "GET, POST")

@@ -21,12 +21,25 @@ type Faults struct {
 	// OutageUntil: until then every API call gets HTTP 502 with a non-JSON
 	// body, before any check, as a broken gateway would answer.
 	OutageUntil time.Time
+	// RefuseUntil: until then the endpoint cannot be reached at all.
+	// ListenAndServe closes its listener and every open connection, so
+	// clients get "connection refused", and listens again on the same port
+	// at RefuseUntil; the /sim/ control endpoints are unreachable meanwhile
+	// too. A Sim served another way (httptest, a caller's http.Server) cuts
+	// the connection of every API request meanwhile without an answer. No
+	// refused request is counted or listed in a fate.
+	RefuseUntil time.Time
 	// CodeUntil: until then every authenticated call that the rate limit
 	// lets through is answered with Code (for example only 91000), before
 	// the body is looked at. The store is not touched: Code 0 answers
 	// success without recalling anything.
 	CodeUntil time.Time
 	Code      int
+	// AnswerDelay holds every JSON answer back this long after the call
+	// was decided: it has counted against the cap and taken effect (the
+	// message is recalled), as on a slow server, and a client that gives
+	// up meanwhile never sees the answer.
+	AnswerDelay time.Duration
 }
 
 // Validate reports the first field of f that is out of range.
@@ -38,6 +51,8 @@ func (f Faults) Validate() error {
 		return fmt.Errorf("LatencyMin is %v, must not be negative", f.LatencyMin)
 	case f.LatencyMax < f.LatencyMin:
 		return fmt.Errorf("LatencyMax is %v, must not be less than LatencyMin %v", f.LatencyMax, f.LatencyMin)
+	case f.AnswerDelay < 0:
+		return fmt.Errorf("AnswerDelay is %v, must not be negative", f.AnswerDelay)
 	}
 	return nil
 }
@@ -50,9 +65,12 @@ type faultsJSON struct {
 	LatencyMax  jsonDuration
 	OutageUntil time.Time    `json:",omitzero"`
 	OutageFor   jsonDuration `json:",omitzero"`
+	RefuseUntil time.Time    `json:",omitzero"`
+	RefuseFor   jsonDuration `json:",omitzero"`
 	CodeUntil   time.Time    `json:",omitzero"`
 	CodeFor     jsonDuration `json:",omitzero"`
 	Code        int
+	AnswerDelay jsonDuration `json:",omitzero"`
 }
 
 func toFaultsJSON(f Faults) faultsJSON {
@@ -61,8 +79,10 @@ func toFaultsJSON(f Faults) faultsJSON {
 		LatencyMin:  jsonDuration(f.LatencyMin),
 		LatencyMax:  jsonDuration(f.LatencyMax),
 		OutageUntil: f.OutageUntil,
+		RefuseUntil: f.RefuseUntil,
 		CodeUntil:   f.CodeUntil,
 		Code:        f.Code,
+		AnswerDelay: jsonDuration(f.AnswerDelay),
 	}
 }
 
@@ -73,11 +93,16 @@ func (j faultsJSON) faults(now time.Time) Faults {
 		LatencyMin:  time.Duration(j.LatencyMin),
 		LatencyMax:  time.Duration(j.LatencyMax),
 		OutageUntil: j.OutageUntil,
+		RefuseUntil: j.RefuseUntil,
 		CodeUntil:   j.CodeUntil,
 		Code:        j.Code,
+		AnswerDelay: time.Duration(j.AnswerDelay),
 	}
 	if j.OutageFor > 0 {
 		f.OutageUntil = now.Add(time.Duration(j.OutageFor))
+	}
+	if j.RefuseFor > 0 {
+		f.RefuseUntil = now.Add(time.Duration(j.RefuseFor))
 	}
 	if j.CodeFor > 0 {
 		f.CodeUntil = now.Add(time.Duration(j.CodeFor))

@@ -11,7 +11,8 @@
 //	GET  /sim/stats    Stats as JSON (snake_case keys)
 //	GET  /sim/faults   the current Faults
 //	POST /sim/faults   SetFaults: {"FailRate": 0.1, "LatencyMin": "5ms", "LatencyMax": "20ms",
-//	                   "OutageUntil": "2025-01-02T15:04:05Z", "CodeFor": "10s", "Code": 91000}
+//	                   "OutageUntil": "2025-01-02T15:04:05Z", "RefuseFor": "30s",
+//	                   "CodeFor": "10s", "Code": 91000, "AnswerDelay": "6s"}
 //	POST /sim/reset    Reset
 //	POST /sim/force    Force: {"MsgKey": "1_2_3", "Code": 91000, "Times": 2}
 //	POST /sim/drop     DropAccount: {"Account": "bob"}
@@ -20,10 +21,16 @@
 //
 // The body of POST /sim/faults replaces every fault (a field left out is
 // zero). Durations are Go duration strings ("250ms") or integer nanoseconds;
-// OutageUntil and CodeUntil are RFC 3339 times, and OutageFor and CodeFor
-// are durations that set them to the simulator's Now plus the duration. An
-// out-of-range value answers 400 and changes nothing. The control endpoints
-// answer 405 to a wrong method and 4xx {"error": "..."} to a bad request.
+// OutageUntil, RefuseUntil and CodeUntil are RFC 3339 times, and OutageFor,
+// RefuseFor and CodeFor are durations that set them to the simulator's Now
+// plus the duration. An out-of-range value answers 400 and changes nothing.
+// The control endpoints answer 405 to a wrong method and 4xx {"error": "..."}
+// to a bad request.
+//
+// A refusal (Faults.RefuseUntil) takes the whole server off the network:
+// ListenAndServe answers the POST that set it, then closes its listener and
+// every connection, and listens on the same port again when it ends, so
+// clients see "connection refused" as they would for a host that is down.
 //
 // # Request handling
 //
@@ -32,7 +39,11 @@
 // (and a RequestId), except the outage's HTTP 502:
 //
 //  1. Sleep a uniform random latency in [LatencyMin, LatencyMax]; a client
-//     that goes away meanwhile gets no answer and is not counted.
+//     that goes away meanwhile gets no answer and is not counted (the body
+//     is read first, so that net/http watches the connection and cancels
+//     the request when the client hangs up). A request
+//     that arrives or wakes up during a refusal (Faults.RefuseUntil) has its
+//     connection cut, without an answer, and is not counted.
 //  2. Outage (Faults.OutageUntil): HTTP 502 with an HTML body.
 //  3. Method not POST: 60002. Path not exactly /v4/openim/admin_msgwithdraw: 60009.
 //  4. Query string (names case-sensitive, extra parameters ignored):
@@ -53,6 +64,11 @@
 //     not matching ^[0-9]+_[0-9]+_[0-9]+$: 90054; message forgotten: 20022;
 //     already recalled: 20023; FailRate hit: 91000 (the message stays
 //     unrecalled); otherwise the message is marked recalled: 0, "OK".
+//
+// Then, with Faults.AnswerDelay, the answer is held back that long: the call
+// has counted and taken effect, as on a slow server, and a client that gives
+// up meanwhile never sees its answer (which is still counted and listed in
+// the fate).
 //
 // Every answer to a request whose body named (From_Account, To_Account,
 // MsgKey), all three non-empty strings, is appended to that message's Fate,
@@ -142,6 +158,9 @@ type Sim struct {
 	faults Faults
 	forces map[string]*forceRule
 	rng    *rand.Rand
+	// refuseChanged is signalled (never blocking) when Faults.RefuseUntil
+	// changes, so that ListenAndServe closes or reopens its listener.
+	refuseChanged chan struct{}
 
 	meter    *meter
 	counters *counters
@@ -207,6 +226,8 @@ func New(cfg Config) (*Sim, error) {
 		meter:    newMeter(cfg.Cap, cfg.Window, cfg.Now()),
 		counters: newCounters(),
 		store:    newStore(),
+
+		refuseChanged: make(chan struct{}, 1),
 	}
 	for _, a := range cfg.Admins {
 		s.admins[a] = struct{}{}
@@ -251,14 +272,33 @@ func (s *Sim) takeForce(msgKey string) (int, bool) {
 }
 
 // SetFaults replaces the injected faults. Out-of-range values are clamped:
-// FailRate into [0, 1], negative latencies to 0, LatencyMax up to LatencyMin.
+// FailRate into [0, 1], negative latencies and AnswerDelay to 0, LatencyMax
+// up to LatencyMin.
 func (s *Sim) SetFaults(f Faults) {
 	f.FailRate = min(max(f.FailRate, 0), 1)
 	f.LatencyMin = max(f.LatencyMin, 0)
 	f.LatencyMax = max(f.LatencyMax, f.LatencyMin)
+	f.AnswerDelay = max(f.AnswerDelay, 0)
 	s.mu.Lock()
+	changed := !s.faults.RefuseUntil.Equal(f.RefuseUntil)
 	s.faults = f
 	s.mu.Unlock()
+	if changed {
+		s.signalRefuse()
+	}
+}
+
+// signalRefuse tells ListenAndServe that RefuseUntil changed.
+func (s *Sim) signalRefuse() {
+	select {
+	case s.refuseChanged <- struct{}{}:
+	default: // a signal is already pending
+	}
+}
+
+// refusing reports whether a refusal is in force now.
+func (s *Sim) refusing() bool {
+	return s.cfg.Now().Before(s.Faults().RefuseUntil)
 }
 
 // Faults returns the faults now in force.
@@ -286,9 +326,13 @@ func (s *Sim) Fate(from, to, msgKey string) []int { return s.store.fate(from, to
 // (FailRate, LatencyMin, LatencyMax), which are zero unless configured.
 func (s *Sim) Reset() {
 	s.mu.Lock()
+	changed := !s.faults.RefuseUntil.Equal(s.baseline.RefuseUntil)
 	s.faults = s.baseline
 	s.forces = make(map[string]*forceRule)
 	s.mu.Unlock()
+	if changed {
+		s.signalRefuse()
+	}
 	s.meter.reset(s.cfg.Now())
 	s.counters.reset()
 	s.store.reset()
@@ -347,6 +391,11 @@ func parseBody(data []byte) recallBody {
 // serveAPI handles one call of the API; the package comment gives the order.
 func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	s.cutIfRefusing(ctx)
+	// Read the body before the latency: net/http only notices a client
+	// that hangs up once the body has been read to its end (it then
+	// watches the connection and cancels ctx).
+	data, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	s.mu.Lock()
 	f := s.faults
 	latency := f.LatencyMin
@@ -358,6 +407,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.log.DebugContext(ctx, "imsim: client went away during latency", "latency", latency)
 		return
 	}
+	s.cutIfRefusing(ctx)
 
 	// The gateway is down: nothing behind it runs.
 	if f := s.Faults(); s.cfg.Now().Before(f.OutageUntil) {
@@ -369,16 +419,28 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	body := recallBody{}
-	if err == nil {
+	if readErr == nil {
 		body = parseBody(data)
 	}
 	code, detail, recorded := s.decide(r, body)
 	if body.named() && !recorded {
 		s.store.note(body.from, body.to, body.msgKey, code)
 	}
+	if f.AnswerDelay > 0 && !sleep(ctx, f.AnswerDelay) {
+		s.log.DebugContext(ctx, "imsim: client went away before the slow answer", "answer_delay", f.AnswerDelay, "error_code", code)
+	}
 	s.answer(ctx, w, r, body, code, detail)
+}
+
+// cutIfRefusing cuts the request's connection without an answer during a
+// refusal. http.ErrAbortHandler makes net/http close the connection (HTTP/1)
+// or reset the stream (HTTP/2) and log nothing.
+func (s *Sim) cutIfRefusing(ctx context.Context) {
+	if s.refusing() {
+		s.log.DebugContext(ctx, "imsim: refusing: connection cut")
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // decide runs the checks and returns the code to answer, a detail for

@@ -31,6 +31,9 @@ type Stats struct {
 	// MaxInAnyWindow is the largest number of counted arrivals in any
 	// sliding window: the maximum over arrivals t of the count in (t-Window, t].
 	MaxInAnyWindow int `json:"max_in_any_window"`
+	// MaxWindowEnd is the arrival that first brought a sliding window to
+	// MaxInAnyWindow (zero and omitted when there were none).
+	MaxWindowEnd time.Time `json:"max_window_end,omitzero"`
 	// Rejected60007 counts the arrivals the rate limit rejected with 60007.
 	// ByCode[60007] also includes 60007 answers injected by Force or Faults.
 	Rejected60007 int64 `json:"rejected_60007"`
@@ -57,6 +60,7 @@ type meter struct {
 
 	perSecond []int
 	max       int
+	maxAt     time.Duration // the offset of the arrival that first reached max
 	counted   int64
 	rejected  int64
 }
@@ -74,7 +78,7 @@ func (m *meter) reset(start time.Time) {
 	m.ring = make([]time.Duration, 64)
 	m.head, m.n, m.first, m.last = 0, 0, 0, 0
 	m.perSecond = nil
-	m.max = 0
+	m.max, m.maxAt = 0, 0
 	m.counted, m.rejected = 0, 0
 }
 
@@ -107,7 +111,9 @@ func (m *meter) arrive(now func() time.Time) bool {
 	}
 	m.ring[(m.head+m.n)%len(m.ring)] = off
 	m.n++
-	m.max = max(m.max, m.n)
+	if m.n > m.max {
+		m.max, m.maxAt = m.n, off
+	}
 	m.counted++
 	if !allowed {
 		m.rejected++
@@ -129,6 +135,9 @@ func (m *meter) fill(st *Stats) {
 	st.Counted = m.counted
 	st.PerSecond = append(make([]int, 0, len(m.perSecond)), m.perSecond...)
 	st.MaxInAnyWindow = m.max
+	if m.max > 0 {
+		st.MaxWindowEnd = m.start.Add(m.maxAt)
+	}
 	st.Rejected60007 = m.rejected
 	if m.counted > 0 {
 		st.First = m.start.Add(m.first)

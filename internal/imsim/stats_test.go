@@ -260,3 +260,23 @@ func postRecall(t testing.TB, base, q, from, to, msgKey string) int {
 	decodeJSON(t, rep, &res)
 	return res.ErrorCode
 }
+
+func TestMaxWindowEnd(t *testing.T) {
+	s, clock := newTestSim(t, func(c *Config) { c.Cap = 10 })
+	q := query(t, nil)
+	if st := s.Stats(); !st.MaxWindowEnd.IsZero() {
+		t.Fatalf("MaxWindowEnd %v before any call, want zero", st.MaxWindowEnd)
+	}
+	recall(t, s, q, "a", "b", "1_1_1")
+	clock.Advance(2 * time.Second)
+	busy := clock.Now()
+	recall(t, s, q, "a", "b", "2_1_1")
+	recall(t, s, q, "a", "b", "3_1_1")
+	clock.Advance(2 * time.Second)
+	recall(t, s, q, "a", "b", "4_1_1")
+	recall(t, s, q, "a", "b", "5_1_1") // as busy, not busier: the first stays
+	st := s.Stats()
+	if st.MaxInAnyWindow != 2 || !st.MaxWindowEnd.Equal(busy) {
+		t.Errorf("max %d ending at %v, want 2 ending at %v", st.MaxInAnyWindow, st.MaxWindowEnd, busy)
+	}
+}

@@ -1,0 +1,140 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/tasks"
+)
+
+// Bounds and widths of queuing a campaign.
+const (
+	// enqueueTimeout bounds queuing one campaign.
+	enqueueTimeout = 5 * time.Minute
+	// enqueueWorkers is how many recalls are queued at once.
+	enqueueWorkers = 32
+	// fateWorkers is how many fates are read from the simulator at once.
+	fateWorkers = 32
+)
+
+// message is one recall of a campaign.
+type message struct {
+	from, to, key string
+	// missing: the simulator was told the message does not exist, so its
+	// recall must end dead-lettered with 20022.
+	missing bool
+	taskID  string
+}
+
+// campaignMessages returns n messages of run index of the suite nonce, no
+// two alike across runs; floor(n*missing) of them, spread evenly, are
+// marked missing.
+func campaignMessages(n int, nonce int64, index int, missing float64) []message {
+	msgs := make([]message, n)
+	for i := range msgs {
+		m := message{
+			from:    "faults_sender",
+			to:      fmt.Sprintf("user%d", i),
+			key:     fmt.Sprintf("%d_%d_%d", nonce, index, i),
+			missing: math.Floor(float64(i+1)*missing) > math.Floor(float64(i)*missing),
+		}
+		m.taskID = m.recall("").TaskID()
+		msgs[i] = m
+	}
+	return msgs
+}
+
+// recall is the task payload of m for the campaign.
+func (m message) recall(campaign string) tasks.Recall {
+	return tasks.Recall{SDKAppID: sdkAppID, FromAccount: m.from, ToAccount: m.to, MsgKey: m.key,
+		RequestedBy: "recallq faults", Reason: "fault suite", Campaign: campaign}
+}
+
+// forEach runs fn on every message, width at a time, and returns the first
+// error (which stops the rest).
+func forEach(ctx context.Context, msgs []message, width int, fn func(ctx context.Context, i int, m message) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var once sync.Once
+	var firstErr error
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range width {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				if err := fn(ctx, i, msgs[i]); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+				}
+			}
+		}()
+	}
+feed:
+	for i := range msgs {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// forgetMissing tells the simulator that the missing messages do not exist.
+func forgetMissing(ctx context.Context, sim *simProc, msgs []message) (int, error) {
+	var missing []message
+	for _, m := range msgs {
+		if m.missing {
+			missing = append(missing, m)
+		}
+	}
+	err := forEach(ctx, missing, enqueueWorkers, func(ctx context.Context, _ int, m message) error {
+		return sim.forget(ctx, m)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("tell the simulator which messages are missing: %w", err)
+	}
+	return len(missing), nil
+}
+
+// enqueueCampaign queues a recall of every message on the bulk lane with
+// the campaign's name, through tasks.NewTask (its deterministic task ID, its
+// retry budget and 24 h retention), enqueueWorkers at a time. It returns how
+// many were queued; a message already queued is an error, as every run uses
+// new messages in a new Redis.
+func enqueueCampaign(ctx context.Context, client *asynq.Client, msgs []message, campaign string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+	defer cancel()
+	var queued atomic.Int64
+	err := forEach(ctx, msgs, enqueueWorkers, func(ctx context.Context, _ int, m message) error {
+		t, err := tasks.NewTask(m.recall(campaign), tasks.Options{Queue: tasks.QueueBulk})
+		if err != nil {
+			return err
+		}
+		if _, err := client.EnqueueContext(ctx, t); err != nil {
+			if errors.Is(err, asynq.ErrTaskIDConflict) {
+				return fmt.Errorf("recall of %s was already queued: every run must start from an empty Redis", m.key)
+			}
+			return err
+		}
+		queued.Add(1)
+		return nil
+	})
+	if err != nil {
+		return int(queued.Load()), fmt.Errorf("queue the campaign: %w", err)
+	}
+	return int(queued.Load()), nil
+}

@@ -1,0 +1,181 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/tasks"
+)
+
+// Codes the judgement needs.
+const (
+	codeRecalled        = 0
+	codeAlreadyRecalled = 20023
+	codeMsgNotFound     = 20022
+)
+
+// deadLetterCodes are the answers after which a task must be dead-lettered
+// (worker/outcome.go's DeadLetter rows): the recall can never succeed.
+var deadLetterCodes = []int{20022, 90054, 90003, 90008, 90001}
+
+// listPageSize is the page size of the Inspector's task lists.
+const listPageSize = 1000
+
+// finalState is where a task ended, as asynq's Inspector reports it.
+type finalState struct {
+	state   asynq.TaskState // TaskStateCompleted or TaskStateArchived
+	retried int             // failures counted against its retry budget
+	lastErr string          // for archived tasks: why
+}
+
+// finalStates lists the completed and archived tasks of the bulk queue,
+// page by page, by task ID.
+func finalStates(insp *asynq.Inspector) (map[string]finalState, error) {
+	out := make(map[string]finalState)
+	for _, l := range []struct {
+		state asynq.TaskState
+		list  func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	}{
+		{asynq.TaskStateCompleted, insp.ListCompletedTasks},
+		{asynq.TaskStateArchived, insp.ListArchivedTasks},
+	} {
+		for page := 1; ; page++ {
+			infos, err := l.list(tasks.QueueBulk, asynq.Page(page), asynq.PageSize(listPageSize))
+			if err != nil {
+				return nil, fmt.Errorf("list %s tasks, page %d: %w", l.state, page, err)
+			}
+			for _, ti := range infos {
+				if prev, dup := out[ti.ID]; dup {
+					return nil, fmt.Errorf("task %s is both %s and %s", ti.ID, prev.state, l.state)
+				}
+				out[ti.ID] = finalState{state: l.state, retried: ti.Retried, lastErr: ti.LastErr}
+			}
+			if len(infos) < listPageSize {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// readFates reads every message's fate from the simulator, fateWorkers at
+// a time.
+func readFates(ctx context.Context, sim *simProc, msgs []message) ([][]int, error) {
+	fates := make([][]int, len(msgs))
+	err := forEach(ctx, msgs, fateWorkers, func(ctx context.Context, i int, m message) error {
+		f, err := sim.fate(ctx, m)
+		fates[i] = f
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the fates from the simulator: %w", err)
+	}
+	return fates, nil
+}
+
+// verdict is the judgement of one run: every queued message's task state
+// in asynq against every answer the simulator gave for the message.
+type verdict struct {
+	queued, missing int
+	// recalled: completed, and the simulator's last answer was 0.
+	recalled int
+	// already: completed, and the simulator's last answer was 20023: an
+	// earlier call recalled the message but its answer never made it
+	// into the task (a killed worker, a timeout, a cut connection).
+	already int
+	// dead: archived, by the simulator's last answer for the message (-1:
+	// it never answered).
+	dead       int
+	deadByCode map[int]int
+	// lost: neither completed nor archived, or completed although the
+	// simulator never answered 0 or 20023 for the message.
+	lost int
+	// wrong: archived although the simulator's last answer was not a
+	// dead-letter code (91000 exhaustion, timeouts, configuration errors).
+	wrong int
+	// retried: finished tasks that used at least one retry.
+	retried int
+	// missingNotDead: missing messages whose task did not end archived
+	// with 20022; presentDead: messages that exist but were dead-lettered.
+	missingNotDead, presentDead int
+	examples                    []string // of lost and wrongly dead-lettered tasks, a few
+}
+
+// maxExamples bounds verdict.examples.
+const maxExamples = 8
+
+// judge compares the tasks' final states with the simulator's fates.
+// fates[i] is every code the simulator answered for msgs[i], in order.
+func judge(msgs []message, states map[string]finalState, fates [][]int) verdict {
+	v := verdict{queued: len(msgs), deadByCode: map[int]int{}}
+	example := func(format string, a ...any) {
+		if len(v.examples) < maxExamples {
+			v.examples = append(v.examples, fmt.Sprintf(format, a...))
+		}
+	}
+	for i, m := range msgs {
+		fate := fates[i]
+		last := -1
+		if len(fate) > 0 {
+			last = fate[len(fate)-1]
+		}
+		if m.missing {
+			v.missing++
+		}
+		st, ok := states[m.taskID]
+		if !ok {
+			v.lost++
+			example("lost: %s (MsgKey %s) is neither completed nor archived; simulator answered %v", m.taskID, m.key, fate)
+			continue
+		}
+		if st.retried > 0 {
+			v.retried++
+		}
+		switch st.state {
+		case asynq.TaskStateCompleted:
+			switch {
+			case !slices.Contains(fate, codeRecalled) && !slices.Contains(fate, codeAlreadyRecalled):
+				v.lost++
+				example("lost: %s (MsgKey %s) completed but the simulator never answered 0 or 20023: %v", m.taskID, m.key, fate)
+			case last == codeAlreadyRecalled:
+				v.already++
+			case last == codeRecalled:
+				v.recalled++
+			case lastIndex(fate, codeRecalled) > lastIndex(fate, codeAlreadyRecalled):
+				// Answered again after it completed: a duplicate call.
+				v.recalled++
+			default:
+				v.already++
+			}
+			if m.missing {
+				v.missingNotDead++
+			}
+		case asynq.TaskStateArchived:
+			v.dead++
+			v.deadByCode[last]++
+			if !slices.Contains(deadLetterCodes, last) {
+				v.wrong++
+				example("wrongly dead-lettered: %s (MsgKey %s): simulator answered %v; stored error %q", m.taskID, m.key, fate, st.lastErr)
+			}
+			switch {
+			case m.missing && last != codeMsgNotFound:
+				v.missingNotDead++
+			case !m.missing:
+				v.presentDead++
+			}
+		}
+	}
+	return v
+}
+
+func lastIndex(s []int, x int) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == x {
+			return i
+		}
+	}
+	return -1
+}

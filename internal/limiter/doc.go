@@ -24,10 +24,32 @@
 // 1+J window, hence at most Rate arrivals in any second. J is measured, not
 // guessed: Observe records, per call, how long after its slot the answer came
 // (with the uncertainty of the slot's local placement, one Redis round trip,
-// added on the late side); about once a second each process computes the
-// spread of its recent samples, publishes it under the bucket in Redis and
-// reads back the largest live spread of all processes, which sets everyone's
-// interval. Until any process has samples, Config.InitialSpread is used.
+// added on the late side). J is a fleet-wide quantile: p99.5 of the late
+// bounds minus p0.5 of the early bounds over the recent samples of all
+// processes together, not the largest of each process's own. About once a
+// second each process publishes under the bucket in Redis its live sample
+// count and its ten most extreme samples on each side; one script merges the
+// live entries (N samples in all, rank r = ceil(0.005*N) bounded to [1, 10])
+// into J = r-th largest late bound - r-th smallest early bound, exact because
+// the fleet's r-th most extreme sample is among each process's r most
+// extreme, and returns it with that early bound, the fleet's p0.5. The
+// maximum of per-process spreads would overstate J: with P processes each
+// sees only 1/P of the calls, so its quantiles come from few samples or are
+// its extremes. J sets everyone's interval. Until any process has samples,
+// Config.InitialSpread is used.
+//
+// # Late calls
+//
+// The 0.5% of calls cut from each end of J still happen. One that reached
+// Tencent later than the envelope, together with the on-time calls one second
+// of slots after it, would put Rate+1 calls in one sliding second: a "too
+// many requests" answer and a SlowDown of the whole fleet. So Observe
+// compensates: when a call's late bound exceeds the fleet's p0.5 + J, it
+// pushes the schedule back by the excess, tat = max(tat, now) + excess, in a
+// background round trip bounded by one second (Stats.Compensations counts
+// them). The calls one second of slots after the late one then arrive later
+// by as much, so that second holds no more than Rate arrivals; slots already
+// granted keep their places. The cost is the excess on about 0.5% of calls.
 //
 // # Bounded lookahead without polling
 //
@@ -55,7 +77,9 @@
 //
 // # SlowDown
 //
-// When the API answers "too many requests" anyway, SlowDown stores
+// When the API answers "too many requests" anyway (a late call whose
+// compensation came too late or failed, a cap shared with other clients),
+// SlowDown stores
 // pause_until = max(pause_until, Redis now + d) beside tat: no process is
 // granted a slot before it, after which the schedule runs at full rate again.
 // Slots already granted (at most the lookahead) still go.

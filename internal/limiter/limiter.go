@@ -142,6 +142,10 @@ type Stats struct {
 	WaitRoundTrips int64
 	// SlowDowns counts successful SlowDown calls.
 	SlowDowns int64
+	// Compensations counts late calls (Observe saw the answer come later
+	// than the fleet's latency envelope) whose excess pushed the schedule
+	// back.
+	Compensations int64
 	// Resets counts grants that found the schedule missing or from another
 	// server and restarted it one Horizon ahead.
 	Resets int64
@@ -149,8 +153,8 @@ type Stats struct {
 	// max(now, pause end): the lookahead of the fleet exceeds Horizon, so a
 	// loss of the schedule could put calls closer than the interval.
 	BeyondHorizon int64
-	// Spread is the shared latency spread J in use; LocalSpread is this
-	// process's own measurement (0 without samples).
+	// Spread is the fleet-wide latency spread J in use; LocalSpread is this
+	// process's own quantile of its samples alone (0 without samples).
 	Spread, LocalSpread time.Duration
 	// Interval is the current spacing, (1+Spread)/Rate.
 	Interval time.Duration
@@ -169,6 +173,7 @@ type Limiter struct {
 
 	interval    atomic.Int64 // ns
 	spreadNS    atomic.Int64 // shared J, ns
+	lateBound   atomic.Int64 // fleet p0.5 of lo + J, ns; 0: unknown (no compensation)
 	localSpread atomic.Int64 // ns
 	window      *spreadWindow
 
@@ -176,6 +181,7 @@ type Limiter struct {
 		calls, failures, delayed, waited  atomic.Int64
 		roundTrips, waitTrips, otherTrips atomic.Int64
 		slowDowns, resets, beyondHorizon  atomic.Int64
+		compensations                     atomic.Int64
 		lastHorizonWarn, publishFailing   atomic.Int64
 	}
 
@@ -184,7 +190,14 @@ type Limiter struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // the publishing goroutine
+
+	// bg tracks the compensation round trips, which Observe starts in the
+	// background; bgMu and closing keep a new one from starting once Close
+	// waits for them.
+	bgMu    sync.Mutex
+	closing bool
+	bg      sync.WaitGroup
 
 	// afterGrant, when set (by tests, before any Wait), sees each permit as
 	// soon as Redis has granted it, before the sleep to its slot.
@@ -418,13 +431,50 @@ func (l *Limiter) sleep(ctx context.Context, d time.Duration) error {
 
 // Observe reports that the call made under p got its answer at done (local
 // clock, as Config.Now). The samples set the latency spread, and with it the
-// interval, of every process of the bucket. A zero Permit is ignored.
+// interval, of every process of the bucket. A call later than the fleet's
+// latency envelope (its answer came more than J after the fleet's p0.5 of
+// slot-to-answer times) pushes the shared schedule back by the excess, in
+// the background; see the package documentation. A zero Permit is ignored.
 func (l *Limiter) Observe(p Permit, done time.Time) {
 	if p.Slot.IsZero() {
 		return
 	}
 	lo := done.Sub(p.Slot)
-	l.window.add(sample{at: l.now(), lo: lo, hi: lo + p.rtt})
+	hi := lo + p.rtt
+	l.window.add(sample{at: l.now(), lo: lo, hi: hi})
+	bound := time.Duration(l.lateBound.Load())
+	if bound <= 0 {
+		return // no fleet envelope yet
+	}
+	if excess := hi - bound; excess > 0 {
+		l.compensate(excess)
+	}
+}
+
+// compensate pushes the schedule back by d in the background: tat =
+// max(tat, now) + d, bounded by redisTimeout. It is best effort: a failed
+// round trip only leaves the late call uncompensated.
+func (l *Limiter) compensate(d time.Duration) {
+	l.bgMu.Lock()
+	defer l.bgMu.Unlock()
+	if l.closing {
+		return
+	}
+	l.bg.Add(1)
+	go func() {
+		defer l.bg.Done()
+		ctx, cancel := context.WithTimeout(l.ctx, redisTimeout)
+		defer cancel()
+		v, err := l.run(ctx, &l.stats.otherTrips, delayScript, []string{l.keys.gcra},
+			ceilMicros(d), (stateTTL + l.cfg.Horizon).Milliseconds())
+		if err != nil {
+			l.log.DebugContext(ctx, "limiter could not push the schedule back after a late call", "excess", d, "error", err)
+			return
+		}
+		if tat, _ := v.(int64); tat >= 0 { // -1: no schedule to push
+			l.stats.compensations.Add(1)
+		}
+	}()
 }
 
 // SlowDown pauses the whole bucket: no process is granted a slot before
@@ -480,36 +530,54 @@ func (l *Limiter) publishLoop() {
 	}
 }
 
-// publishSpread publishes this process's spread, if it has samples, and
-// adopts the largest live spread of all processes (or InitialSpread when no
-// process has one). On a Redis error it keeps the shared spread it had,
-// raised to its own if that is larger.
+// publishSpread publishes this process's live sample count and the tails of
+// its samples (the spreadTail smallest lo and largest hi), merges those of
+// every live process in Redis and adopts the fleet-wide spread, p99.5(hi)
+// minus p0.5(lo) over all their samples, with the late bound p0.5(lo) + J
+// that Observe compensates beyond. When no process has samples it uses
+// InitialSpread and compensates nothing. On a Redis error it keeps the shared
+// spread it had, raised to its own if that is larger, and the late bound it
+// had.
 func (l *Limiter) publishSpread(ctx context.Context) error {
-	local, ok := l.window.spread(l.now())
-	arg := int64(-1)
-	if ok {
-		arg = ceilMicros(local)
-	}
+	now := l.now()
+	local, _ := l.window.spread(now)
 	l.localSpread.Store(int64(local))
 	v, err := l.run(ctx, &l.stats.otherTrips, spreadScript, []string{l.keys.spread},
-		l.id, arg, spreadMaxAge.Microseconds(), (2 * spreadMaxAge).Milliseconds())
+		l.id, l.window.tails(now).String(), spreadMaxAge.Microseconds(), (2 * spreadMaxAge).Milliseconds())
 	if err != nil {
 		l.setSpread(max(time.Duration(l.spreadNS.Load()), local))
 		return fmt.Errorf("limiter: share latency spread of bucket %q: %w", l.cfg.Bucket, err)
 	}
-	best, _ := v.(int64)
-	j := l.cfg.InitialSpread
-	if best >= 0 {
-		j = time.Duration(best) * time.Microsecond
+	j, ref, ok := parseSpread(v)
+	if !ok {
+		j = l.cfg.InitialSpread
 	}
-	if ok {
-		j = max(j, local)
-	}
-	if old := time.Duration(l.spreadNS.Load()); old != j {
-		l.log.DebugContext(ctx, "limiter spread changed", "spread", j, "was", old)
+	if old := time.Duration(l.spreadNS.Load()); old != clampSpread(j) {
+		l.log.DebugContext(ctx, "limiter spread changed", "spread", clampSpread(j), "was", old)
 	}
 	l.setSpread(j)
+	var bound time.Duration
+	if ok {
+		// Never 0 for a known envelope: 0 means unknown.
+		bound = max(ref+time.Duration(l.spreadNS.Load()), 1)
+	}
+	l.lateBound.Store(int64(bound))
 	return nil
+}
+
+// parseSpread reads spreadScript's answer {J µs, p0.5 lo µs}; ok is false
+// when no process has samples.
+func parseSpread(v any) (j, ref time.Duration, ok bool) {
+	a, isSlice := v.([]any)
+	if !isSlice || len(a) != 2 {
+		return 0, 0, false
+	}
+	js, ok1 := a[0].(int64)
+	rs, ok2 := a[1].(int64)
+	if !ok1 || !ok2 || js < 0 {
+		return 0, 0, false
+	}
+	return time.Duration(js) * time.Microsecond, time.Duration(rs) * time.Microsecond, true
 }
 
 // Stats returns the counters since New.
@@ -523,6 +591,7 @@ func (l *Limiter) Stats() Stats {
 		RoundTrips:     s.roundTrips.Load(),
 		WaitRoundTrips: s.waitTrips.Load(),
 		SlowDowns:      s.slowDowns.Load(),
+		Compensations:  s.compensations.Load(),
 		Resets:         s.resets.Load(),
 		BeyondHorizon:  s.beyondHorizon.Load(),
 		Spread:         time.Duration(l.spreadNS.Load()),
@@ -537,9 +606,13 @@ func (l *Limiter) Stats() Stats {
 // Redis error of the withdrawal, wrapped.
 func (l *Limiter) Close() error {
 	l.closeOnce.Do(func() {
+		l.bgMu.Lock()
+		l.closing = true
+		l.bgMu.Unlock()
 		close(l.done)
 		l.cancel()
 		l.wg.Wait()
+		l.bg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 		defer cancel()
 		l.stats.roundTrips.Add(1)

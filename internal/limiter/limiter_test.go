@@ -588,17 +588,28 @@ func TestStaleSpreadsAreIgnored(t *testing.T) {
 	now := redisNow(t, rdb)
 	old := now.Add(-2 * spreadMaxAge)
 	if err := rdb.HSet(ctx, l.keys.spread,
-		"dead-process", fmt.Sprintf("400000:%d", old.UnixMicro()),
-		"live-process", fmt.Sprintf("100000:%d", now.UnixMicro()),
+		"dead-process", fmt.Sprintf("2000|0|400000|%d", old.UnixMicro()),
+		"live-process", fmt.Sprintf("1|20000|120000|%d", now.UnixMicro()),
 		"garbage", "not a spread",
+		"old-format", fmt.Sprintf("400000:%d", now.UnixMicro()),
 	).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// An earlier version's hash, "<spread µs>:<Redis µs>" per process, is
+	// another key: it is neither read nor cleaned, so both versions can run
+	// side by side in a rolling deploy.
+	oldKey := strings.TrimSuffix(l.keys.spread, "spread-tails") + "spread"
+	if oldKey == l.keys.spread {
+		t.Fatalf("the spread hash kept its earlier name %q", oldKey)
+	}
+	if err := rdb.HSet(ctx, oldKey, "old-process", fmt.Sprintf("400000:%d", now.UnixMicro())).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.publishSpread(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := l.Stats().Spread; got != 100*time.Millisecond {
-		t.Errorf("shared spread %s, want the live 100ms, not the dead 400ms", got)
+		t.Errorf("shared spread %s, want the live 100ms, not the dead or old-format 400ms", got)
 	}
 	fields, err := rdb.HKeys(ctx, l.keys.spread).Result()
 	if err != nil {
@@ -606,6 +617,179 @@ func TestStaleSpreadsAreIgnored(t *testing.T) {
 	}
 	if !slices.Equal(fields, []string{"live-process"}) {
 		t.Errorf("spread fields after publishing: %v, want only the live one", fields)
+	}
+	if n, err := rdb.HLen(ctx, oldKey).Result(); err != nil || n != 1 {
+		t.Errorf("the earlier version's hash has %d fields (%v) after publishing, want its 1 untouched", n, err)
+	}
+}
+
+func TestSpreadIsTheFleetQuantileOfAllSamples(t *testing.T) {
+	s := redistest.Start(t)
+	ctx := context.Background()
+	ms := func(v float64) time.Duration {
+		return time.Duration(v * float64(time.Millisecond)).Truncate(time.Microsecond)
+	}
+	// Three processes with 1000, 300 and 50 samples. The small one has an
+	// outlier: its own spread is its extremes, 190 ms, and the largest
+	// per-process spread would be that. Over all 1350 samples the outlier is
+	// cut (r = ceil(0.005*1350) = 7).
+	perProc := [][]sample{nil, nil, nil}
+	now := time.Now()
+	for i := range 1000 {
+		d := ms(10 + 30*float64(i)/999)
+		perProc[0] = append(perProc[0], sample{at: now, lo: d, hi: d + ms(1)})
+	}
+	for i := range 300 {
+		d := ms(15 + 10*float64(i)/299)
+		perProc[1] = append(perProc[1], sample{at: now, lo: d, hi: d + 2*time.Millisecond})
+	}
+	for i := range 49 {
+		d := ms(20 + float64(i)/10)
+		perProc[2] = append(perProc[2], sample{at: now, lo: d, hi: d})
+	}
+	perProc[2] = append(perProc[2], sample{at: now, lo: ms(200), hi: ms(210)})
+
+	var (
+		ls            []*Limiter
+		lows, highs   []time.Duration
+		maxLocal      time.Duration
+		sampleCounter int
+	)
+	for _, ss := range perProc {
+		l := newTestLimiter(t, s.Client(t), Config{})
+		for _, x := range ss {
+			// Observe measures lo from the slot and adds the round trip.
+			l.Observe(Permit{Slot: now, rtt: x.hi - x.lo}, now.Add(x.lo))
+			lows = append(lows, x.lo)
+			highs = append(highs, x.hi)
+			sampleCounter++
+		}
+		local, _ := l.window.spread(time.Now())
+		maxLocal = max(maxLocal, local)
+		ls = append(ls, l)
+	}
+	slices.Sort(lows)
+	slices.SortFunc(highs, func(a, b time.Duration) int { return int(b - a) })
+	r := min(max(int(math.Ceil(0.005*float64(sampleCounter))), 1), spreadTail)
+	want, wantRef := highs[r-1]-lows[r-1], lows[r-1]
+	if r != 7 || want >= maxLocal/2 {
+		t.Fatalf("test data: r=%d, merged spread %s, largest local %s: want r=7 and a merged spread well below the largest", r, want, maxLocal)
+	}
+
+	for _, l := range ls {
+		if err := l.publishSpread(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, l := range ls {
+		if err := l.publishSpread(ctx); err != nil { // every process reads the fleet's
+			t.Fatal(err)
+		}
+		if got := l.Stats().Spread; got != want {
+			t.Errorf("process %d: shared spread %s, want the merged p99.5-p0.5 %s (not the largest local %s)", i, got, want, maxLocal)
+		}
+		if got := time.Duration(l.lateBound.Load()); got != wantRef+want {
+			t.Errorf("process %d: late bound %s, want the merged p0.5 %s + spread %s", i, got, wantRef, want)
+		}
+		if got, want := l.Interval(), time.Duration(math.Ceil((1+want.Seconds())/DefaultRate*1e9)); got != want {
+			t.Errorf("process %d: Interval() = %s, want %s", i, got, want)
+		}
+	}
+
+	// The rank stops at spreadTail, the most each process shares: with a
+	// full window of 2000 more samples, N = 3350 asks for the 17th.
+	big := newTestLimiter(t, s.Client(t), Config{})
+	for i := range spreadSamples {
+		d := ms(10 + float64(i)/100)
+		big.window.add(sample{at: time.Now(), lo: d, hi: d})
+		lows = append(lows, d)
+		highs = append(highs, d)
+	}
+	slices.Sort(lows)
+	slices.SortFunc(highs, func(a, b time.Duration) int { return int(b - a) })
+	if err := big.publishSpread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := big.Stats().Spread, highs[spreadTail-1]-lows[spreadTail-1]; got != want {
+		t.Errorf("spread over 3350 samples %s, want the 10th most extreme on each side, %s", got, want)
+	}
+}
+
+func TestLateObserveCompensates(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	ctx := context.Background()
+	// Rate 1: the next slot lies a second ahead, so tat = max(tat, now) + d is
+	// tat + d whatever the machine's speed.
+	l := newTestLimiter(t, rdb, Config{Rate: 1})
+	seed(t, rdb, l)
+
+	// 1001 samples, r = 6 for up to 1200: the late bound is the 6th largest
+	// hi, and the flat top (every hi from 39 ms on is 39 ms) keeps it there
+	// when the two samples observed below are added, so a background
+	// publish in between changes nothing.
+	now := time.Now()
+	for i := range 1001 {
+		lo := 10*time.Millisecond + time.Duration(i)*30*time.Microsecond
+		l.window.add(sample{at: now, lo: lo, hi: min(lo, 39*time.Millisecond)})
+	}
+	if err := l.publishSpread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bound := time.Duration(l.lateBound.Load())
+	if want := 39 * time.Millisecond; bound != want {
+		t.Fatalf("late bound %s after the spread was shared, want %s", bound, want)
+	}
+
+	p1, err := l.Wait(ctx, Urgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tat := func() int64 {
+		t.Helper()
+		v, err := rdb.HGet(ctx, l.keys.gcra, "tat").Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tat0 := tat()
+
+	// On time: the answer came exactly at the bound.
+	l.Observe(Permit{Slot: p1.Slot, rtt: time.Millisecond}, p1.Slot.Add(bound-time.Millisecond))
+	l.bg.Wait()
+	if got := tat(); got != tat0 {
+		t.Errorf("an on-time Observe moved tat by %dµs", got-tat0)
+	}
+	if st := l.Stats(); st.Compensations != 0 {
+		t.Errorf("Stats().Compensations = %d after on-time calls, want 0", st.Compensations)
+	}
+
+	// Late by 7 ms (its round trip included).
+	const excess = 7 * time.Millisecond
+	l.Observe(Permit{Slot: p1.Slot, rtt: time.Millisecond}, p1.Slot.Add(bound+excess-time.Millisecond))
+	l.bg.Wait()
+	if got := tat(); got != tat0+excess.Microseconds() {
+		t.Errorf("a call %s late moved tat by %dµs, want %dµs", excess, got-tat0, excess.Microseconds())
+	}
+	if st := l.Stats(); st.Compensations != 1 {
+		t.Errorf("Stats().Compensations = %d, want 1", st.Compensations)
+	}
+
+	// The next grant lies later by the excess. Its Wait is abandoned as
+	// soon as it is granted, not slept through.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var p2 Permit
+	l.afterGrant = func(p Permit) { p2 = p; cancel() }
+	if _, err := l.Wait(wctx, Urgent); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v, want context.Canceled after the grant", err)
+	}
+	if want := time.UnixMicro(tat0).Add(excess); !p2.RedisSlot.Equal(want) {
+		t.Errorf("slot after the late call %s, want the old next slot %s + %s", p2.RedisSlot, time.UnixMicro(tat0), excess)
+	}
+	if got := p2.RedisSlot.Sub(p1.RedisSlot); got < slotInterval(l)+excess {
+		t.Errorf("slot after the late call follows the previous by %s, want at least interval %s + %s", got, slotInterval(l), excess)
 	}
 }
 

@@ -71,34 +71,65 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return pause
 `)
 
-// spreadScript publishes this process's spread (when ARGV[2] >= 0), drops
-// entries older than the max age, and returns the largest live spread in µs,
-// or -1 when no process has one.
+// spreadScript publishes this process's tails (when ARGV[2] is not empty) as
+// "n|lows|highs|<Redis µs when published>", drops entries older than the max
+// age or malformed, and merges the live ones: with N the sum of their n and
+// r = ceil(0.005*N) bounded to [1, 10] (and to the values present), it
+// returns {r-th largest hi - r-th smallest lo, r-th smallest lo} in µs: the
+// fleet's spread J and its p0.5 of lo. It returns {-1, -1} when no process has
+// samples.
 //
 //	KEYS[1] spread hash
-//	ARGV[1] process id, ARGV[2] spread µs or -1, ARGV[3] max age µs, ARGV[4] key TTL ms
+//	ARGV[1] process id, ARGV[2] tails or '', ARGV[3] max age µs, ARGV[4] key TTL ms
 var spreadScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowStr = string.format('%.0f', now)
 local maxAge = tonumber(ARGV[3])
-if tonumber(ARGV[2]) >= 0 then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. nowStr)
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. nowStr)
 end
-local best = -1
+local total, lows, highs = 0, {}, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  local s, at = string.match(all[i + 1], '^(%d+):(%d+)$')
-  if s == nil or math.abs(now - tonumber(at)) > maxAge then
+  local n, ls, hs, at = string.match(all[i + 1], '^(%d+)|([%d,%-]*)|([%d,%-]*)|(%d+)$')
+  if n == nil or math.abs(now - tonumber(at)) > maxAge then
     redis.call('HDEL', KEYS[1], all[i])
-  elseif tonumber(s) > best then
-    best = tonumber(s)
+  else
+    total = total + tonumber(n)
+    for v in string.gmatch(ls, '%-?%d+') do lows[#lows + 1] = tonumber(v) end
+    for v in string.gmatch(hs, '%-?%d+') do highs[#highs + 1] = tonumber(v) end
   end
 end
-if best >= 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if total == 0 or #lows == 0 or #highs == 0 then
+  return {-1, -1}
 end
-return best
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+table.sort(lows)
+table.sort(highs, function(a, b) return a > b end)
+local r = math.min(math.max(1, math.ceil(0.005 * total)), 10, #lows, #highs)
+return {math.max(0, highs[r] - lows[r]), lows[r]}
+`)
+
+// delayScript pushes the schedule back after a late call: tat = max(tat,
+// now) + d. A missing schedule is left alone (the next grant restarts it one
+// horizon ahead anyway).
+//
+//	KEYS[1] gcra hash
+//	ARGV[1] d µs, ARGV[2] key TTL ms
+//
+// It returns the new tat in µs of Redis time, or -1 when there is none.
+var delayScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cur = redis.call('HGET', KEYS[1], 'tat')
+if cur == false then
+  return -1
+end
+local tat = math.max(tonumber(cur), now) + tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return tat
 `)
 
 // run runs script by EVALSHA, falling back to EVAL when the server does not

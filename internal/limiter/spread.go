@@ -3,6 +3,8 @@ package limiter
 import (
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -23,14 +25,31 @@ import (
 // such outlier widen the spacing of the whole fleet for ten seconds, up to
 // the 0.5 s bound (a third of the throughput gone). Cutting 0.5% on each side
 // ignores the 10 most extreme of 2000 samples. A call that really did arrive
-// in the cut tail can add at most one call to one sliding second; if that
-// ever reaches the cap, the API's "too many requests" answer drives SlowDown.
-// With 200 samples or fewer the quantiles are the extremes: min and max.
+// in the cut tail could add one call to a sliding second; Observe pushes the
+// schedule back by its excess so that it cannot (see the package
+// documentation).
+//
+// Fleet-wide: the quantiles that set the interval are taken over the samples
+// of all live processes together, not per process. With P processes each sees
+// about 2000/P samples in spreadMaxAge, and below 200 samples its own
+// quantiles are its extremes (with 200 or fewer, p0.5 and p99.5 are min and
+// max); the largest of P such maxima would overstate J badly. So each
+// process shares only its sample count and its spreadTail most extreme
+// samples on each side (tails), and spreadScript merges them: with N samples
+// in all, the rank r = ceil(0.005*N), bounded to [1, spreadTail], gives
+// J = (r-th largest hi) - (r-th smallest lo). The r-th most extreme sample of
+// the union lies among every process's r most extreme, so the merge is exact.
+// spread, the per-process quantile, is kept for Stats.LocalSpread and as the
+// fallback while Redis cannot be reached.
 const (
 	spreadSamples = 2000
 	spreadMaxAge  = 10 * time.Second
 	spreadLowQ    = 0.005
 	spreadHighQ   = 0.995
+	// spreadTail is how many of its most extreme samples on each side a
+	// process shares: the fleet's p0.5 and p99.5 of up to 2000 samples in
+	// all (200/s for 10 s) are the 10th most extreme, so they lie among them.
+	spreadTail = 10
 	// maxSpread bounds J: a spread beyond it is not jitter to pace around but
 	// a fault, and at (1+0.5)/Rate the bucket still runs at two thirds of the
 	// cap.
@@ -91,4 +110,55 @@ func (w *spreadWindow) spread(now time.Time) (j time.Duration, ok bool) {
 
 func clampSpread(j time.Duration) time.Duration {
 	return min(max(j, 0), maxSpread)
+}
+
+// tails is what one process shares of its window: its live sample count and
+// its spreadTail smallest lo and largest hi, in µs (lo rounded down, hi up),
+// most extreme first.
+type tails struct {
+	n           int
+	lows, highs []int64
+}
+
+// String is the form spreadScript stores, "n|lo,lo,...|hi,hi,...", or "" when
+// there is no sample.
+func (t tails) String() string {
+	if t.n == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(t.n))
+	for _, vs := range [2][]int64{t.lows, t.highs} {
+		b.WriteByte('|')
+		for k, v := range vs {
+			if k > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatInt(v, 10))
+		}
+	}
+	return b.String()
+}
+
+// tails returns the count and the tails of the samples no older than
+// spreadMaxAge at now.
+func (w *spreadWindow) tails(now time.Time) tails {
+	w.mu.Lock()
+	lo := make([]time.Duration, 0, len(w.ring))
+	hi := make([]time.Duration, 0, len(w.ring))
+	for _, s := range w.ring {
+		if now.Sub(s.at) <= spreadMaxAge {
+			lo = append(lo, s.lo)
+			hi = append(hi, s.hi)
+		}
+	}
+	w.mu.Unlock()
+	slices.Sort(lo)
+	slices.Sort(hi)
+	t := tails{n: len(lo)}
+	for i := range min(spreadTail, len(lo)) {
+		t.lows = append(t.lows, lo[i].Microseconds())
+		t.highs = append(t.highs, ceilMicros(hi[len(hi)-1-i]))
+	}
+	return t
 }

@@ -68,3 +68,20 @@ func TestSpreadWindowKeepsTheLatestSamples(t *testing.T) {
 		t.Errorf("spread = %s after a full window of new samples, want 5ms", got)
 	}
 }
+
+func TestSpreadWindowTails(t *testing.T) {
+	now := time.Now()
+	w := newSpreadWindow()
+	if got := w.tails(now).String(); got != "" {
+		t.Errorf("tails of an empty window %q, want \"\"", got)
+	}
+	for i := range 30 {
+		d := time.Duration(i) * time.Millisecond
+		w.add(sample{at: now, lo: d, hi: d + 1500*time.Nanosecond}) // hi rounds up to whole µs
+	}
+	w.add(sample{at: now.Add(-2 * spreadMaxAge), lo: -time.Second, hi: time.Hour}) // stale
+	want := "30|0,1000,2000,3000,4000,5000,6000,7000,8000,9000|29002,28002,27002,26002,25002,24002,23002,22002,21002,20002"
+	if got := w.tails(now).String(); got != want {
+		t.Errorf("tails = %q, want %q", got, want)
+	}
+}

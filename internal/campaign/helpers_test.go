@@ -16,6 +16,7 @@ import (
 
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/redisconn"
 	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/worker"
@@ -29,9 +30,9 @@ const (
 // env is one test's Redis, with what a campaign needs around it.
 type env struct {
 	t     *testing.T
-	redis *redistest.Server
-	rdb   *redis.Client
-	opt   asynq.RedisClientOpt
+	redis *redistest.Server // nil on a cluster
+	rdb   redis.UniversalClient
+	opt   asynq.RedisConnOpt
 	insp  *asynq.Inspector
 	mgr   *Manager
 	log   *slog.Logger
@@ -44,6 +45,24 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, redis: redistest.Start(t)}
 	e.rdb = e.redis.Client(t)
 	e.opt = asynq.RedisClientOpt{Addr: e.redis.Addr}
+	return e.finish()
+}
+
+// newClusterEnv is newEnv on a real three-master Redis Cluster.
+func newClusterEnv(t *testing.T) *env {
+	t.Helper()
+	c := redistest.StartCluster(t, redistest.ClusterConfig{})
+	conn, err := redisconn.Parse(c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, rdb: conn.Client(), opt: conn.AsynqOpt()}
+	t.Cleanup(func() { e.rdb.Close() })
+	return e.finish()
+}
+
+func (e *env) finish() *env {
+	t := e.t
 	e.insp = asynq.NewInspector(e.opt)
 	t.Cleanup(func() { e.insp.Close() })
 	e.log = slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelWarn}))

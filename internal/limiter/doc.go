@@ -45,11 +45,16 @@
 // of slots after it, would put Rate+1 calls in one sliding second: a "too
 // many requests" answer and a SlowDown of the whole fleet. So Observe
 // compensates: when a call's late bound exceeds the fleet's p0.5 + J, it
-// pushes the schedule back by the excess, tat = max(tat, now) + excess, in a
-// background round trip bounded by one second (Stats.Compensations counts
-// them). The calls one second of slots after the late one then arrive later
-// by as much, so that second holds no more than Rate arrivals; slots already
-// granted keep their places. The cost is the excess on about 0.5% of calls.
+// pushes the schedule back by the excess, at most one interval,
+// tat = max(tat, now) + min(excess, interval), in a background round trip
+// bounded by one second (Stats.Compensations counts them). The calls one
+// second of slots after the late one then arrive later by as much, so that
+// second holds no more than Rate arrivals; slots already granted keep their
+// places. One interval is enough: a late call adds at most one call to any
+// sliding second. The cap matters when answers come seconds late (a slow
+// server, client timeouts): that says no more about when a call arrived,
+// and pushing by the whole delay would stall the fleet. The cost is at most
+// one slot on about 0.5% of calls.
 //
 // # Bounded lookahead without polling
 //

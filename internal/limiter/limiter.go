@@ -447,7 +447,11 @@ func (l *Limiter) Observe(p Permit, done time.Time) {
 		return // no fleet envelope yet
 	}
 	if excess := hi - bound; excess > 0 {
-		l.compensate(excess)
+		// At most one slot: a late call adds at most one call to any
+		// sliding second, and one slot makes room for it. An answer seconds
+		// late (a slow server, a client timeout) says no more about when the
+		// call arrived, and must not stall the fleet for seconds.
+		l.compensate(min(excess, l.Interval()))
 	}
 }
 

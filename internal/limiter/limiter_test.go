@@ -791,6 +791,18 @@ func TestLateObserveCompensates(t *testing.T) {
 	if got := p2.RedisSlot.Sub(p1.RedisSlot); got < slotInterval(l)+excess {
 		t.Errorf("slot after the late call follows the previous by %s, want at least interval %s + %s", got, slotInterval(l), excess)
 	}
+
+	// Ten seconds late (a slow server, a timeout): one slot, not ten
+	// seconds, or a slow API would stall the whole fleet.
+	tat1, iv := tat(), l.Interval()
+	l.Observe(Permit{Slot: p1.Slot, rtt: time.Millisecond}, p1.Slot.Add(10*time.Second))
+	l.bg.Wait()
+	if got, want := tat()-tat1, ceilMicros(iv); got != want {
+		t.Errorf("a call 10 s late moved tat by %dµs, want one interval, %dµs", got, want)
+	}
+	if st := l.Stats(); st.Compensations != 2 {
+		t.Errorf("Stats().Compensations = %d, want 2", st.Compensations)
+	}
 }
 
 func TestOneRoundTripPerWait(t *testing.T) {

@@ -37,6 +37,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/worker"
 )
@@ -274,7 +275,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	b := &bench{o: o, dir: dir, secret: randomHex(32), nonce: time.Now().Unix()}
 	defer func() {
-		b.procs.killAll()
+		b.procs.KillAll()
 		if err == nil && !o.Keep {
 			os.RemoveAll(dir)
 		} else {
@@ -402,7 +403,7 @@ func (b *bench) waitQuiet(ctx context.Context) (string, error) {
 
 // appEnv is a child's environment: the simulated app and its secret.
 func (b *bench) appEnv() []string {
-	return childEnv("TIM_SDKAPPID="+strconv.Itoa(sdkAppID), "TIM_SECRET_KEY="+b.secret)
+	return childproc.Env("TIM_SDKAPPID="+strconv.Itoa(sdkAppID), "TIM_SECRET_KEY="+b.secret)
 }
 
 // header prints the machine, the command and what every column means.

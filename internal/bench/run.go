@@ -118,7 +118,7 @@ func (b *bench) runConfig(ctx context.Context, sim *simProc, c config) (result, 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return result{}, err
 	}
-	ourPIDs := []int{os.Getpid(), sim.proc.cmd.Process.Pid, b.redisPID}
+	ourPIDs := []int{os.Getpid(), sim.proc.PID(), b.redisPID}
 	cpu0 := takeCPU(ourPIDs...)
 	started := time.Now()
 	f, err := b.startFleet(dir, c, sim.url)
@@ -182,7 +182,7 @@ func (b *bench) startFleet(dir string, c config, endpoint string) (*fleet, error
 		report := filepath.Join(dir, fmt.Sprintf("worker-%d.json", i))
 		wc := WorkerConfig{Limiter: c.limiter, Procs: c.procs, Concurrency: c.concurrency, RedisURL: b.redisURL,
 			Endpoint: endpoint, Rate: b.o.Rate, RetryBase: DefaultRetryBase, Report: report}
-		w, err := b.procs.start(dir, fmt.Sprintf("worker-%d", i), b.o.Exe, wc.args(), b.appEnv())
+		w, err := b.procs.Start(dir, fmt.Sprintf("worker-%d", i), b.o.Exe, wc.args(), b.appEnv())
 		if err != nil {
 			f.stop()
 			return nil, err
@@ -204,9 +204,9 @@ func (f *fleet) stop() []string {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.stop(stopGrace); err != nil && !w.killedByUs() {
+			if err := w.Stop(stopGrace); err != nil && !w.KilledOnPurpose() {
 				mu.Lock()
-				problems = append(problems, fmt.Sprintf("%s: %v; its log ends: %s", w.name, err, oneLine(w.tail(3))))
+				problems = append(problems, fmt.Sprintf("%s: %v; its log ends: %s", w.Name(), err, oneLine(w.Tail(3))))
 				mu.Unlock()
 			}
 		}()
@@ -220,7 +220,7 @@ func (f *fleet) stop() []string {
 func (f *fleet) cpuTime() time.Duration {
 	var t time.Duration
 	for _, w := range f.workers {
-		if ps := w.cmd.ProcessState; ps != nil {
+		if ps := w.ProcessState(); ps != nil {
 			t += ps.UserTime() + ps.SystemTime()
 		}
 	}
@@ -233,8 +233,8 @@ func (f *fleet) readReports() (reps []Report, missing int, problems []string) {
 	for i, path := range f.reports {
 		rep, err := readReport(path)
 		if err != nil {
-			if !f.workers[i].killedByUs() {
-				problems = append(problems, fmt.Sprintf("%s wrote no report: %v", f.workers[i].name, err))
+			if !f.workers[i].KilledOnPurpose() {
+				problems = append(problems, fmt.Sprintf("%s wrote no report: %v", f.workers[i].Name(), err))
 			}
 			missing++
 			continue
@@ -342,7 +342,7 @@ func (b *bench) waitDrained(ctx context.Context, c config, n int, workers []*chi
 				}
 				k.done = done
 				d.kill = k
-				fmt.Fprintf(b.o.Progress, "bench:   killed %s (pid %d) with %d of %d tasks done\n", workers[0].name, k.pid, done, n)
+				fmt.Fprintf(b.o.Progress, "bench:   killed %s (pid %d) with %d of %d tasks done\n", workers[0].Name(), k.pid, done, n)
 			}
 			if d.kill != nil && d.kill.stranded == 0 {
 				if info.Pending+info.Retry+info.Scheduled == 0 && info.Active > 0 {
@@ -359,7 +359,7 @@ func (b *bench) waitDrained(ctx context.Context, c config, n int, workers []*chi
 		}
 		if allExited(workers) {
 			d.at = now
-			return d, fmt.Errorf("every worker exited before the queue drained; %s's log ends: %s", workers[0].name, oneLine(workers[0].tail(3)))
+			return d, fmt.Errorf("every worker exited before the queue drained; %s's log ends: %s", workers[0].Name(), oneLine(workers[0].Tail(3)))
 		}
 		if now.After(deadline) {
 			d.at = now
@@ -381,14 +381,14 @@ func killAligned(ctx context.Context, w *child, simStart time.Time) (*killInfo, 
 	if err := sleepCtx(ctx, wait); err != nil {
 		return nil, err
 	}
-	k := &killInfo{at: time.Now(), pid: w.cmd.Process.Pid}
-	w.killOnPurpose()
+	k := &killInfo{at: time.Now(), pid: w.PID()}
+	w.KillOnPurpose()
 	return k, nil
 }
 
 func allExited(ws []*child) bool {
 	for _, w := range ws {
-		if w != nil && !w.exited() {
+		if w != nil && !w.Exited() {
 			return false
 		}
 	}

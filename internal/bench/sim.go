@@ -41,12 +41,12 @@ func (b *bench) startSim(ctx context.Context, sp Spread) (*simProc, error) {
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		args := []string{SimCommand, "--addr", addr, "--latency", sp.String(),
 			"--fail-rate", strconv.FormatFloat(b.o.FailRate, 'g', -1, 64), "--log-level", "warn"}
-		c, err := b.procs.start(b.dir, fmt.Sprintf("imsim-%s-%d", sp, attempt), b.o.Exe, args, b.appEnv())
+		c, err := b.procs.Start(b.dir, fmt.Sprintf("imsim-%s-%d", sp, attempt), b.o.Exe, args, b.appEnv())
 		if err != nil {
 			return nil, err
 		}
 		s := &simProc{proc: c, url: "http://" + addr, http: &http.Client{Timeout: 5 * time.Second}}
-		if err := favour(c.cmd.Process.Pid); err != nil {
+		if err := favour(c.PID()); err != nil {
 			s.priority = fmt.Sprintf("default priority (raising it failed: %v)", err)
 		} else {
 			s.priority = fmt.Sprintf("nice %d", simNice)
@@ -54,12 +54,12 @@ func (b *bench) startSim(ctx context.Context, sp Spread) (*simProc, error) {
 		if lastErr = s.waitReady(ctx); lastErr == nil {
 			return s, nil
 		}
-		c.kill()
-		<-c.done
+		c.Kill()
+		<-c.Done()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		lastErr = fmt.Errorf("%w; its log ends:\n%s", lastErr, c.tail(10))
+		lastErr = fmt.Errorf("%w; its log ends:\n%s", lastErr, c.Tail(10))
 	}
 	return nil, fmt.Errorf("start the simulator: %w", lastErr)
 }
@@ -72,8 +72,8 @@ func (s *simProc) waitReady(ctx context.Context) error {
 		if _, err := s.stats(ctx); err == nil {
 			return nil
 		}
-		if s.proc.exited() {
-			return fmt.Errorf("the simulator exited: %v", s.proc.err)
+		if s.proc.Exited() {
+			return fmt.Errorf("the simulator exited: %v", s.proc.Err())
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the simulator did not answer within %s", simReadyTimeout)
@@ -127,5 +127,5 @@ func (s *simProc) stats(ctx context.Context) (imsim.Stats, error) {
 
 // stop stops the simulator gracefully.
 func (s *simProc) stop() error {
-	return s.proc.stop(imsim.ShutdownTimeout + 2*time.Second)
+	return s.proc.Stop(imsim.ShutdownTimeout + 2*time.Second)
 }

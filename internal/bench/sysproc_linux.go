@@ -2,14 +2,6 @@ package bench
 
 import "syscall"
 
-// childAttr puts a child in its own process group and has the kernel kill
-// it when the benchmark dies (even by SIGKILL). Pdeathsig fires when the
-// thread that started the child exits; Go only ends threads that a
-// goroutine locked and left locked, which this program never does.
-func childAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-}
-
 // simNice is the simulator's scheduling priority: it stands in for a remote
 // server, whose clock the load on this machine does not stall, and it
 // counts arrivals when its timers fire. Raising a priority needs root (or

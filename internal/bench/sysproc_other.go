@@ -2,14 +2,7 @@
 
 package bench
 
-import (
-	"errors"
-	"syscall"
-)
-
-// childAttr: outside Linux the children share the benchmark's process
-// group and are killed by its deferred cleanup only.
-func childAttr() *syscall.SysProcAttr { return nil }
+import "errors"
 
 const simNice = 0
 

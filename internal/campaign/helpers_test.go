@@ -61,6 +61,21 @@ func newClusterEnv(t *testing.T) *env {
 	return e.finish()
 }
 
+// newSentinelEnv is newEnv on a real primary, replica and three sentinels,
+// with the worker's Redis retries that ride out a failover.
+func newSentinelEnv(t *testing.T) (*env, *redistest.SentinelSet) {
+	t.Helper()
+	set := redistest.StartSentinelSet(t, redistest.SentinelConfig{})
+	conn, err := redisconn.Parse(set.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn = conn.WithRetries(redisconn.FailoverRetries)
+	e := &env{t: t, rdb: conn.Client(), opt: conn.AsynqOpt()}
+	t.Cleanup(func() { e.rdb.Close() })
+	return e.finish(), set
+}
+
 func (e *env) finish() *env {
 	t := e.t
 	e.insp = asynq.NewInspector(e.opt)
@@ -125,6 +140,9 @@ type pipelineOptions struct {
 	feeder   FeederConfig  // overrides
 	latency  time.Duration // the simulator's latency
 	noFeeder bool
+	// realLimiter keeps the limiter's own Horizon and InitialSpread (the
+	// tests otherwise shrink both so a fresh schedule does not wait 1 s).
+	realLimiter bool
 }
 
 // startPipeline starts the simulator, a worker with the campaign Recorder
@@ -143,8 +161,12 @@ func (e *env) startPipeline(o pipelineOptions) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim, err := limiter.New(limiter.Config{Redis: e.rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp), Rate: o.rate,
-		InitialSpread: time.Millisecond, Horizon: 10 * time.Millisecond})
+	lc := limiter.Config{Redis: e.rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp), Rate: o.rate,
+		InitialSpread: time.Millisecond, Horizon: 10 * time.Millisecond}
+	if o.realLimiter {
+		lc.InitialSpread, lc.Horizon = 0, 0
+	}
+	lim, err := limiter.New(lc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
@@ -351,7 +352,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	s := &suite{o: o, dir: dir, secret: randomHex(32), nonce: time.Now().Unix()}
 	defer func() {
-		s.procs.killAll()
+		s.procs.KillAll()
 		keep := o.Keep || err != nil
 		for _, r := range res.Rows {
 			keep = keep || !r.OK()
@@ -411,7 +412,7 @@ func (s *suite) baseFaults() simFaults {
 
 // appEnv is a child's environment: the simulated app and its secret.
 func (s *suite) appEnv() []string {
-	return childEnv("TIM_SDKAPPID="+strconv.Itoa(sdkAppID), "TIM_SECRET_KEY="+s.secret)
+	return childproc.Env("TIM_SDKAPPID="+strconv.Itoa(sdkAppID), "TIM_SECRET_KEY="+s.secret)
 }
 
 func (s *suite) progress(format string, a ...any) {

@@ -123,7 +123,7 @@ func (k *killFault) step(ctx context.Context, r *run, l look) error {
 		if err != nil {
 			return err
 		}
-		r.event("started %s (pid %d) in place of the killed worker", w.name, w.pid())
+		r.event("started %s (pid %d) in place of the killed worker", w.Name(), w.PID())
 	}
 	k.restarts = rest
 
@@ -141,13 +141,13 @@ func (k *killFault) step(ctx context.Context, r *run, l look) error {
 	slot := k.kills % len(r.workers)
 	w := r.workers[slot]
 	active := l.info.Active
-	w.signal(syscall.SIGKILL)
-	w.wait(5 * time.Second)
+	w.Signal(syscall.SIGKILL)
+	w.Wait(5 * time.Second)
 	r.killed[w] = true
 	k.kills++
 	k.next = l.now.Add(o.KillEvery)
 	k.restarts = append(k.restarts, restartDue{slot: slot, at: l.now.Add(o.RestartAfter)})
-	r.event("SIGKILL %s (pid %d), kill %d, with %d/%d finished and %d active in all workers", w.name, w.pid(), k.kills, l.done, l.queued, active)
+	r.event("SIGKILL %s (pid %d), kill %d, with %d/%d finished and %d active in all workers", w.Name(), w.PID(), k.kills, l.done, l.queued, active)
 	return nil
 }
 
@@ -178,14 +178,14 @@ func (f *redisFault) step(ctx context.Context, r *run, l look) error {
 	if o.RedisSignal == "TERM" {
 		sig = syscall.SIGTERM
 	}
-	r.event("%s redis-server (pid %d) with %d/%d finished; it stays down for %s", signalName(sig), r.redis.proc.pid(), l.done, l.queued, o.RedisDown)
+	r.event("%s redis-server (pid %d) with %d/%d finished; it stays down for %s", signalName(sig), r.redis.proc.PID(), l.done, l.queued, o.RedisDown)
 	info, err := r.redis.restart(ctx, sig, o.RedisDown)
 	if err != nil {
 		return err
 	}
 	f.restarted, f.backAt, f.doneAtBack = true, time.Now(), l.done
 	r.event("redis-server back on %s (pid %d) %.1f s after the %s (exited %.2f s after it): %d keys before, %d loaded from the append-only file (%d bytes)",
-		r.redis.addr, r.redis.proc.pid(), info.down.Seconds(), info.signal, info.exited.Seconds(), info.before, info.keys, info.aofSize)
+		r.redis.addr, r.redis.proc.PID(), info.down.Seconds(), info.signal, info.exited.Seconds(), info.before, info.keys, info.aofSize)
 	return nil
 }
 

@@ -69,8 +69,8 @@ func startRedis(ctx context.Context, procs *children, dir, fsync string) (*redis
 		if lastErr = r.launch(ctx); lastErr == nil {
 			return r, nil
 		}
-		r.proc.signal(syscall.SIGKILL)
-		r.proc.wait(5 * time.Second)
+		r.proc.Signal(syscall.SIGKILL)
+		r.proc.Wait(5 * time.Second)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -81,7 +81,7 @@ func startRedis(ctx context.Context, procs *children, dir, fsync string) (*redis
 // launch starts redis-server with r's arguments and waits until it answers.
 func (r *redisProc) launch(ctx context.Context) error {
 	r.gen++
-	c, err := r.procs.start(r.dir, fmt.Sprintf("redis-server-%d", r.gen), r.bin, r.args, nil)
+	c, err := r.procs.Start(r.dir, fmt.Sprintf("redis-server-%d", r.gen), r.bin, r.args, nil)
 	if err != nil {
 		return err
 	}
@@ -104,8 +104,8 @@ func (r *redisProc) waitReady(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if r.proc.exited() {
-			return fmt.Errorf("redis-server exited (%v); its log ends:\n%s", r.proc.err, r.proc.tail(5))
+		if r.proc.Exited() {
+			return fmt.Errorf("redis-server exited (%v); its log ends:\n%s", r.proc.Err(), r.proc.Tail(5))
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("redis-server at %s did not answer within %s: %w", r.addr, redisReadyTimeout, err)
@@ -140,11 +140,11 @@ func (r *redisProc) restart(ctx context.Context, sig syscall.Signal, down time.D
 	cl.Close()
 
 	t0 := time.Now()
-	r.proc.signal(sig)
-	if !r.proc.wait(redisExitTimeout) {
-		r.proc.signal(syscall.SIGKILL)
-		if !r.proc.wait(5 * time.Second) {
-			return info, fmt.Errorf("redis-server (pid %d) did not exit after %s", r.proc.pid(), info.signal)
+	r.proc.Signal(sig)
+	if !r.proc.Wait(redisExitTimeout) {
+		r.proc.Signal(syscall.SIGKILL)
+		if !r.proc.Wait(5 * time.Second) {
+			return info, fmt.Errorf("redis-server (pid %d) did not exit after %s", r.proc.PID(), info.signal)
 		}
 	}
 	info.exited = time.Since(t0)
@@ -167,8 +167,8 @@ func (r *redisProc) restart(ctx context.Context, sig syscall.Signal, down time.D
 // stop kills redis-server; the run's data is not needed any more.
 func (r *redisProc) stop() {
 	if r.proc != nil {
-		r.proc.signal(syscall.SIGKILL)
-		r.proc.wait(5 * time.Second)
+		r.proc.Signal(syscall.SIGKILL)
+		r.proc.Wait(5 * time.Second)
 	}
 }
 

@@ -191,7 +191,7 @@ func (r *run) startWorker(slot int) (*child, error) {
 		"--metrics-addr=",
 		"--log-format", "text", "--log-level", "info",
 	}
-	c, err := r.s.procs.start(r.dir, name, o.Exe, args, r.s.appEnv())
+	c, err := r.s.procs.Start(r.dir, name, o.Exe, args, r.s.appEnv())
 	if err != nil {
 		return nil, err
 	}
@@ -207,10 +207,10 @@ func (r *run) waitWorkers(ctx context.Context) error {
 	for {
 		pids := map[int]bool{}
 		for _, w := range r.workers {
-			if w.exited() {
-				return fmt.Errorf("%s exited at start (%v); its log ends:\n%s", w.name, w.err, w.tail(10))
+			if w.Exited() {
+				return fmt.Errorf("%s exited at start (%v); its log ends:\n%s", w.Name(), w.Err(), w.Tail(10))
 			}
-			pids[w.pid()] = true
+			pids[w.PID()] = true
 		}
 		if servers, err := r.insp.Servers(); err == nil {
 			n := 0
@@ -294,9 +294,9 @@ func (r *run) progressLine(l look) {
 // noteExits reports, once each, workers that exited without being killed.
 func (r *run) noteExits() {
 	for _, w := range r.all {
-		if w.exited() && !r.killed[w] && !r.gone[w] {
+		if w.Exited() && !r.killed[w] && !r.gone[w] {
 			r.gone[w] = true
-			r.event("CHECK: %s (pid %d) exited on its own (%v); its log ends: %s", w.name, w.pid(), w.err, oneLine(w.tail(3)))
+			r.event("CHECK: %s (pid %d) exited on its own (%v); its log ends: %s", w.Name(), w.PID(), w.Err(), oneLine(w.Tail(3)))
 		}
 	}
 }
@@ -308,15 +308,15 @@ func (r *run) stopWorkers() []string {
 	var problems []string
 	var wg sync.WaitGroup
 	for _, w := range r.workers {
-		if w == nil || w.exited() {
+		if w == nil || w.Exited() {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.stop(stopGrace); err != nil {
+			if err := w.Stop(stopGrace); err != nil {
 				mu.Lock()
-				problems = append(problems, fmt.Sprintf("CHECK: %v; its log ends: %s", err, oneLine(w.tail(3))))
+				problems = append(problems, fmt.Sprintf("CHECK: %v; its log ends: %s", err, oneLine(w.Tail(3))))
 				mu.Unlock()
 			}
 		}()
@@ -330,7 +330,7 @@ func (r *run) stopWorkers() []string {
 func (r *run) countLogLines(s string) int {
 	n := 0
 	for _, w := range r.all {
-		n += w.countLines(s)
+		n += w.CountLines(s)
 	}
 	return n
 }
@@ -338,10 +338,10 @@ func (r *run) countLogLines(s string) int {
 // cleanup kills what the run still has running.
 func (r *run) cleanup() {
 	for _, w := range r.all {
-		w.signal(syscall.SIGKILL)
+		w.Signal(syscall.SIGKILL)
 	}
 	for _, w := range r.all {
-		w.wait(5 * time.Second)
+		w.Wait(5 * time.Second)
 	}
 	if r.insp != nil {
 		r.insp.Close()

@@ -50,7 +50,7 @@ func startSim(ctx context.Context, procs *children, dir string, o Options, env [
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		args := []string{SimCommand, "--addr", addr, "--latency", o.LatencyMin.String() + "-" + o.LatencyMax.String(),
 			"--fail-rate", strconv.FormatFloat(o.FailRate, 'g', -1, 64), "--log-level", o.SimLogLevel}
-		c, err := procs.start(dir, fmt.Sprintf("imsim-%d", attempt), o.Exe, args, env)
+		c, err := procs.Start(dir, fmt.Sprintf("imsim-%d", attempt), o.Exe, args, env)
 		if err != nil {
 			return nil, err
 		}
@@ -61,12 +61,12 @@ func startSim(ctx context.Context, procs *children, dir string, o Options, env [
 		if lastErr = s.waitReady(ctx); lastErr == nil {
 			return s, nil
 		}
-		c.signal(syscall.SIGKILL)
-		c.wait(5 * time.Second)
+		c.Signal(syscall.SIGKILL)
+		c.Wait(5 * time.Second)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		lastErr = fmt.Errorf("%w; its log ends:\n%s", lastErr, c.tail(10))
+		lastErr = fmt.Errorf("%w; its log ends:\n%s", lastErr, c.Tail(10))
 	}
 	return nil, fmt.Errorf("start the simulator: %w", lastErr)
 }
@@ -79,8 +79,8 @@ func (s *simProc) waitReady(ctx context.Context) error {
 		if _, err := s.stats(ctx); err == nil {
 			return nil
 		}
-		if s.proc.exited() {
-			return fmt.Errorf("the simulator exited: %v", s.proc.err)
+		if s.proc.Exited() {
+			return fmt.Errorf("the simulator exited: %v", s.proc.Err())
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the simulator did not answer within %s", simReadyTimeout)
@@ -203,5 +203,5 @@ func (s *simProc) refused() bool {
 
 // stop stops the simulator gracefully.
 func (s *simProc) stop() error {
-	return s.proc.stop(imsim.ShutdownTimeout + 2*time.Second)
+	return s.proc.Stop(imsim.ShutdownTimeout + 2*time.Second)
 }

@@ -2,6 +2,7 @@ package redisconn_test
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -122,6 +123,11 @@ func TestSentinelFailoverDuringProcessing(t *testing.T) {
 	if distinct != n {
 		t.Errorf("%d distinct tasks recalled, want %d", distinct, n)
 	}
+	// The cap holds through the failover: the promoted replica's schedule
+	// restarts one horizon ahead, so no burst follows the kill.
+	if most := mostInAnySecond(w.api.callTimes()); most > 200 {
+		t.Errorf("%d calls in one sliding second around the failover; the cap is 200", most)
+	}
 	st := w.lim.Stats()
 	if st.Resets < 2 {
 		t.Errorf("limiter resets = %d, want 2 (first use, then the promoted replica's other run_id)", st.Resets)
@@ -190,4 +196,17 @@ func sample(lines []string, marks ...string) []string {
 		}
 	}
 	return out
+}
+
+// mostInAnySecond is the largest number of times in any sliding second.
+func mostInAnySecond(times []time.Time) int {
+	sorted := slices.SortedFunc(slices.Values(times), func(a, b time.Time) int { return a.Compare(b) })
+	most, lo := 0, 0
+	for hi := range sorted {
+		for sorted[hi].Sub(sorted[lo]) >= time.Second {
+			lo++
+		}
+		most = max(most, hi-lo+1)
+	}
+	return most
 }

@@ -384,7 +384,7 @@ func (h *Handler) configError(ctx context.Context, log *slog.Logger, o Outcome) 
 	h.loudOnce.Do(func() {
 		log.ErrorContext(ctx, msg, "code", o.Code, "fix", o.Fix)
 	})
-	return &retryLater{reason: msg + "; fix: " + o.Fix, delay: h.cfg.ConfigRetryDelay, config: true}
+	return &retryLater{reason: msg + "; fix: " + o.Fix, delay: h.cfg.ConfigRetryDelay}
 }
 
 func (h *Handler) record(ev Event) {
@@ -427,19 +427,11 @@ func (s *scrubbed) Unwrap() error { return s.err }
 type retryLater struct {
 	reason string
 	delay  time.Duration
-	config bool
 	err    error
 }
 
 func (e *retryLater) Error() string { return e.reason }
 func (e *retryLater) Unwrap() error { return e.err }
-
-// IsConfigError reports whether err is a configuration error: the app's
-// settings are wrong and no task can succeed until they are fixed.
-func IsConfigError(err error) bool {
-	var rl *retryLater
-	return errors.As(err, &rl) && rl.config
-}
 
 // IsFailure is asynq's Config.IsFailure: waiting, rate limits, shutdown,
 // configuration errors and crashed workers are not failures of the task and

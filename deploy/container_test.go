@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recallq/recallq/internal/cli"
+	"github.com/recallq/recallq/internal/lab"
 	"github.com/recallq/recallq/worker"
 )
 
@@ -52,7 +52,7 @@ var listenSetting = map[string]string{
 // parsed is a container's command line as the program parses it in the
 // container's environment.
 type parsed struct {
-	cmd   cli.CommandInfo
+	cmd   lab.CommandInfo
 	flags map[string]string
 }
 
@@ -69,7 +69,7 @@ func (p *program) parse(t *testing.T, c container) (parsed, error) {
 	for name, v := range c.env {
 		t.Setenv(name, v)
 	}
-	info, flags, err := cli.ParseCommandLine(c.args)
+	info, flags, err := lab.ParseCommandLine(c.args)
 	return parsed{info, flags}, err
 }
 

@@ -15,14 +15,14 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/recallq/recallq/internal/cli"
+	"github.com/recallq/recallq/internal/lab"
 )
 
 // The truth the deployment files are checked against comes from the
 // program, never from a list kept in this package:
 //
-//   - commands and flags from the command tree itself (cli.Commands,
-//     cli.ParseCommandLine), with the environment variables each flag's
+//   - commands and flags from the command tree itself (lab.Commands,
+//     lab.ParseCommandLine), with the environment variables each flag's
 //     usage names ("(env NAME)");
 //   - the other environment variables (secrets, *_FILE, switches) and the
 //     HTTP paths from the Go sources: every string literal, or string
@@ -45,7 +45,7 @@ var (
 type program struct {
 	root     string // the module's directory
 	module   string // its module path
-	commands map[string]cli.CommandInfo
+	commands map[string]lab.CommandInfo
 	funcs    map[string]*funcFacts // see funcKey and methodKey
 	pkgVars  map[string]*funcFacts // per package: its package-level var initialisers
 	reach    map[string]*reachFacts
@@ -101,14 +101,14 @@ func readProgram() (*program, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &program{root: root, commands: map[string]cli.CommandInfo{}, funcs: map[string]*funcFacts{},
+	p := &program{root: root, commands: map[string]lab.CommandInfo{}, funcs: map[string]*funcFacts{},
 		pkgVars: map[string]*funcFacts{}, reach: map[string]*reachFacts{}}
 	for _, line := range strings.Split(string(gomod), "\n") {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
 			p.module = f[1]
 		}
 	}
-	for _, c := range cli.Commands() {
+	for _, c := range lab.Commands() {
 		p.commands[c.Path] = c
 	}
 	return p, p.parseSources()
@@ -438,7 +438,7 @@ func (p *program) allEnv() map[string]bool {
 }
 
 // flagForEnv is the flag of the command whose default comes from env.
-func (p *program) flagForEnv(path, env string) (cli.FlagInfo, bool) {
+func (p *program) flagForEnv(path, env string) (lab.FlagInfo, bool) {
 	for _, f := range p.commands[path].Flags {
 		for _, e := range f.Env {
 			if e == env {
@@ -446,7 +446,7 @@ func (p *program) flagForEnv(path, env string) (cli.FlagInfo, bool) {
 			}
 		}
 	}
-	return cli.FlagInfo{}, false
+	return lab.FlagInfo{}, false
 }
 
 // serves reports whether the command at path registers an HTTP handler for

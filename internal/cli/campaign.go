@@ -42,8 +42,6 @@ count how each recall ended. Dead letters are kept, all of them, for export.`,
 		newCampaignStateCmd(g, "pause"),
 		newCampaignStateCmd(g, "resume"),
 		newCampaignStateCmd(g, "cancel"),
-		newCampaignBenchImportCmd(g),
-		newCampaignBenchUrgentCmd(g),
 	)
 	return cmd
 }
@@ -583,68 +581,4 @@ func (b *builtWorker) startFeeder(ctx context.Context) (wait func()) {
 		_ = b.feeder.Run(ctx)
 	}()
 	return func() { <-done }
-}
-
-func newCampaignBenchImportCmd(g *globals) *cobra.Command {
-	var o campaign.BenchImportOptions
-	var goroutines string
-	cmd := &cobra.Command{
-		Use:   "bench-import [--rows N]",
-		Short: "Measure campaign import: rows/s, the importer's peak RSS, Redis bytes per row, against plain asynq enqueues",
-		Long: `Generate a CSV of --rows rows, start a redis-server (it must be on PATH), time
-plain asynq.Client.Enqueue from concurrent goroutines on it, then run
-"recallq campaign start" on the CSV as a child process and print its rows/s,
-its peak RSS and the Redis memory per queued row beside the raw figures.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if o.RawGoroutines, err = parseInts(goroutines); err != nil {
-				return usagef("--raw-goroutines %q: give counts such as 8,16,32", goroutines)
-			}
-			if o.Exe, err = os.Executable(); err != nil {
-				return fmt.Errorf("find the recallq binary to run the importer: %w", err)
-			}
-			o.Out, o.Progress = g.stdout, g.stderr
-			return campaign.BenchImport(cmd.Context(), o)
-		},
-	}
-	f := cmd.Flags()
-	f.IntVar(&o.Rows, "rows", campaign.DefaultBenchRows, "rows in the generated CSV")
-	f.IntVar(&o.RawTasks, "raw-tasks", campaign.DefaultBenchRawTasks, "tasks queued by plain asynq enqueues per goroutine count")
-	f.StringVar(&goroutines, "raw-goroutines", "8,16,32", "goroutine counts of the plain asynq run")
-	return cmd
-}
-
-func newCampaignBenchUrgentCmd(g *globals) *cobra.Command {
-	var o campaign.BenchUrgentOptions
-	var latency string
-	cmd := &cobra.Command{
-		Use:   "bench-urgent [--backlog N] [--urgent N]",
-		Short: "Measure the urgent lane: queue-to-API latency under a saturating campaign and with empty queues",
-		Long: `Start a redis-server (it must be on PATH), the simulator and worker servers in
-this process, import a campaign of --backlog rows that saturates the cap, queue
---urgent single recalls at random moments and print the time from each Enqueue
-to its request reaching the simulator (p50, p90, p99); then the same with empty
-queues; then the Redis commands per second that idle workers cost, with asynq's
-TaskCheckInterval at recallq's 50 ms and at asynq's 1 s.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if o.LatencyMin, o.LatencyMax, err = parseLatency(latency); err != nil {
-				return err
-			}
-			o.Out, o.Progress = g.stdout, g.stderr
-			return campaign.BenchUrgent(cmd.Context(), o)
-		},
-	}
-	f := cmd.Flags()
-	f.IntVar(&o.Backlog, "backlog", campaign.DefaultBenchBacklog, "rows of the saturating campaign")
-	f.IntVar(&o.Urgent, "urgent", campaign.DefaultBenchUrgent, "urgent recalls per scenario")
-	f.IntVar(&o.Workers, "workers", 2, "worker servers, each with its own limiter, as separate processes")
-	f.IntVar(&o.Concurrency, "concurrency", worker.DefaultConcurrency, "concurrency of each worker")
-	f.StringVar(&latency, "latency", "20ms-50ms", "the simulator's latency: a duration or a range")
-	f.DurationVar(&o.Spread, "spread", 20*time.Second, "how long the urgent recalls of a saturated run are spread over")
-	f.DurationVar(&o.Idle, "idle", 10*time.Second, "how long each idle Redis cost is measured")
-	f.BoolVar(&o.Contrast, "contrast", true, "also run AheadBulk 32 and TaskCheckInterval 1s, to show what the defaults buy")
-	return cmd
 }

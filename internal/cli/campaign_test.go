@@ -18,7 +18,7 @@ import (
 func runIn(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	root := newRoot(&out, &errb)
+	root := NewRoot(&out, &errb)
 	root.SetIn(strings.NewReader(stdin))
 	root.SetArgs(args)
 	err = root.ExecuteContext(context.Background())

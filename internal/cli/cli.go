@@ -31,9 +31,14 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// Main runs the command line and returns the process's exit code.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
+// Main runs the command line and returns the process's exit code. Each
+// extension adds commands to the tree first (cmd/recallq-lab adds the
+// benchmarks and the fault suite; the shipped recallq adds none).
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, extensions ...Extension) int {
+	root := NewRoot(stdout, stderr)
+	for _, ext := range extensions {
+		ext(root, stdout, stderr)
+	}
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -70,7 +75,8 @@ func (g *globals) logger() (*slog.Logger, error) {
 	return nil, usagef("--log-format %q: use text or json", g.logFormat)
 }
 
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
+// NewRoot returns recallq's command tree, writing to stdout and stderr.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:   "recallq",
@@ -95,8 +101,6 @@ runs workers that call v4/openim/admin_msgwithdraw, all sharing one
 		newCampaignCmd(g),
 		newServeCmd(g),
 		newDashboardCmd(g),
-		newBenchCmd(g), newBenchWorkerCmd(g),
 	)
-	root.AddCommand(newFaultsCmd(g))
 	return root
 }

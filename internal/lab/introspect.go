@@ -1,4 +1,4 @@
-package cli
+package lab
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/recallq/recallq/internal/cli"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -67,7 +68,7 @@ func Commands() []CommandInfo {
 			walk(sub)
 		}
 	}
-	walk(newRoot(io.Discard, io.Discard))
+	walk(cli.NewRoot(io.Discard, io.Discard))
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
@@ -80,7 +81,7 @@ func Commands() []CommandInfo {
 // environment is the container's), or an error naming the unknown command
 // or flag, the bad value or the unexpected argument.
 func ParseCommandLine(args []string) (CommandInfo, map[string]string, error) {
-	root := newRoot(io.Discard, io.Discard)
+	root := cli.NewRoot(io.Discard, io.Discard)
 	cmd, rest, err := root.Find(args)
 	if err != nil {
 		return CommandInfo{}, nil, err

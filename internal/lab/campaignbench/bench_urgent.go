@@ -1,4 +1,4 @@
-package campaign
+package campaignbench
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/campaign"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/redistest"
@@ -242,7 +243,7 @@ type fleet struct {
 	stop    func()
 	mu      sync.Mutex
 	waits   []time.Duration // limiter waits of urgent calls
-	feeders []*Feeder
+	feeders []*campaign.Feeder
 }
 
 func (f *fleet) Record(ev worker.Event) {
@@ -280,7 +281,7 @@ func (b *urgentBench) startFleet(procs, aheadBulk int, checkEvery time.Duration,
 			return nil, err
 		}
 		closers = append(closers, func() { lim.Close(); rdb.Close() })
-		rec := worker.Recorders(NewRecorder(RecorderConfig{Redis: rdb, Logger: b.log}), fl)
+		rec := worker.Recorders(campaign.NewRecorder(campaign.RecorderConfig{Redis: rdb, Logger: b.log}), fl)
 		queue := asynq.RedisClientOpt{Addr: b.srv.Addr}
 		wg.Add(1)
 		go func() {
@@ -292,7 +293,7 @@ func (b *urgentBench) startFleet(procs, aheadBulk int, checkEvery time.Duration,
 		}()
 		if feeders {
 			l := lim
-			f, err := NewFeeder(FeederConfig{Redis: rdb, Queue: queue, SDKAppID: benchApp, Logger: b.log,
+			f, err := campaign.NewFeeder(campaign.FeederConfig{Redis: rdb, Queue: queue, SDKAppID: benchApp, Logger: b.log,
 				Rate: func() float64 { return float64(time.Second) / float64(l.Interval()) }})
 			if err != nil {
 				fl.stop()
@@ -412,7 +413,7 @@ func (b *urgentBench) urgentRun(ctx context.Context, backlog bool, aheadBulk int
 	st := b.sim.Stats()
 	if backlog {
 		// Still saturating when the last urgent recall went?
-		if n, _ := b.rdb.LLen(ctx, keysFor("backlog").backlog).Result(); n == 0 {
+		if n, _ := backlogLen(ctx, b.rdb, b.srv.Addr, "backlog"); n == 0 {
 			return urgentResult{}, fmt.Errorf("the campaign backlog ran out during the run: use a larger --backlog")
 		}
 	}
@@ -452,11 +453,11 @@ func (b *urgentBench) importBacklog(ctx context.Context) error {
 		_, _ = pw.Write(buf.Bytes())
 		pw.Close()
 	}()
-	in, err := OpenInput(pr, "backlog.csv", FormatAuto)
+	in, err := campaign.OpenInput(pr, "backlog.csv", campaign.FormatAuto)
 	if err != nil {
 		return err
 	}
-	res, err := Import(ctx, ImportConfig{Redis: b.rdb, Name: "backlog", SDKAppID: benchApp}, in)
+	res, err := campaign.Import(ctx, campaign.ImportConfig{Redis: b.rdb, Name: "backlog", SDKAppID: benchApp}, in)
 	if err != nil {
 		return err
 	}

@@ -1,16 +1,18 @@
-package cli
+package lab
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/recallq/recallq/internal/cli"
 	"github.com/recallq/recallq/internal/faults"
 )
 
-func newFaultsCmd(g *globals) *cobra.Command {
+func newFaultsCmd(stdout, stderr io.Writer) *cobra.Command {
 	var list, latency string
 	var o faults.Options
 	cmd := &cobra.Command{
@@ -40,14 +42,14 @@ minutes for all runs.`,
 					o.Faults = append(o.Faults, strings.TrimSpace(f))
 				}
 			}
-			if o.LatencyMin, o.LatencyMax, err = parseLatency(latency); err != nil {
+			if o.LatencyMin, o.LatencyMax, err = cli.ParseLatency(latency); err != nil {
 				return err
 			}
 			if o.Exe, err = os.Executable(); err != nil {
 				return fmt.Errorf("find the recallq binary to run the workers: %w", err)
 			}
 			o.CommandLine = strings.Join(os.Args, " ")
-			o.Out, o.Progress = g.stdout, g.stderr
+			o.Out, o.Progress = stdout, stderr
 			res, err := faults.Run(cmd.Context(), o)
 			if err != nil {
 				return err

@@ -1,4 +1,4 @@
-package campaign
+package campaignbench
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/recallq/recallq/internal/campaign"
 	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/tasks"
 )
@@ -141,7 +142,7 @@ func BenchImport(ctx context.Context, o BenchImportOptions) error {
 	if err != nil {
 		return err
 	}
-	n, err := rdb.LLen(ctx, keysFor("bench").backlog).Result()
+	n, err := backlogLen(ctx, rdb, srv.Addr, "bench")
 	if err != nil {
 		return err
 	}
@@ -176,8 +177,8 @@ func lastLines(s string, n int) string {
 }
 
 // benchRow is the i-th generated message, shaped like Tencent's.
-func benchRow(i int) row {
-	return row{
+func benchRow(i int) benchMsg {
+	return benchMsg{
 		from:   fmt.Sprintf("user%07d", i%500_000),
 		to:     fmt.Sprintf("peer%07d", (i*7919)%1_000_000),
 		msgKey: fmt.Sprintf("%d_%d_%d", 10000+i, 100000+(i*104729)%900000, 1700000000+i/100),
@@ -259,4 +260,22 @@ func rawEnqueue(ctx context.Context, addr string, rdb redis.UniversalClient, n, 
 		return 0, 0, err
 	}
 	return float64(n) / elapsed.Seconds(), float64(after-before) / float64(n), nil
+}
+
+// benchMsg is one generated recall.
+type benchMsg struct{ from, to, msgKey string }
+
+// backlogLen is how many rows of campaign name wait in its backlog, read
+// through the campaign package's own Status.
+func backlogLen(ctx context.Context, rdb redis.UniversalClient, addr, name string) (int64, error) {
+	m, err := campaign.NewManager(campaign.ManagerConfig{Redis: rdb, Queue: asynq.RedisClientOpt{Addr: addr}})
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	st, err := m.Status(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	return st.Backlog, nil
 }

@@ -1,16 +1,18 @@
-package cli
+package lab
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/recallq/recallq/internal/bench"
+	"github.com/recallq/recallq/internal/cli"
 )
 
-func newBenchCmd(g *globals) *cobra.Command {
+func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	var latency, procs, limiters string
 	var o bench.Options
 	cmd := &cobra.Command{
@@ -28,17 +30,17 @@ A full run at one latency takes about five minutes.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			if o.Latencies, err = bench.ParseLatencies(latency); err != nil {
-				return usagef("--latency: %v", err)
+				return cli.Usagef("--latency: %v", err)
 			}
-			if o.Procs, err = parseInts(procs); err != nil {
-				return usagef("--procs %q: give process counts such as 1,4,16", procs)
+			if o.Procs, err = cli.ParseInts(procs); err != nil {
+				return cli.Usagef("--procs %q: give process counts such as 1,4,16", procs)
 			}
 			o.Limiters = strings.Split(limiters, ",")
 			if o.Exe, err = bench.Executable(); err != nil {
 				return fmt.Errorf("find the recallq binary to run the workers: %w", err)
 			}
 			o.CommandLine = strings.Join(os.Args, " ")
-			o.Out, o.Progress = g.stdout, g.stderr
+			o.Out, o.Progress = stdout, stderr
 			return bench.Run(cmd.Context(), o)
 		},
 	}
@@ -62,14 +64,14 @@ A full run at one latency takes about five minutes.`,
 // newBenchWorkerCmd is the worker process the benchmark starts. Its flags
 // are the benchmark's own protocol (bench.ParseWorkerArgs), so it parses
 // them itself.
-func newBenchWorkerCmd(g *globals) *cobra.Command {
+func newBenchWorkerCmd(stdout, stderr io.Writer) *cobra.Command {
 	return &cobra.Command{
 		Use:                bench.WorkerCommand,
 		Short:              "A worker process of recallq bench (not for direct use)",
 		Hidden:             true,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return bench.RunWorkerArgs(cmd.Context(), args, os.Getenv, g.stderr)
+			return bench.RunWorkerArgs(cmd.Context(), args, os.Getenv, stderr)
 		},
 	}
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package campaign
+package campaignbench
 
 import (
 	"bytes"

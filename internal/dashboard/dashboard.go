@@ -124,7 +124,9 @@ func New(cfg Config) (*Dashboard, error) {
 	// The console: refuse cross-origin writes (a page elsewhere must not
 	// drive a logged-in browser to delete tasks), then authenticate.
 	var app http.Handler = http.NewCrossOriginProtection().Handler(d.mon)
-	if !cfg.Open {
+	if cfg.Open {
+		app = loopbackHostOnly(app)
+	} else {
 		app = basicAuth(cfg.Username, cfg.Password, app)
 	}
 	mux := http.NewServeMux()

@@ -11,6 +11,7 @@
 //	GET  /healthz          the process is up
 //	GET  /readyz           Redis answers PING
 //	GET  /openapi.yaml     the API's description
+//	GET  /metrics          failed and throttled logins, for Prometheus
 package intake
 
 import (
@@ -22,10 +23,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
 	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/loginguard"
 	"github.com/recallq/recallq/internal/redisconn"
 )
 
@@ -97,6 +101,8 @@ type Server struct {
 	rdb     redis.UniversalClient
 	inspect *asynq.Inspector
 	clients []*client
+	guard   *loginguard.Guard
+	metrics *prometheus.Registry
 	mux     *http.ServeMux
 }
 
@@ -175,7 +181,10 @@ func New(cfg Config) (*Server, error) {
 		rdb:     rdb,
 		inspect: asynq.NewInspectorFromRedisClient(rdb),
 		clients: clients,
+		guard:   loginguard.New(loginguard.Config{Door: "intake", Logger: cfg.Logger, Now: cfg.Now}),
+		metrics: prometheus.NewRegistry(),
 	}
+	s.metrics.MustRegister(s.guard.Collector())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
@@ -197,6 +206,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/healthz", http.HandlerFunc(s.healthz)},
 		{http.MethodGet, "/readyz", http.HandlerFunc(s.readyz)},
 		{http.MethodGet, "/openapi.yaml", http.HandlerFunc(serveSpec)},
+		{http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})},
 	}
 }
 
@@ -211,7 +221,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r, who := withClientSlot(r)
 	s.mux.ServeHTTP(rec, r)
 	level := slog.LevelInfo
-	if r.Pattern == "GET /healthz" || r.Pattern == "GET /readyz" {
+	if r.Pattern == "GET /healthz" || r.Pattern == "GET /readyz" || r.Pattern == "GET /metrics" {
 		level = slog.LevelDebug
 	}
 	s.log.Log(r.Context(), level, "intake: request",

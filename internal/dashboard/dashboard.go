@@ -182,6 +182,7 @@ func (d *Dashboard) ListenAndServe(ctx context.Context, ready func(url string)) 
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
 	url := baseURL(ln.Addr())
+	d.warnExposure(ctx, ln.Addr())
 	auth := "basic"
 	if d.cfg.Open {
 		auth = "none"

@@ -35,8 +35,10 @@ import (
 
 // Defaults of Config.
 const (
-	// DefaultAddr is where the intake listens.
-	DefaultAddr = ":8081"
+	// DefaultAddr is where the intake listens: loopback only, so that
+	// serving other hosts (in plain HTTP, unless a TLS proxy is in front)
+	// is a deliberate choice.
+	DefaultAddr = "127.0.0.1:8081"
 	// DefaultRate is the requests per second each token may make.
 	DefaultRate = 50.0
 	// DefaultBurst is how many requests a token may make at once before

@@ -131,7 +131,7 @@ func New(cfg Config) (*Dashboard, error) {
 
 	// The console: refuse cross-origin writes (a page elsewhere must not
 	// drive a logged-in browser to delete tasks), then authenticate.
-	var app http.Handler = http.NewCrossOriginProtection().Handler(d.mon)
+	var app http.Handler = http.NewCrossOriginProtection().Handler(selfContained(d.mon))
 	guard := loginguard.New(loginguard.Config{Door: "dashboard", Logger: cfg.Logger})
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(guard.Collector())
@@ -231,13 +231,14 @@ func IsLoopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// securityHeaders keeps the console out of other sites' frames and its
-// URLs out of Referer headers.
+// securityHeaders keeps the console out of other sites' frames, its URLs
+// out of Referer headers, and its pages from loading anything from another
+// host.
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Content-Security-Policy", "frame-ancestors 'none'")
+		hd.Set("Content-Security-Policy", contentSecurityPolicy)
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)

@@ -151,8 +151,8 @@ func bearer(r *http.Request) (string, bool) {
 
 // authenticated lets a request through to next only with a known bearer
 // token (401 otherwise) and within the token's rate (429 otherwise, with
-// Retry-After). An address that has sent too many missing or unknown
-// tokens gets 429 before its token is looked at (see loginguard). Who asked is recorded for the request log and for
+// Retry-After). An address that has sent too many unknown tokens gets 429
+// before its token is looked at (see loginguard). Who asked is recorded for the request log and for
 // RequestedBy.
 func (s *Server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -160,12 +160,11 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 			secs := int(wait / time.Second)
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			writeError(w, http.StatusTooManyRequests, fmt.Sprintf(
-				"too many requests with a missing or wrong bearer token from your address; retry after %d s with a valid token", secs), nil)
+				"too many requests with an unknown bearer token from your address; retry after %d s with a valid token", secs), nil)
 			return
 		}
 		tok, ok := bearer(r)
-		if !ok {
-			s.guard.Failed(r, "no bearer token")
+		if !ok { // not a guess: not counted
 			w.Header().Set("WWW-Authenticate", `Bearer realm="recallq"`)
 			writeError(w, http.StatusUnauthorized, "no bearer token: send the header Authorization: Bearer <token>", nil)
 			return

@@ -1,6 +1,6 @@
 // Package loginguard throttles failed logins per client address, for the
 // doors that take a secret over HTTP (the intake's bearer tokens, the
-// dashboard's password). Each address has a bucket of Burst failures that
+// dashboard's password). Each address has a bucket of Burst wrong guesses that
 // refills one every Refill; once it is empty, the address gets 429 with
 // Retry-After, before its credentials are even looked at, until a failure
 // has refilled. Success costs nothing. Each failure is logged (without
@@ -42,7 +42,7 @@ const (
 )
 
 // FailuresTotal is the counter of failed and throttled logins, by door
-// (Config.Door) and result ("failed": wrong or missing credentials;
+// (Config.Door) and result ("failed": wrong credentials;
 // "throttled": refused with 429 before they were checked).
 const FailuresTotal = "recallq_login_failures_total"
 
@@ -94,7 +94,7 @@ func New(cfg Config) *Guard {
 		cfg: cfg,
 		counter: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        FailuresTotal,
-			Help:        "Logins refused: failed (wrong or missing credentials) or throttled (429 after too many failures from one address).",
+			Help:        "Logins refused: failed (wrong credentials) or throttled (429 after too many failures from one address).",
 			ConstLabels: prometheus.Labels{"door": cfg.Door},
 		}, []string{"result"}),
 		addrs: map[netip.Prefix]*rate.Limiter{},
@@ -141,7 +141,9 @@ func Refuse(w http.ResponseWriter, retryAfter time.Duration) {
 }
 
 // Failed records a failed login from r's address: why says what was wrong
-// ("no credentials", "wrong credentials"), never what was presented.
+// ("wrong user or password", "unknown bearer token"), never what was
+// presented. Call it for a wrong guess only: a browser first asks without
+// credentials, and is not guessing.
 func (g *Guard) Failed(r *http.Request, why string) {
 	g.counter.WithLabelValues("failed").Inc()
 	key, ok := clientKey(r)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -165,6 +166,13 @@ func (a asynqLogger) Error(args ...any) { a.log(slog.LevelError, fmt.Sprint(args
 func (a asynqLogger) Fatal(args ...any) { a.log(slog.LevelError, fmt.Sprint(args...)) }
 
 func (a asynqLogger) log(level slog.Level, msg string) {
+	// The handler logs every dead letter once, with its reason; asynq's
+	// line for it says neither. asynq reports it only in its log, so the
+	// log is read.
+	if strings.HasPrefix(msg, "Retry exhausted for task") {
+		a.l.Debug(msg)
+		return
+	}
 	if a.q.swallow(msg) {
 		a.l.Debug(msg)
 		return

@@ -108,7 +108,7 @@ func TestShutdownIsBoundedWhenRedisHangs(t *testing.T) {
 		t.Fatalf("the worker had not stopped %s after SIGTERM (bound %s)", time.Since(start).Round(time.Millisecond), bound)
 	}
 	took := time.Since(start)
-	resume() // the deferred closes need Redis
+	resume()                      // the deferred closes need Redis
 	if took > bound+time.Second { // a second for a busy machine's scheduling
 		t.Errorf("shutdown took %s with Redis hanging; the bound is %s", took.Round(time.Millisecond), bound)
 	}

@@ -261,7 +261,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		s.log.WarnContext(ctx, "intake: not ready: Redis does not answer PING",
-			"redis", s.conn.String(), "err", redisconn.Redact(err.Error()))
+			"redis", s.conn.String(), "err", s.logRedisErr(err))
 		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "unavailable"})
 		return
 	}

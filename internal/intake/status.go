@@ -8,7 +8,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/recallq/recallq/internal/redisconn"
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -55,8 +54,8 @@ func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, asynq.ErrTaskNotFound), err == nil && !queuedBy(info, requester(r.Context())):
 		notFound()
 	case err != nil:
-		s.log.ErrorContext(r.Context(), "intake: cannot look up a task", "task_id", id, "err", redisconn.Redact(err.Error()))
-		writeError(w, http.StatusServiceUnavailable, "cannot look up the task: the queue's Redis did not answer; try again", nil)
+		s.log.ErrorContext(r.Context(), "intake: cannot look up a task", "task_id", id, "err", s.logRedisErr(err))
+		writeError(w, http.StatusServiceUnavailable, "cannot look up the task: "+whyRedisFailed(err)+"; try again later", nil)
 	default:
 		writeJSON(w, http.StatusOK, Task{
 			ID:            info.ID,

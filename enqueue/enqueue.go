@@ -94,7 +94,7 @@ func (c *Client) queue(ctx context.Context, r tasks.Recall, queue string) (Resul
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		res.AlreadyQueued = true
 	case err != nil:
-		return Result{}, fmt.Errorf("queue recall %s: %s", res.TaskID, redisconn.Redact(err.Error()))
+		return Result{}, fmt.Errorf("queue recall %s: %w", res.TaskID, redisconn.Redacted(err))
 	}
 	return res, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -16,8 +17,9 @@ import (
 const (
 	DefaultConcurrency = 32
 	// DefaultShutdownTimeout covers one in-flight call (the client gives
-	// up after 5 s): SIGTERM lets it finish, then returns the rest.
-	DefaultShutdownTimeout = 15 * time.Second
+	// up after 5 s): SIGTERM lets it finish, then returns the rest. Run
+	// returns at most ShutdownBound after it, whatever Redis does.
+	DefaultShutdownTimeout = 10 * time.Second
 	// DefaultTaskCheckInterval is how long an idle worker waits before it
 	// looks at empty queues again (asynq's default is 1 s; an urgent
 	// recall should not wait that long). Each look is one Redis script
@@ -91,6 +93,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	quiet := &shutdownLog{}
 	srv := asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency: cfg.Concurrency,
 		// Single recalls first, always; campaigns take what is left.
@@ -101,11 +104,12 @@ func Run(ctx context.Context, cfg Config) error {
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		TaskCheckInterval:        cfg.TaskCheckInterval,
 		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
-		Logger:                   asynqLogger{cfg.Logger.With("component", "asynq")},
+		Logger:                   asynqLogger{cfg.Logger.With("component", "asynq"), quiet},
 		LogLevel:                 asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
-	mux.Handle(tasks.TypeRecall, h)
+	running := &inFlight{ids: map[string]bool{}}
+	mux.Handle(tasks.TypeRecall, running.track(h))
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -115,18 +119,63 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	<-ctx.Done()
 	cfg.Logger.Info("worker stopping: finishing in-flight calls", "timeout", cfg.ShutdownTimeout)
-	srv.Stop()      // take no new tasks
-	close(stopping) // tasks still waiting for a slot go back now
-	srv.Shutdown()  // in-flight calls finish; the rest return to the queue
-	cfg.Logger.Info("worker stopped")
+	quiet.start()
+	wasRunning := running.snapshot()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		srv.Stop()      // take no new tasks
+		close(stopping) // tasks still waiting for a slot go back now
+		srv.Shutdown()  // in-flight calls finish; the rest return to the queue
+	}()
+	bound := time.NewTimer(cfg.ShutdownTimeout + ShutdownBound)
+	defer bound.Stop()
+	select {
+	case <-stopped:
+	case <-bound.C:
+	}
+	// What asynq still logs (it keeps trying while the process lives) is
+	// said once below.
+	unsure := quiet.finish()
+	select {
+	case <-stopped:
+	default:
+		unsure = append(unsure, wasRunning...)
+	}
+	if unsure = uniqueSorted(unsure); len(unsure) == 0 {
+		cfg.Logger.Info("worker stopped")
+		return nil
+	}
+	cfg.Logger.Error("worker stopped but could not hand back tasks: Redis did not answer; they stay active until "+
+		"their lease expires, then asynq queues them again (nothing is lost, they run late)",
+		"tasks", len(unsure), "task_ids", unsure, "bound", cfg.ShutdownTimeout+ShutdownBound)
 	return nil
 }
 
-// asynqLogger sends asynq's own logs to slog.
-type asynqLogger struct{ l *slog.Logger }
+// asynqLogger sends asynq's own logs to slog. From the start of a shutdown
+// its warnings and errors go to q, which Run sums up in one line.
+type asynqLogger struct {
+	l *slog.Logger
+	q *shutdownLog
+}
 
 func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
 func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
-func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.log(slog.LevelWarn, fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.log(slog.LevelError, fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.log(slog.LevelError, fmt.Sprint(args...)) }
+
+func (a asynqLogger) log(level slog.Level, msg string) {
+	// The handler logs every dead letter once, with its reason; asynq's
+	// line for it says neither. asynq reports it only in its log, so the
+	// log is read.
+	if strings.HasPrefix(msg, "Retry exhausted for task") {
+		a.l.Debug(msg)
+		return
+	}
+	if a.q.swallow(msg) {
+		a.l.Debug(msg)
+		return
+	}
+	a.l.Log(context.Background(), level, msg)
+}

@@ -94,7 +94,8 @@ skipped (and counted as "already queued"), the rest are queued.`,
 			var in io.Reader
 			size := int64(-1)
 			if source == "-" {
-				in = cmd.InOrStdin()
+				// Ctrl-C must stop the import even while stdin is idle.
+				in = interruptible(ctx, cmd.InOrStdin())
 			} else {
 				file, err := os.Open(source)
 				if err != nil {
@@ -108,6 +109,9 @@ skipped (and counted as "already queued"), the rest are queued.`,
 			}
 			input, err := campaign.OpenInput(in, source, f)
 			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("campaign %s: interrupted before any row was read; nothing was queued", name)
+				}
 				return campaignErr(err)
 			}
 			what := source

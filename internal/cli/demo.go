@@ -18,6 +18,9 @@ simulator, a worker and the producer library. It queues a few hundred recalls
 that exercise every outcome, shows progress, and prints what happened to each.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if count < 1 {
+				return usagef("--count %d: give how many recalls to queue, at least 1 (default %d)", count, demo.DefaultCount)
+			}
 			o := demo.Options{Count: count, Out: g.stdout, MetricsAddr: metricsAddr}
 			if verbose {
 				log, err := g.logger()

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/redisconn"
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -43,7 +44,7 @@ message again prints "already queued" and queues nothing.`,
 			defer c.Close()
 			res, err := c.Recall(cmd.Context(), r)
 			if err != nil {
-				return fmt.Errorf("%w (is Redis at %s up?)", err, conn)
+				return redisconn.Explain(err, conn)
 			}
 			if res.AlreadyQueued {
 				fmt.Fprintf(g.stdout, "%s already queued\n", res.TaskID)

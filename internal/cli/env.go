@@ -35,6 +35,9 @@ type appFlags struct {
 	region   string
 	endpoint string
 	rate     float64
+	// rateEnvErr is the error of a RECALL_RATE that is not a number,
+	// reported by checkRate.
+	rateEnvErr error
 }
 
 func (a *appFlags) register(cmd *cobra.Command, withTencent bool) {
@@ -50,7 +53,7 @@ func (a *appFlags) register(cmd *cobra.Command, withTencent bool) {
 			if r, err := strconv.ParseFloat(v, 64); err == nil {
 				rate = r
 			} else {
-				rate = -1 // reported by check
+				a.rateEnvErr = usagef("RECALL_RATE %q is not a number: give calls per second above 0 and at most 200, such as 200", v)
 			}
 		}
 		f.Float64Var(&a.rate, "rate", rate, "calls per second shared by every worker of this app (env RECALL_RATE)")
@@ -58,11 +61,21 @@ func (a *appFlags) register(cmd *cobra.Command, withTencent bool) {
 }
 
 func (a *appFlags) redis() (*redisconn.Conn, error) {
+	quietGoRedis()
 	c, err := redisconn.ParseEnv(a.redisURL)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("REDIS_URL: %w", err)}
 	}
 	return c, nil
+}
+
+// checkAdmin refuses an empty --admin: the Tencent client would sign as
+// its default while the logs said "".
+func (a *appFlags) checkAdmin() error {
+	if a.admin == "" {
+		return usagef("--admin (TIM_ADMIN) is empty: give the app admin account that signs requests (Chat console > App admin), or leave both unset for %q", DefaultAdmin)
+	}
+	return nil
 }
 
 func (a *appFlags) appID(who string) (uint64, error) {
@@ -77,6 +90,9 @@ func (a *appFlags) appID(who string) (uint64, error) {
 }
 
 func (a *appFlags) checkRate() error {
+	if a.rateEnvErr != nil && a.rate == DefaultRate {
+		return a.rateEnvErr
+	}
 	if a.rate <= 0 || a.rate > 200 {
 		return usagef("RECALL_RATE must be a number above 0 and at most 200 (Tencent's cap for admin_msgwithdraw); got %v", a.rate)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -180,6 +181,56 @@ func TestNoSecretReachesAnyOutput(t *testing.T) {
 			t.Errorf("the logs never say %q: the error paths were not exercised", want)
 		}
 	}
+	for i, out := range configErrorOutputs(t, redisPass, token, rs.Addr) {
+		check(fmt.Sprintf("configuration error %d", i), out)
+	}
+}
+
+// configErrorOutputs runs each command with settings that are wrong in a
+// way that involves a secret (a Redis URL that does not parse because of
+// its password, a password given as a user name, a malformed tokens file,
+// a refused password) and returns what each printed. Each must fail.
+func configErrorOutputs(t *testing.T, redisPass, token, redisAddr string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	badTokens := dir + "/tokens"
+	if err := os.WriteFile(badTokens, []byte("ops "+token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A password with the characters that end a URL's host part.
+	slashy := "/" + redisPass + "?#"
+	var outs []string
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{map[string]string{"REDIS_URL": "redis://:" + slashy + "@" + redisAddr + "/0"}, []string{"worker"}},
+		{map[string]string{"REDIS_URL": "redis://:" + slashy + "@" + redisAddr + "/0"}, []string{"serve"}},
+		{map[string]string{"REDIS_URL": "redis://:" + slashy + "@" + redisAddr + "/0"}, []string{"dashboard"}},
+		{map[string]string{"REDIS_URL": "redis-sentinel://:" + slashy + "@h1,h2/0?master=m"}, []string{"campaign", "status", "x"}},
+		{map[string]string{"REDIS_URL": "redis://" + redisPass + "@" + redisAddr + "/0"}, []string{"enqueue", "--from", "a", "--to", "b", "--msgkey", "1_1_1"}},
+		{map[string]string{"REDIS_URL": "redis://:" + redisPass + "x@" + redisAddr + "/0"}, []string{"enqueue", "--from", "a", "--to", "b", "--msgkey", "1_1_1"}},
+		{map[string]string{"INTAKE_TOKEN": "", "INTAKE_TOKENS_FILE": badTokens}, []string{"serve"}},
+		{map[string]string{"INTAKE_TOKEN": token + " x"}, []string{"serve"}},
+	} {
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var out, errOut logtest.Buffer
+		code := Main(ctx, tc.args, &out, &errOut)
+		cancel()
+		if code == exitOK {
+			t.Errorf("recallq %s with %v succeeded; the bad setting was not reached", strings.Join(tc.args, " "), tc.env)
+		}
+		outs = append(outs, out.String()+errOut.String())
+	}
+	for i, want := range map[int]string{0: "percent-encode", 4: "no password", 5: "refused the password", 6: "line 1"} {
+		if !strings.Contains(outs[i], want) {
+			t.Errorf("configuration error %d does not say %q: the path was not reached:\n%s", i, want, outs[i])
+		}
+	}
+	return outs
 }
 
 func joined(bs []*logtest.Buffer) string {

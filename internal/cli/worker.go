@@ -82,6 +82,9 @@ func (a *appFlags) worker(log *slog.Logger, concurrency int) (*builtWorker, erro
 	if err := a.checkRate(); err != nil {
 		return nil, err
 	}
+	if err := a.checkAdmin(); err != nil {
+		return nil, err
+	}
 	if concurrency <= 0 {
 		return nil, usagef("--concurrency must be at least 1; got %d", concurrency)
 	}

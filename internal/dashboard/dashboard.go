@@ -4,7 +4,8 @@
 // asynqmon itself has no authentication and can delete, run and archive
 // tasks, so a Dashboard refuses to be built without credentials unless it
 // is told explicitly to run open, and then only on a loopback address.
-// GET /healthz answers without credentials, for probes. The Redis password
+// GET /healthz answers without credentials, for probes; GET /metrics counts
+// failed logins, which are throttled per client address (loginguard). The Redis password
 // never reaches a page: asynqmon's Redis page shows the server's address
 // (host:port) and its INFO, neither of which holds it.
 package dashboard
@@ -22,6 +23,10 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/recallq/recallq/internal/loginguard"
 )
 
 // Defaults and fixed paths.
@@ -33,6 +38,9 @@ const (
 	// readiness probes. It does not touch Redis: a Redis outage is shown on
 	// the dashboard, it is not a reason to restart it.
 	HealthPath = "/healthz"
+	// MetricsPath serves, without credentials, the count of failed and
+	// throttled logins (loginguard.FailuresTotal) for Prometheus.
+	MetricsPath = "/metrics"
 	// ShutdownTimeout bounds the graceful shutdown: requests still running
 	// after it are cut off.
 	ShutdownTimeout = 5 * time.Second
@@ -123,11 +131,17 @@ func New(cfg Config) (*Dashboard, error) {
 
 	// The console: refuse cross-origin writes (a page elsewhere must not
 	// drive a logged-in browser to delete tasks), then authenticate.
-	var app http.Handler = http.NewCrossOriginProtection().Handler(d.mon)
-	if !cfg.Open {
-		app = basicAuth(cfg.Username, cfg.Password, app)
+	var app http.Handler = http.NewCrossOriginProtection().Handler(selfContained(d.mon))
+	guard := loginguard.New(loginguard.Config{Door: "dashboard", Logger: cfg.Logger})
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(guard.Collector())
+	if cfg.Open {
+		app = loopbackHostOnly(app)
+	} else {
+		app = basicAuth(cfg.Username, cfg.Password, guard, app)
 	}
 	mux := http.NewServeMux()
+	mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -168,6 +182,7 @@ func (d *Dashboard) ListenAndServe(ctx context.Context, ready func(url string)) 
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
 	url := baseURL(ln.Addr())
+	d.warnExposure(ctx, ln.Addr())
 	auth := "basic"
 	if d.cfg.Open {
 		auth = "none"
@@ -216,13 +231,14 @@ func IsLoopback(addr string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// securityHeaders keeps the console out of other sites' frames and its
-// URLs out of Referer headers.
+// securityHeaders keeps the console out of other sites' frames, its URLs
+// out of Referer headers, and its pages from loading anything from another
+// host.
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Content-Security-Policy", "frame-ancestors 'none'")
+		hd.Set("Content-Security-Policy", contentSecurityPolicy)
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)

@@ -130,7 +130,9 @@ func TestNewAcceptsSafeConfigs(t *testing.T) {
 func TestOpenServesWithoutCredentials(t *testing.T) {
 	d := newTestDashboard(t, Config{Open: true})
 	rec := httptest.NewRecorder()
-	d.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Host = "127.0.0.1:8080" // an open dashboard answers loopback names only
+	d.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "<title>Asynq - Monitoring</title>") {
 		t.Fatalf("open dashboard: status %d, body %.200q", rec.Code, rec.Body)
 	}
@@ -160,7 +162,7 @@ func TestPagesCannotBeFramed(t *testing.T) {
 	if got := rec.Header().Get("X-Frame-Options"); got != "DENY" {
 		t.Errorf("X-Frame-Options %q, want DENY", got)
 	}
-	if got := rec.Header().Get("Content-Security-Policy"); got != "frame-ancestors 'none'" {
+	if got := rec.Header().Get("Content-Security-Policy"); !strings.Contains(got, "frame-ancestors 'none'") {
 		t.Errorf("Content-Security-Policy %q, want frame-ancestors 'none'", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"golang.org/x/time/rate"
@@ -150,18 +151,27 @@ func bearer(r *http.Request) (string, bool) {
 
 // authenticated lets a request through to next only with a known bearer
 // token (401 otherwise) and within the token's rate (429 otherwise, with
-// Retry-After). Who asked is recorded for the request log and for
+// Retry-After). An address that has sent too many unknown tokens gets 429
+// before its token is looked at (see loginguard). Who asked is recorded for the request log and for
 // RequestedBy.
 func (s *Server) authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait, ok := s.guard.Allow(r); !ok {
+			secs := int(wait / time.Second)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeError(w, http.StatusTooManyRequests, fmt.Sprintf(
+				"too many requests with an unknown bearer token from your address; retry after %d s with a valid token", secs), nil)
+			return
+		}
 		tok, ok := bearer(r)
-		if !ok {
+		if !ok { // not a guess: not counted
 			w.Header().Set("WWW-Authenticate", `Bearer realm="recallq"`)
 			writeError(w, http.StatusUnauthorized, "no bearer token: send the header Authorization: Bearer <token>", nil)
 			return
 		}
 		c := s.lookup(tok)
 		if c == nil {
+			s.guard.Failed(r, "unknown bearer token")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="recallq", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "the bearer token is not valid: use a token from the intake's INTAKE_TOKENS_FILE or INTAKE_TOKEN", nil)
 			return

@@ -11,6 +11,7 @@
 //	GET  /healthz          the process is up
 //	GET  /readyz           Redis answers PING
 //	GET  /openapi.yaml     the API's description
+//	GET  /metrics          failed and throttled logins, for Prometheus
 package intake
 
 import (
@@ -22,17 +23,22 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
 	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/loginguard"
 	"github.com/recallq/recallq/internal/redisconn"
 )
 
 // Defaults of Config.
 const (
-	// DefaultAddr is where the intake listens.
-	DefaultAddr = ":8081"
+	// DefaultAddr is where the intake listens: loopback only, so that
+	// serving other hosts (in plain HTTP, unless a TLS proxy is in front)
+	// is a deliberate choice.
+	DefaultAddr = "127.0.0.1:8081"
 	// DefaultRate is the requests per second each token may make.
 	DefaultRate = 50.0
 	// DefaultBurst is how many requests a token may make at once before
@@ -97,6 +103,8 @@ type Server struct {
 	rdb     redis.UniversalClient
 	inspect *asynq.Inspector
 	clients []*client
+	guard   *loginguard.Guard
+	metrics *prometheus.Registry
 	mux     *http.ServeMux
 }
 
@@ -175,7 +183,10 @@ func New(cfg Config) (*Server, error) {
 		rdb:     rdb,
 		inspect: asynq.NewInspectorFromRedisClient(rdb),
 		clients: clients,
+		guard:   loginguard.New(loginguard.Config{Door: "intake", Logger: cfg.Logger, Now: cfg.Now}),
+		metrics: prometheus.NewRegistry(),
 	}
+	s.metrics.MustRegister(s.guard.Collector())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.pattern, rt.handler)
@@ -197,6 +208,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/healthz", http.HandlerFunc(s.healthz)},
 		{http.MethodGet, "/readyz", http.HandlerFunc(s.readyz)},
 		{http.MethodGet, "/openapi.yaml", http.HandlerFunc(serveSpec)},
+		{http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{})},
 	}
 }
 
@@ -211,7 +223,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r, who := withClientSlot(r)
 	s.mux.ServeHTTP(rec, r)
 	level := slog.LevelInfo
-	if r.Pattern == "GET /healthz" || r.Pattern == "GET /readyz" {
+	if r.Pattern == "GET /healthz" || r.Pattern == "GET /readyz" || r.Pattern == "GET /metrics" {
 		level = slog.LevelDebug
 	}
 	s.log.Log(r.Context(), level, "intake: request",
@@ -249,7 +261,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		s.log.WarnContext(ctx, "intake: not ready: Redis does not answer PING",
-			"redis", s.conn.String(), "err", redisconn.Redact(err.Error()))
+			"redis", s.conn.String(), "err", s.logRedisErr(err))
 		writeJSON(w, http.StatusServiceUnavailable, Health{Status: "unavailable"})
 		return
 	}

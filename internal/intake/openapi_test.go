@@ -252,6 +252,7 @@ func TestOpenAPIResponsesMatchHandler(t *testing.T) {
 		{"GET /readyz", e.s, "GET", "/readyz", "", "", 200},
 		{"GET /readyz", down, "GET", "/readyz", "", "", 503},
 		{"GET /openapi.yaml", e.s, "GET", "/openapi.yaml", "", "", 200},
+		{"GET /metrics", e.s, "GET", "/metrics", "", "", 200},
 	} {
 		var body io.Reader
 		if tc.body != "" {

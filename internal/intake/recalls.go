@@ -109,9 +109,9 @@ func (s *Server) postRecalls(w http.ResponseWriter, r *http.Request) {
 	results, err := s.enqueueAll(r.Context(), recalls)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "intake: cannot queue recalls",
-			"client", requester(r.Context()), "recalls", len(recalls), "err", err)
+			"client", requester(r.Context()), "recalls", len(recalls), "err", s.logRedisErr(err))
 		writeError(w, http.StatusServiceUnavailable,
-			"cannot queue the recalls: the queue's Redis did not answer; send the same request again: recalls already queued are reported as already_queued", nil)
+			"cannot queue the recalls: "+whyRedisFailed(err)+"; send the same request again later: recalls already queued are reported as already_queued", nil)
 		return
 	}
 	var queued int

@@ -38,6 +38,10 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(url string)) err
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	url := baseURL(ln.Addr())
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		s.log.WarnContext(ctx, "intake: serving plain HTTP beyond this machine: bearer tokens cross the network readable; "+
+			"put a proxy that terminates TLS in front (or a service mesh with mTLS)", "addr", ln.Addr().String())
+	}
 	s.log.InfoContext(ctx, "intake: listening", "url", url, "redis", s.conn.String(), "sdkappid", s.cfg.SDKAppID,
 		"clients", len(s.clients), "rate", s.cfg.Rate, "burst", s.cfg.Burst, "max_batch", s.cfg.MaxBatch)
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/recallq/recallq/internal/redisconn"
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -38,8 +37,8 @@ type Task struct {
 }
 
 // getRecall answers a task's state: 200, 404 for an ID no queue holds (or
-// holds no longer: a finished task is kept tasks.DefaultRetention), 503
-// when Redis fails.
+// holds no longer: a finished task is kept tasks.DefaultRetention) or that
+// another client queued, 503 when Redis fails.
 func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	notFound := func() {
@@ -52,11 +51,11 @@ func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := s.findTask(r.Context(), id)
 	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound):
+	case errors.Is(err, asynq.ErrTaskNotFound), err == nil && !queuedBy(info, requester(r.Context())):
 		notFound()
 	case err != nil:
-		s.log.ErrorContext(r.Context(), "intake: cannot look up a task", "task_id", id, "err", redisconn.Redact(err.Error()))
-		writeError(w, http.StatusServiceUnavailable, "cannot look up the task: the queue's Redis did not answer; try again", nil)
+		s.log.ErrorContext(r.Context(), "intake: cannot look up a task", "task_id", id, "err", s.logRedisErr(err))
+		writeError(w, http.StatusServiceUnavailable, "cannot look up the task: "+whyRedisFailed(err)+"; try again later", nil)
 	default:
 		writeJSON(w, http.StatusOK, Task{
 			ID:            info.ID,
@@ -70,6 +69,15 @@ func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
 			CompletedAt:   info.CompletedAt.UTC(),
 		})
 	}
+}
+
+// queuedBy reports whether the client named who queued the task. A token
+// reads only its own recalls: task IDs are derived from the accounts and
+// the MsgKey, so reading any ID would tell any client whether any message
+// was recalled. A task whose payload does not decode is no one's.
+func queuedBy(info *asynq.TaskInfo, who string) bool {
+	r, err := tasks.Decode(info.Payload)
+	return err == nil && who != "" && r.RequestedBy == who
 }
 
 // findTask looks for the task in the urgent lane, then the bulk lane. It

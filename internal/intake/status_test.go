@@ -19,7 +19,7 @@ func TestGetQueuedTask(t *testing.T) {
 	}
 	id := decodeAs[Queued](t, rec).TaskID
 
-	rec = e.do(t, http.MethodGet, "/v1/recalls/"+id, billingToken.Secret, "")
+	rec = e.do(t, http.MethodGet, "/v1/recalls/"+id, opsToken.Secret, "")
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET: %d %s", rec.Code, rec.Body)
 	}
@@ -47,7 +47,8 @@ func TestGetQueuedTask(t *testing.T) {
 
 func TestGetFindsBulkTasks(t *testing.T) {
 	e := newEnv(t)
-	r := tasks.Recall{SDKAppID: testApp, FromAccount: "s", ToAccount: "u", MsgKey: "1_1_1", Campaign: "spam wave"}
+	r := tasks.Recall{SDKAppID: testApp, FromAccount: "s", ToAccount: "u", MsgKey: "1_1_1", Campaign: "spam wave",
+		RequestedBy: opsToken.Name} // a token reads what was queued in its name
 	task, err := tasks.NewTask(r, tasks.Options{Queue: tasks.QueueBulk})
 	if err != nil {
 		t.Fatal(err)

@@ -234,32 +234,36 @@ func ParseWith(rawURL string, o Options) (*Conn, error) {
 	if rawURL == "" {
 		rawURL = DefaultURL
 	}
-	red := Redact(rawURL)
-	scheme, _, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		scheme = ""
+	u, err := splitURL(rawURL)
+	if err != nil {
+		return nil, err
 	}
-	c := &Conn{redacted: red}
+	c := &Conn{redacted: u.redacted()}
+	// Every error below comes from parsing u.placeholder(), which holds no
+	// secret: the real URL is parsed only once that one has parsed.
 	var tlsCfg **tls.Config
-	switch scheme {
+	switch u.scheme {
 	case "redis", "rediss":
-		opt, err := redis.ParseURL(rawURL)
+		if _, err := redis.ParseURL(u.placeholder()); err != nil {
+			return nil, fmt.Errorf("%w %q: %s", ErrBadURL, c.redacted, Redact(err.Error()))
+		}
+		opt, err := redis.ParseURL(u.clean())
 		if err != nil {
-			return nil, fmt.Errorf("%w %q: %s", ErrBadURL, red, Redact(err.Error()))
+			return nil, fmt.Errorf("%w %q: the URL does not parse", ErrBadURL, c.redacted)
 		}
 		c.kind, c.opt, tlsCfg = Standalone, opt, &opt.TLSConfig
 	case "redis-sentinel", "rediss-sentinel", "redis-cluster", "rediss-cluster":
-		if err := c.parseMulti(rawURL); err != nil {
-			return nil, fmt.Errorf("%w %q: %s", ErrBadURL, red, Redact(err.Error()))
+		if err := (&Conn{}).parseMulti(u.placeholder()); err != nil {
+			return nil, fmt.Errorf("%w %q: %s", ErrBadURL, c.redacted, Redact(err.Error()))
+		}
+		if err := c.parseMulti(u.clean()); err != nil {
+			return nil, fmt.Errorf("%w %q: the URL does not parse", ErrBadURL, c.redacted)
 		}
 		if c.kind == Sentinel {
 			tlsCfg = &c.failover.TLSConfig
 		} else {
 			tlsCfg = &c.cluster.TLSConfig
 		}
-	default:
-		return nil, fmt.Errorf("%w %q: use redis://host:port/db (rediss:// for TLS), "+
-			"redis-sentinel://host1:port1,host2:port2/db?master=NAME or redis-cluster://host1:port1,host2:port2", ErrBadURL, red)
 	}
 	if err := c.apply(o, tlsCfg); err != nil {
 		return nil, err

@@ -1,0 +1,58 @@
+package redisconn
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/internal/redistest"
+)
+
+// Each way of failing to reach the queues is explained by its own fix, not
+// by "is Redis up?", through go-redis and through asynq's wrapping alike.
+func TestExplainNamesTheFix(t *testing.T) {
+	rs := redistest.Start(t, "--requirepass", "right-pass-1")
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, url, want string
+	}{
+		{"wrong password", "redis://:wrong-pass-2@" + rs.Addr + "/0", "refused the password"},
+		{"no password", "redis://" + rs.Addr + "/0", "refused the password"},
+		{"no such database", "redis://:right-pass-1@" + rs.Addr + "/99", "no database 99"},
+		{"nobody listening", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "is Redis at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rdb := c.Client()
+			defer rdb.Close()
+			pingErr := rdb.Ping(context.Background()).Err()
+			client := asynq.NewClient(c.AsynqOpt())
+			defer client.Close()
+			_, enqErr := client.Enqueue(asynq.NewTask("t", nil))
+			for _, err := range []error{pingErr, enqErr} {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				got := Explain(err, c).Error()
+				if !strings.Contains(got, tc.want) {
+					t.Errorf("Explain(%v) = %q, want it to say %q", err, got, tc.want)
+				}
+				if tc.want != "is Redis at" && strings.Contains(got, "is Redis at") {
+					t.Errorf("Explain(%v) = %q asks whether Redis is up", err, got)
+				}
+				if strings.Contains(got, "wrong-pass-2") || strings.Contains(got, "right-pass-1") {
+					t.Errorf("Explain shows the password: %q", got)
+				}
+			}
+		})
+	}
+}

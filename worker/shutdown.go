@@ -1,0 +1,95 @@
+package worker
+
+import (
+	"context"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// ShutdownBound is how long after Config.ShutdownTimeout Run may take to
+// hand unfinished tasks back to Redis. When Redis does not answer in that
+// time, Run returns anyway and logs once which tasks it could not hand
+// back: they stay active in Redis until their lease expires, and asynq's
+// recoverer queues them again, so nothing is lost.
+const ShutdownBound = 5 * time.Second
+
+// inFlight is the set of task IDs the handler is working on.
+type inFlight struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (f *inFlight) track(h asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		id := t.ResultWriter().TaskID()
+		f.mu.Lock()
+		f.ids[id] = true
+		f.mu.Unlock()
+		defer func() {
+			f.mu.Lock()
+			delete(f.ids, id)
+			f.mu.Unlock()
+		}()
+		return h.ProcessTask(ctx, t)
+	})
+}
+
+// snapshot returns the IDs of the tasks running now.
+func (f *inFlight) snapshot() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := make([]string, 0, len(f.ids))
+	for id := range f.ids {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// shutdownLog collects, from the start of a shutdown, the tasks asynq says
+// it could not move back, and keeps its warnings and errors out of the log
+// (at debug level), so that a shutdown against a Redis that does not answer
+// says so once, not once per task and per background job.
+type shutdownLog struct {
+	mu       sync.Mutex
+	on       bool
+	notMoved []string
+}
+
+// notMovedRe matches asynq's log line for a task it could not move out of
+// "active". asynq reports this only in its log, so the log is read.
+var notMovedRe = regexp.MustCompile(`Could not move task id=(\S+)`)
+
+func (q *shutdownLog) start() {
+	q.mu.Lock()
+	q.on = true
+	q.mu.Unlock()
+}
+
+// swallow records msg and reports whether it is to be kept out of the log.
+func (q *shutdownLog) swallow(msg string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.on {
+		return false
+	}
+	if m := notMovedRe.FindStringSubmatch(msg); m != nil {
+		q.notMoved = append(q.notMoved, m[1])
+	}
+	return true
+}
+
+// finish returns the tasks asynq said it could not move back so far.
+func (q *shutdownLog) finish() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.notMoved)
+}
+
+func uniqueSorted(ids []string) []string {
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}

@@ -1,0 +1,152 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/imsim"
+	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/logtest"
+	"github.com/recallq/recallq/internal/redisconn"
+	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/internal/tim"
+	"github.com/recallq/recallq/worker"
+)
+
+// A worker told to stop while its Redis hangs (the process is stopped with
+// SIGSTOP: connections open, nothing answers, as behind a dead network
+// path) returns within worker.ShutdownBound of its ShutdownTimeout, with
+// the retries the command line uses, and says once which tasks it could
+// not hand back.
+func TestShutdownIsBoundedWhenRedisHangs(t *testing.T) {
+	rs := redistest.Start(t)
+	conn, err := redisconn.Parse(rs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn = conn.WithRetries(redisconn.FailoverRetries) // as recallq worker runs
+	sim, err := imsim.New(imsim.Config{SDKAppID: testApp, SecretKey: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(sim)
+	defer api.Close()
+	logs := &logtest.Buffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	client, err := tim.New(tim.Config{SDKAppID: testApp, SecretKey: testSecret, Endpoint: api.URL, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := conn.Client()
+	defer rdb.Close()
+	lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lim.Close()
+	lim.SlowDown(context.Background(), time.Hour) // every task waits for a slot, active
+	enq, err := enqueue.New(enqueue.Config{RedisURL: rs.URL, SDKAppID: testApp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enq.Close()
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: rs.Addr})
+	defer insp.Close()
+
+	const shutdownTimeout = time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- worker.Run(ctx, worker.Config{
+			Redis: conn.AsynqOpt(), Concurrency: 4, ShutdownTimeout: shutdownTimeout,
+			TaskCheckInterval: 10 * time.Millisecond, Logger: log,
+			Handler: worker.HandlerConfig{SDKAppID: testApp, API: client, Limiter: lim, Secrets: []string{testSecret}},
+		})
+	}()
+	var ids []string
+	for i := range 3 {
+		res, err := enq.Recall(context.Background(), msg(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.TaskID)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := insp.GetTaskInfo("recall_urgent", ids[0])
+		if err == nil && info.State == asynq.TaskStateActive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task never became active: %v %v", info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	resume := pause(t, rs)
+	start := time.Now()
+	cancel()
+	bound := shutdownTimeout + worker.ShutdownBound
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("worker.Run: %v", err)
+		}
+	case <-time.After(bound + 30*time.Second):
+		t.Fatalf("the worker had not stopped %s after SIGTERM (bound %s)", time.Since(start).Round(time.Millisecond), bound)
+	}
+	took := time.Since(start)
+	resume()                      // the deferred closes need Redis
+	if took > bound+time.Second { // a second for a busy machine's scheduling
+		t.Errorf("shutdown took %s with Redis hanging; the bound is %s", took.Round(time.Millisecond), bound)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "could not hand back"); n != 1 {
+		t.Errorf("the logs say %d times what was not handed back, want once:\n%s", n, out)
+	}
+	for _, id := range ids[:1] {
+		if !strings.Contains(out, id) {
+			t.Errorf("the logs do not name the task %s that was running:\n%s", id, out)
+		}
+	}
+	t.Logf("shutdown took %s (bound %s)", took.Round(time.Millisecond), bound)
+}
+
+// pause stops rs's process (SIGSTOP) until resume is called or the test
+// ends: its sockets stay open and nothing answers.
+func pause(t *testing.T, rs *redistest.Server) (resume func()) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			pid, _ = strconv.Atoi(v)
+		}
+	}
+	if pid == 0 {
+		t.Fatal("INFO server has no process_id")
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resume = func() { _ = syscall.Kill(pid, syscall.SIGCONT) }
+	t.Cleanup(resume)
+	return resume
+}

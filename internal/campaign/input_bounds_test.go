@@ -1,0 +1,237 @@
+package campaign
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/recallq/recallq/tasks"
+	"github.com/recallq/recallq/worker"
+)
+
+// Issue 10, item 1: encoding/csv read to the end of the file looking for
+// the closing quote of line 4, queued 2 rows and said "import complete".
+func TestStrayQuoteRejectsItsLineAndQueuesTheRest(t *testing.T) {
+	e := newEnv(t)
+	var b strings.Builder
+	b.WriteString("From_Account,To_Account,MsgKey\n")
+	const rows = 10000
+	for i := range rows {
+		if i == 2 { // line 4
+			b.WriteString("u2,\"v2,2_2_2\n")
+			continue
+		}
+		fmt.Fprintf(&b, "u%d,v%d,%d_1_1\n", i, i, i)
+	}
+	queued, rejects, res := readAll(t, e, "stray", "x.csv", b.String())
+	if len(queued) != rows-1 || res.New != rows-1 || res.Rejected != 1 || res.Lines != rows+1 {
+		t.Fatalf("queued %d, result %+v; want %d queued, 1 rejected, %d lines read", len(queued), res.ImportProgress, rows-1, rows+1)
+	}
+	if len(rejects) != 1 || rejects[0].Line != 4 || !strings.Contains(rejects[0].Reason, "not closed on its line") {
+		t.Fatalf("rejects %+v; want line 4, a quote not closed on its line", rejects)
+	}
+	if queued[2] != (row{"u3", "v3", "3_1_1"}) {
+		t.Fatalf("the row after the stray quote is %+v, want u3", queued[2])
+	}
+}
+
+func TestQuotedFieldIsBoundedByLinesAndBytes(t *testing.T) {
+	e := newEnv(t)
+	content := "From_Account,To_Account,MsgKey,note\n" + // 1
+		"a1,b1,1_1_1,\"two\nlines\"\n" + // 2-3: a multi-line note is fine
+		"a2,b2,2_2_2,\"never closed\n" + // 4: an unterminated note
+		strings.Repeat("a3,b3,3_3_3,x\n", maxRecordLines+5) + // 5-109
+		"a4,b4,4_4_4,\"" + strings.Repeat("y", maxLine) + "\"\n" + // 110: too long
+		"a5,b5,5_5_5,\"" + strings.Repeat("z\n", 10) + "\"\n" // 111-121: fine
+	got, rejects, res := readAll(t, e, "bounds", "x.csv", content)
+	want := []row{{"a1", "b1", "1_1_1"}}
+	for range maxRecordLines + 5 {
+		want = append(want, row{"a3", "b3", "3_3_3"})
+	}
+	want = append(want, row{"a5", "b5", "5_5_5"})
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("queued %d rows, want %d", len(got), len(want))
+	}
+	if len(rejects) != 2 || rejects[0].Line != 4 || !strings.Contains(rejects[0].Reason, fmt.Sprintf("not closed within %d lines", maxRecordLines)) ||
+		rejects[1].Line != 110 || !strings.Contains(rejects[1].Reason, fmt.Sprintf("longer than %d bytes", maxLine)) {
+		t.Fatalf("rejects %+v", rejects)
+	}
+	if res.Lines != 121 {
+		t.Errorf("read %d lines, want 121", res.Lines)
+	}
+}
+
+// Issue 10, item 4: a 10 MB field was read whole and copied whole into the
+// rejects file.
+func TestHugeFieldIsRejectedAndItsEchoTruncated(t *testing.T) {
+	e := newEnv(t)
+	huge := strings.Repeat("k", 10<<20)
+	content := "From_Account,To_Account,MsgKey\n" +
+		"a,b," + huge + "\n" +
+		"a,b,\"" + huge + "\"\n" +
+		"a,b," + strings.Repeat("m", 1000) + "\n" + // within the line bound, but too long a MsgKey
+		"a,b,1_1_1\n"
+	got, rejects, res := readAll(t, e, "huge", "x.csv", content)
+	if !reflect.DeepEqual(got, []row{{"a", "b", "1_1_1"}}) || res.Lines != 5 {
+		t.Fatalf("queued %+v, %d lines; want the last row, 5 lines", got, res.Lines)
+	}
+	if len(rejects) != 3 {
+		t.Fatalf("rejects %d, want 3", len(rejects))
+	}
+	for _, r := range rejects {
+		if n := len(r.FromAccount) + len(r.ToAccount) + len(r.MsgKey); n > 3*maxEcho {
+			t.Errorf("line %d: echoes %d bytes of the fields", r.Line, n)
+		}
+	}
+	if !strings.Contains(rejects[2].Reason, "MsgKey: is 1000 bytes long") || !strings.HasPrefix(rejects[2].MsgKey, "mmm") {
+		t.Errorf("reject %+v", rejects[2])
+	}
+}
+
+func TestCSVRefusesSpacesAndControlCharactersLikeEveryDoor(t *testing.T) {
+	e := newEnv(t)
+	content := "From_Account,To_Account,MsgKey\n" +
+		" u5 ,v,1_1_1\n" +
+		"u,v,\"multi\nline\"\n" +
+		"u,v,\"1\xff\"\n" +
+		"u,v,2_2_2\n"
+	got, rejects, res := readAll(t, e, "spaces", "x.csv", content)
+	if !reflect.DeepEqual(got, []row{{"u", "v", "2_2_2"}}) {
+		t.Fatalf("queued %+v", got)
+	}
+	want := map[int]string{2: "From_Account: starts or ends with a space", 3: "not closed on its line", 4: `bare "`, 5: "MsgKey: is not valid UTF-8"}
+	for _, r := range rejects {
+		if !strings.Contains(r.Reason, want[r.Line]) || want[r.Line] == "" {
+			t.Errorf("reject line %d %q; want %q", r.Line, r.Reason, want[r.Line])
+		}
+	}
+	if len(rejects) != 4 || res.Lines != 6 {
+		t.Fatalf("rejects %+v, %d lines", rejects, res.Lines)
+	}
+}
+
+// Issue 10, items 2 and 3: JSON Lines kept the last of two MsgKeys, matched
+// from_account regardless of case and stored U+FFFD for invalid UTF-8.
+func TestJSONLinesIsAsStrictAsTheIntake(t *testing.T) {
+	e := newEnv(t)
+	content := `{"From_Account":"a","To_Account":"b","MsgKey":"k1","MsgKey":"k2"}` + "\n" + // 1
+		`{"from_account":"a","To_Account":"b","MsgKey":"k3"}` + "\n" + // 2
+		`{"From_Account":"a","To_Account":"b","MsgKey":"k4","msgkey":"k5"}` + "\n" + // 3
+		"{\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"\xff\xfe\"}\n" + // 4
+		`{"From_Account":"a","To_Account":"b","MsgKey":"\udc00"}` + "\n" + // 5
+		`{"From_Account":" a ","To_Account":"b","MsgKey":"k6"}` + "\n" + // 6
+		`{"From_Account":"a","To_Account":"b","MsgKey":"multi\nline"}` + "\n" + // 7
+		`{"From_Account":"a","To_Account":"b","MsgKey":"k7","note":"x"}` + "\n" // 8
+	got, rejects, res := readAll(t, e, "strict-jsonl", "x.jsonl", content)
+	if !reflect.DeepEqual(got, []row{{"a", "b", "k7"}}) {
+		t.Fatalf("queued %+v", got)
+	}
+	want := map[int]string{
+		1: "MsgKey: is given twice",
+		2: "from_account: names are case-sensitive: write From_Account",
+		3: "msgkey: names are case-sensitive: write MsgKey",
+		4: "MsgKey: is not valid UTF-8",
+		5: "MsgKey: is not valid UTF-8",
+		6: "From_Account: starts or ends with a space",
+		7: "MsgKey: holds the control character U+000A",
+	}
+	if len(rejects) != len(want) || res.Lines != 8 {
+		t.Fatalf("rejects %+v, %d lines", rejects, res.Lines)
+	}
+	for _, r := range rejects {
+		if !strings.Contains(r.Reason, want[r.Line]) {
+			t.Errorf("reject line %d %q; want %q", r.Line, r.Reason, want[r.Line])
+		}
+	}
+}
+
+// Issue 10, item 6: a cell starting with = + - @ (or a tab or CR) is a
+// formula to a spreadsheet. Written with a leading ', read back without.
+func TestRejectsFileNeutralisesFormulasAndImportsBackUnchanged(t *testing.T) {
+	hostile := []Reject{
+		{Line: 2, Reason: "=cmd|' /C calc'!A0", FromAccount: "=HYPERLINK(\"http://x\")", ToAccount: "+1", MsgKey: "-2+3"},
+		{Line: 3, Reason: "x", FromAccount: "@SUM(A1)", ToAccount: "'=already", MsgKey: "-1"},
+		{Line: 4, Reason: "x", FromAccount: "\tz", ToAccount: "\rz", MsgKey: "''-x"},
+		{Line: 5, Reason: "x", FromAccount: "-abc", ToAccount: "ok", MsgKey: "1_1_1"},
+	}
+	path := filepath.Join(t.TempDir(), "r.csv")
+	rf := &RejectsFile{Path: path}
+	for _, r := range hostile {
+		if err := rf.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range cells[1:] {
+		for _, c := range rec {
+			if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) && c != "-1" && c != "+1" {
+				t.Errorf("cell %q starts a formula", c)
+			}
+		}
+	}
+	if cells[2][2] != "-1" || cells[1][1] != "+1" {
+		t.Errorf("the numbers -1 and +1 were written %q, %q; a number is no formula", cells[2][2], cells[1][1])
+	}
+	// Imported again, the rejects file gives back the values as read.
+	in, err := OpenInput(bytes.NewReader(raw), path, FormatAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []row
+	for {
+		rec, err := in.records.next()
+		if err != nil {
+			break
+		}
+		if !rec.blank {
+			got = append(got, rec.row)
+		}
+	}
+	var want []row
+	for _, r := range hostile {
+		want = append(want, row{r.FromAccount, r.ToAccount, r.MsgKey})
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("read back %q\nwant        %q", got, want)
+	}
+}
+
+func TestExportNeutralisesFormulas(t *testing.T) {
+	e := newEnv(t)
+	e.importRows("formula", []row{{"u1", "v1", "1_1_1"}})
+	// As if the feeder had queued the task: the recorder audits only those.
+	if err := e.rdb.HSet(t.Context(), keysFor("formula").window, "recall_x", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	NewRecorder(RecorderConfig{Redis: e.rdb, Logger: e.log}).Record(worker.Event{
+		TaskID: "recall_x", Fate: worker.FateDeadLettered, Code: 20022, Err: errors.New("=1+1"),
+		Recall: tasks.Recall{Campaign: "formula", FromAccount: "@u", ToAccount: "+v", MsgKey: "=k"},
+	})
+	recs := e.export("formula")
+	if len(recs) != 2 {
+		t.Fatalf("export %q", recs)
+	}
+	if got := recs[1][:3]; !slices.Equal(got, []string{"'@u", "'+v", "'=k"}) {
+		t.Errorf("export wrote %q", got)
+	}
+	if recs[1][5] != "'=1+1" {
+		t.Errorf("export wrote the detail %q", recs[1][5])
+	}
+}

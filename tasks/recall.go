@@ -20,6 +20,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/internal/strictjson"
 )
 
 // TypeRecall is the asynq task type of a one-to-one message recall
@@ -206,10 +208,14 @@ func (r Recall) Encode() ([]byte, error) {
 }
 
 // Decode parses and validates a payload. A payload that cannot be decoded
-// is an error wrapping ErrInvalid.
+// is an error wrapping ErrInvalid. It decodes strictly, as the intake and
+// campaign JSON Lines do (see internal/strictjson): a field given twice,
+// invalid UTF-8 and a second JSON value are errors, and names match
+// exactly, so a payload no producer validated cannot become another
+// message's recall.
 func Decode(b []byte) (Recall, error) {
 	var r Recall
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := strictjson.Unmarshal(b, &r); err != nil {
 		return Recall{}, fmt.Errorf("%w: payload is not a recall: %v", ErrInvalid, err)
 	}
 	return r, r.Validate()

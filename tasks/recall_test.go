@@ -106,6 +106,23 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+// A payload from a producer that bypassed NewTask is decoded as strictly
+// as the intake decodes a request: no value is changed on the way in.
+func TestDecodeChangesNoValue(t *testing.T) {
+	for name, payload := range map[string]string{
+		"invalid UTF-8":       "{\"SDKAppID\":1,\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"1_\xff\xfe\"}",
+		"lone surrogate":      `{"SDKAppID":1,"From_Account":"a","To_Account":"b","MsgKey":"\ud800"}`,
+		"MsgKey twice":        `{"SDKAppID":1,"From_Account":"a","To_Account":"b","MsgKey":"k1","MsgKey":"k2"}`,
+		"msgkey for MsgKey":   `{"SDKAppID":1,"From_Account":"a","To_Account":"b","msgkey":"k1"}`,
+		"a second JSON value": `{"SDKAppID":1,"From_Account":"a","To_Account":"b","MsgKey":"k1"}{}`,
+		"a number for MsgKey": `{"SDKAppID":1,"From_Account":"a","To_Account":"b","MsgKey":1}`,
+	} {
+		if r, err := Decode([]byte(payload)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Decode = %+v, %v; want ErrInvalid", name, r, err)
+		}
+	}
+}
+
 func TestNewTaskOptions(t *testing.T) {
 	task, err := NewTask(valid(), Options{})
 	if err != nil {

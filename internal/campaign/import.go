@@ -372,6 +372,14 @@ func (im *importer) read(ctx context.Context, out chan<- batch) error {
 			break
 		}
 		if err != nil {
+			// Queue what was read before the input failed, then stop.
+			if verified && len(b.rows) > 0 {
+				b.crc, b.rejected = crc, im.rejected.Load()
+				select {
+				case out <- b:
+				case <-ctx.Done():
+				}
+			}
 			return fmt.Errorf("read %s: %w: nothing after line %d was read; fix the input and run the same command again", im.in.Source, err, im.lines.Load())
 		}
 		im.lines.Store(int64(r.last))

@@ -235,3 +235,36 @@ func TestExportNeutralisesFormulas(t *testing.T) {
 		t.Errorf("export wrote the detail %q", recs[1][5])
 	}
 }
+
+// failingReader gives its data, then fails.
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+// Where the reader cannot go on (the input fails), the import stops with an
+// error that says which line it got to; it never reports success.
+func TestInputThatFailsStopsTheImportNamingTheLine(t *testing.T) {
+	e := newEnv(t)
+	broken := errors.New("connection reset")
+	in, err := OpenInput(&failingReader{data: []byte("From_Account,To_Account,MsgKey\na,b,1_1_1\na,b,2_2_2\na,b,3_3"), err: broken}, "-", FormatCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Import(t.Context(), ImportConfig{Redis: e.rdb, Name: "broken", SDKAppID: testApp}, in)
+	if !errors.Is(err, broken) || !strings.Contains(err.Error(), "line 4: connection reset") || !strings.Contains(err.Error(), "nothing after line 3 was read") {
+		t.Fatalf("err = %v; want the input's error naming line 4", err)
+	}
+	if res.New != 2 || res.Lines != 3 {
+		t.Fatalf("result %+v; want the 2 rows before the failure kept, 3 lines read", res.ImportProgress)
+	}
+}

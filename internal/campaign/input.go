@@ -174,10 +174,10 @@ func (l *lineReader) next() (line, error) {
 		if l.n == 1 {
 			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf")) // a UTF-8 BOM
 		}
-		if tooLong {
-			text = nil
+		if tooLong || len(text) > maxLine {
+			return line{no: l.n, tooLong: true}, nil
 		}
-		return line{no: l.n, text: text, tooLong: tooLong}, nil
+		return line{no: l.n, text: text}, nil
 	}
 }
 

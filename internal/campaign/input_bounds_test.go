@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"errors"
@@ -266,5 +267,37 @@ func TestInputThatFailsStopsTheImportNamingTheLine(t *testing.T) {
 	}
 	if res.New != 2 || res.Lines != 3 {
 		t.Fatalf("result %+v; want the 2 rows before the failure kept, 3 lines read", res.ImportProgress)
+	}
+}
+
+func TestLineBoundIsExact(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		in      string
+		tooLong bool
+	}{
+		{"at the bound", strings.Repeat("x", maxLine) + "\r\n", false},
+		{"at the bound, last line", strings.Repeat("x", maxLine), false},
+		{"one over", strings.Repeat("x", maxLine+1) + "\n", true},
+		{"one over, last line", strings.Repeat("x", maxLine+1), true},
+		{"one over with CR", strings.Repeat("x", maxLine+1) + "\r\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.in
+			if strings.HasSuffix(in, "\n") {
+				in += "next\n"
+			}
+			lr := &lineReader{br: bufio.NewReaderSize(strings.NewReader(in), 16)}
+			ln, err := lr.next()
+			if err != nil || ln.tooLong != tc.tooLong || (!tc.tooLong && len(ln.text) != maxLine) {
+				t.Fatalf("line %d: %d bytes, too long %v, %v", ln.no, len(ln.text), ln.tooLong, err)
+			}
+			if !strings.HasSuffix(tc.in, "\n") {
+				return
+			}
+			if ln, err := lr.next(); err != nil || string(ln.text) != "next" || ln.no != 2 {
+				t.Fatalf("the next line is %q (line %d), %v", ln.text, ln.no, err)
+			}
+		})
 	}
 }

@@ -16,9 +16,12 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/internal/strictjson"
 )
 
 // TypeRecall is the asynq task type of a one-to-one message recall
@@ -88,9 +91,12 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 var ErrInvalid = errors.New("invalid recall")
 
 // Validate checks the payload against what Tencent documents: the accounts
-// and MsgKey are present, valid UTF-8 and within their lengths. It returns
-// nil or an error wrapping ErrInvalid and a *FieldError naming the first bad
-// field.
+// and MsgKey are present, valid UTF-8 and within their lengths, and hold no
+// control character and no leading or trailing space (see checkIdentifier).
+// Every door (the CLI, campaign files, the intake, the producer library)
+// validates with it, so each accepts and refuses the same values. It
+// returns nil or an error wrapping ErrInvalid and a *FieldError naming the
+// first bad field.
 func (r Recall) Validate() error {
 	if r.SDKAppID == 0 {
 		return invalid("SDKAppID", "is missing: set it to the app's SDKAppID from the Chat console")
@@ -114,9 +120,33 @@ func (r Recall) Validate() error {
 			return invalid(f.name, fmt.Sprintf("is %d bytes long; at most %d are allowed", len(f.value), f.max))
 		case !utf8.ValidString(f.value):
 			return invalid(f.name, "is not valid UTF-8: pass the value exactly as Tencent returned it")
+		case f.required:
+			if reason := checkIdentifier(f.value); reason != "" {
+				return invalid(f.name, reason)
+			}
 		}
 	}
 	return nil
+}
+
+// checkIdentifier says what is wrong with an account or MsgKey that is
+// valid UTF-8, or "" when nothing is: a control character (a newline, a
+// tab, NUL, DEL, U+0080-U+009F) or a leading or trailing space (any
+// Unicode space) is refused rather than queued as given or trimmed. Tencent
+// never issues such a value, so one is a copying mistake: queuing it would
+// recall nothing, and trimming it would recall a message nobody named.
+func checkIdentifier(s string) string {
+	for i, c := range s {
+		if unicode.IsControl(c) {
+			return fmt.Sprintf("holds the control character %U at byte %d: pass the value exactly as Tencent returned it, on one line", c, i)
+		}
+	}
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	if unicode.IsSpace(first) || unicode.IsSpace(last) {
+		return "starts or ends with a space: remove the spaces around the value"
+	}
+	return ""
 }
 
 func describe(field string) string {
@@ -178,10 +208,14 @@ func (r Recall) Encode() ([]byte, error) {
 }
 
 // Decode parses and validates a payload. A payload that cannot be decoded
-// is an error wrapping ErrInvalid.
+// is an error wrapping ErrInvalid. It decodes strictly, as the intake and
+// campaign JSON Lines do (see internal/strictjson): a field given twice,
+// invalid UTF-8 and a second JSON value are errors, and names match
+// exactly, so a payload no producer validated cannot become another
+// message's recall.
 func Decode(b []byte) (Recall, error) {
 	var r Recall
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := strictjson.Unmarshal(b, &r); err != nil {
 		return Recall{}, fmt.Errorf("%w: payload is not a recall: %v", ErrInvalid, err)
 	}
 	return r, r.Validate()

@@ -27,6 +27,18 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"long msgkey", func(r *Recall) { r.MsgKey = strings.Repeat("1", MaxMsgKeyLen+1) }, "MsgKey"},
 		{"bad utf8", func(r *Recall) { r.ToAccount = "\xff\xfe" }, "To_Account"},
 		{"long reason", func(r *Recall) { r.Reason = strings.Repeat("x", MaxNoteLen+1) }, "reason"},
+		{"bad utf8 msgkey", func(r *Recall) { r.MsgKey = "1_\xff\xfe_1" }, "MsgKey"},
+		{"leading space", func(r *Recall) { r.FromAccount = " u5" }, "From_Account"},
+		{"trailing space", func(r *Recall) { r.ToAccount = "u5 " }, "To_Account"},
+		{"spaces both ends", func(r *Recall) { r.FromAccount = " u5 " }, "From_Account"},
+		{"trailing no-break space", func(r *Recall) { r.MsgKey = "1_1_1\u00a0" }, "MsgKey"},
+		{"newline in msgkey", func(r *Recall) { r.MsgKey = "multi\nline" }, "MsgKey"},
+		{"tab in account", func(r *Recall) { r.ToAccount = "a\tb" }, "To_Account"},
+		{"NUL in account", func(r *Recall) { r.FromAccount = "a\x00" }, "From_Account"},
+		{"DEL in msgkey", func(r *Recall) { r.MsgKey = "1\x7f1" }, "MsgKey"},
+		{"C1 control in msgkey", func(r *Recall) { r.MsgKey = "1\u00851" }, "MsgKey"},
+		{"inner space is opaque data", func(r *Recall) { r.MsgKey = "a b" }, ""},
+		{"multi-line reason is free text", func(r *Recall) { r.Reason = "spam\nwave" }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := valid()
@@ -91,6 +103,23 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 	if _, err := Decode([]byte(`{"SDKAppID":1,"From_Account":"a","To_Account":"b"}`)); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Decode without MsgKey: %v, want ErrInvalid", err)
+	}
+}
+
+// A payload from a producer that bypassed NewTask is decoded as strictly
+// as the intake decodes a request: no value is changed on the way in.
+func TestDecodeChangesNoValue(t *testing.T) {
+	for name, payload := range map[string]string{
+		"invalid UTF-8":       "{\"SDKAppID\":1,\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"1_\xff\xfe\"}",
+		"lone surrogate":      `{"SDKAppID":1,"From_Account":"a","To_Account":"b","MsgKey":"\ud800"}`,
+		"MsgKey twice":        `{"SDKAppID":1,"From_Account":"a","To_Account":"b","MsgKey":"k1","MsgKey":"k2"}`,
+		"msgkey for MsgKey":   `{"SDKAppID":1,"From_Account":"a","To_Account":"b","msgkey":"k1"}`,
+		"a second JSON value": `{"SDKAppID":1,"From_Account":"a","To_Account":"b","MsgKey":"k1"}{}`,
+		"a number for MsgKey": `{"SDKAppID":1,"From_Account":"a","To_Account":"b","MsgKey":1}`,
+	} {
+		if r, err := Decode([]byte(payload)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Decode = %+v, %v; want ErrInvalid", name, r, err)
+		}
 	}
 }
 

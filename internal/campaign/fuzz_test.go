@@ -10,34 +10,62 @@ import (
 
 // FuzzReadInput (seeds in testdata/fuzz/FuzzReadInput) feeds arbitrary
 // bytes to the CSV and JSON Lines readers of campaign start. They must never
-// panic, must end, and every record must carry a line number that never goes
-// back: an operator finds a rejected row by it.
+// panic and must end, and every line of the input must be accounted for:
+// the records (rows, rejects, blank lines) follow each other line after
+// line, from the header to the input's last line, each line in exactly one.
+// A row (queued, or a duplicate the feeder finds) or a reject names the line
+// it starts on, which an operator uses to find it. A quote left open must not
+// take more than maxRecordLines lines with it.
 func FuzzReadInput(f *testing.F) {
+	f.Add([]byte("From_Account,To_Account,MsgKey\na,b,\"c\nd,e,f\n"), false)
+	f.Add([]byte("MsgKey,From_Account,To_Account,note\n1,a,b,\"x\n\ny\"\n\n2,c,\"d\n"), false)
+	f.Add([]byte("{\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"k\",\"MsgKey\":\"k\"}\n\n{\n"), true)
 	f.Fuzz(func(t *testing.T, data []byte, jsonl bool) {
 		format := FormatCSV
 		if jsonl {
 			format = FormatJSONL
 		}
 		rr, err := newRecordReader(bufio.NewReader(bytes.NewReader(data)), format)
-		if err != nil {
-			return // a bad header: reported before any row
+		if err != nil && format == FormatCSV {
+			// A bad header is reported before any row; read the rest under a good one.
+			data = append([]byte("From_Account,To_Account,MsgKey\n"), data...)
+			rr, err = newRecordReader(bufio.NewReader(bytes.NewReader(data)), format)
 		}
-		last := 0
+		if err != nil {
+			t.Fatalf("a good header was refused: %v", err)
+		}
+		total := bytes.Count(data, []byte("\n"))
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			total++
+		}
+		covered := 0 // lines accounted for so far
+		if c, ok := rr.(*csvReader); ok {
+			covered = c.header.last
+		}
 		for i := 0; ; i++ {
 			if i > len(data)+1 {
 				t.Fatalf("more records than input bytes: the reader does not end")
 			}
 			rec, err := rr.next()
 			if errors.Is(err, io.EOF) {
-				return
+				break
 			}
 			if err != nil {
-				return
+				t.Fatalf("reading from memory failed: %v", err)
 			}
-			if rec.line < 1 || rec.line < last {
-				t.Fatalf("record line %d after line %d", rec.line, last)
+			if rec.line != covered+1 || rec.last < rec.line {
+				t.Fatalf("record of lines %d-%d after line %d: lines skipped or read twice", rec.line, rec.last, covered)
 			}
-			last = rec.line
+			if rec.last-rec.line >= maxRecordLines {
+				t.Fatalf("record of lines %d-%d: more than %d lines", rec.line, rec.last, maxRecordLines)
+			}
+			if rec.reject != "" && rec.last != rec.line {
+				t.Fatalf("a reject of lines %d-%d: a bad record must give back the lines after its first", rec.line, rec.last)
+			}
+			covered = rec.last
+		}
+		if covered != total {
+			t.Fatalf("records account for %d lines of %d", covered, total)
 		}
 	})
 }

@@ -94,6 +94,10 @@ type ImportConfig struct {
 
 // ImportProgress is how far an import is.
 type ImportProgress struct {
+	// Lines of the input read so far: the header, blank lines and every
+	// line of every record. Each is part of a row (new or already queued),
+	// of a reject, or blank: an import accounts for every line it read.
+	Lines int64
 	// Records read so far (rows and rejects).
 	Records int64
 	// New rows pushed to the backlog by this run (durable).
@@ -232,7 +236,7 @@ type importer struct {
 	in  *Input
 	rec meta
 
-	records, fresh, already, rejected atomic.Int64
+	lines, records, fresh, already, rejected atomic.Int64
 }
 
 type batch struct {
@@ -243,7 +247,7 @@ type batch struct {
 }
 
 func (im *importer) progress() ImportProgress {
-	return ImportProgress{Records: im.records.Load(), New: im.fresh.Load(), Already: im.already.Load(),
+	return ImportProgress{Lines: im.lines.Load(), Records: im.records.Load(), New: im.fresh.Load(), Already: im.already.Load(),
 		Rejected: im.rejected.Load(), Bytes: im.in.BytesRead()}
 }
 
@@ -368,7 +372,19 @@ func (im *importer) read(ctx context.Context, out chan<- batch) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", im.in.Source, err)
+			// Queue what was read before the input failed, then stop.
+			if verified && len(b.rows) > 0 {
+				b.crc, b.rejected = crc, im.rejected.Load()
+				select {
+				case out <- b:
+				case <-ctx.Done():
+				}
+			}
+			return fmt.Errorf("read %s: %w: nothing after line %d was read; fix the input and run the same command again", im.in.Source, err, im.lines.Load())
+		}
+		im.lines.Store(int64(r.last))
+		if r.blank {
+			continue
 		}
 		im.records.Add(1)
 		if r.reject == "" {
@@ -378,7 +394,7 @@ func (im *importer) read(ctx context.Context, out chan<- batch) error {
 		if r.reject != "" {
 			im.rejected.Add(1)
 			if im.cfg.Rejects != nil {
-				if err := im.cfg.Rejects(Reject{Line: r.line, Reason: r.reject, FromAccount: r.row.from, ToAccount: r.row.to, MsgKey: r.row.msgKey}); err != nil {
+				if err := im.cfg.Rejects(Reject{Line: r.line, Reason: r.reject, FromAccount: echo(r.row.from), ToAccount: echo(r.row.to), MsgKey: echo(r.row.msgKey)}); err != nil {
 					return err
 				}
 			}

@@ -3,13 +3,16 @@ package campaign
 import (
 	"bufio"
 	"bytes"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/recallq/recallq/internal/strictjson"
 )
 
 // Format is the layout of a campaign file.
@@ -48,14 +51,29 @@ const (
 	colMsgKey = "MsgKey"
 )
 
-// maxLine bounds one JSON line; a longer line is rejected, not buffered.
-const maxLine = 64 << 10
+// Bounds on a record, the same for CSV and JSON Lines: a longer line or
+// record is rejected, not buffered, so memory stays flat whatever the input.
+const (
+	// maxLine bounds one line, and one record however many lines it spans.
+	maxLine = 64 << 10
+	// maxRecordLines bounds the lines one CSV record may span: a quoted
+	// field may hold line breaks (a note column), but a quote left open
+	// must not swallow the rows after it.
+	maxRecordLines = 100
+	// maxEcho bounds each field a reject echoes (on the terminal and in the
+	// rejects file): a field longer than any valid one is cut.
+	maxEcho = 512
+)
 
-// record is one input record: a row, or the reason it cannot be one.
+// record is one input record: a row, or the reason it cannot be one, or
+// a blank line. Records cover the input's lines one after another, each
+// line exactly once: that is how an import accounts for every line.
 type record struct {
 	line   int    // the input line the record starts on (1-based)
+	last   int    // the input line it ends on
 	row    row    // the fields as read
 	reject string // why the record could not be read; "" when it was
+	blank  bool   // a blank line: neither row nor reject
 }
 
 // recordReader yields records until io.EOF.
@@ -102,157 +120,369 @@ func newRecordReader(br *bufio.Reader, f Format) (recordReader, error) {
 	case FormatCSV:
 		return newCSVReader(br)
 	case FormatJSONL:
-		return &jsonlReader{br: br}, nil
+		return &jsonlReader{lines: &lineReader{br: br}}, nil
 	}
 	return nil, fmt.Errorf("%w: format %q", ErrBadInput, f)
 }
 
-// csvReader reads CSV with a header.
-type csvReader struct {
-	r           *csv.Reader
-	from, to, k int // column indexes
-	need        int // fields a record must have
+// lineReader reads the input a line at a time, numbering the lines. A line
+// longer than maxLine is reported as too long and skipped to its end, never
+// held whole. Lines given back with unread are read again first.
+type lineReader struct {
+	br      *bufio.Reader
+	n       int    // lines read from br so far
+	buf     []byte // the last line read from br; reused
+	pending []line // lines given back, to read again
 }
 
-func newCSVReader(br *bufio.Reader) (*csvReader, error) {
-	r := csv.NewReader(br)
-	r.FieldsPerRecord = -1 // checked per record, so a short row is a reject, not an error
-	r.ReuseRecord = true
-	header, err := r.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: the input is empty: the first line must be the header %s,%s,%s", ErrBadInput, colFrom, colTo, colMsgKey)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrBadInput, err)
-	}
-	cols := map[string]int{}
-	for i, h := range header {
-		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
-		if _, dup := cols[h]; dup && h != "" {
-			return nil, fmt.Errorf("%w: header names column %q twice", ErrBadInput, h)
-		}
-		cols[h] = i
-	}
-	c := &csvReader{r: r}
-	for _, want := range []struct {
-		name string
-		idx  *int
-	}{{colFrom, &c.from}, {colTo, &c.to}, {colMsgKey, &c.k}} {
-		i, ok := cols[want.name]
-		if !ok {
-			return nil, fmt.Errorf("%w: header %q has no column %s: the first line must name the columns %s,%s,%s (exact spelling, any order)",
-				ErrBadInput, strings.Join(header, ","), want.name, colFrom, colTo, colMsgKey)
-		}
-		*want.idx = i
-		c.need = max(c.need, i+1)
-	}
-	return c, nil
+// line is one input line, without its newline (and a CR before it).
+type line struct {
+	no      int
+	text    []byte // valid until the next read, unless the line was given back
+	tooLong bool
 }
 
-func (c *csvReader) next() (record, error) {
-	fields, err := c.r.Read()
-	var pe *csv.ParseError
-	switch {
-	case errors.Is(err, io.EOF):
-		return record{}, io.EOF
-	case errors.As(err, &pe):
-		return record{line: pe.StartLine, reject: "not valid CSV: " + pe.Err.Error()}, nil
-	case err != nil:
-		return record{}, err
+// next returns the next line; io.EOF after the last. Another error is the
+// input's, wrapped with the line it stopped in.
+func (l *lineReader) next() (line, error) {
+	if len(l.pending) > 0 {
+		ln := l.pending[0]
+		l.pending = l.pending[1:]
+		return ln, nil
 	}
-	line, _ := c.r.FieldPos(0)
-	if len(fields) < c.need {
-		return record{line: line, reject: fmt.Sprintf("has %d fields; the header names %d", len(fields), c.need),
-			row: row{from: field(fields, c.from), to: field(fields, c.to), msgKey: field(fields, c.k)}}, nil
-	}
-	// Copies: the reader reuses its buffers.
-	return record{line: line, row: row{
-		from:   strings.Clone(fields[c.from]),
-		to:     strings.Clone(fields[c.to]),
-		msgKey: strings.Clone(fields[c.k]),
-	}}, nil
-}
-
-func field(fields []string, i int) string {
-	if i < len(fields) {
-		return strings.Clone(fields[i])
-	}
-	return ""
-}
-
-// jsonlReader reads one JSON object per line.
-type jsonlReader struct {
-	br   *bufio.Reader
-	line int
-	buf  []byte
-}
-
-type jsonRow struct {
-	From   string `json:"From_Account"`
-	To     string `json:"To_Account"`
-	MsgKey string `json:"MsgKey"`
-}
-
-func (j *jsonlReader) next() (record, error) {
+	l.buf = l.buf[:0]
+	tooLong := false
 	for {
-		b, tooLong, err := j.readLine()
-		if err != nil {
-			return record{}, err
-		}
-		j.line++
-		if tooLong {
-			return record{line: j.line, reject: fmt.Sprintf("line is longer than %d bytes", maxLine)}, nil
-		}
-		if j.line == 1 {
-			b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
-		}
-		b = bytes.TrimSpace(b)
-		if len(b) == 0 {
-			continue
-		}
-		var v jsonRow
-		if err := json.Unmarshal(b, &v); err != nil {
-			return record{line: j.line, reject: jsonReason(err)}, nil
-		}
-		return record{line: j.line, row: row{from: v.From, to: v.To, msgKey: v.MsgKey}}, nil
-	}
-}
-
-// readLine returns the next line without its newline; io.EOF after the last.
-func (j *jsonlReader) readLine() (line []byte, tooLong bool, err error) {
-	j.buf = j.buf[:0]
-	for {
-		b, err := j.br.ReadSlice('\n')
-		if len(j.buf)+len(b) > maxLine+1 {
+		b, err := l.br.ReadSlice('\n')
+		if len(l.buf)+len(b) > maxLine+2 { // +2: the CR and newline
 			tooLong = true
 		} else if !tooLong {
-			j.buf = append(j.buf, b...)
+			l.buf = append(l.buf, b...)
 		}
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case errors.Is(err, io.EOF):
-			if len(j.buf) == 0 && !tooLong {
-				return nil, false, io.EOF
+			if len(l.buf) == 0 && !tooLong {
+				return line{}, io.EOF
 			}
-			return j.buf, tooLong, nil
 		case err != nil:
-			return nil, false, err
+			return line{}, fmt.Errorf("line %d: %w", l.n+1, err)
 		}
-		return bytes.TrimSuffix(j.buf, []byte("\n")), tooLong, nil
+		l.n++
+		text := bytes.TrimSuffix(bytes.TrimSuffix(l.buf, []byte("\n")), []byte("\r"))
+		if l.n == 1 {
+			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf")) // a UTF-8 BOM
+		}
+		if tooLong || len(text) > maxLine {
+			return line{no: l.n, tooLong: true}, nil
+		}
+		return line{no: l.n, text: text}, nil
 	}
 }
 
-func jsonReason(err error) string {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te) && te.Field != "":
-		return fmt.Sprintf("%s: want a string, got a JSON %s", te.Field, te.Value)
-	case errors.As(err, &te):
-		return fmt.Sprintf("not a JSON object but a JSON %s", te.Value)
-	case errors.As(err, &se):
-		return "not valid JSON: " + se.Error()
+// unread gives lines back, to be read again before any other.
+func (l *lineReader) unread(lines []line) {
+	l.pending = append(slices.Clone(lines), l.pending...)
+}
+
+// csvReader reads CSV with a header: RFC 4180, as encoding/csv reads it
+// (a field may be quoted, "" is a quote within one, a quoted field may hold
+// commas and line breaks; no bare quote in an unquoted field).
+//
+// It replaces encoding/csv, which cannot be bounded: a quote left open makes
+// it read on to the end of the input looking for the closing one, so one bad
+// row swallowed every row after it and the import still said it was
+// complete. This reader takes a line at a time and bounds a record by
+// maxRecordLines lines and maxLine bytes. A quoted From_Account, To_Account
+// or MsgKey must close on its line (none holds a line break); a record that
+// is not valid CSV is rejected on its first line and reading starts again at
+// the next line, so the lines it had read are read again as records of
+// their own.
+type csvReader struct {
+	lines       *lineReader
+	from, to, k int // column indexes
+	need        int // fields a record must have
+	header      record
+
+	fields []string // reused between records
+	ends   []int    // each field's end in buf
+	buf    []byte   // the record's field bytes, unquoted
+}
+
+func newCSVReader(br *bufio.Reader) (*csvReader, error) {
+	c := &csvReader{lines: &lineReader{br: br}, from: -1, to: -1, k: -1}
+	var header []string
+	for {
+		rec, fields, err := c.read()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: the input is empty: the first line must be the header %s,%s,%s", ErrBadInput, colFrom, colTo, colMsgKey)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: header: %w", ErrBadInput, err)
+		}
+		if rec.reject != "" {
+			return nil, fmt.Errorf("%w: header (line %d): %s", ErrBadInput, rec.line, rec.reject)
+		}
+		if !rec.blank {
+			c.header, header = rec, slices.Clone(fields)
+			break
+		}
 	}
-	return "not valid JSON: " + err.Error()
+	cols := map[string]int{}
+	for i, h := range header {
+		h = strings.TrimSpace(h)
+		if _, dup := cols[h]; dup && h != "" {
+			return nil, fmt.Errorf("%w: header names column %q twice", ErrBadInput, h)
+		}
+		cols[h] = i
+	}
+	var idx [3]int
+	for n, want := range []string{colFrom, colTo, colMsgKey} {
+		i, ok := cols[want]
+		if !ok {
+			return nil, fmt.Errorf("%w: header %q has no column %s: the first line must name the columns %s,%s,%s (exact spelling, any order)",
+				ErrBadInput, strings.Join(header, ","), want, colFrom, colTo, colMsgKey)
+		}
+		idx[n] = i
+		c.need = max(c.need, i+1)
+	}
+	c.from, c.to, c.k = idx[0], idx[1], idx[2]
+	return c, nil
+}
+
+func (c *csvReader) next() (record, error) {
+	rec, fields, err := c.read()
+	if err != nil || rec.blank {
+		return rec, err
+	}
+	if rec.reject != "" {
+		return rec, nil
+	}
+	rec.row = row{from: unneutralise(field(fields, c.from)), to: unneutralise(field(fields, c.to)), msgKey: unneutralise(field(fields, c.k))}
+	if len(fields) < c.need {
+		rec.reject = fmt.Sprintf("has %d fields; the header names %d", len(fields), c.need)
+	}
+	return rec, nil
+}
+
+// read reads one record: its fields (valid until the next read), or why it
+// is not valid CSV, or a blank line.
+func (c *csvReader) read() (record, []string, error) {
+	first, err := c.lines.next()
+	if err != nil {
+		return record{}, nil, err
+	}
+	rec := record{line: first.no, last: first.no}
+	switch {
+	case first.tooLong:
+		rec.reject = fmt.Sprintf("line is longer than %d bytes", maxLine)
+		return rec, nil, nil
+	case len(first.text) == 0:
+		rec.blank = true
+		return rec, nil, nil
+	}
+	var more []line // lines after the first, kept to read again if the record is bad
+	reason := c.parse(first, &more)
+	if reason != "" {
+		c.lines.unread(more)
+		rec.reject = "not valid CSV: " + reason
+		return rec, nil, nil
+	}
+	if len(more) > 0 {
+		rec.last = more[len(more)-1].no
+	}
+	// One string for the whole record, sliced per field, as encoding/csv does.
+	all := string(c.buf)
+	c.fields = c.fields[:0]
+	start := 0
+	for _, end := range c.ends {
+		c.fields = append(c.fields, all[start:end])
+		start = end
+	}
+	return rec, c.fields, nil
+}
+
+// parse reads the fields of the record that starts with first into c.buf,
+// each field's end in c.ends, reading more lines into more while a quoted
+// field goes on. It returns why the record is not valid CSV, or "".
+func (c *csvReader) parse(first line, more *[]line) string {
+	c.buf, c.ends = c.buf[:0], c.ends[:0]
+	s := first.text
+	size := len(s)
+	i := 0
+	for {
+		col := len(c.ends)
+		// At the start of a field.
+		if i >= len(s) || s[i] != '"' {
+			j := bytes.IndexByte(s[i:], ',')
+			if j < 0 {
+				j = len(s) - i
+			}
+			f := s[i : i+j]
+			if bytes.IndexByte(f, '"') >= 0 {
+				return `bare " in a field that is not quoted: quote the whole field and double the quote (""), or remove it`
+			}
+			c.buf = append(c.buf, f...)
+			c.endField()
+			i += j
+			if i == len(s) {
+				return ""
+			}
+			i++ // the comma
+			continue
+		}
+		// A quoted field.
+		opened := first.no
+		if len(*more) > 0 {
+			opened = (*more)[len(*more)-1].no
+		}
+		i++
+		for {
+			j := bytes.IndexByte(s[i:], '"')
+			if j < 0 {
+				// The line ends inside the quotes.
+				c.buf = append(c.buf, s[i:]...)
+				if name := c.column(col); name != "" {
+					return fmt.Sprintf("a quoted %s opened on line %d is not closed on its line: close the quote (a %s is one line)", name, opened, name)
+				}
+				if len(*more)+1 >= maxRecordLines {
+					return fmt.Sprintf("a quote opened on line %d is not closed within %d lines: close the quote", opened, maxRecordLines)
+				}
+				next, err := c.lines.next()
+				switch {
+				case errors.Is(err, io.EOF):
+					return fmt.Sprintf("a quote opened on line %d is never closed: close the quote", opened)
+				case err != nil:
+					return fmt.Sprintf("a quote opened on line %d is not closed before the input failed: %v", opened, err)
+				}
+				next.text = bytes.Clone(next.text)
+				*more = append(*more, next)
+				if next.tooLong || size+len(next.text) > maxLine {
+					return fmt.Sprintf("a quote opened on line %d is not closed within %d bytes: close the quote", opened, maxLine)
+				}
+				size += len(next.text)
+				c.buf = append(c.buf, '\n')
+				s, i = next.text, 0
+				continue
+			}
+			c.buf = append(c.buf, s[i:i+j]...)
+			i += j + 1
+			if i < len(s) && s[i] == '"' { // "" is a quote
+				c.buf = append(c.buf, '"')
+				i++
+				continue
+			}
+			break
+		}
+		c.endField()
+		switch {
+		case i == len(s):
+			return ""
+		case s[i] == ',':
+			i++
+		default:
+			return `a quoted field's closing " is followed by more text: double a quote within a quoted field ("")`
+		}
+	}
+}
+
+// endField ends the field being read at the end of c.buf.
+func (c *csvReader) endField() { c.ends = append(c.ends, len(c.buf)) }
+
+// column names the column i if it is one of the three a row needs, else "".
+func (c *csvReader) column(i int) string {
+	switch i {
+	case c.from:
+		return colFrom
+	case c.to:
+		return colTo
+	case c.k:
+		return colMsgKey
+	}
+	return ""
+}
+
+// field is fields[i], or "" when the record has no such field.
+func field(fields []string, i int) string {
+	if i < 0 || i >= len(fields) {
+		return ""
+	}
+	return fields[i]
+}
+
+// echo cuts s to at most maxEcho bytes, on a character boundary: what a
+// reject echoes of a field (any valid field is far shorter).
+func echo(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// jsonlReader reads one JSON object per line, with strictjson: a field
+// given twice, invalid UTF-8 and a field name in other letter case are
+// rejects (as at the intake); other fields are ignored.
+type jsonlReader struct {
+	lines *lineReader
+}
+
+// jsonFields are the fields a JSON Lines row gives.
+var jsonFields = []string{colFrom, colTo, colMsgKey}
+
+func (j *jsonlReader) next() (record, error) {
+	ln, err := j.lines.next()
+	if err != nil {
+		return record{}, err
+	}
+	rec := record{line: ln.no, last: ln.no}
+	b := bytes.TrimSpace(ln.text)
+	switch {
+	case ln.tooLong:
+		rec.reject = fmt.Sprintf("line is longer than %d bytes", maxLine)
+		return rec, nil
+	case len(b) == 0:
+		rec.blank = true
+		return rec, nil
+	}
+	obj, err := strictjson.Object(b)
+	if err != nil {
+		rec.reject = jsonReason(err)
+		return rec, nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		if want := strictjson.Miscased(k, jsonFields); want != "" {
+			rec.reject = fmt.Sprintf("%s: names are case-sensitive: write %s", echo(k), want)
+			return rec, nil
+		}
+	}
+	var vals [3]string
+	for i, name := range jsonFields {
+		raw, ok := obj[name]
+		if !ok {
+			continue
+		}
+		v, err := strictjson.String(raw)
+		if err != nil {
+			rec.reject = name + ": " + err.Error()
+			return rec, nil
+		}
+		vals[i] = v
+	}
+	rec.row = row{from: vals[0], to: vals[1], msgKey: vals[2]}
+	return rec, nil
+}
+
+func jsonReason(err error) string {
+	switch {
+	case errors.Is(err, strictjson.ErrNotObject):
+		return "not a JSON object: a row is {\"From_Account\":\"...\",\"To_Account\":\"...\",\"MsgKey\":\"...\"}"
+	case errors.Is(err, strictjson.ErrSyntax):
+		return "not valid JSON: " + err.Error()
+	}
+	return err.Error() // names the field: "MsgKey: is given twice: ..."
 }

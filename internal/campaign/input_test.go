@@ -101,7 +101,7 @@ func TestCSVRowsKeepTheirLineNumbersAndRejectsSayWhy(t *testing.T) {
 	e := newEnv(t)
 	content := "MsgKey,From_Account,To_Account\n" + // line 1
 		"1_1_1,alice,bob\n" + // 2
-		"\"2_2\n_2\",carol,dave\n" + // 3-4: a quoted field spanning two lines
+		"\"2_2\n_2\",carol,dave\n" + // 3-4: a quoted MsgKey spanning two lines: each line a reject
 		"3_3_3,erin\n" + // 5: short
 		",frank,grace\n" + // 6: empty MsgKey
 		"4_4_4," + strings.Repeat("x", 33) + ",heidi\n" + // 7: account too long
@@ -109,7 +109,7 @@ func TestCSVRowsKeepTheirLineNumbersAndRejectsSayWhy(t *testing.T) {
 		"\n" + // 9: blank, skipped
 		"6_6_6,mallory,\"ni,ck\"\n" // 10
 	rows, rejects, res := readAll(t, e, "csv-lines", "x.csv", content)
-	wantRows := []row{{"alice", "bob", "1_1_1"}, {"carol", "dave", "2_2\n_2"}, {"mallory", "ni,ck", "6_6_6"}}
+	wantRows := []row{{"alice", "bob", "1_1_1"}, {"mallory", "ni,ck", "6_6_6"}}
 	if !reflect.DeepEqual(rows, wantRows) {
 		t.Errorf("queued %q, want %q", rows, wantRows)
 	}
@@ -117,7 +117,8 @@ func TestCSVRowsKeepTheirLineNumbersAndRejectsSayWhy(t *testing.T) {
 		line   int
 		reason string
 	}
-	want := []rej{{5, "has 2 fields; the header names 3"}, {6, "MsgKey: is empty"}, {7, "From_Account: is 33 bytes long"}, {8, "not valid CSV"}}
+	want := []rej{{3, "a quoted MsgKey opened on line 3 is not closed on its line"}, {4, `bare " in a field`},
+		{5, "has 2 fields; the header names 3"}, {6, "MsgKey: is empty"}, {7, "From_Account: is 33 bytes long"}, {8, "not valid CSV"}}
 	if len(rejects) != len(want) {
 		t.Fatalf("rejects = %+v, want %d", rejects, len(want))
 	}
@@ -126,8 +127,8 @@ func TestCSVRowsKeepTheirLineNumbersAndRejectsSayWhy(t *testing.T) {
 			t.Errorf("reject %d = line %d %q, want line %d %q", i, rejects[i].Line, rejects[i].Reason, w.line, w.reason)
 		}
 	}
-	if res.New != 3 || res.Rejected != 4 || res.Records != 7 {
-		t.Errorf("result %+v: want 3 new, 4 rejected, 7 records", res)
+	if res.New != 2 || res.Rejected != 6 || res.Records != 8 || res.Lines != 10 {
+		t.Errorf("result %+v: want 2 new, 6 rejected, 8 records, 10 lines", res)
 	}
 }
 

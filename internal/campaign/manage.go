@@ -669,7 +669,8 @@ var ExportHeader = []string{colFrom, colTo, colMsgKey, "code", "meaning", "detai
 const exportChunk = 1000
 
 // Export writes every dead letter of the campaign as CSV to w, in the
-// order they happened, and returns how many. It reads recallq's own audit,
+// order they happened, and returns how many. Every cell is safe to open in
+// a spreadsheet (see neutralise). It reads recallq's own audit,
 // which keeps every row however many (asynq's archive keeps at most 10,000
 // tasks and trims the rest).
 func (m *Manager) Export(ctx context.Context, name string, w io.Writer) (int, error) {
@@ -697,7 +698,7 @@ func (m *Manager) Export(ctx context.Context, name string, w io.Writer) (int, er
 			if code == -1 {
 				meaning = "no answer (network error, timeout or HTTP error)"
 			}
-			if err := cw.Write([]string{a.from, a.to, a.msgKey, a.code, meaning, a.detail, a.at.Format(time.RFC3339Nano)}); err != nil {
+			if err := cw.Write(neutraliseAll([]string{a.from, a.to, a.msgKey, a.code, meaning, a.detail, a.at.Format(time.RFC3339Nano)})); err != nil {
 				return n, err
 			}
 			n++

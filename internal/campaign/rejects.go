@@ -31,7 +31,8 @@ func DefaultRejectsPath(name, source string) string {
 	return filepath.Join(filepath.Dir(source), name+".rejects.csv")
 }
 
-// RejectsFile writes rejects as CSV. The file is created (truncated) on
+// RejectsFile writes rejects as CSV, every cell safe to open in a
+// spreadsheet (see neutralise). The file is created (truncated) on
 // the first reject only, so a clean import leaves no empty file behind.
 // Every import run rewrites it whole: a re-run reads the input from the
 // start, so the file always lists every reject of the input.
@@ -55,7 +56,7 @@ func (r *RejectsFile) Write(rej Reject) error {
 		}
 	}
 	r.n++
-	return r.w.Write([]string{rej.FromAccount, rej.ToAccount, rej.MsgKey, strconv.Itoa(rej.Line), rej.Reason})
+	return r.w.Write(neutraliseAll([]string{rej.FromAccount, rej.ToAccount, rej.MsgKey, strconv.Itoa(rej.Line), rej.Reason}))
 }
 
 // Count is how many rejects were written.

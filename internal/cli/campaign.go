@@ -157,7 +157,7 @@ skipped (and counted as "already queued"), the rest are queued.`,
 				return campaignErr(err)
 			}
 			elapsed := time.Since(started)
-			fmt.Fprintf(g.stdout, "campaign %s: read %d rows: %d new, %d already queued, %d rejected", name, res.Records, res.New, res.Already, res.Rejected)
+			fmt.Fprintf(g.stdout, "campaign %s: read %d lines (%d rows): %d new, %d already queued, %d rejected", name, res.Lines, res.Records, res.New, res.Already, res.Rejected)
 			if res.Rejected > 0 {
 				fmt.Fprintf(g.stdout, " (listed in %s)", rejectsPath)
 			}

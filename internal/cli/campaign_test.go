@@ -47,7 +47,7 @@ func TestCampaignStartReportsRejectsAndResumesAsAlreadyQueued(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errOut)
 	}
-	for _, want := range []string{"reading " + file + " as CSV (by its extension .csv)", "read 4 rows: 3 new, 0 already queued, 1 rejected (listed in " + filepath.Join(dir, "wave.rejects.csv") + ")"} {
+	for _, want := range []string{"reading " + file + " as CSV (by its extension .csv)", "read 5 lines (4 rows): 3 new, 0 already queued, 1 rejected (listed in " + filepath.Join(dir, "wave.rejects.csv") + ")"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout %q does not say %q", out, want)
 		}
@@ -66,7 +66,7 @@ func TestCampaignStartReportsRejectsAndResumesAsAlreadyQueued(t *testing.T) {
 	}
 
 	code, out, _ = run(t, "campaign", "start", "--name", "wave", file)
-	if code != 0 || !strings.Contains(out, "read 4 rows: 0 new, 3 already queued, 1 rejected") {
+	if code != 0 || !strings.Contains(out, "read 5 lines (4 rows): 0 new, 3 already queued, 1 rejected") {
 		t.Fatalf("second start: exit %d, %q", code, out)
 	}
 
@@ -116,7 +116,7 @@ func TestCampaignStartReadsJSONLinesFromStdin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"reading stdin as JSONL (by its content", "read 2 rows: 1 new, 0 already queued, 1 rejected (listed in piped.rejects.csv)"} {
+	for _, want := range []string{"reading stdin as JSONL (by its content", "read 2 lines (2 rows): 1 new, 0 already queued, 1 rejected (listed in piped.rejects.csv)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout %q does not say %q", out, want)
 		}

@@ -50,6 +50,8 @@ func TestBadInputSaysWhatToFix(t *testing.T) {
 	}{
 		{"no msgkey", nil, []string{"enqueue", "--from", "a", "--to", "b"}, "--msgkey: is empty"},
 		{"long account", nil, []string{"enqueue", "--from", strings.Repeat("a", 33), "--to", "b", "--msgkey", "k"}, "--from: is 33 bytes long"},
+		{"spaces around an account", nil, []string{"enqueue", "--from", " u5 ", "--to", "b", "--msgkey", "k"}, "--from: starts or ends with a space"},
+		{"newline in a msgkey", nil, []string{"enqueue", "--from", "a", "--to", "b", "--msgkey", "multi\nline"}, "--msgkey: holds the control character U+000A"},
 		{"bad app", map[string]string{"TIM_SDKAPPID": "14x"}, []string{"enqueue", "--from", "a", "--to", "b", "--msgkey", "k"}, "TIM_SDKAPPID \"14x\" is not a number"},
 		{"no app", map[string]string{"TIM_SDKAPPID": ""}, []string{"worker"}, "TIM_SDKAPPID is not set"},
 		{"no key", nil, []string{"worker"}, "the secret key is not set"},

@@ -2,7 +2,6 @@ package intake
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/strictjson"
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -199,16 +201,18 @@ const shapeHint = `send one recall {"From_Account":"...","To_Account":"...","Msg
 // decode parses a body into its recalls, validated, and says whether it was
 // a batch. A bad request lists every bad recall, one problem each.
 //
-// Field names are matched exactly. encoding/json's DisallowUnknownFields
-// would still accept "msgkey" for MsgKey (it matches names regardless of
-// case), so decode checks each object's keys itself.
+// The body is parsed by strictjson, as campaign JSON Lines are: a field
+// given twice, invalid UTF-8 (or an escape that is no character) and a
+// second JSON value are refused, not resolved. Field names are matched
+// exactly; a name that differs from one only in letter case is refused
+// with the right spelling.
 func (s *Server) decode(body []byte, requestedBy string) ([]tasks.Recall, bool, *decodeError) {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil, false, &decodeError{status: http.StatusBadRequest, msg: "the body is empty: " + shapeHint}
 	}
-	top, err := object(body)
+	top, err := strictjson.Object(body)
 	if err != nil {
-		return nil, false, &decodeError{status: http.StatusBadRequest, msg: "the body " + err.Error() + ": " + shapeHint}
+		return nil, false, bodyError(err)
 	}
 	rawRows, batch := top["recalls"]
 	if !batch {
@@ -225,8 +229,8 @@ func (s *Server) decode(body []byte, requestedBy string) ([]tasks.Recall, bool, 
 				Reason: `is not a field of a batch: a batch is {"recalls":[...]} and nothing else`})
 		}
 	}
-	var rows []json.RawMessage
-	if err := json.Unmarshal(rawRows, &rows); err != nil || rows == nil {
+	rows, err := strictjson.Array(rawRows)
+	if err != nil {
 		problems = append(problems, Problem{Field: "recalls", malformed: true, Reason: "must be an array of recalls"})
 	}
 	if len(problems) > 0 {
@@ -246,10 +250,10 @@ func (s *Server) decode(body []byte, requestedBy string) ([]tasks.Recall, bool, 
 	for i, raw := range rows {
 		idx := i
 		prefix := "recalls[" + strconv.Itoa(i) + "]"
-		obj, err := object(raw)
+		obj, err := strictjson.Object(raw)
 		if err != nil {
 			problems = append(problems, Problem{Field: prefix, Row: &idx, malformed: true,
-				Reason: err.Error() + `: a recall is {"From_Account":"...","To_Account":"...","MsgKey":"..."}`})
+				Reason: "is not a JSON object" + `: a recall is {"From_Account":"...","To_Account":"...","MsgKey":"..."}`})
 			continue
 		}
 		rc, p := s.recall(obj, prefix+".", &idx, requestedBy)
@@ -265,25 +269,32 @@ func (s *Server) decode(body []byte, requestedBy string) ([]tasks.Recall, bool, 
 	return out, true, nil
 }
 
-// object parses b as one JSON object, keeping its values raw.
-func object(b []byte) (map[string]json.RawMessage, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(b, &obj); err != nil {
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) {
-			return nil, fmt.Errorf("is not valid JSON (at byte %d: %v)", syn.Offset, syn)
+// bodyError answers a body strictjson refused. Invalid UTF-8 in a value is
+// a bad value (422, like an empty or too long one), named by its field;
+// a field given twice is a bad shape (400), named too; the rest is not
+// JSON or not an object (400).
+func bodyError(err error) *decodeError {
+	var se *strictjson.Error
+	if !errors.As(err, &se) || se.Field() == "" {
+		return &decodeError{status: http.StatusBadRequest, msg: "the body " + err.Error() + ": " + shapeHint}
+	}
+	p := Problem{Field: se.Field(), Reason: se.Err.Error(), malformed: !errors.Is(err, strictjson.ErrInvalidUTF8)}
+	var tokens []string
+	for tok := range se.Pointer.Tokens() {
+		tokens = append(tokens, tok)
+	}
+	if len(tokens) >= 2 && tokens[0] == "recalls" {
+		if row, err := strconv.Atoi(tokens[1]); err == nil {
+			p.Row = &row
+			return problemsError(true, 0, []Problem{p})
 		}
-		return nil, errors.New("is not a JSON object")
 	}
-	if obj == nil {
-		return nil, errors.New("is not a JSON object")
-	}
-	return obj, nil
+	return problemsError(false, 1, []Problem{p})
 }
 
 // recall reads one recall from obj and validates it. It returns the first
 // problem, its field named with prefix.
-func (s *Server) recall(obj map[string]json.RawMessage, prefix string, row *int, requestedBy string) (tasks.Recall, *Problem) {
+func (s *Server) recall(obj map[string]jsontext.Value, prefix string, row *int, requestedBy string) (tasks.Recall, *Problem) {
 	rr, p := decodeRecall(obj, prefix, row)
 	if p != nil {
 		return tasks.Recall{}, p
@@ -309,11 +320,14 @@ func (s *Server) recall(obj map[string]json.RawMessage, prefix string, row *int,
 
 // decodeRecall reads one recall's fields from obj. It returns the first
 // problem, its field named with prefix.
-func decodeRecall(obj map[string]json.RawMessage, prefix string, row *int) (RecallRequest, *Problem) {
+func decodeRecall(obj map[string]jsontext.Value, prefix string, row *int) (RecallRequest, *Problem) {
 	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		if !slices.Contains(recallFields, k) {
-			return RecallRequest{}, &Problem{Field: prefix + k, Row: row, malformed: true,
-				Reason: "is not a field of a recall: use From_Account, To_Account, MsgKey and reason (names are case-sensitive)"}
+			reason := "is not a field of a recall: use From_Account, To_Account, MsgKey and reason (names are case-sensitive)"
+			if want := strictjson.Miscased(k, recallFields); want != "" {
+				reason = "is not a field of a recall: names are case-sensitive: write " + want
+			}
+			return RecallRequest{}, &Problem{Field: prefix + k, Row: row, malformed: true, Reason: reason}
 		}
 	}
 	var rr RecallRequest
@@ -330,9 +344,11 @@ func decodeRecall(obj map[string]json.RawMessage, prefix string, row *int) (Reca
 		if !ok {
 			continue
 		}
-		if err := json.Unmarshal(raw, f.dst); err != nil {
+		v, err := strictjson.String(raw)
+		if err != nil {
 			return RecallRequest{}, &Problem{Field: prefix + f.name, Row: row, malformed: true, Reason: "must be a string"}
 		}
+		*f.dst = v
 	}
 	return rr, nil
 }
@@ -347,7 +363,10 @@ func problemsError(batch bool, total int, problems []Problem) *decodeError {
 		}
 	}
 	what := "the recall is invalid"
-	if batch {
+	switch {
+	case batch && total == 0: // the body could not be read to its end
+		what = "a recall of the batch is invalid"
+	case batch:
 		what = fmt.Sprintf("%d of %d recalls are invalid", len(problems), total)
 	}
 	return &decodeError{status: status, problems: problems,

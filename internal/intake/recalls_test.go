@@ -125,6 +125,25 @@ func TestBadRequestsNameTheFieldAndRow(t *testing.T) {
 		{"an array", `[` + good + `]`, 400, nil, nil, "the body is not a JSON object"},
 		{"null", `null`, 400, nil, nil, "the body is not a JSON object"},
 		{"empty body", ``, 400, nil, nil, "the body is empty"},
+		// Issue 10: values the JSON decoder used to change or let through.
+		{"invalid UTF-8 in MsgKey", "{\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"1_\xff\xfe\"}",
+			422, []string{"MsgKey"}, []int{-1}, "MsgKey: is not valid UTF-8"},
+		{"lone surrogate escape in an account", `{"From_Account":"\udc00","To_Account":"b","MsgKey":"k"}`,
+			422, []string{"From_Account"}, []int{-1}, "From_Account: is not valid UTF-8"},
+		{"invalid UTF-8 in a batch row", batchJSON(good, "{\"From_Account\":\"a\",\"To_Account\":\"\xc3\",\"MsgKey\":\"k\"}"),
+			422, []string{"recalls[1].To_Account"}, []int{1}, "recalls[1].To_Account: is not valid UTF-8"},
+		{"MsgKey twice", `{"From_Account":"a","To_Account":"b","MsgKey":"k1","MsgKey":"k2"}`,
+			400, []string{"MsgKey"}, []int{-1}, "MsgKey: is given twice"},
+		{"MsgKey twice in a batch row", batchJSON(good, `{"From_Account":"a","To_Account":"b","MsgKey":"k1","MsgKey":"k2"}`),
+			400, []string{"recalls[1].MsgKey"}, []int{1}, "recalls[1].MsgKey: is given twice"},
+		{"recalls twice", `{"recalls":[` + good + `],"recalls":[` + good + `]}`,
+			400, []string{"recalls"}, []int{-1}, "recalls: is given twice"},
+		{"miscased name says the right one", `{"from_account":"a","To_Account":"b","MsgKey":"k"}`,
+			400, []string{"from_account"}, []int{-1}, "names are case-sensitive: write From_Account"},
+		{"spaces around an account", recallJSON(" u5 ", "b", "k"),
+			422, []string{"From_Account"}, []int{-1}, "From_Account: starts or ends with a space"},
+		{"newline in a MsgKey", recallJSON("a", "b", "multi\nline"),
+			422, []string{"MsgKey"}, []int{-1}, "MsgKey: holds the control character U+000A"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)

@@ -21,7 +21,7 @@ const activeKey = Prefix + ":campaigns:active"
 // {camp:NAME}, so one Lua script may touch any of them on Redis Cluster.
 type keys struct {
 	meta, counts, backlog, window, retrying, parked, dead, op string
-	deadIDs, rates                                           string
+	deadIDs, rates                                            string
 }
 
 // recordKeys are the KEYS of recordScript.

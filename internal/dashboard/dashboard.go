@@ -85,6 +85,7 @@ type Dashboard struct {
 	cfg     Config
 	log     *slog.Logger
 	mon     *asynqmon.HTTPHandler
+	camps   *campaigns
 	handler http.Handler
 }
 
@@ -123,7 +124,13 @@ func New(cfg Config) (*Dashboard, error) {
 
 	// The console: refuse cross-origin writes (a page elsewhere must not
 	// drive a logged-in browser to delete tasks), then authenticate.
-	var app http.Handler = http.NewCrossOriginProtection().Handler(d.mon)
+	camps, err := newCampaigns(cfg)
+	if err != nil {
+		d.mon.Close()
+		return nil, err
+	}
+	d.camps = camps
+	var app http.Handler = http.NewCrossOriginProtection().Handler(withCampaigns(camps, d.mon))
 	if !cfg.Open {
 		app = basicAuth(cfg.Username, cfg.Password, app)
 	}
@@ -144,7 +151,13 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Close closes the connections to Redis.
-func (d *Dashboard) Close() error { return d.mon.Close() }
+func (d *Dashboard) Close() error {
+	err := d.mon.Close()
+	if cerr := d.camps.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // ListenAndServe serves the dashboard on Config.Addr until ctx ends, then
 // shuts down gracefully, letting running requests finish for up to

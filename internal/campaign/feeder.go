@@ -336,7 +336,10 @@ func (f *Feeder) pass(ctx context.Context) (more bool, err error) {
 				return false, err
 			}
 		}
-		if v.window > 0 && (v.m.state == StateRunning || v.m.state == StatePaused) {
+		// Not while a batch cut short by a crash waits to be replayed, or
+		// a pause's rows are parked: their tasks may be missing from asynq
+		// for a reason that is not an operator's.
+		if v.window > 0 && v.m.feeding == 0 && v.parkd == 0 && (v.m.state == StateRunning || v.m.state == StatePaused) {
 			if err := f.maybeSync(ctx, v); err != nil {
 				return false, err
 			}

@@ -120,3 +120,35 @@ func TestStatusSaysWhenNoWorkerRuns(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// A task waiting for a retry that is run now by hand counts as queued, not
+// retrying, and is counted once when it ends.
+func TestRetryRunNowByHandCountsAsQueued(t *testing.T) {
+	e := newEnv(t)
+	e.startPipeline(pipelineOptions{feeder: FeederConfig{SyncInterval: 100 * time.Millisecond}})
+	rows := msgRows(0, 2)
+	e.sim.Force(rows[0].msgKey, 90009, 0) // a configuration error: kept, retried a minute later
+	e.importRows("runnow", rows)
+	e.waitFor("the kept task to be retrying", 10*time.Second, func() bool {
+		st := e.status("runnow")
+		return st.Retrying == 1 && st.Recalled == 1
+	})
+	if err := e.insp.PauseQueue(tasks.QueueBulk); err != nil { // so that it stays queued where the test can see it
+		t.Fatal(err)
+	}
+	if err := e.insp.RunTask(tasks.QueueBulk, taskIDOfRow(rows[0])); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the task run now to count as queued", 5*time.Second, func() bool {
+		st := e.status("runnow")
+		return st.Retrying == 0 && st.InQueue == 1
+	})
+	e.sim.Reset()
+	if err := e.insp.UnpauseQueue(tasks.QueueBulk); err != nil {
+		t.Fatal(err)
+	}
+	st := e.waitState("runnow", StateDone, 10*time.Second)
+	if st.Recalled != 2 || st.Retrying != 0 || st.Ended() != st.Queued {
+		t.Fatalf("status %+v; want both recalled", st)
+	}
+}

@@ -26,9 +26,10 @@ import (
 //   - archive a queued or retrying task: syncWindow counts it dead-lettered
 //     ("archived by hand") and audits it;
 //   - delete a queued or retrying task: syncWindow counts it as deleted;
-//   - run a retrying or scheduled task now, delete or run a dead letter
-//     or a completed task: nothing to change (its end is recorded when it
-//     comes, or was recorded already);
+//   - run a retrying task now: it counts as queued, not retrying, until it
+//     ends or fails again;
+//   - delete a dead letter or a completed task: nothing to change (its end
+//     was recorded already; the audit keeps the dead letter);
 //   - pause the bulk queue: the feeder stops feeding and status says why.
 //
 // The feeder runs syncWindow every SyncInterval for every campaign with
@@ -78,6 +79,18 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 		return 0, fmt.Errorf("campaign %s: read task states: %w", name, err)
 	}
 	settled := 0
+	// The retrying set follows asynq: a task back in the queue (a retry
+	// come due, or run now by hand) is not waiting for a retry any more,
+	// and one in asynq's retry set is.
+	var queued, retrying []any
+	defer func() {
+		if len(queued) > 0 {
+			_ = rdb.SRem(ctx, k.retrying, queued...).Err()
+		}
+		if len(retrying) > 0 {
+			_ = markRetryingScript.Run(ctx, rdb, []string{k.window, k.retrying}, retrying...).Err()
+		}
+	}()
 	for i, id := range ids {
 		state, err := states[i].Result()
 		switch {
@@ -90,6 +103,12 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 			continue
 		case err != nil:
 			return settled, err
+		case state == "pending" || state == "active":
+			queued = append(queued, id)
+			continue
+		case state == "retry":
+			retrying = append(retrying, id)
+			continue
 		case state != "archived" && state != "completed":
 			continue // alive
 		}
@@ -148,6 +167,16 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	audit := string(appendFields(nil, strconv.FormatInt(at.UnixMilli(), 10), r.from, r.to, r.msgKey, strconv.Itoa(code), clip(detail)))
 	return recordScript.Run(ctx, rdb, k.recordKeys(), id, string(worker.FateDeadLettered), code, audit, "").Int()
 }
+
+// markRetryingScript adds to the retrying set the tasks that are still in
+// the window (one that ended meanwhile must not linger there).
+// KEYS: window, retrying. ARGV: ids.
+var markRetryingScript = redis.NewScript(`
+for i = 1, #ARGV do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then redis.call('SADD', KEYS[2], ARGV[i]) end
+end
+return 0
+`)
 
 // settleScript counts a task of the window that ended without a recorded
 // end. KEYS: counts, window, retrying. ARGV: id, count.

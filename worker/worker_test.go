@@ -388,3 +388,34 @@ func TestBreakerStopsCallsDuringConfigErrorsAndRecovers(t *testing.T) {
 		t.Errorf("breaker changes = %v, want [open closed]", e.breaker.changes)
 	}
 }
+
+// A task on its last attempt whose deadline passes while it waits for a
+// slot (asynq archives it with "context deadline exceeded") is put back,
+// and recalled once calls may go again.
+func TestDeadlineOnTheLastAttemptIsPutBack(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := msg(1)
+	r.SDKAppID = testApp
+	payload, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.lim.SlowDown(context.Background(), 2500*time.Millisecond); err != nil { // no slot for 2.5 s
+		t.Fatal(err)
+	}
+	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
+	defer c.Close()
+	// No retry at all, and a deadline shorter than the wait: its first
+	// attempt is its last, and it runs out of time.
+	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeRecall, payload), asynq.TaskID(r.TaskID()),
+		asynq.Queue(tasks.QueueUrgent), asynq.MaxRetry(0), asynq.Timeout(time.Second), asynq.Retention(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	info := e.waitTask(r.TaskID(), "completed", inState(asynq.TaskStateCompleted))
+	if info.Retried != 0 {
+		t.Fatalf("retried=%d: running out of time while waiting is not a failure", info.Retried)
+	}
+	if !strings.Contains(e.logs.String(), "put back in its queue") {
+		t.Errorf("the task was never archived and put back: the test did not reach the last-attempt path\n%s", e.logs.String())
+	}
+}

@@ -157,6 +157,9 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 				continue
 			}
 			if err := l.insp.RunTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				if now, ierr := l.insp.GetTaskInfo(queue, id); ierr == nil && now.State != asynq.TaskStateArchived {
+					continue // another worker put it back first
+				}
 				return n, fmt.Errorf("put back task %s: %w", id, err)
 			}
 			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()

@@ -149,6 +149,23 @@ func (rig *campaignRig) waitState(t *testing.T, name string, s campaign.State) c
 	}
 }
 
+// waitStill waits until nothing of a paused campaign is left in asynq:
+// the tasks being called when the pause came have ended.
+func (rig *campaignRig) waitStill(t *testing.T, name string) campaign.Status {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := rig.status(t, name)
+		if st.InQueue == 0 && st.Retrying == 0 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("campaign %s: %d tasks still in asynq a minute after the pause", name, st.InQueue+st.Retrying)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // browser is one headless Chromium driven through the DevTools protocol,
 // sending the dashboard's login with every request.
 func newBrowser(t *testing.T, bin string) context.Context {
@@ -236,14 +253,7 @@ func TestBrowserCampaignsPage(t *testing.T) {
 		click(t, ctx, "#pause", "paused:")
 		// The tasks being called when the pause came end normally; then
 		// nothing moves.
-		var st campaign.Status
-		deadline := time.Now().Add(10 * time.Second)
-		for st = rig.status(t, "leak-7731"); st.InQueue != 0 || st.Retrying != 0; st = rig.status(t, "leak-7731") {
-			if time.Now().After(deadline) {
-				t.Fatalf("after Pause: %d tasks still in asynq", st.InQueue+st.Retrying)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		st := rig.waitStill(t, "leak-7731")
 		if st.State != campaign.StatePaused || st.Backlog == 0 {
 			t.Fatalf("after Pause: %+v", st)
 		}
@@ -285,6 +295,7 @@ func TestBrowserCampaignsPage(t *testing.T) {
 		if _, err := rig.mgr.Pause(context.Background(), "held-ro"); err != nil {
 			t.Fatal(err)
 		}
+		rig.waitStill(t, "held-ro")
 		var dom string
 		if err := chromedp.Run(ctx, chromedp.Navigate(ro+"/campaigns/held-ro"), chromedp.OuterHTML("html", &dom)); err != nil {
 			t.Fatal(err)

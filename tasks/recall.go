@@ -235,9 +235,10 @@ type Options struct {
 // NewTask validates r and returns the asynq task that recalls it, with its
 // deterministic ID, queue, retry budget, timeout and retention set.
 //
-// asynq's own retry limit is set one above the budget: the worker enforces
-// the budget itself (see worker.Handler), so asynq never archives a task
-// for a reason that is not the task's fault.
+// asynq's MaxRetry is the budget itself, so what asynqmon and asynq's CLI
+// show (Max Retry, Retried) is the truth. asynq archives a task on its last
+// attempt whatever the error; the worker puts back one that was archived
+// there for a reason that is not its own (see package worker).
 func NewTask(r Recall, o Options) (*asynq.Task, error) {
 	payload, err := r.Encode()
 	if err != nil {
@@ -258,17 +259,12 @@ func NewTask(r Recall, o Options) (*asynq.Task, error) {
 	return asynq.NewTask(TypeRecall, payload,
 		asynq.TaskID(r.TaskID()),
 		asynq.Queue(o.Queue),
-		asynq.MaxRetry(o.MaxRetry+1),
+		asynq.MaxRetry(o.MaxRetry),
 		asynq.Timeout(DefaultTimeout),
 		asynq.Retention(o.Retention),
 	), nil
 }
 
 // RetryBudget returns the number of transient failures a task may have,
-// given asynq's MaxRetry for it (see NewTask).
-func RetryBudget(asynqMaxRetry int) int {
-	if asynqMaxRetry <= 1 {
-		return 0
-	}
-	return asynqMaxRetry - 1
-}
+// given asynq's MaxRetry for it: the same number (see NewTask).
+func RetryBudget(asynqMaxRetry int) int { return max(asynqMaxRetry, 0) }

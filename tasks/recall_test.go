@@ -137,8 +137,8 @@ func TestNewTaskOptions(t *testing.T) {
 	if _, err := NewTask(Recall{}, Options{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("invalid recall: %v", err)
 	}
-	if RetryBudget(DefaultMaxRetry+1) != DefaultMaxRetry {
-		t.Fatal("the retry budget is not asynq's limit minus the spare")
+	if RetryBudget(DefaultMaxRetry) != DefaultMaxRetry {
+		t.Fatal("the retry budget is not asynq's limit")
 	}
 }
 

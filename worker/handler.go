@@ -16,10 +16,11 @@
 //     late without using up a retry, and the operator is told what to fix.
 //
 // asynq archives any failing task whose retry count has reached its limit,
-// before it asks whether the error was a failure at all. NewTask (package
-// tasks) therefore sets asynq's limit one above the real budget and the
-// handler enforces the budget itself: no task is ever archived for a reason
-// that is not its own.
+// before it asks whether the error was a failure at all. asynq's limit is
+// the real budget (so its tools show the truth), and a task archived on its
+// last attempt for a reason that is not its own (a rate limit, a
+// configuration error, a stop, a crash) is put back (lastattempt.go): no
+// task stays dead-lettered for a reason that is not its own.
 package worker
 
 import (
@@ -140,6 +141,8 @@ type Handler struct {
 	log      *slog.Logger
 	loudOnce rate.Sometimes // bounds the error-level configuration logs
 	breaker  *breaker
+	// lastAttempt notes tasks on their last attempt (set by Run; nil: off).
+	lastAttempt *lastAttempts
 }
 
 // NewHandler applies the defaults and validates cfg.
@@ -174,7 +177,10 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 // ProcessTask recalls one message. See the package comment for what each
 // answer leads to.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
-	return h.scrub(h.process(ctx, t))
+	end := h.lastAttempt.begin(ctx)
+	err := h.scrub(h.process(ctx, t))
+	end(err)
+	return err
 }
 
 func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
@@ -227,6 +233,9 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 		ev.Fate = fateOf(ev.Code, err, again)
 		h.record(ev)
 		if !again {
+			if err == nil {
+				h.writeResult(ctx, log, t, resp)
+			}
 			return err
 		}
 	}
@@ -359,19 +368,21 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 			log.WarnContext(ctx, "dead-lettered after retries", "code", o.Code, "attempts", retried+1)
 		}
 		if cause != nil {
-			return fmt.Errorf("%s after %d attempts: %w: %w", what, retried+1, cause, asynq.SkipRetry)
+			return fmt.Errorf("%s after %d attempts (%s): %w: %w", what, retried+1, retriesText(retried, budget, o.Class), cause, asynq.SkipRetry)
 		}
-		return fmt.Errorf("%s after %d attempts: %w", what, retried+1, asynq.SkipRetry)
+		return fmt.Errorf("%s after %d attempts (%s): %w", what, retried+1, retriesText(retried, budget, o.Class), asynq.SkipRetry)
 	}
+	// asynq counts this failure: its Retried becomes retried+1, which is
+	// what the error says, next to the same budget asynq shows.
 	if cause != nil {
-		log.InfoContext(ctx, "will retry", "code", o.Code, "attempt", retried+1, "of", budget+1, "err", h.scrub(cause).Error())
+		log.InfoContext(ctx, "will retry", "code", o.Code, "retry", retried+1, "of", budget, "err", h.scrub(cause).Error())
 	} else {
-		log.InfoContext(ctx, "will retry", "code", o.Code, "attempt", retried+1, "of", budget+1)
+		log.InfoContext(ctx, "will retry", "code", o.Code, "retry", retried+1, "of", budget)
 	}
 	if cause != nil {
-		return fmt.Errorf("%s (attempt %d of %d): %w", what, retried+1, budget+1, cause)
+		return fmt.Errorf("%s (attempt %d failed; %s): %w", what, retried+1, retryText(retried+1, budget, o.Class), cause)
 	}
-	return fmt.Errorf("%s (attempt %d of %d)", what, retried+1, budget+1)
+	return fmt.Errorf("%s (attempt %d failed; %s)", what, retried+1, retryText(retried+1, budget, o.Class))
 }
 
 // configError logs loudly and sends the task back late, without using up

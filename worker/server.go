@@ -49,6 +49,10 @@ type Config struct {
 	// RetryBase and RetryMax shape the backoff of transient failures.
 	// Defaults DefaultRetryBase and DefaultRetryMax.
 	RetryBase, RetryMax time.Duration
+	// LastAttemptCheck is how often the worker puts back tasks asynq
+	// archived on their last attempt for a reason not their own
+	// (lastattempt.go). Default DefaultLastAttemptCheck.
+	LastAttemptCheck time.Duration
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 	// Started, if set, is called once the asynq server has started taking
@@ -94,6 +98,19 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	quiet := &shutdownLog{}
+	last, closeLast, err := newLastAttempts(cfg.Redis, cfg.Logger)
+	if err != nil {
+		return err
+	}
+	defer closeLast()
+	h.lastAttempt = last
+	if cfg.LastAttemptCheck <= 0 {
+		cfg.LastAttemptCheck = DefaultLastAttemptCheck
+	}
+	lastCtx, stopLast := context.WithCancel(context.WithoutCancel(ctx))
+	lastDone := make(chan struct{})
+	go func() { defer close(lastDone); last.run(lastCtx, cfg.LastAttemptCheck) }()
+	defer func() { stopLast(); <-lastDone }()
 	srv := asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency: cfg.Concurrency,
 		// Single recalls first, always; campaigns take what is left.

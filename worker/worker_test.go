@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -111,7 +112,8 @@ func TestTransientFailuresUseTheBudgetThenDeadLetter(t *testing.T) {
 	r := msg(1)
 	e.sim.Force(r.MsgKey, 91000, 0)
 	info := e.waitTask(e.recall(r), "archived", inState(asynq.TaskStateArchived))
-	if info.Retried != 2 || !strings.Contains(info.LastErr, "tencent 91000") || !strings.Contains(info.LastErr, "after 3 attempts") {
+	if info.Retried != 2 || info.MaxRetry != 2 || !strings.Contains(info.LastErr, "tencent 91000") ||
+		!strings.Contains(info.LastErr, "after 3 attempts (2 retries of 2)") {
 		t.Fatalf("retried=%d last_err=%q; want 2 retries and the code in the error", info.Retried, info.LastErr)
 	}
 	if got := e.sim.Fate(r.FromAccount, r.ToAccount, r.MsgKey); len(got) != 3 {
@@ -132,26 +134,102 @@ func TestUnknownCodeRetriesAFewTimesThenDeadLetters(t *testing.T) {
 	}
 }
 
-// asynq archives a failing task whose retries are spent before it asks
-// whether the error was a failure at all. A configuration error on such a
-// task must still keep it.
+// asynq archives a failing task whose retry count has reached its limit,
+// before it asks whether the error was a failure at all. A configuration
+// error on such a task must still keep it: the worker puts it back, and it
+// is called again with its count unchanged.
 func TestConfigErrorAfterRetriesAreSpentKeepsTheTask(t *testing.T) {
-	e := newEnv(t, envOptions{maxRetry: 1, retryBase: time.Hour}) // runs again only when told
+	e := newEnv(t, envOptions{maxRetry: 1, retryBase: time.Hour, configRetryDelay: 300 * time.Millisecond})
 	r := msg(1)
 	e.sim.Force(r.MsgKey, 91000, 1)
 	id := e.recall(r)
 	e.waitTask(id, "retrying with its one retry spent", func(i *asynq.TaskInfo) bool {
 		return i.State == asynq.TaskStateRetry && i.Retried == 1
 	})
-	e.sim.Force(r.MsgKey, 90009, 0)
+	e.sim.Force(r.MsgKey, 90009, 1)
 	if err := e.insp.RunTask(tasks.QueueUrgent, id); err != nil {
 		t.Fatal(err)
 	}
-	info := e.waitTask(id, "kept after a configuration error", func(i *asynq.TaskInfo) bool {
-		return strings.Contains(i.LastErr, "configuration error")
+	info := e.waitTask(id, "completed after the configuration error", inState(asynq.TaskStateCompleted))
+	if info.Retried != 1 || info.MaxRetry != 1 {
+		t.Fatalf("retried=%d max_retry=%d: the configuration error must not use a retry, and asynq must show the real budget", info.Retried, info.MaxRetry)
+	}
+	if got := e.sim.Fate(r.FromAccount, r.ToAccount, r.MsgKey); !slices.Equal(got, []int{91000, 90009, 0}) {
+		t.Fatalf("simulator saw %v, want [91000 90009 0]", got)
+	}
+}
+
+// The same on the last attempt for a rate limit that outlasts the calls
+// made in place: asynq archives the task, the worker puts it back.
+func TestRateLimitedOnTheLastAttemptIsPutBack(t *testing.T) {
+	e := newEnv(t, envOptions{maxRetry: 1, retryBase: time.Hour})
+	r := msg(1)
+	e.sim.Force(r.MsgKey, 91000, 1)
+	id := e.recall(r)
+	e.waitTask(id, "retrying with its one retry spent", func(i *asynq.TaskInfo) bool {
+		return i.State == asynq.TaskStateRetry && i.Retried == 1
 	})
-	if info.State != asynq.TaskStateRetry || info.Retried != 1 {
-		t.Fatalf("state=%v retried=%d: the task must stay in the retry set with its count unchanged", info.State, info.Retried)
+	e.sim.Force(r.MsgKey, 60007, worker.DefaultRateLimitedInPlace+1) // the whole attempt
+	if err := e.insp.RunTask(tasks.QueueUrgent, id); err != nil {
+		t.Fatal(err)
+	}
+	info := e.waitTask(id, "completed", inState(asynq.TaskStateCompleted))
+	if info.Retried != 1 || info.MaxRetry != 1 {
+		t.Fatalf("retried=%d max_retry=%d after a rate limit on the last attempt", info.Retried, info.MaxRetry)
+	}
+	if n := len(e.sim.Fate(r.FromAccount, r.ToAccount, r.MsgKey)); n != worker.DefaultRateLimitedInPlace+3 {
+		t.Fatalf("simulator saw %d calls, want %d", n, worker.DefaultRateLimitedInPlace+3)
+	}
+	if !strings.Contains(e.logs.String(), "put back in its queue") {
+		t.Error("the worker did not log that it put the task back")
+	}
+}
+
+// What asynqmon and asynq's CLI show is the real budget: Max Retry 10,
+// Retried counting failures, and the stored error saying the same.
+func TestAsynqShowsTheRealRetryBudget(t *testing.T) {
+	e := newEnv(t, envOptions{retryBase: time.Hour})
+	r := msg(1)
+	e.sim.Force(r.MsgKey, 91000, 0)
+	info := e.waitTask(e.recall(r), "retrying", inState(asynq.TaskStateRetry))
+	if info.MaxRetry != tasks.DefaultMaxRetry || info.Retried != 1 ||
+		!strings.Contains(info.LastErr, "tencent 91000: internal service error (attempt 1 failed; retry 1 of 10 next)") {
+		t.Fatalf("max_retry=%d retried=%d last_err=%q; want 10, 1 and the same numbers in the error", info.MaxRetry, info.Retried, info.LastErr)
+	}
+	u := msg(2)
+	e.sim.Force(u.MsgKey, 99999, 0)
+	info = e.waitTask(e.recall(u), "retrying", inState(asynq.TaskStateRetry))
+	if !strings.Contains(info.LastErr, "(attempt 1 failed; retry 1 of 3 for an unknown code next)") {
+		t.Fatalf("last_err=%q; want the unknown code's budget of %d", info.LastErr, worker.UnknownRetries)
+	}
+}
+
+// A completed task keeps a small JSON result that asynq's tools print.
+func TestCompletedTaskKeepsItsResult(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, tc := range []struct {
+		name    string
+		code    int
+		meaning string
+	}{
+		{"recalled", 0, "recalled"},
+		{"already recalled", 20023, "the message has already been recalled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := msg(10 + tc.code)
+			if tc.code != 0 {
+				e.sim.Force(r.MsgKey, tc.code, 1)
+			}
+			info := e.waitTask(e.recall(r), "completed", inState(asynq.TaskStateCompleted))
+			var res worker.Result
+			if err := json.Unmarshal(info.Result, &res); err != nil {
+				t.Fatalf("result %q is not JSON: %v", info.Result, err)
+			}
+			if res.Code != tc.code || res.Meaning != tc.meaning || !strings.HasPrefix(res.RequestID, "Id-sim-") ||
+				res.Attempts != 1 || time.Since(res.Time) > time.Minute {
+				t.Fatalf("result %s; want code %d, %q, the simulator's RequestId, 1 attempt, now", info.Result, tc.code, tc.meaning)
+			}
+		})
 	}
 }
 
@@ -308,5 +386,36 @@ func TestBreakerStopsCallsDuringConfigErrorsAndRecovers(t *testing.T) {
 	defer e.breaker.mu.Unlock()
 	if !slices.Equal(e.breaker.changes, []bool{true, false}) {
 		t.Errorf("breaker changes = %v, want [open closed]", e.breaker.changes)
+	}
+}
+
+// A task on its last attempt whose deadline passes while it waits for a
+// slot (asynq archives it with "context deadline exceeded") is put back,
+// and recalled once calls may go again.
+func TestDeadlineOnTheLastAttemptIsPutBack(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := msg(1)
+	r.SDKAppID = testApp
+	payload, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.lim.SlowDown(context.Background(), 2500*time.Millisecond); err != nil { // no slot for 2.5 s
+		t.Fatal(err)
+	}
+	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
+	defer c.Close()
+	// No retry at all, and a deadline shorter than the wait: its first
+	// attempt is its last, and it runs out of time.
+	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeRecall, payload), asynq.TaskID(r.TaskID()),
+		asynq.Queue(tasks.QueueUrgent), asynq.MaxRetry(0), asynq.Timeout(time.Second), asynq.Retention(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	info := e.waitTask(r.TaskID(), "completed", inState(asynq.TaskStateCompleted))
+	if info.Retried != 0 {
+		t.Fatalf("retried=%d: running out of time while waiting is not a failure", info.Retried)
+	}
+	if !strings.Contains(e.logs.String(), "put back in its queue") {
+		t.Errorf("the task was never archived and put back: the test did not reach the last-attempt path\n%s", e.logs.String())
 	}
 }

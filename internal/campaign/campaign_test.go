@@ -448,7 +448,7 @@ func TestReconciliationSettlesTasksWhoseEndWasNeverRecorded(t *testing.T) {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); wg.Wait() }()
-	e.startFeeder(ctx, &wg, FeederConfig{ReconcileAfter: 200 * time.Millisecond})
+	e.startFeeder(ctx, &wg, FeederConfig{SyncInterval: 100 * time.Millisecond})
 	e.waitFor("the rows to be queued", 5*time.Second, func() bool { return e.status("lost").InQueue == 3 })
 	id := func(r row) string {
 		return tasks.Recall{SDKAppID: testApp, FromAccount: r.from, ToAccount: r.to, MsgKey: r.msgKey}.TaskID()
@@ -464,11 +464,11 @@ func TestReconciliationSettlesTasksWhoseEndWasNeverRecorded(t *testing.T) {
 	NewRecorder(RecorderConfig{Redis: e.rdb, Logger: e.log}).Record(ev)
 
 	st := e.waitState("lost", StateDone, 10*time.Second)
-	if st.Recalled != 1 || st.DeadLettered != 1 || st.Unaccounted != 1 || st.DeadByCode["-1"] != 1 {
-		t.Fatalf("status %+v; want 1 recalled, 1 dead-lettered, 1 unaccounted", st)
+	if st.Recalled != 1 || st.DeadLettered != 1 || st.Deleted != 1 || st.DeadByCode["-1"] != 1 {
+		t.Fatalf("status %+v; want 1 recalled, 1 dead-lettered, 1 deleted", st)
 	}
 	recs := e.export("lost")
-	if len(recs) != 2 || recs[1][2] != rows[1].msgKey || !strings.Contains(recs[1][5], "reconciliation") {
+	if len(recs) != 2 || recs[1][2] != rows[1].msgKey || !strings.Contains(recs[1][5], "archived by hand") {
 		t.Fatalf("export %q", recs)
 	}
 	if n, _ := e.rdb.SIsMember(context.Background(), activeKey, "lost").Result(); n {

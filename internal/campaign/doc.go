@@ -24,13 +24,20 @@
 //	                                        import checkpoint (import_rows, import_line,
 //	                                        import_crc, import_done), rejected, fed, feeding
 //	recallq:{camp:NAME}:counts        HASH  recalled, already_recalled, dead_lettered,
-//	                                        dead:<code>, duplicates, cancelled, unaccounted
+//	                                        dead:<code>, duplicates, cancelled, deleted,
+//	                                        unaccounted
 //	recallq:{camp:NAME}:backlog       LIST  rows not yet handed to asynq, in input order
 //	recallq:{camp:NAME}:window        HASH  task ID -> row, for every task handed to asynq
 //	                                        whose end has not been recorded
 //	recallq:{camp:NAME}:retrying      SET   task IDs of the window waiting for a retry
 //	recallq:{camp:NAME}:parked        HASH  task ID -> row while pause moves it back
-//	recallq:{camp:NAME}:dead          LIST  the audit: one row per dead-lettered recall
+//	recallq:{camp:NAME}:dead          LIST  the audit: one row per dead-lettered recall, and
+//	                                        one per re-run of a dead letter that ended otherwise
+//	recallq:{camp:NAME}:dead_ids      HASH  task ID -> "CODE INDEX ROW" for each current dead
+//	                                        letter (INDEX: its row in the audit), so a dead
+//	                                        letter run again by hand can leave the count
+//	recallq:{camp:NAME}:rates         LIST  "UNIXMS ENDED" samples of a running campaign,
+//	                                        newest first, the last 120 (the dashboard's chart)
 //	recallq:{camp:NAME}:op            STRING lock: one feeder batch, pause or cancel at a time
 //	recallq:{feed:SDKAPPID}:lock      STRING lock: the one active feeder of an app
 //	recallq:{feed:SDKAPPID}:rate      STRING the shared limiter's current rate, for ETAs
@@ -45,4 +52,9 @@
 // Recorder writes synchronously, one script call per final event, before the
 // handler returns to asynq: nothing is buffered, so nothing is lost on any
 // stop, graceful or not.
+//
+// # asynq's own tools
+//
+// Operators also act on a campaign's tasks through asynqmon and asynq's
+// CLI; sync.go says how each action reaches the campaign's records.
 package campaign

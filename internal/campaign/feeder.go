@@ -34,14 +34,17 @@ const (
 	// DefaultLockTTL is how long the feeder lock outlives its holder: a
 	// killed worker hands feeding to another within this time.
 	DefaultLockTTL = 10 * time.Second
-	// DefaultReconcileAfter: a campaign whose backlog is empty and whose
-	// window has not moved for this long gets its window checked against
-	// asynq (tasks whose end was never recorded).
-	DefaultReconcileAfter = 2 * time.Minute
+	// DefaultSyncInterval is how often each campaign's tasks in asynq are
+	// checked for what asynq's own tools did to them (sync.go): deleted
+	// or archived by hand, or ended without a recorded end.
+	DefaultSyncInterval = time.Second
+	// DefaultRateSample is how often the feeder notes each running
+	// campaign's progress, for the dashboard's rate chart.
+	DefaultRateSample = 5 * time.Second
 )
 
-// reconcileMax bounds the window a reconciliation checks task by task.
-const reconcileMax = 1000
+// rateSamples is how many samples a campaign keeps (10 minutes at 5 s).
+const rateSamples = 120
 
 // FeederConfig configures a Feeder.
 type FeederConfig struct {
@@ -61,8 +64,10 @@ type FeederConfig struct {
 	Interval time.Duration
 	// LockTTL: default DefaultLockTTL.
 	LockTTL time.Duration
-	// ReconcileAfter: default DefaultReconcileAfter.
-	ReconcileAfter time.Duration
+	// SyncInterval: default DefaultSyncInterval.
+	SyncInterval time.Duration
+	// RateSample: default DefaultRateSample.
+	RateSample time.Duration
 	// Task sets the tasks' retry budget and retention (its Queue is
 	// always tasks.QueueBulk). Zero values take the tasks package defaults.
 	Task tasks.Options
@@ -90,13 +95,10 @@ type Feeder struct {
 	token  string
 	leader atomic.Bool
 	warn   rate.Sometimes
-	stalls map[string]stall
 	passes atomic.Int64
-}
-
-type stall struct {
-	since time.Time
-	mark  [2]int64 // window size and ended count when last changed
+	synced map[string]time.Time // when each campaign's window was last synced
+	sample time.Time            // when the rates were last sampled
+	paused bool                 // the bulk queue was paused at the last pass
 }
 
 // NewFeeder applies the defaults and validates cfg.
@@ -127,8 +129,11 @@ func NewFeeder(cfg FeederConfig) (*Feeder, error) {
 	if cfg.LockTTL <= 0 {
 		cfg.LockTTL = DefaultLockTTL
 	}
-	if cfg.ReconcileAfter <= 0 {
-		cfg.ReconcileAfter = DefaultReconcileAfter
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = DefaultSyncInterval
+	}
+	if cfg.RateSample <= 0 {
+		cfg.RateSample = DefaultRateSample
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -146,7 +151,7 @@ func NewFeeder(cfg FeederConfig) (*Feeder, error) {
 		fk:     feedKeysFor(cfg.SDKAppID),
 		token:  newToken(),
 		warn:   rate.Sometimes{First: 1, Interval: 30 * time.Second},
-		stalls: map[string]stall{},
+		synced: map[string]time.Time{},
 	}, nil
 }
 
@@ -298,6 +303,23 @@ func (f *Feeder) pass(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	paused, err := bulkPaused(ctx, f.rdb)
+	if err != nil {
+		return false, err
+	}
+	if paused != f.paused {
+		f.paused = paused
+		if paused {
+			f.log.InfoContext(ctx, "asynq's bulk queue is paused: campaigns are not fed until it is unpaused", "queue", tasks.QueueBulk)
+		} else {
+			f.log.InfoContext(ctx, "asynq's bulk queue is unpaused: feeding again", "queue", tasks.QueueBulk)
+		}
+	}
+	now := f.cfg.Now()
+	sampleRates := now.Sub(f.sample) >= f.cfg.RateSample
+	if sampleRates {
+		f.sample = now
+	}
 	var feedable []view
 	for _, v := range views {
 		if v.m.sdkAppID != f.cfg.SDKAppID {
@@ -314,25 +336,34 @@ func (f *Feeder) pass(ctx context.Context) (more bool, err error) {
 				return false, err
 			}
 		}
+		// Not while a batch cut short by a crash waits to be replayed, or
+		// a pause's rows are parked: their tasks may be missing from asynq
+		// for a reason that is not an operator's.
+		if v.window > 0 && v.m.feeding == 0 && v.parkd == 0 && (v.m.state == StateRunning || v.m.state == StatePaused) {
+			if err := f.maybeSync(ctx, v); err != nil {
+				return false, err
+			}
+		}
 		if v.m.state != StateRunning {
-			delete(f.stalls, v.name)
+			delete(f.synced, v.name)
 			continue
 		}
+		if sampleRates {
+			if err := sampleRate(ctx, f.rdb, v.name, now, v.ended); err != nil {
+				return false, err
+			}
+		}
 		if v.backlog > 0 {
-			feedable = append(feedable, v)
+			if !paused {
+				feedable = append(feedable, v)
+			}
 			continue
 		}
 		if v.m.importDone && v.window == 0 {
 			if err := markDone(ctx, f.rdb, v.name, f.cfg.Now()); err != nil {
 				return false, err
 			}
-			delete(f.stalls, v.name)
-			continue
-		}
-		if v.m.importDone {
-			if err := f.maybeReconcile(ctx, v); err != nil {
-				return false, err
-			}
+			delete(f.synced, v.name)
 		}
 	}
 	if len(feedable) == 0 {
@@ -515,26 +546,17 @@ func markDone(ctx context.Context, rdb redis.UniversalClient, name string, now t
 	return nil
 }
 
-// maybeReconcile checks, task by task, the window of a campaign whose
-// backlog is empty and whose window has not moved for ReconcileAfter:
-// a task that left asynq without its end being recorded (a failed write
-// of the Recorder, a task deleted by hand) would otherwise keep the
-// campaign from ever finishing.
-func (f *Feeder) maybeReconcile(ctx context.Context, v view) error {
-	mark := [2]int64{v.window, v.ended}
-	s, ok := f.stalls[v.name]
-	if !ok || s.mark != mark {
-		f.stalls[v.name] = stall{since: f.cfg.Now(), mark: mark}
+// maybeSync runs syncWindow on the campaign every SyncInterval.
+func (f *Feeder) maybeSync(ctx context.Context, v view) error {
+	now := f.cfg.Now()
+	if now.Sub(f.synced[v.name]) < f.cfg.SyncInterval {
 		return nil
 	}
-	if f.cfg.Now().Sub(s.since) < f.cfg.ReconcileAfter || v.window > reconcileMax {
-		return nil
-	}
-	f.stalls[v.name] = stall{since: f.cfg.Now(), mark: mark}
+	f.synced[v.name] = now
 	return f.withOp(ctx, v.name, func() error {
-		n, err := reconcile(ctx, f.rdb, f.insp, v.name)
+		n, err := syncWindow(ctx, f.rdb, f.insp, v.name)
 		if n > 0 {
-			f.log.WarnContext(ctx, "campaign tasks ended without a record; counted", "campaign", v.name, "tasks", n)
+			f.log.InfoContext(ctx, "campaign tasks changed by hand in asynq (or ended without a record); counted", "campaign", v.name, "tasks", n)
 		}
 		return err
 	})

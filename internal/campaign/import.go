@@ -196,7 +196,7 @@ var createScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'name', ARGV[1], 'sdkappid', ARGV[2], 'created', ARGV[3], 'source', ARGV[4],
   'format', ARGV[5], 'requested_by', ARGV[6], 'reason', ARGV[7], 'state', 'running',
-  'import_rows', 0, 'import_line', 0, 'import_crc', 0, 'import_done', 0, 'rejected', 0)
+  'import_rows', 0, 'import_line', 0, 'import_crc', 0, 'import_done', 0, 'rejected', 0, 'audit', 2)
 return 1
 `)
 

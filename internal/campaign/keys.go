@@ -21,6 +21,12 @@ const activeKey = Prefix + ":campaigns:active"
 // {camp:NAME}, so one Lua script may touch any of them on Redis Cluster.
 type keys struct {
 	meta, counts, backlog, window, retrying, parked, dead, op string
+	deadIDs, rates                                            string
+}
+
+// recordKeys are the KEYS of recordScript.
+func (k keys) recordKeys() []string {
+	return []string{k.counts, k.window, k.retrying, k.dead, k.deadIDs}
 }
 
 func keysFor(name string) keys {
@@ -34,6 +40,8 @@ func keysFor(name string) keys {
 		parked:   base + "parked",
 		dead:     base + "dead",
 		op:       base + "op",
+		deadIDs:  base + "dead_ids",
+		rates:    base + "rates",
 	}
 }
 

@@ -113,6 +113,15 @@ type Status struct {
 	Cancelled int64 `json:"cancelled"`
 	// Unaccounted: tasks that left asynq without their end being recorded.
 	Unaccounted int64 `json:"unaccounted"`
+	// Deleted: tasks deleted by hand from asynq (asynqmon, the asynq CLI)
+	// before they ended; not called (again).
+	Deleted int64 `json:"deleted"`
+	// QueuePaused: asynq's bulk queue is paused (asynqmon, the asynq CLI),
+	// so no campaign is fed or called.
+	QueuePaused bool `json:"queue_paused"`
+	// Waiting, when set, says why a running campaign does not move and what
+	// to do about it.
+	Waiting string `json:"waiting,omitempty"`
 	// Rate is the calls per second the ETA assumes, RateSource where it
 	// comes from; ETA is Remaining/Rate.
 	Rate       float64 `json:"rate"`
@@ -122,7 +131,7 @@ type Status struct {
 
 // Ended is the rows whose fate is settled.
 func (s Status) Ended() int64 {
-	return s.Recalled + s.AlreadyRecalled + s.DeadLettered + s.Duplicates + s.Cancelled + s.Unaccounted
+	return s.Recalled + s.AlreadyRecalled + s.DeadLettered + s.Duplicates + s.Cancelled + s.Unaccounted + s.Deleted
 }
 
 // Remaining is the rows still to be called or retried.
@@ -198,6 +207,7 @@ func (m *Manager) statuses(ctx context.Context, names []string) ([]Status, error
 			Recalled: counts["recalled"], AlreadyRecalled: counts["already_recalled"], DeadLettered: counts["dead_lettered"],
 			DeadByCode: map[string]int64{},
 			Duplicates: counts["duplicates"], Cancelled: counts["cancelled"], Unaccounted: counts["unaccounted"],
+			Deleted: counts["deleted"],
 			Backlog: cs[i].backlog.Val(), Retrying: cs[i].retrying.Val(),
 		}
 		for k, v := range counts {
@@ -210,7 +220,48 @@ func (m *Manager) statuses(ctx context.Context, names []string) ([]Status, error
 		out = append(out, s)
 	}
 	m.fillETA(ctx, out)
+	if err := m.fillWaiting(ctx, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// fillWaiting says why running campaigns with work left do not move: the
+// bulk queue is paused in asynq, or no worker of the app is running.
+func (m *Manager) fillWaiting(ctx context.Context, all []Status) error {
+	if len(all) == 0 {
+		return nil
+	}
+	paused, err := bulkPaused(ctx, m.rdb)
+	if err != nil {
+		return fmt.Errorf("read the bulk queue's state: %w", err)
+	}
+	feeding := map[uint64]bool{}
+	for i := range all {
+		s := &all[i]
+		s.QueuePaused = paused
+		if s.State != StateRunning || s.Remaining() == 0 {
+			continue
+		}
+		if paused {
+			s.Waiting = fmt.Sprintf("asynq's queue %s is paused (from asynqmon or `asynq queue pause`): nothing is fed or called until it is unpaused there (or `asynq queue unpause %s`)",
+				tasks.QueueBulk, tasks.QueueBulk)
+			continue
+		}
+		live, ok := feeding[s.SDKAppID]
+		if !ok {
+			n, err := m.rdb.Exists(ctx, feedKeysFor(s.SDKAppID).lock).Result()
+			if err != nil {
+				return fmt.Errorf("look for the feeder: %w", err)
+			}
+			live = n == 1
+			feeding[s.SDKAppID] = live
+		}
+		if !live {
+			s.Waiting = fmt.Sprintf("no worker of app %d is running, so nothing is fed: start `recallq worker` with TIM_SDKAPPID=%d", s.SDKAppID, s.SDKAppID)
+		}
+	}
+	return nil
 }
 
 // fillETA estimates each campaign's end: the shared rate (the limiter's,
@@ -590,58 +641,6 @@ func (m *Manager) removeTasks(ctx context.Context, name string, ids []string, re
 	return running, nil
 }
 
-// reconcile checks each task of the window against asynq and settles
-// those that left it without a recorded end: an archived one is audited
-// and counted as dead-lettered (from its stored error), any other as
-// unaccounted. It returns how many it settled.
-func reconcile(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, name string) (int, error) {
-	k := keysFor(name)
-	win, err := rdb.HGetAll(ctx, k.window).Result()
-	if err != nil {
-		return 0, fmt.Errorf("campaign %s: read the window: %w", name, err)
-	}
-	settled := 0
-	for id, s := range win {
-		info, err := insp.GetTaskInfo(tasks.QueueBulk, id)
-		fate, code, audit := "unaccounted", 0, ""
-		switch {
-		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		case err != nil:
-			return settled, fmt.Errorf("campaign %s: look up task %s: %w", name, id, err)
-		case info.State == asynq.TaskStateArchived:
-			r, derr := decodeRow(s)
-			if derr != nil {
-				break
-			}
-			fate, code = "dead_lettered", codeOf(info.LastErr)
-			audit = string(appendFields(nil, strconv.FormatInt(info.LastFailedAt.UnixMilli(), 10),
-				r.from, r.to, r.msgKey, strconv.Itoa(code), "recorded by reconciliation: "+info.LastErr))
-		case info.State == asynq.TaskStateCompleted:
-		default:
-			continue // still alive
-		}
-		var v int
-		if fate == "unaccounted" {
-			v, err = settleScript.Run(ctx, rdb, []string{k.counts, k.window, k.retrying}, id).Int()
-		} else {
-			v, err = recordScript.Run(ctx, rdb, []string{k.counts, k.window, k.retrying, k.dead}, id, fate, code, audit).Int()
-		}
-		if err != nil {
-			return settled, fmt.Errorf("campaign %s: settle task %s: %w", name, id, err)
-		}
-		settled += v
-	}
-	return settled, nil
-}
-
-// settleScript counts a task as unaccounted. KEYS: counts, window, retrying.
-var settleScript = redis.NewScript(`
-redis.call('SREM', KEYS[3], ARGV[1])
-if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'unaccounted', 1)
-return 1
-`)
-
 // codeOf reads Tencent's code from a stored task error ("tencent 20022: ..."),
 // or -1.
 func codeOf(lastErr string) int {
@@ -672,11 +671,27 @@ const exportChunk = 1000
 // order they happened, and returns how many. Every cell is safe to open in
 // a spreadsheet (see neutralise). It reads recallq's own audit,
 // which keeps every row however many (asynq's archive keeps at most 10,000
-// tasks and trims the rest).
+// tasks and trims the rest). A dead letter that was run again by hand and
+// then ended otherwise is not one any more, and is left out; ExportHistory
+// writes it too.
 func (m *Manager) Export(ctx context.Context, name string, w io.Writer) (int, error) {
-	if _, err := readMeta(ctx, m.rdb, name); err != nil {
+	return m.export(ctx, name, w, false)
+}
+
+// ExportHistory writes the whole audit: every dead letter, also those run
+// again later, and a row for each such re-run that ended otherwise (code
+// 0 or 20023, the detail saying so).
+func (m *Manager) ExportHistory(ctx context.Context, name string, w io.Writer) (int, error) {
+	return m.export(ctx, name, w, true)
+}
+
+func (m *Manager) export(ctx context.Context, name string, w io.Writer, all bool) (int, error) {
+	md, err := readMeta(ctx, m.rdb, name)
+	if err != nil {
 		return 0, err
 	}
+	// Campaigns created before the dead letters were indexed list all.
+	all = all || md.audit < 2
 	k := keysFor(name)
 	cw := csv.NewWriter(w)
 	if err := cw.Write(ExportHeader); err != nil {
@@ -688,10 +703,28 @@ func (m *Manager) Export(ctx context.Context, name string, w io.Writer) (int, er
 		if err != nil {
 			return n, fmt.Errorf("campaign %s: read the audit: %w", name, err)
 		}
-		for _, s := range rows {
+		var current []*redis.StringCmd
+		if !all {
+			pipe := m.rdb.Pipeline()
+			for _, s := range rows {
+				a, err := decodeAudit(s)
+				if err != nil {
+					return n, fmt.Errorf("campaign %s: audit row %d: %w", name, n+1, err)
+				}
+				id := tasks.Recall{SDKAppID: md.sdkAppID, FromAccount: a.from, ToAccount: a.to, MsgKey: a.msgKey}.TaskID()
+				current = append(current, pipe.HGet(ctx, k.deadIDs, id))
+			}
+			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+				return n, fmt.Errorf("campaign %s: read the dead letters: %w", name, err)
+			}
+		}
+		for i, s := range rows {
 			a, err := decodeAudit(s)
 			if err != nil {
 				return n, fmt.Errorf("campaign %s: audit row %d: %w", name, n+1, err)
+			}
+			if !all && !isCurrentDead(current[i].Val(), start+int64(i)) {
+				continue
 			}
 			code, _ := strconv.Atoi(a.code)
 			meaning := worker.Classify(code).Meaning
@@ -711,4 +744,16 @@ func (m *Manager) Export(ctx context.Context, name string, w io.Writer) (int, er
 			return n, nil
 		}
 	}
+}
+
+// isCurrentDead reports whether the dead_ids entry d ("CODE INDEX ROW")
+// names the audit row at index: the task is a dead letter now, and this is
+// the row of its latest dead-lettering.
+func isCurrentDead(d string, index int64) bool {
+	_, rest, ok := strings.Cut(d, " ")
+	if !ok {
+		return false
+	}
+	idx, _, ok := strings.Cut(rest, " ")
+	return ok && idx == strconv.FormatInt(index, 10)
 }

@@ -45,10 +45,11 @@ type meta struct {
 	feeding     int64
 	imported    time.Time
 	finished    time.Time
+	audit       int64 // 2: dead letters are indexed in dead_ids
 }
 
 var metaFields = []string{"name", "sdkappid", "created", "source", "format", "state", "requested_by", "reason",
-	"import_rows", "import_line", "import_crc", "import_done", "rejected", "fed", "feeding", "imported", "finished"}
+	"import_rows", "import_line", "import_crc", "import_done", "rejected", "fed", "feeding", "imported", "finished", "audit"}
 
 // readMeta reads a campaign's record; ErrNotFound when there is none.
 func readMeta(ctx context.Context, rdb redis.UniversalClient, name string) (meta, error) {
@@ -76,6 +77,6 @@ func parseMeta(name string, v []any) (meta, error) {
 	return meta{
 		name: s(0), sdkAppID: app, created: t(2), source: s(3), format: s(4), state: State(s(5)),
 		requestedBy: s(6), reason: s(7), importRows: n(8), importLine: n(9), importCRC: uint32(crc),
-		importDone: s(11) == "1", rejected: n(12), fed: n(13), feeding: n(14), imported: t(15), finished: t(16),
+		importDone: s(11) == "1", rejected: n(12), fed: n(13), feeding: n(14), imported: t(15), finished: t(16), audit: n(17),
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -74,21 +75,42 @@ func NewRecorder(cfg RecorderConfig) *Recorder {
 
 // recordScript records one event of a campaign task.
 //
-// KEYS: counts, window, retrying, dead. ARGV: task ID, fate, code, audit row.
-// A final fate is counted only if it removes the task from the window, so
-// each task is counted once however often it ends.
+// KEYS: counts, window, retrying, dead, dead_ids. ARGV: task ID, fate,
+// code, audit row (for a dead letter), audit row (for a re-run). A final
+// fate is counted only if it removes the task from the window, so each task
+// is counted once however often it ends. A task not in the window but among
+// the dead letters was run again by hand (asynqmon, the asynq CLI): it
+// leaves the dead letters and counts as what it became; the audit keeps
+// the dead letter and gains a row saying how the re-run ended.
 var recordScript = redis.NewScript(`
 local id, fate = ARGV[1], ARGV[2]
+local row = redis.call('HGET', KEYS[2], id)
+local rerun = false
+if not row then
+  local d = redis.call('HGET', KEYS[5], id)
+  if not d then return 0 end
+  local sp = string.find(d, ' ', 1, true)
+  local old = string.sub(d, 1, sp - 1)
+  row = string.sub(d, sp + 1)
+  redis.call('HDEL', KEYS[5], id)
+  redis.call('HINCRBY', KEYS[1], 'dead_lettered', -1)
+  if redis.call('HINCRBY', KEYS[1], 'dead:' .. old, -1) <= 0 then redis.call('HDEL', KEYS[1], 'dead:' .. old) end
+  redis.call('HSET', KEYS[2], id, row)
+  rerun = true
+end
 if fate == 'retrying' then
-  if redis.call('HEXISTS', KEYS[2], id) == 1 then redis.call('SADD', KEYS[3], id) end
+  redis.call('SADD', KEYS[3], id)
   return 0
 end
 redis.call('SREM', KEYS[3], id)
-if redis.call('HDEL', KEYS[2], id) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], id)
 redis.call('HINCRBY', KEYS[1], fate, 1)
 if fate == 'dead_lettered' then
   redis.call('HINCRBY', KEYS[1], 'dead:' .. ARGV[3], 1)
-  redis.call('RPUSH', KEYS[4], ARGV[4])
+  local n = redis.call('RPUSH', KEYS[4], ARGV[4])
+  redis.call('HSET', KEYS[5], id, ARGV[3] .. ' ' .. (n - 1) .. ' ' .. row)
+elseif rerun then
+  redis.call('RPUSH', KEYS[4], ARGV[5])
 end
 return 1
 `)
@@ -99,21 +121,22 @@ func (r *Recorder) Record(ev worker.Event) {
 	if name == "" || ValidateName(name) != nil {
 		return
 	}
-	var fate, audit string
+	var fate, audit, rerun string
+	auditRow := func(detail string) string {
+		return string(appendFields(nil, strconv.FormatInt(r.cfg.Now().UnixMilli(), 10),
+			ev.Recall.FromAccount, ev.Recall.ToAccount, ev.Recall.MsgKey, strconv.Itoa(ev.Code), clip(detail)))
+	}
 	switch ev.Fate {
 	case worker.FateRecalled, worker.FateAlreadyRecalled:
 		fate = string(ev.Fate)
+		rerun = auditRow(detailRerunPrefix + strings.ReplaceAll(fate, "_", " "))
 	case worker.FateDeadLettered:
 		fate = string(ev.Fate)
 		detail := ""
 		if ev.Err != nil {
 			detail = ev.Err.Error()
-			if len(detail) > maxDetail {
-				detail = detail[:maxDetail]
-			}
 		}
-		audit = string(appendFields(nil, strconv.FormatInt(r.cfg.Now().UnixMilli(), 10),
-			ev.Recall.FromAccount, ev.Recall.ToAccount, ev.Recall.MsgKey, strconv.Itoa(ev.Code), detail))
+		audit = auditRow(detail)
 	case worker.FateRetrying, worker.FateKept:
 		fate = "retrying"
 	default: // called again at once: nothing changes
@@ -123,8 +146,7 @@ func (r *Recorder) Record(ev worker.Event) {
 	var err error
 	for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-		err = recordScript.Run(ctx, r.cfg.Redis, []string{k.counts, k.window, k.retrying, k.dead},
-			ev.TaskID, fate, ev.Code, audit).Err()
+		err = recordScript.Run(ctx, r.cfg.Redis, k.recordKeys(), ev.TaskID, fate, ev.Code, audit, rerun).Err()
 		cancel()
 		if err == nil {
 			return

@@ -326,6 +326,8 @@ func etaText(st campaign.Status) string {
 		return "paused"
 	case st.State != campaign.StateRunning:
 		return string(st.State)
+	case st.Waiting != "":
+		return "not moving: " + st.Waiting
 	case st.Remaining() == 0 && !st.ImportDone:
 		return "waiting for the import"
 	}
@@ -370,6 +372,9 @@ func printStatus(out io.Writer, st campaign.Status) {
 	}
 	if st.Cancelled > 0 {
 		row("cancelled", st.Cancelled, "(removed before they were called)")
+	}
+	if st.Deleted > 0 {
+		row("deleted", st.Deleted, "(deleted by hand in asynqmon or the asynq CLI before they ended)")
 	}
 	if st.Unaccounted > 0 {
 		row("unaccounted", st.Unaccounted, "(left asynq without a recorded end)")
@@ -441,14 +446,17 @@ func newCampaignListCmd(g *globals) *cobra.Command {
 func newCampaignExportCmd(g *globals) *cobra.Command {
 	var app appFlags
 	var output string
+	var history bool
 	cmd := &cobra.Command{
-		Use:   "export NAME [--output FILE]",
+		Use:   "export NAME [--output FILE] [--history]",
 		Short: "Write every dead-lettered recall of a campaign as CSV",
 		Long: `Write every dead-lettered recall of the campaign as CSV: From_Account,
 To_Account, MsgKey, code, meaning, detail, time. recallq keeps them all itself
 (asynq's archive keeps at most 10,000 tasks and trims the rest). The first
 three columns make a campaign file: fix the cause and start a new campaign
-from the export.`,
+from the export. A dead letter run again (from asynqmon or the asynq CLI) that
+then ended otherwise is no longer listed; --history lists every row of the
+audit, those too, with a row for how each re-run ended.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, closeFn, err := app.manager(0)
@@ -465,7 +473,11 @@ from the export.`,
 				defer f.Close()
 				out = f
 			}
-			n, err := m.Export(cmd.Context(), args[0], out)
+			export := m.Export
+			if history {
+				export = m.ExportHistory
+			}
+			n, err := export(cmd.Context(), args[0], out)
 			if err != nil {
 				return campaignErr(err)
 			}
@@ -477,6 +489,7 @@ from the export.`,
 	}
 	app.register(cmd, false)
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default stdout)")
+	cmd.Flags().BoolVar(&history, "history", false, "the whole audit: also dead letters run again since, and how each re-run ended")
 	return cmd
 }
 

@@ -16,7 +16,7 @@ func TestCampaignStartStdinStopsOnCancelWhileIdle(t *testing.T) {
 	pr, pw := io.Pipe() // nothing is ever written; the writer stays open
 	defer pw.Close()
 	var out, errb bytes.Buffer
-	root := newRoot(&out, &errb)
+	root := NewRoot(&out, &errb)
 	root.SetIn(pr)
 	root.SetArgs([]string{"campaign", "start", "--name", "idle", "-"})
 	ctx, cancel := context.WithCancel(context.Background())

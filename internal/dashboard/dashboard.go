@@ -93,6 +93,7 @@ type Dashboard struct {
 	cfg     Config
 	log     *slog.Logger
 	mon     *asynqmon.HTTPHandler
+	camps   *campaigns
 	handler http.Handler
 }
 
@@ -131,7 +132,13 @@ func New(cfg Config) (*Dashboard, error) {
 
 	// The console: refuse cross-origin writes (a page elsewhere must not
 	// drive a logged-in browser to delete tasks), then authenticate.
-	var app http.Handler = http.NewCrossOriginProtection().Handler(selfContained(d.mon))
+	camps, err := newCampaigns(cfg)
+	if err != nil {
+		d.mon.Close()
+		return nil, err
+	}
+	d.camps = camps
+	var app http.Handler = http.NewCrossOriginProtection().Handler(withCampaigns(camps, selfContained(d.mon)))
 	guard := loginguard.New(loginguard.Config{Door: "dashboard", Logger: cfg.Logger})
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(guard.Collector())
@@ -158,7 +165,13 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Close closes the connections to Redis.
-func (d *Dashboard) Close() error { return d.mon.Close() }
+func (d *Dashboard) Close() error {
+	err := d.mon.Close()
+	if cerr := d.camps.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // ListenAndServe serves the dashboard on Config.Addr until ctx ends, then
 // shuts down gracefully, letting running requests finish for up to

@@ -1,0 +1,154 @@
+package campaign
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/recallq/recallq/tasks"
+)
+
+func taskIDOfRow(r row) string {
+	return tasks.Recall{SDKAppID: testApp, FromAccount: r.from, ToAccount: r.to, MsgKey: r.msgKey}.TaskID()
+}
+
+// A dead letter run again from asynqmon or the asynq CLI (both call the
+// Inspector's RunTask) that then succeeds moves from dead-lettered to
+// recalled; export stops listing it, the history keeps both rows.
+func TestRerunDeadLetterThatSucceedsBecomesRecalled(t *testing.T) {
+	e := newEnv(t)
+	e.startPipeline(pipelineOptions{feeder: FeederConfig{Task: tasks.Options{MaxRetry: 1}}})
+	rows := msgRows(0, 3)
+	e.sim.Force(rows[0].msgKey, 91000, 0)
+	e.importRows("rerun", rows)
+	st := e.waitState("rerun", StateDone, 20*time.Second)
+	if st.Recalled != 2 || st.DeadLettered != 1 || st.DeadByCode["91000"] != 1 {
+		t.Fatalf("before the re-run: %+v", st)
+	}
+	if recs := e.export("rerun"); len(recs) != 2 || recs[1][3] != "91000" {
+		t.Fatalf("export before the re-run: %q", recs)
+	}
+
+	e.sim.Reset() // the cause is fixed
+	if err := e.insp.RunTask(tasks.QueueBulk, taskIDOfRow(rows[0])); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the re-run to be counted", 10*time.Second, func() bool { return e.status("rerun").Recalled == 3 })
+	st = e.status("rerun")
+	if st.DeadLettered != 0 || len(st.DeadByCode) != 0 || st.Ended() != st.Queued || st.Pending != 0 || st.Retrying != 0 {
+		t.Fatalf("after the re-run: %+v; want 3 recalled, no dead letter", st)
+	}
+	if recs := e.export("rerun"); len(recs) != 1 {
+		t.Fatalf("export after the re-run still lists %q", recs[1:])
+	}
+	var b bytes.Buffer
+	if _, err := e.mgr.ExportHistory(context.Background(), "rerun", &b); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 3 || hist[1][3] != "91000" || hist[2][3] != "0" || hist[2][2] != rows[0].msgKey ||
+		!strings.Contains(hist[2][5], "run again by hand after it was dead-lettered: recalled") {
+		t.Fatalf("history %q; want the dead letter, then the re-run that recalled it", hist)
+	}
+}
+
+// A re-run dead letter that fails again is retrying, then dead-lettered
+// again: counted once, and export lists its latest dead-lettering only.
+func TestRerunDeadLetterThatFailsAgainIsCountedOnce(t *testing.T) {
+	e := newEnv(t)
+	e.startPipeline(pipelineOptions{feeder: FeederConfig{Task: tasks.Options{MaxRetry: 1}}})
+	rows := msgRows(0, 2)
+	e.sim.Force(rows[0].msgKey, 91000, 0)
+	e.importRows("again", rows)
+	e.waitState("again", StateDone, 20*time.Second)
+	e.sim.Force(rows[0].msgKey, 20022, 0)
+	if err := e.insp.RunTask(tasks.QueueBulk, taskIDOfRow(rows[0])); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the new dead letter", 10*time.Second, func() bool { return e.status("again").DeadByCode["20022"] == 1 })
+	st := e.status("again")
+	if st.DeadLettered != 1 || st.DeadByCode["91000"] != 0 || st.Recalled != 1 || st.Ended() != st.Queued {
+		t.Fatalf("status %+v; want 1 recalled and 1 dead letter (20022)", st)
+	}
+	if recs := e.export("again"); len(recs) != 2 || recs[1][3] != "20022" {
+		t.Fatalf("export %q; want only the latest dead-lettering", recs)
+	}
+}
+
+// A paused bulk queue (asynqmon's pause button, `asynq queue pause`) stops
+// the feeder, and status says why nothing moves.
+func TestPausedBulkQueuePausesFeeding(t *testing.T) {
+	e := newEnv(t)
+	e.importRows("held", msgRows(0, 40))
+	if err := e.insp.PauseQueue(tasks.QueueBulk); err != nil {
+		t.Fatal(err)
+	}
+	e.startPipeline(pipelineOptions{feeder: FeederConfig{Window: 5}})
+	e.waitFor("the feeder to take the lock", 5*time.Second, func() bool {
+		n, _ := e.rdb.Exists(context.Background(), feedKeysFor(testApp).lock).Result()
+		return n == 1
+	})
+	time.Sleep(500 * time.Millisecond) // many feeder passes
+	st := e.status("held")
+	if st.Backlog != 40 || st.InQueue != 0 || e.calls() != 0 {
+		t.Fatalf("with the bulk queue paused the feeder moved rows: %+v, %d calls", st, e.calls())
+	}
+	if !st.QueuePaused || !strings.Contains(st.Waiting, "recall_bulk is paused") || !strings.Contains(st.Waiting, "asynq queue unpause") {
+		t.Fatalf("status does not say why nothing moves: queue_paused=%v waiting=%q", st.QueuePaused, st.Waiting)
+	}
+	if err := e.insp.UnpauseQueue(tasks.QueueBulk); err != nil {
+		t.Fatal(err)
+	}
+	st = e.waitState("held", StateDone, 20*time.Second)
+	if st.Recalled != 40 || st.Waiting != "" || st.QueuePaused {
+		t.Fatalf("after unpausing: %+v", st)
+	}
+}
+
+// Without a worker, status says that nothing is fed and what to start.
+func TestStatusSaysWhenNoWorkerRuns(t *testing.T) {
+	e := newEnv(t)
+	e.importRows("idle", msgRows(0, 3))
+	if st := e.status("idle"); !strings.Contains(st.Waiting, "no worker of app 1400000000 is running") {
+		t.Fatalf("waiting = %q", st.Waiting)
+	}
+	_ = context.Background
+}
+
+// A task waiting for a retry that is run now by hand counts as queued, not
+// retrying, and is counted once when it ends.
+func TestRetryRunNowByHandCountsAsQueued(t *testing.T) {
+	e := newEnv(t)
+	e.startPipeline(pipelineOptions{feeder: FeederConfig{SyncInterval: 100 * time.Millisecond}})
+	rows := msgRows(0, 2)
+	e.sim.Force(rows[0].msgKey, 90009, 0) // a configuration error: kept, retried a minute later
+	e.importRows("runnow", rows)
+	e.waitFor("the kept task to be retrying", 10*time.Second, func() bool {
+		st := e.status("runnow")
+		return st.Retrying == 1 && st.Recalled == 1
+	})
+	if err := e.insp.PauseQueue(tasks.QueueBulk); err != nil { // so that it stays queued where the test can see it
+		t.Fatal(err)
+	}
+	if err := e.insp.RunTask(tasks.QueueBulk, taskIDOfRow(rows[0])); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the task run now to count as queued", 5*time.Second, func() bool {
+		st := e.status("runnow")
+		return st.Retrying == 0 && st.InQueue == 1
+	})
+	e.sim.Reset()
+	if err := e.insp.UnpauseQueue(tasks.QueueBulk); err != nil {
+		t.Fatal(err)
+	}
+	st := e.waitState("runnow", StateDone, 10*time.Second)
+	if st.Recalled != 2 || st.Retrying != 0 || st.Ended() != st.Queued {
+		t.Fatalf("status %+v; want both recalled", st)
+	}
+}

@@ -1,0 +1,195 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recallq/recallq/tasks"
+	"github.com/recallq/recallq/worker"
+)
+
+// What operators do with asynq's own tools (asynqmon, the asynq CLI) to a
+// campaign's tasks, and how the campaign's records follow:
+//
+//   - run an archived (dead-lettered) task: the Recorder sees its end and,
+//     finding it among the campaign's dead letters, moves it from
+//     dead-lettered to how it ended now; the audit keeps the dead letter
+//     and gains a row saying how the re-run ended (recorder.go);
+//   - archive a queued or retrying task: syncWindow counts it dead-lettered
+//     ("archived by hand") and audits it;
+//   - delete a queued or retrying task: syncWindow counts it as deleted;
+//   - run a retrying task now: it counts as queued, not retrying, until it
+//     ends or fails again;
+//   - delete a dead letter or a completed task: nothing to change (its end
+//     was recorded already; the audit keeps the dead letter);
+//   - pause the bulk queue: the feeder stops feeding and status says why.
+//
+// The feeder runs syncWindow every SyncInterval for every campaign with
+// tasks in asynq, holding the campaign's op lock so that it never sees a
+// task that a feeder batch, a pause or a cancel is moving.
+
+// asynq's Redis keys that recallq reads directly (asynq v0.26's layout,
+// pinned by the tests against a real Redis): a task's hash, whose field
+// "state" is its state, and the marker of a paused queue.
+func asynqTaskKey(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }
+func asynqPausedKey(queue string) string   { return "asynq:{" + queue + "}:paused" }
+
+// bulkPaused reports whether asynq's bulk queue is paused.
+func bulkPaused(ctx context.Context, rdb redis.UniversalClient) (bool, error) {
+	n, err := rdb.Exists(ctx, asynqPausedKey(tasks.QueueBulk)).Result()
+	return n == 1, err
+}
+
+// Details of audit rows written when asynq's tools acted.
+const (
+	detailArchivedByHand = "archived by hand (dashboard or asynq CLI) before it ended"
+	detailRecordedLate   = "recorded late (the worker's write failed)"
+	detailRerunPrefix    = "run again by hand after it was dead-lettered: "
+)
+
+// syncWindow checks each task of the campaign's window against asynq and
+// settles those that left it without a recorded end: archived by hand
+// (dead-lettered, audited), deleted by hand (deleted), completed or
+// dead-lettered by a worker whose write failed (counted from the task's
+// result or error). Tasks still alive, and tasks asynq archived on their
+// last attempt for a reason not their own (the worker puts them back), are
+// left alone. It returns how many it settled. Call it holding the op lock.
+func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, name string) (int, error) {
+	k := keysFor(name)
+	win, err := rdb.HGetAll(ctx, k.window).Result()
+	if err != nil || len(win) == 0 {
+		return 0, err
+	}
+	ids := make([]string, 0, len(win))
+	pipe := rdb.Pipeline()
+	states := make([]*redis.StringCmd, 0, len(win))
+	for id := range win {
+		ids = append(ids, id)
+		states = append(states, pipe.HGet(ctx, asynqTaskKey(tasks.QueueBulk, id), "state"))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("campaign %s: read task states: %w", name, err)
+	}
+	settled := 0
+	// The retrying set follows asynq: a task back in the queue (a retry
+	// come due, or run now by hand) is not waiting for a retry any more,
+	// and one in asynq's retry set is.
+	var queued, retrying []any
+	defer func() {
+		if len(queued) > 0 {
+			_ = rdb.SRem(ctx, k.retrying, queued...).Err()
+		}
+		if len(retrying) > 0 {
+			_ = markRetryingScript.Run(ctx, rdb, []string{k.window, k.retrying}, retrying...).Err()
+		}
+	}()
+	for i, id := range ids {
+		state, err := states[i].Result()
+		switch {
+		case errors.Is(err, redis.Nil): // gone: deleted by hand
+			n, err := settleScript.Run(ctx, rdb, []string{k.counts, k.window, k.retrying}, id, "deleted").Int()
+			if err != nil {
+				return settled, fmt.Errorf("campaign %s: settle task %s: %w", name, id, err)
+			}
+			settled += n
+			continue
+		case err != nil:
+			return settled, err
+		case state == "pending" || state == "active":
+			queued = append(queued, id)
+			continue
+		case state == "retry":
+			retrying = append(retrying, id)
+			continue
+		case state != "archived" && state != "completed":
+			continue // alive
+		}
+		n, err := settleEnded(ctx, rdb, insp, name, id, win[id])
+		if err != nil {
+			return settled, err
+		}
+		settled += n
+	}
+	return settled, nil
+}
+
+// settleEnded settles one archived or completed task of the window.
+func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, name, id, s string) (int, error) {
+	k := keysFor(name)
+	info, err := insp.GetTaskInfo(tasks.QueueBulk, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		return 0, nil // gone meanwhile: the next sync counts it
+	case err != nil:
+		return 0, fmt.Errorf("campaign %s: look up task %s: %w", name, id, err)
+	}
+	settle := func(fate string) (int, error) {
+		return settleScript.Run(ctx, rdb, []string{k.counts, k.window, k.retrying}, id, fate).Int()
+	}
+	if info.State == asynq.TaskStateCompleted {
+		var res worker.Result
+		switch err := json.Unmarshal(info.Result, &res); {
+		case err == nil && res.Code == 0:
+			return settle(string(worker.FateRecalled))
+		case err == nil && res.Code == 20023:
+			return settle(string(worker.FateAlreadyRecalled))
+		}
+		return settle("unaccounted")
+	}
+	// Archived. On its last attempt for a reason not its own, the worker
+	// puts it back: not a dead letter.
+	if kept, err := rdb.HExists(ctx, worker.LastAttemptsKey, tasks.QueueBulk+"/"+id).Result(); err != nil || kept {
+		return 0, err
+	}
+	r, err := decodeRow(s)
+	if err != nil {
+		return settle("unaccounted")
+	}
+	late := strings.HasSuffix(info.LastErr, asynq.SkipRetry.Error())
+	code, detail, at := codeOf(info.LastErr), detailArchivedByHand, time.Now()
+	if late {
+		detail = detailRecordedLate
+		if !info.LastFailedAt.IsZero() {
+			at = info.LastFailedAt
+		}
+	}
+	if info.LastErr != "" {
+		detail += "; last error: " + info.LastErr
+	}
+	audit := string(appendFields(nil, strconv.FormatInt(at.UnixMilli(), 10), r.from, r.to, r.msgKey, strconv.Itoa(code), clip(detail)))
+	return recordScript.Run(ctx, rdb, k.recordKeys(), id, string(worker.FateDeadLettered), code, audit, "").Int()
+}
+
+// markRetryingScript adds to the retrying set the tasks that are still in
+// the window (one that ended meanwhile must not linger there).
+// KEYS: window, retrying. ARGV: ids.
+var markRetryingScript = redis.NewScript(`
+for i = 1, #ARGV do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then redis.call('SADD', KEYS[2], ARGV[i]) end
+end
+return 0
+`)
+
+// settleScript counts a task of the window that ended without a recorded
+// end. KEYS: counts, window, retrying. ARGV: id, count.
+var settleScript = redis.NewScript(`
+redis.call('SREM', KEYS[3], ARGV[1])
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+return 1
+`)
+
+func clip(s string) string {
+	if len(s) > maxDetail {
+		return s[:maxDetail]
+	}
+	return s
+}

@@ -1,0 +1,79 @@
+package campaign
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/tasks"
+)
+
+// BenchmarkSyncWindow measures one check of a campaign's window against
+// asynq (what the feeder does every SyncInterval) with a full default
+// window of DefaultWindow queued tasks, on a real redis-server:
+//
+//	go test -run '^$' -bench SyncWindow -benchtime 50x ./internal/campaign
+func BenchmarkSyncWindow(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb := srv.Client(b)
+	opt := asynq.RedisClientOpt{Addr: srv.Addr}
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	mgr, err := NewManager(ManagerConfig{Redis: rdb, Queue: opt})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mgr.Close()
+	var csv bytes.Buffer
+	csv.WriteString("From_Account,To_Account,MsgKey\n")
+	for _, r := range msgRows(0, DefaultWindow) {
+		fmt.Fprintf(&csv, "%s,%s,%s\n", r.from, r.to, r.msgKey)
+	}
+	in, err := OpenInput(&csv, "bench.csv", FormatAuto)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Import(context.Background(), ImportConfig{Redis: rdb, Name: "bench", SDKAppID: testApp}, in); err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	f, ferr := NewFeeder(FeederConfig{Redis: rdb, Queue: opt, SDKAppID: testApp, Window: DefaultWindow, Interval: 10 * time.Millisecond})
+	if ferr != nil {
+		b.Fatal(ferr)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = f.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := mgr.Status(context.Background(), "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Every task queued in asynq, not only entered in the window.
+		if qi, err := insp.GetQueueInfo(tasks.QueueBulk); err == nil && qi.Pending == DefaultWindow && st.InQueue == DefaultWindow {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the window never filled: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	f.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		n, err := syncWindow(context.Background(), rdb, insp, "bench")
+		if err != nil || n != 0 {
+			b.Fatalf("sync settled %d: %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(DefaultWindow), "tasks/op")
+}

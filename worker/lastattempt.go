@@ -1,0 +1,196 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// LastAttemptsKey is the Redis HASH of tasks on their last attempt:
+// "QUEUE/TASKID" -> "running" while the attempt runs, "kept UNIXMS" when it
+// ended for a reason that is not the task's (a rate limit, a configuration
+// error, a stop) and the task should be called again at UNIXMS.
+//
+// Why: a task's asynq MaxRetry is its real budget, so asynqmon and asynq's
+// CLI show the truth (Max Retry 10, Retried n). But asynq v0.26 archives a
+// task whose Retried has reached MaxRetry on *any* error, before it asks
+// IsFailure (processor.handleFailedMessage), and its recoverer does the same
+// for a worker that died mid-call. On every other attempt such errors cost
+// nothing; on the last one they would dead-letter the task for a reason
+// that is not its own. So the handler notes each last attempt here, and
+// every worker puts back a task that asynq archived while noted (RunTask:
+// it goes back to its queue with its Retried unchanged). A task that really
+// failed on its last attempt (dead letter, budget spent) is un-noted before
+// the handler returns, so it stays archived.
+const LastAttemptsKey = "recallq:last-attempts"
+
+// DefaultLastAttemptCheck is how often a worker looks for tasks to put back.
+const DefaultLastAttemptCheck = time.Second
+
+const (
+	noteRunning = "running"
+	noteKept    = "kept "
+)
+
+// lastAttempts notes and puts back tasks on their last attempt.
+type lastAttempts struct {
+	rdb  redis.UniversalClient
+	insp *asynq.Inspector
+	log  *slog.Logger
+	now  func() time.Time
+}
+
+// newLastAttempts connects to the queues' Redis.
+func newLastAttempts(opt asynq.RedisConnOpt, log *slog.Logger) (*lastAttempts, func(), error) {
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, nil, fmt.Errorf("worker: the queues' Redis connection (%T) is not a go-redis client", opt)
+	}
+	l := &lastAttempts{rdb: rdb, insp: asynq.NewInspector(opt), log: log.With("component", "last-attempts"), now: time.Now}
+	return l, func() { l.insp.Close(); rdb.Close() }, nil
+}
+
+func lastAttemptField(queue, id string) string { return queue + "/" + id }
+
+// begin notes the task when this is its last attempt; the returned func
+// records how the attempt ended. On a nil receiver both do nothing.
+func (l *lastAttempts) begin(ctx context.Context) (end func(error)) {
+	if l == nil {
+		return func(error) {}
+	}
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	id, ok3 := asynq.GetTaskID(ctx)
+	queue, ok4 := asynq.GetQueueName(ctx)
+	if !ok1 || !ok2 || !ok3 || !ok4 || retried < maxRetry {
+		return func(error) {}
+	}
+	field := lastAttemptField(queue, id)
+	l.write(func(c context.Context) error { return l.rdb.HSet(c, LastAttemptsKey, field, noteRunning).Err() })
+	return func(err error) {
+		var rl *retryLater
+		switch {
+		case err == nil, errors.Is(err, asynq.SkipRetry), errors.Is(err, asynq.RevokeTask):
+			// Ended for good: completed, or archived on its own account.
+			l.write(func(c context.Context) error { return l.rdb.HDel(c, LastAttemptsKey, field).Err() })
+		case errors.As(err, &rl):
+			due := l.now().Add(rl.delay).UnixMilli()
+			l.write(func(c context.Context) error {
+				return l.rdb.HSet(c, LastAttemptsKey, field, noteKept+strconv.FormatInt(due, 10)).Err()
+			})
+		default:
+			// Not the task's decision either (asynq's own deadline, say):
+			// put it back at once.
+			l.write(func(c context.Context) error {
+				return l.rdb.HSet(c, LastAttemptsKey, field, noteKept+strconv.FormatInt(l.now().UnixMilli(), 10)).Err()
+			})
+		}
+	}
+}
+
+func (l *lastAttempts) write(fn func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := fn(ctx); err != nil {
+		l.log.Warn("could not note a task on its last attempt; if asynq archives it for a reason not its own, run it again from the dashboard", "err", err)
+	}
+}
+
+// run puts back noted tasks every interval until ctx ends.
+func (l *lastAttempts) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := l.putBack(ctx); err != nil && ctx.Err() == nil {
+			l.log.WarnContext(ctx, "could not check tasks on their last attempt", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// putBack runs again every noted task that asynq archived for a reason not
+// its own, once it is due, and forgets those that ended. It returns how
+// many it put back.
+func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
+	notes, err := l.rdb.HGetAll(ctx, LastAttemptsKey).Result()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for field, note := range notes {
+		queue, id, ok := strings.Cut(field, "/")
+		if !ok {
+			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
+			continue
+		}
+		info, err := l.insp.GetTaskInfo(queue, id)
+		switch {
+		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
+			continue
+		case err != nil:
+			return n, fmt.Errorf("look up task %s: %w", id, err)
+		}
+		switch info.State {
+		case asynq.TaskStateCompleted:
+			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
+		case asynq.TaskStateArchived:
+			due, kept := strings.CutPrefix(note, noteKept)
+			if !kept && !notOwnFault(info.LastErr) {
+				// Archived on its own account; the note outlived a failed
+				// write.
+				_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
+				continue
+			}
+			if ms, _ := strconv.ParseInt(due, 10, 64); kept && l.now().UnixMilli() < ms {
+				continue
+			}
+			if err := l.insp.RunTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				if now, ierr := l.insp.GetTaskInfo(queue, id); ierr == nil && now.State != asynq.TaskStateArchived {
+					continue // another worker put it back first
+				}
+				return n, fmt.Errorf("put back task %s: %w", id, err)
+			}
+			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
+			n++
+			l.log.InfoContext(ctx, "task archived by asynq on its last attempt for a reason not its own; put back in its queue",
+				"task_id", id, "queue", queue, "retried", info.Retried, "last_err", info.LastErr)
+		}
+	}
+	return n, nil
+}
+
+// notOwnFault reports whether asynq's stored error is one asynq made
+// itself for a task that was not failing: its worker died (the lease
+// expired) or its deadline passed while it waited.
+func notOwnFault(lastErr string) bool {
+	return lastErr == asynq.ErrLeaseExpired.Error() || lastErr == context.DeadlineExceeded.Error() ||
+		lastErr == context.Canceled.Error()
+}
+
+// retryText says which retry comes next, against the budget asynq shows.
+func retryText(next, budget int, c Class) string {
+	if c == Unknown {
+		return fmt.Sprintf("retry %d of %d for an unknown code next", next, budget)
+	}
+	return fmt.Sprintf("retry %d of %d next", next, budget)
+}
+
+// retriesText says that the budget is spent.
+func retriesText(retried, budget int, c Class) string {
+	if c == Unknown {
+		return fmt.Sprintf("%d retries, all an unknown code gets", retried)
+	}
+	return fmt.Sprintf("%d retries of %d", retried, budget)
+}

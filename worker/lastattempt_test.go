@@ -1,0 +1,86 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/tasks"
+)
+
+// putBack decides from the note and asynq's state alone; several workers
+// may run it at once.
+func TestPutBackFollowsTheNotes(t *testing.T) {
+	srv := redistest.Start(t)
+	opt := asynq.RedisClientOpt{Addr: srv.Addr}
+	c := asynq.NewClient(opt)
+	defer c.Close()
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	rdb := srv.Client(t)
+	now := time.Now()
+	newLA := func() *lastAttempts {
+		return &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	}
+	archived := func(n int) string {
+		r := tasks.Recall{SDKAppID: 1400000000, FromAccount: "a", ToAccount: "b", MsgKey: fmt.Sprintf("%d_1_1", n)}
+		task, err := tasks.NewTask(r, tasks.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Enqueue(task); err != nil {
+			t.Fatal(err)
+		}
+		if err := insp.ArchiveTask(tasks.QueueUrgent, r.TaskID()); err != nil {
+			t.Fatal(err)
+		}
+		return r.TaskID()
+	}
+	due, notDue, ownFault := archived(1), archived(2), archived(3)
+	ctx := context.Background()
+	rdb.HSet(ctx, LastAttemptsKey,
+		lastAttemptField(tasks.QueueUrgent, due), noteKept+fmt.Sprint(now.Add(-time.Second).UnixMilli()),
+		lastAttemptField(tasks.QueueUrgent, notDue), noteKept+fmt.Sprint(now.Add(time.Minute).UnixMilli()),
+		lastAttemptField(tasks.QueueUrgent, ownFault), noteRunning, // archived with no lease or deadline error
+		lastAttemptField(tasks.QueueUrgent, "recall_gone"), noteRunning)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := 0
+	for range 3 { // three workers at once
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := newLA().putBack(ctx)
+			if err != nil {
+				t.Errorf("putBack: %v", err)
+			}
+			mu.Lock()
+			total += n
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if total < 1 {
+		t.Fatalf("put back %d tasks, want the due one", total)
+	}
+	for id, want := range map[string]asynq.TaskState{due: asynq.TaskStatePending, notDue: asynq.TaskStateArchived, ownFault: asynq.TaskStateArchived} {
+		info, err := insp.GetTaskInfo(tasks.QueueUrgent, id)
+		if err != nil || info.State != want {
+			t.Errorf("task %s: %v %v, want %v", id, info, err, want)
+		}
+	}
+	notes, _ := rdb.HKeys(ctx, LastAttemptsKey).Result()
+	if len(notes) != 1 || notes[0] != lastAttemptField(tasks.QueueUrgent, notDue) {
+		t.Errorf("notes left %v, want only the one not yet due", notes)
+	}
+	if !notOwnFault(asynq.ErrLeaseExpired.Error()) || !notOwnFault(context.DeadlineExceeded.Error()) || notOwnFault("tencent 20022: x: skip retry for the task") {
+		t.Error("notOwnFault does not tell asynq's own errors from the task's")
+	}
+}

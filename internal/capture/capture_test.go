@@ -137,11 +137,11 @@ func TestBadBodiesAreRefusedAndCounted(t *testing.T) {
 	now := time.Now()
 	target := callbackURL(CallbackPath, testApp, CommandC2CAfterSend, testToken, now)
 	for name, body := range map[string]string{
-		"not JSON":       "{",
-		"no MsgKey":      `{"From_Account":"a","To_Account":"b","MsgTime":1}`,
-		"no To_Account":  `{"From_Account":"a","MsgKey":"1_2_3","MsgTime":3}`,
+		"not JSON":        "{",
+		"no MsgKey":       `{"From_Account":"a","To_Account":"b","MsgTime":1}`,
+		"no To_Account":   `{"From_Account":"a","MsgKey":"1_2_3","MsgTime":3}`,
 		"MsgSeq a string": `{"From_Account":"a","To_Account":"b","MsgKey":"1_2_3","MsgSeq":"1"}`,
-		"other command":  `{"CallbackCommand":"Group.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgKey":"1_2_3"}`,
+		"other command":   `{"CallbackCommand":"Group.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgKey":"1_2_3"}`,
 	} {
 		if w := e.post(t, target, body); w.Code != http.StatusBadRequest {
 			t.Errorf("%s: answered %d %s, want 400", name, w.Code, w.Body)

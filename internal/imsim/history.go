@@ -119,7 +119,7 @@ func (s *Sim) Send(ctx context.Context, from, to string, at time.Time) (SentMess
 		"CallbackCommand": "C2C.CallbackAfterSendMsg", "From_Account": from, "To_Account": to,
 		"MsgSeq": m.MsgSeq, "MsgRandom": m.MsgRandom, "MsgTime": m.MsgTime, "MsgKey": m.MsgKey,
 		"OnlineOnlyFlag": 0, "SendMsgResult": 0, "ErrorInfo": "send msg succeed", "UnreadMsgNum": 1,
-		"MsgBody": []any{map[string]any{"MsgType": "TIMTextElem", "MsgContent": map[string]any{"Text": "simulated message"}}},
+		"MsgBody":   []any{map[string]any{"MsgType": "TIMTextElem", "MsgContent": map[string]any{"Text": "simulated message"}}},
 		"EventTime": at.UnixMilli(),
 	}
 	return m, s.postCallback(ctx, cb, "C2C.CallbackAfterSendMsg", body)

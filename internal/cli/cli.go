@@ -98,5 +98,6 @@ runs workers that call v4/openim/admin_msgwithdraw, all sharing one
 		newBenchCmd(g), newBenchWorkerCmd(g),
 	)
 	root.AddCommand(newFaultsCmd(g))
+	root.AddCommand(newCaptureCmd(g), newBenchCaptureCmd(g))
 	return root
 }

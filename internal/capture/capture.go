@@ -88,8 +88,11 @@ type Stats struct {
 	Ignored int64
 	// Refused: callbacks refused, by reason (RefusedPath, ...).
 	Refused map[string]int64
-	// IndexErrors: messages Redis did not take (answered 503).
+	// IndexErrors: messages Redis did not take in time (answered 503).
 	IndexErrors int64
+	// CallerGone: callbacks whose caller hung up while their message was
+	// being written (it may have been written; no answer was sent).
+	CallerGone int64
 }
 
 // Server serves the callbacks. It is an http.Handler.
@@ -97,8 +100,8 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	indexedC2C, indexedGroup, failedSends, onlineOnly, ignored, indexErrors atomic.Int64
-	refused                                                                 map[string]*atomic.Int64
+	indexedC2C, indexedGroup, failedSends, onlineOnly, ignored, indexErrors, callerGone atomic.Int64
+	refused                                                                             map[string]*atomic.Int64
 }
 
 // ErrConfig is wrapped by every error New returns.
@@ -145,7 +148,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Stats() Stats {
 	st := Stats{
 		IndexedC2C: s.indexedC2C.Load(), IndexedGroup: s.indexedGroup.Load(), FailedSends: s.failedSends.Load(),
-		OnlineOnly: s.onlineOnly.Load(), Ignored: s.ignored.Load(), IndexErrors: s.indexErrors.Load(),
+		OnlineOnly: s.onlineOnly.Load(), Ignored: s.ignored.Load(), IndexErrors: s.indexErrors.Load(), CallerGone: s.callerGone.Load(),
 		Refused: map[string]int64{},
 	}
 	for r, n := range s.refused {
@@ -252,6 +255,12 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 		defer cancel()
 		if err := s.cfg.Index.Add(ctx, app, m); err != nil {
+			if r.Context().Err() != nil {
+				// The caller hung up: no answer can reach it, and the
+				// message may still be written. Not Redis's failure.
+				s.callerGone.Add(1)
+				return nil
+			}
 			return err
 		}
 		if m.Kind == Group {

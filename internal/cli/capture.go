@@ -95,7 +95,7 @@ come from the environment or a file, never from a flag.`,
 			})
 			st := s.Stats()
 			log.Info("capture: stopped", "indexed_c2c", st.IndexedC2C, "indexed_group", st.IndexedGroup, "failed_sends", st.FailedSends,
-				"online_only", st.OnlineOnly, "ignored", st.Ignored, "index_errors", st.IndexErrors, "refused", st.Refused)
+				"online_only", st.OnlineOnly, "ignored", st.Ignored, "index_errors", st.IndexErrors, "caller_gone", st.CallerGone, "refused", st.Refused)
 			return err
 		},
 	}

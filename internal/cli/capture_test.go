@@ -82,8 +82,8 @@ func TestCaptureKeepsItsSecretsOutOfEveryOutput(t *testing.T) {
 	}
 	for target, want := range map[string]int{
 		base + "/" + pathSec + q("wrong-token"): http.StatusForbidden,
-		base + q(token):                          http.StatusNotFound,
-		base + "/" + pathSec + q(token) + "x":    http.StatusForbidden,
+		base + q(token):                         http.StatusNotFound,
+		base + "/" + pathSec + q(token) + "x":   http.StatusForbidden,
 	} {
 		if got := post(target, body); got != want {
 			t.Errorf("%s answered %d, want %d", strings.ReplaceAll(target, token, "TOKEN"), got, want)

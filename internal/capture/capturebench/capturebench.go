@@ -146,7 +146,8 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "closed loop, %d clients for %s: answered OK %d (%.0f callbacks/s), failed %d; answer time p50 %s, p99 %s\n",
 		o.Concurrency, o.Duration, closed.ok, closed.okRate(), closed.failed, q(closed.hist, 0.5), q(closed.hist, 0.99))
 	st := s.Stats()
-	fmt.Fprintf(o.Out, "the capture counted: %d indexed, %d refused, %d index errors\n", st.IndexedC2C+st.IndexedGroup, sum(st.Refused), st.IndexErrors)
+	fmt.Fprintf(o.Out, "the capture counted: %d indexed, %d refused, %d index errors, %d callers gone (the closed loop's clients cut off at its end)\n",
+		st.IndexedC2C+st.IndexedGroup, sum(st.Refused), st.IndexErrors, st.CallerGone)
 	fmt.Fprintf(o.Out, "load average after: %s\n\n", loadAvg())
 
 	fmt.Fprintf(o.Out, "Redis memory per indexed message (used_memory growth / messages; %d messages a case, 11-byte UserIDs, MsgKey seq_random_time):\n", o.MemMessages)

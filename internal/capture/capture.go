@@ -10,6 +10,7 @@
 //	POST /callback[/<secret>]   Tencent's callbacks (the URL set in the Chat console)
 //	GET  /healthz               the process is up
 //	GET  /readyz                Redis answers PING
+//	GET  /stats                 Stats as JSON: what was indexed, ignored, refused (by reason)
 //
 // A callback is answered {"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}
 // as soon as its message is in Redis (or it was not to be indexed: a failed
@@ -185,6 +186,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/readyz":
 		s.readyz(w, r)
+		return
+	case "/stats":
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats())
 		return
 	}
 	if err := s.callback(w, r); err != nil {

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -153,7 +154,10 @@ func TestBadBodiesAreRefusedAndCounted(t *testing.T) {
 	if ks := e.keys(t); len(ks) != 0 {
 		t.Fatalf("a bad callback was indexed: %v", ks)
 	}
-	st := e.s.Stats()
+	var st Stats
+	if w := serve(e.s, newRequest(http.MethodGet, "/stats", "")); w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &st) != nil {
+		t.Fatalf("GET /stats: %d %s", w.Code, w.Body)
+	}
 	if st.Refused[RefusedBody] != 5 || st.Refused[RefusedTooLong] != 1 {
 		t.Fatalf("refusals %v, want 5 for the body and 1 too large", st.Refused)
 	}

@@ -50,7 +50,7 @@ come from the environment or a file, never from a flag.`,
 				ids = append(ids, n)
 			}
 			auth := capture.Auth{SDKAppIDs: ids, MaxSkew: maxSkew, PathSecret: capture.Secret(os.Getenv("CAPTURE_PATH_SECRET"))}
-			tok, err := secretFromEnv("CAPTURE_TOKEN")
+			tok, err := captureToken()
 			if err != nil {
 				return err
 			}
@@ -109,16 +109,17 @@ come from the environment or a file, never from a flag.`,
 
 func isListSep(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }
 
-// secretFromEnv reads a secret from NAME or from the file NAME_FILE.
-func secretFromEnv(name string) (string, error) {
-	v, file := strings.TrimSpace(os.Getenv(name)), os.Getenv(name+"_FILE")
+// captureToken reads the callback token from CAPTURE_TOKEN or from the file
+// CAPTURE_TOKEN_FILE names; never from a flag.
+func captureToken() (string, error) {
+	v, file := strings.TrimSpace(os.Getenv("CAPTURE_TOKEN")), os.Getenv("CAPTURE_TOKEN_FILE")
 	switch {
 	case v != "" && file != "":
-		return "", usagef("both %s and %s_FILE are set: keep one", name, name)
+		return "", usagef("both CAPTURE_TOKEN and CAPTURE_TOKEN_FILE are set: keep one")
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", usagef("%s_FILE: cannot read it: %v", name, err)
+			return "", usagef("CAPTURE_TOKEN_FILE: cannot read the callback token: %v", err)
 		}
 		return strings.TrimSpace(string(b)), nil
 	}

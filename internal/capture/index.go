@@ -308,10 +308,11 @@ func (ix *Index) Each(ctx context.Context, q Query, fn func(Message) error) erro
 				if m.Time < since || m.Time > until || (q.To != "" && (m.Kind != C2C || m.To != q.To)) {
 					continue
 				}
-				if _, dup := seen[v]; dup {
+				id := strconv.FormatInt(n, 36) + ":" + v // an entry is unique within its bucket
+				if _, dup := seen[id]; dup {
 					continue
 				}
-				seen[v] = struct{}{}
+				seen[id] = struct{}{}
 				if err := fn(m); err != nil {
 					return err
 				}

@@ -60,9 +60,10 @@ func campaignErr(err error) error {
 func newCampaignStartCmd(g *globals) *cobra.Command {
 	var app appFlags
 	var name, format, rejectsPath, requestedBy, reason string
+	var q queryFlags
 	cmd := &cobra.Command{
-		Use:   "start --name NAME FILE",
-		Short: "Import a file of messages to recall (CSV, JSON Lines, or - for stdin)",
+		Use:   "start --name NAME (FILE | --sender USER --since 6h | --conversation A,B --since T)",
+		Short: "Import a file of messages to recall (CSV, JSON Lines, or - for stdin), or find them by sender or conversation",
 		Long: `Import FILE into the campaign NAME, creating it. FILE is CSV with the header
 From_Account,To_Account,MsgKey (any order, other columns ignored), or JSON Lines
 with those keys, or - for stdin; the format comes from the extension (.csv,
@@ -71,12 +72,29 @@ reported with their line number and written to the rejects file, the others
 are queued. Memory stays flat whatever the size.
 
 Run the same command again after a crash or Ctrl-C: the rows already queued are
-skipped (and counted as "already queued"), the rest are queued.`,
-		Args: cobra.ExactArgs(1),
+skipped (and counted as "already queued"), the rest are queued.
+
+Instead of FILE, --sender USER finds what USER sent in the window (--since,
+--until; --to narrows it to one recipient) in the index "recallq capture" keeps
+from Tencent's after-send callbacks, and --conversation A,B finds the
+one-to-one history of A and B with admin_getroammsg (its own 200 calls/s in the
+shared limiter; messages already recalled are skipped). --dry-run prints how
+many messages of each kind would be queued and queues nothing. Group messages
+are counted but not queued: recallq cannot recall them yet.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if err := campaign.ValidateName(name); err != nil {
 				return usagef("--name: %v", err)
+			}
+			if q.active() {
+				if len(args) > 0 {
+					return usagef("give a FILE or --sender/--conversation, not both")
+				}
+				return runQueryStart(cmd, g, &app, &q, name, requestedBy, reason)
+			}
+			if len(args) != 1 {
+				return usagef("give the FILE of messages to recall (or - for stdin), or --sender USER / --conversation A,B with --since")
 			}
 			id, err := app.appID("campaign start")
 			if err != nil {
@@ -176,6 +194,7 @@ skipped (and counted as "already queued"), the rest are queued.`,
 	fl.StringVar(&rejectsPath, "rejects", "", "where to write the rejected rows (default NAME.rejects.csv beside FILE, or in the working directory for stdin)")
 	fl.StringVar(&requestedBy, "requested-by", "", "who asks for the campaign (kept with each task)")
 	fl.StringVar(&reason, "reason", "", "why (kept with each task)")
+	q.register(cmd)
 	return cmd
 }
 

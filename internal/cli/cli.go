@@ -102,5 +102,6 @@ runs workers that call v4/openim/admin_msgwithdraw, all sharing one
 		newServeCmd(g),
 		newDashboardCmd(g),
 	)
+	root.AddCommand(newCaptureCmd(g))
 	return root
 }

@@ -2,7 +2,9 @@
 // and no Tencent account: an in-memory Redis (miniredis), the simulator of
 // Tencent's endpoint, a real worker and the real producer library. It
 // queues a few hundred recalls chosen to hit every outcome, shows progress,
-// and ends with what happened to each class of result, then a digest of the
+// and ends with what happened to each class of result; then a spam wave is
+// captured from the simulator's after-send callbacks and recalled as one
+// campaign found by sender (wave.go); then a digest of the
 // worker's metrics (the series it serves on /metrics when
 // Options.MetricsAddr is set).
 //
@@ -124,6 +126,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer lim.Close()
 	rec := &recorder{byCode: map[int]int{}, final: map[string]int{}}
+	wv := newWave(rdb, asynq.RedisClientOpt{Addr: mr.Addr()}, o.Logger)
 	ping := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
 	if err := m.WatchLimiter(lim); err != nil {
 		return err
@@ -159,7 +162,7 @@ func Run(ctx context.Context, o Options) error {
 			RetryBase: 200 * time.Millisecond,
 			Handler: worker.HandlerConfig{
 				SDKAppID: sdkAppID, API: api, Limiter: lim, Secrets: []string{secret},
-				ConfigRetryDelay: 2 * time.Second, Recorder: worker.Recorders(rec, m),
+				ConfigRetryDelay: 2 * time.Second, Recorder: worker.Recorders(rec, m, wv.recorder),
 			},
 		})
 	}()
@@ -213,6 +216,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	bar.done()
 	err = summarize(o.Out, insp, info, rec, sim, plan, lim)
+	if err == nil {
+		err = wv.run(ctx, o.Out, sim)
+	}
 	if derr := m.WriteDigest(o.Out); derr != nil && err == nil {
 		err = derr
 	}

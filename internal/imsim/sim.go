@@ -166,6 +166,7 @@ type Sim struct {
 	counters *counters
 	store    *store
 	reqSeq   atomic.Uint64
+	hist     *history // sent messages, admin_getroammsg, callbacks (history.go)
 }
 
 // forceRule pins the answer for one MsgKey.
@@ -226,6 +227,7 @@ func New(cfg Config) (*Sim, error) {
 		meter:    newMeter(cfg.Cap, cfg.Window, cfg.Now()),
 		counters: newCounters(),
 		store:    newStore(),
+		hist:     newHistory(cfg.Now()),
 
 		refuseChanged: make(chan struct{}, 1),
 	}
@@ -336,6 +338,7 @@ func (s *Sim) Reset() {
 	s.meter.reset(s.cfg.Now())
 	s.counters.reset()
 	s.store.reset()
+	s.hist.reset(s.cfg.Now())
 }
 
 // ResetStats clears the statistics and the rate window only; the store,
@@ -351,6 +354,10 @@ func (s *Sim) ResetStats() {
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, controlPrefix) {
 		s.serveControl(w, r)
+		return
+	}
+	if r.URL.Path == RoamPath {
+		s.serveRoam(w, r)
 		return
 	}
 	s.serveAPI(w, r)

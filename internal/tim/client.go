@@ -379,18 +379,24 @@ func (c *Client) Withdraw(ctx context.Context, from, to, msgKey string) (Respons
 	if err != nil {
 		return resp, err
 	}
-	switch resp.ErrorCode {
+	c.refusedSig(ctx, resp.ErrorCode, sig)
+	return resp, nil
+}
+
+// refusedSig invalidates sig after an answer that refused it (70001,
+// 60004, 60005), unless another request already replaced it.
+func (c *Client) refusedSig(ctx context.Context, code int, sig cachedSig) {
+	switch code {
 	case CodeUserSigExpired, codeSigCheck1, codeSigCheck2:
 		reason := SigReason70001
-		if resp.ErrorCode != CodeUserSigExpired {
+		if code != CodeUserSigExpired {
 			reason = SigReasonRefused
 		}
 		if c.sigs.invalidate(sig.seq, reason) {
 			c.log.InfoContext(ctx, "tim: Tencent refused the UserSig: the next call carries a new one",
-				"code", resp.ErrorCode, "sig_age", c.now().Sub(sig.issued).String(), "sig_lifetime", c.lifetime.String())
+				"code", code, "sig_age", c.now().Sub(sig.issued).String(), "sig_lifetime", c.lifetime.String())
 		}
 	}
-	return resp, nil
 }
 
 // Codes after which the UserSig is regenerated besides 70001: "account or
@@ -403,6 +409,13 @@ const (
 // call POSTs body to path and reads Tencent's answer. It returns the UserSig
 // it used. op prefixes its errors.
 func (c *Client) call(ctx context.Context, op, path string, body []byte) (Response, cachedSig, error) {
+	return c.callInto(ctx, op, path, body, nil)
+}
+
+// callInto is call that also decodes the answer into into, when not nil
+// and the answer is a success (the fields beyond Response of an API's
+// answer).
+func (c *Client) callInto(ctx context.Context, op, path string, body []byte, into any) (Response, cachedSig, error) {
 	sig, err := c.sigs.get(ctx)
 	if err != nil {
 		return Response{}, sig, c.redactor.redactErr(op+": get UserSig", err)
@@ -432,6 +445,9 @@ func (c *Client) call(ctx context.Context, op, path string, body []byte) (Respon
 		return Response{}, sig, fmt.Errorf("%s: %w", op, &DecodeError{Body: c.snippet(data), Err: ErrResponseTooLarge})
 	}
 	resp, err := decodeResponse(data)
+	if err == nil && into != nil && resp.ErrorCode == 0 {
+		err = json.Unmarshal(data, into)
+	}
 	if err != nil {
 		return Response{}, sig, fmt.Errorf("%s: %w", op, &DecodeError{Body: c.snippet(data), Err: err})
 	}

@@ -1,0 +1,326 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Prefix starts every key of the index.
+const Prefix = "recallq:cap:"
+
+// Defaults of IndexConfig.
+const (
+	// DefaultRetention is how long a message stays queryable: Tencent's
+	// default roaming time, after which its recall has little left to
+	// remove.
+	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultBucket is the span of one sender's list. Each list expires
+	// Retention after its bucket ends, so a message is kept between
+	// Retention and Retention+Bucket; queries never return one older than
+	// Retention. A list costs about 250 bytes of Redis besides its
+	// entries, so the bucket is as long as trimming allows: a day holds
+	// enough of a typical sender's messages to spread that cost thin
+	// (bench-capture measures it: about 280 bytes a message for a sender
+	// of one message per bucket, 53 for ten, 28 for a hundred).
+	DefaultBucket = 24 * time.Hour
+	// DefaultBatch is the most messages one pipelined write carries.
+	DefaultBatch = 512
+	// DefaultWriters is how many pipelined writes may be in flight.
+	DefaultWriters = 4
+	// queryChunk is how many entries one LRANGE reads.
+	queryChunk = 4096
+)
+
+// IndexConfig configures an Index.
+type IndexConfig struct {
+	// Redis holds the index. Required. Every key stands alone, so a
+	// Cluster client works.
+	Redis redis.UniversalClient
+	// Retention: default DefaultRetention.
+	Retention time.Duration
+	// Bucket: default DefaultBucket; a whole number of seconds.
+	Bucket time.Duration
+	// Batch: default DefaultBatch.
+	Batch int
+	// Writers: default DefaultWriters.
+	Writers int
+	// Now is the clock of queries (what Retention cuts off). Default
+	// time.Now.
+	Now func() time.Time
+}
+
+// Index is the capture's index in Redis: for each app, sender and bucket
+// of time, a LIST of compact entries (see appendEntry), written with
+// RPUSH and EXPIREAT in pipelines, so trimming is Redis's own key expiry:
+// no job ever scans the index.
+//
+//	recallq:cap:<sdkappid>:<bucket number>:<sender>   LIST of entries
+//
+// The bucket number is MsgTime / Bucket (in seconds).
+type Index struct {
+	rdb       redis.UniversalClient
+	retention int64 // seconds
+	bucket    int64 // seconds
+	batch     int
+	now       func() time.Time
+
+	queue chan *write
+	wg    sync.WaitGroup
+	stop  chan struct{}
+	once  sync.Once
+}
+
+// ErrClosed is returned by Add after Close.
+var ErrClosed = errors.New("capture: index closed")
+
+// write is one message waiting for its pipeline.
+type write struct {
+	key   string
+	entry []byte
+	exp   int64 // EXPIREAT, Unix seconds
+	done  chan error
+}
+
+// NewIndex applies the defaults and starts the writers. Close it when done.
+func NewIndex(cfg IndexConfig) (*Index, error) {
+	if cfg.Redis == nil {
+		return nil, errors.New("capture: IndexConfig.Redis is required")
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.Bucket == 0 {
+		cfg.Bucket = DefaultBucket
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultBatch
+	}
+	if cfg.Writers <= 0 {
+		cfg.Writers = DefaultWriters
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	switch {
+	case cfg.Retention < time.Second:
+		return nil, fmt.Errorf("capture: Retention %v is under one second: use e.g. %v", cfg.Retention, DefaultRetention)
+	case cfg.Bucket < time.Second || cfg.Bucket%time.Second != 0:
+		return nil, fmt.Errorf("capture: Bucket %v is not a whole number of seconds: use e.g. %v", cfg.Bucket, DefaultBucket)
+	}
+	ix := &Index{
+		rdb: cfg.Redis, retention: int64(cfg.Retention / time.Second), bucket: int64(cfg.Bucket / time.Second),
+		batch: cfg.Batch, now: cfg.Now,
+		queue: make(chan *write, cfg.Batch*cfg.Writers*2),
+		stop:  make(chan struct{}),
+	}
+	for range cfg.Writers {
+		ix.wg.Add(1)
+		go ix.writer()
+	}
+	return ix, nil
+}
+
+// Retention is how long a message stays queryable.
+func (ix *Index) Retention() time.Duration { return time.Duration(ix.retention) * time.Second }
+
+// key names the list of sender's messages in bucket n of app.
+func key(app uint64, n int64, sender string) string {
+	b := make([]byte, 0, len(Prefix)+32+len(sender))
+	b = append(b, Prefix...)
+	b = strconv.AppendUint(b, app, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, ':')
+	b = append(b, sender...)
+	return string(b)
+}
+
+// Add indexes m for app and returns once Redis has it, or with the error
+// that kept it out (ctx's, ErrClosed or Redis's). A message whose bucket
+// has already expired is not written.
+func (ix *Index) Add(ctx context.Context, app uint64, m Message) error {
+	n := floorDiv(m.Time, ix.bucket)
+	start := n * ix.bucket
+	w := &write{
+		key:   key(app, n, m.From),
+		entry: appendEntry(make([]byte, 0, 24+len(m.To)+len(m.GroupID)), m, start),
+		exp:   start + ix.bucket + ix.retention,
+		done:  make(chan error, 1),
+	}
+	select {
+	case ix.queue <- w:
+	case <-ix.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// writer takes what is queued, up to Batch messages, and writes it in one
+// pipeline: an RPUSH per key (all of the key's entries at once) and one
+// EXPIREAT per key. Every message of the batch learns the pipeline's
+// outcome.
+func (ix *Index) writer() {
+	defer ix.wg.Done()
+	batch := make([]*write, 0, ix.batch)
+	for {
+		batch = batch[:0]
+		select {
+		case w := <-ix.queue:
+			batch = append(batch, w)
+		case <-ix.stop:
+			ix.drain()
+			return
+		}
+	fill:
+		for len(batch) < ix.batch {
+			select {
+			case w := <-ix.queue:
+				batch = append(batch, w)
+			default:
+				break fill
+			}
+		}
+		err := ix.flush(batch)
+		for _, w := range batch {
+			w.done <- err
+		}
+	}
+}
+
+// drain answers what is still queued at Close.
+func (ix *Index) drain() {
+	for {
+		select {
+		case w := <-ix.queue:
+			w.done <- ErrClosed
+		default:
+			return
+		}
+	}
+}
+
+// flushTimeout bounds one pipeline.
+const flushTimeout = 5 * time.Second
+
+func (ix *Index) flush(batch []*write) error {
+	type group struct {
+		vals []any
+		exp  int64
+	}
+	byKey := make(map[string]*group, len(batch))
+	order := make([]string, 0, len(batch))
+	for _, w := range batch {
+		g, ok := byKey[w.key]
+		if !ok {
+			g = &group{exp: w.exp}
+			byKey[w.key] = g
+			order = append(order, w.key)
+		}
+		g.vals = append(g.vals, w.entry)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	pipe := ix.rdb.Pipeline()
+	for _, k := range order {
+		g := byKey[k]
+		pipe.RPush(ctx, k, g.vals...)
+		pipe.ExpireAt(ctx, k, time.Unix(g.exp, 0))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("capture: write %d messages to the index: %w", len(batch), err)
+	}
+	return nil
+}
+
+// Close stops the writers; messages still queued get ErrClosed.
+func (ix *Index) Close() error {
+	ix.once.Do(func() { close(ix.stop) })
+	ix.wg.Wait()
+	return nil
+}
+
+// Query selects messages of one sender.
+type Query struct {
+	// SDKAppID is the app. Required.
+	SDKAppID uint64
+	// From is the sender. Required.
+	From string
+	// Since and Until bound MsgTime, both inclusive (Unix seconds are
+	// compared). A zero Until means now. Since is raised to now -
+	// Retention: older messages are not kept.
+	Since, Until time.Time
+	// To, if set, keeps only C2C messages to this recipient (and no group
+	// messages).
+	To string
+}
+
+// Each calls fn for every message of q, oldest bucket first, each
+// message once (a callback Tencent delivered twice is reported once). It
+// stops at fn's first error and returns it.
+func (ix *Index) Each(ctx context.Context, q Query, fn func(Message) error) error {
+	if q.SDKAppID == 0 || q.From == "" {
+		return errors.New("capture: Query.SDKAppID and From are required")
+	}
+	now := ix.now().Unix()
+	since, until := q.Since.Unix(), now
+	if !q.Until.IsZero() {
+		until = q.Until.Unix()
+	}
+	since = max(since, now-ix.retention)
+	until = min(until, now+ix.bucket) // nothing is indexed further ahead than clock skew
+	if since > until {
+		return nil
+	}
+	seen := map[string]struct{}{}
+	for n := floorDiv(since, ix.bucket); n <= floorDiv(until, ix.bucket); n++ {
+		k, start := key(q.SDKAppID, n, q.From), n*ix.bucket
+		for off := int64(0); ; off += queryChunk {
+			vals, err := ix.rdb.LRange(ctx, k, off, off+queryChunk-1).Result()
+			if err != nil {
+				return fmt.Errorf("capture: read the index of %q: %w", q.From, err)
+			}
+			for _, v := range vals {
+				m, err := decodeEntry([]byte(v), q.From, start)
+				if err != nil {
+					return fmt.Errorf("capture: index of %q, bucket %d: %w", q.From, n, err)
+				}
+				if m.Time < since || m.Time > until || (q.To != "" && (m.Kind != C2C || m.To != q.To)) {
+					continue
+				}
+				id := strconv.FormatInt(n, 36) + ":" + v // an entry is unique within its bucket
+				if _, dup := seen[id]; dup {
+					continue
+				}
+				seen[id] = struct{}{}
+				if err := fn(m); err != nil {
+					return err
+				}
+			}
+			if len(vals) < queryChunk {
+				break
+			}
+		}
+	}
+	return nil
+}

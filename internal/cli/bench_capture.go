@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/recallq/recallq/internal/capture/capturebench"
+)
+
+func newBenchCaptureCmd(g *globals) *cobra.Command {
+	var o capturebench.Options
+	cmd := &cobra.Command{
+		Use:   "bench-capture [--rate N] [--duration D]",
+		Short: "Measure the capture: callbacks/s into one process, p99 answer time, Redis bytes per message",
+		Long: `Start a redis-server (it must be on PATH) and a capture on loopback, post signed
+C2C.CallbackAfterSendMsg callbacks at --rate for --duration (open loop: answer
+time from each callback's scheduled start), then as fast as --concurrency
+clients can (closed loop), and print callbacks/s and the answer time's p50/p99;
+then the Redis memory each indexed message costs, for senders of 1, 10 and 100
+messages per bucket. The generator shares the machine with what it measures.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Out, o.Progress = g.stdout, g.stderr
+			return capturebench.Run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Rate, "rate", capturebench.DefaultRate, "open loop: callbacks per second")
+	f.DurationVar(&o.Duration, "duration", capturebench.DefaultDuration, "length of each load phase")
+	f.IntVar(&o.Concurrency, "concurrency", capturebench.DefaultConcurrency, "closed loop: clients")
+	f.IntVar(&o.Senders, "senders", capturebench.DefaultSenders, "senders the load is spread over")
+	f.IntVar(&o.MemMessages, "mem-messages", capturebench.DefaultMemMessages, "messages per memory case")
+	return cmd
+}

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recallq/recallq/internal/campaign"
+	"github.com/recallq/recallq/internal/capture"
+	"github.com/recallq/recallq/internal/imsim"
+)
+
+// indexFor indexes messages into the Redis of REDIS_URL, as a capture would.
+func indexFor(t *testing.T, msgs []capture.Message) {
+	t.Helper()
+	opt, err := redis.ParseURL(os.Getenv("REDIS_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ix, err := capture.NewIndex(capture.IndexConfig{Redis: rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	for _, m := range msgs {
+		if err := ix.Add(context.Background(), 1400000000, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func campaignStatus(t *testing.T, name string) campaign.Status {
+	t.Helper()
+	code, out, errOut := run(t, "campaign", "status", name, "--json")
+	var st campaign.Status
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("status: exit %d %q %q", code, out, errOut)
+	}
+	return st
+}
+
+func TestCampaignStartBySender(t *testing.T) {
+	campaignEnv(t)
+	now := time.Now()
+	var msgs []capture.Message
+	for i := range 40 {
+		at := now.Add(-time.Duration(i) * 15 * time.Minute).Unix() // 0 .. 9h45m ago
+		msgs = append(msgs,
+			capture.Message{Kind: capture.C2C, From: "spammer", To: fmt.Sprintf("v%d", i%3), MsgKey: fmt.Sprintf("%d_7_%d", i+1, at), Time: at},
+			capture.Message{Kind: capture.C2C, From: "someone", To: "v1", MsgKey: fmt.Sprintf("%d_8_%d", i+1, at), Time: at})
+		if i%10 == 0 {
+			msgs = append(msgs, capture.Message{Kind: capture.Group, From: "spammer", GroupID: "@TGS#1", MsgSeq: uint64(i + 1), Time: at})
+		}
+	}
+	indexFor(t, msgs)
+	// 6h back: i = 0..24 (25 C2C), group i = 0, 10, 20 (3).
+	code, out, errOut := run(t, "campaign", "start", "--name", "wave", "--sender", "spammer", "--since", "6h", "--dry-run")
+	if code != 0 || !strings.Contains(out, "one-to-one messages to queue  25") || !strings.Contains(out, "group messages found          3") || !strings.Contains(out, "nothing was queued") {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, _ := run(t, "campaign", "list"); code != 0 || !strings.Contains(out, "no campaigns") {
+		t.Fatalf("a dry run created a campaign: %s", out)
+	}
+	code, out, errOut = run(t, "campaign", "start", "--name", "wave-v2", "--sender", "spammer", "--to", "v2", "--since", "6h", "--dry-run")
+	if code != 0 || !strings.Contains(out, "one-to-one messages to queue  8") {
+		t.Fatalf("--to v2 dry run: exit %d\n%s\n%s", code, out, errOut)
+	}
+
+	code, out, errOut = run(t, "campaign", "start", "--name", "wave", "--sender", "spammer", "--since", "6h")
+	if code != exitError || !strings.Contains(out, "25 new") || !strings.Contains(errOut, "3 group messages of spammer were found but NOT queued") {
+		t.Fatalf("start: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if st := campaignStatus(t, "wave"); st.Queued != 25 || st.Format != "query" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestCampaignStartByConversationPagesTheHistory(t *testing.T) {
+	campaignEnv(t)
+	const secret = "cli-secret-0123456789abcdef0123456789"
+	sim, err := imsim.New(imsim.Config{SDKAppID: 1400000000, SecretKey: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	t.Setenv("TIM_ENDPOINT", srv.URL)
+	t.Setenv("TIM_SECRET_KEY", secret)
+	t.Setenv("TIM_SECRET_KEY_FILE", "")
+	now := time.Now()
+	for i := range 230 {
+		from, to := "alice", "bob"
+		if i%2 == 1 {
+			from, to = to, from
+		}
+		if _, err := sim.Send(context.Background(), from, to, now.Add(-time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := run(t, "campaign", "start", "--name", "ab", "--conversation", "alice,bob", "--since", "2d", "--dry-run")
+	if code != 0 || !strings.Contains(out, "one-to-one messages to queue  230") || !strings.Contains(out, "3 pages") {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := sim.Stats().Calls; n != 3 {
+		t.Fatalf("the simulator answered %d calls, want 3 pages of 100", n)
+	}
+	code, out, errOut = run(t, "campaign", "start", "--name", "ab", "--conversation", "alice,bob", "--since", "2d")
+	if code != 0 || !strings.Contains(out, "230 new") {
+		t.Fatalf("start: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if st := campaignStatus(t, "ab"); st.Queued != 230 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestCampaignStartQueryUsageErrors(t *testing.T) {
+	campaignEnv(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--sender", "x"}, "--since is required"},
+		{[]string{"--sender", "x", "--conversation", "a,b", "--since", "1h"}, "give one"},
+		{[]string{"--to", "y", "--conversation", "a,b", "--since", "1h"}, "--to narrows --sender"},
+		{[]string{"--conversation", "a", "--since", "1h"}, "two different accounts"},
+		{[]string{"--sender", "x", "--since", "yesterday"}, "--since \"yesterday\""},
+		{[]string{"--sender", "x", "--since", "1h", "--until", "2h"}, "is not before --until"},
+		{[]string{"--sender", "x", "--since", "1h", "file.csv"}, "not both"},
+	} {
+		code, _, errOut := run(t, append([]string{"campaign", "start", "--name", "q"}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, %q; want a usage error saying %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/recallq/recallq/internal/capture"
+	"github.com/recallq/recallq/internal/logtest"
+	"github.com/recallq/recallq/internal/redistest"
+)
+
+func TestCaptureRefusesToRunOpen(t *testing.T) {
+	campaignEnv(t)
+	t.Setenv("CAPTURE_TOKEN", "")
+	t.Setenv("CAPTURE_PATH_SECRET", "")
+	t.Setenv("CAPTURE_ALLOW_IPS", "")
+	code, _, errOut := run(t, "capture", "--addr", "127.0.0.1:0")
+	if code != exitUsage || !strings.Contains(errOut, "no authentication") {
+		t.Fatalf("exit %d, %q; want a usage error naming the missing authentication", code, errOut)
+	}
+	code, _, errOut = run(t, "capture", "--addr", "127.0.0.1:0", "--allow-ips", "10.0.0.0/8,not-an-ip")
+	if code != exitUsage || !strings.Contains(errOut, `"not-an-ip" is not an address`) {
+		t.Fatalf("exit %d, %q; want the bad address named", code, errOut)
+	}
+}
+
+// TestCaptureKeepsItsSecretsOutOfEveryOutput runs the capture as the
+// command line does, with a callback token, a secret path and a Redis
+// password, sends it good and bad callbacks, and searches its output and
+// its answers for the secrets.
+func TestCaptureKeepsItsSecretsOutOfEveryOutput(t *testing.T) {
+	const (
+		token     = "capture-token-8e2f1a9c4b7d"
+		pathSec   = "path-secret-5c3e7a1f"
+		redisPass = "redis-pass-2d9b4e6a1c"
+	)
+	rs := redistest.Start(t, "--requirepass", redisPass)
+	t.Setenv("REDIS_URL", fmt.Sprintf("redis://:%s@%s/0", redisPass, rs.Addr))
+	t.Setenv("TIM_SDKAPPID", "1400000000")
+	t.Setenv("CAPTURE_TOKEN", token)
+	t.Setenv("CAPTURE_PATH_SECRET", pathSec)
+	t.Setenv("CAPTURE_ALLOW_IPS", "")
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errOut := &logtest.Buffer{}, &logtest.Buffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"capture", "--addr", addr, "--log-level", "debug"}, out, errOut)
+	}()
+	base := "http://" + addr + capture.CallbackPath
+	var answers strings.Builder
+	post := func(target, body string) int {
+		resp, err := http.Post(target, "application/json", strings.NewReader(body))
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		answers.Write(b)
+		return resp.StatusCode
+	}
+	now := time.Now().Unix()
+	q := func(tok string) string {
+		return fmt.Sprintf("?SdkAppid=1400000000&CallbackCommand=C2C.CallbackAfterSendMsg&contenttype=json&RequestTime=%d&Sign=%s", now, capture.SignFor(tok, now))
+	}
+	body := fmt.Sprintf(`{"From_Account":"a","To_Account":"b","MsgSeq":1,"MsgRandom":2,"MsgTime":%d,"MsgKey":"1_2_%d","SendMsgResult":0}`, now, now)
+	deadline := time.Now().Add(10 * time.Second)
+	for post(base+"/"+pathSec+q(token), body) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("the capture did not answer a good callback; stderr:\n%s", errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for target, want := range map[string]int{
+		base + "/" + pathSec + q("wrong-token"): http.StatusForbidden,
+		base + q(token):                         http.StatusNotFound,
+		base + "/" + pathSec + q(token) + "x":   http.StatusForbidden,
+	} {
+		if got := post(target, body); got != want {
+			t.Errorf("%s answered %d, want %d", strings.ReplaceAll(target, token, "TOKEN"), got, want)
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("capture exit %d: %s", code, errOut.String())
+	}
+	all := out.String() + errOut.String() + answers.String()
+	for _, secret := range []string{token, pathSec, redisPass} {
+		if strings.Contains(all, secret) {
+			t.Errorf("a secret reached the output or an answer: %q", secret)
+		}
+	}
+	if !strings.Contains(errOut.String(), "refused") {
+		t.Errorf("the debug log does not show the refusals:\n%s", errOut.String())
+	}
+}

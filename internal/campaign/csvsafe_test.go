@@ -79,13 +79,15 @@ func TestRejectsFileNeutralisesFormulasAndImportsBackUnchanged(t *testing.T) {
 func TestExportNeutralisesFormulas(t *testing.T) {
 	e := newEnv(t)
 	e.importRows("formula", []row{{"u1", "v1", "1_1_1"}})
+	r := tasks.Recall{SDKAppID: testApp, Campaign: "formula", FromAccount: "@u", ToAccount: "+v", MsgKey: "=k"}
+	id := r.TaskID()
 	// As if the feeder had queued the task: the recorder audits only those.
-	if err := e.rdb.HSet(t.Context(), keysFor("formula").window, "recall_x", 1).Err(); err != nil {
+	// Export lists the dead letters still current, by the ID the recall derives.
+	if err := e.rdb.HSet(t.Context(), keysFor("formula").window, id, 1).Err(); err != nil {
 		t.Fatal(err)
 	}
 	NewRecorder(RecorderConfig{Redis: e.rdb, Logger: e.log}).Record(worker.Event{
-		TaskID: "recall_x", Fate: worker.FateDeadLettered, Code: 20022, Err: errors.New("=1+1"),
-		Recall: tasks.Recall{Campaign: "formula", FromAccount: "@u", ToAccount: "+v", MsgKey: "=k"},
+		TaskID: id, Fate: worker.FateDeadLettered, Code: 20022, Err: errors.New("=1+1"), Recall: r,
 	})
 	recs := e.export("formula")
 	if len(recs) != 2 {

@@ -1,12 +1,14 @@
-package cli
+package lab
 
 import (
+	"io"
+
 	"github.com/spf13/cobra"
 
 	"github.com/recallq/recallq/internal/capture/capturebench"
 )
 
-func newBenchCaptureCmd(g *globals) *cobra.Command {
+func newBenchCaptureCmd(stdout, stderr io.Writer) *cobra.Command {
 	var o capturebench.Options
 	cmd := &cobra.Command{
 		Use:   "bench-capture [--rate N] [--duration D]",
@@ -19,7 +21,7 @@ then the Redis memory each indexed message costs, for senders of 1, 10 and 100
 messages per bucket. The generator shares the machine with what it measures.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Out, o.Progress = g.stdout, g.stderr
+			o.Out, o.Progress = stdout, stderr
 			return capturebench.Run(cmd.Context(), o)
 		},
 	}

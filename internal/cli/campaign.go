@@ -616,5 +616,17 @@ func (b *builtWorker) startFeeder(ctx context.Context) (wait func()) {
 		defer close(done)
 		_ = b.feeder.Run(ctx)
 	}()
-	return func() { <-done }
+	return func() {
+		select {
+		case <-done:
+		case <-time.After(feederStopBound):
+			// Redis hangs: the feeder's lock expires by itself (LockTTL), and
+			// another worker takes over then. The shutdown bound holds.
+			b.log.Warn("the campaign feeder did not stop in time (is Redis answering?); its lock expires by itself", "waited", feederStopBound.String())
+		}
+	}
 }
+
+// feederStopBound bounds the wait for the feeder once the worker has
+// stopped (the feeder stopped with it and normally ends at once).
+const feederStopBound = 2 * time.Second

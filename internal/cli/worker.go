@@ -69,6 +69,7 @@ type builtWorker struct {
 	metrics *metrics.Metrics
 	// feeder hands campaign rows to the bulk queue (see attachCampaigns).
 	feeder *campaign.Feeder
+	log    *slog.Logger
 	close  func()
 }
 
@@ -122,7 +123,7 @@ func (a *appFlags) worker(log *slog.Logger, concurrency int) (*builtWorker, erro
 		rdb.Close()
 		return nil, err
 	}
-	b := &builtWorker{lim: lim, api: api, rdb: rdb, metrics: m}
+	b := &builtWorker{lim: lim, api: api, rdb: rdb, metrics: m, log: log}
 	b.cfg = worker.Config{
 		Redis:       conn.AsynqOpt(),
 		Concurrency: concurrency,

@@ -209,6 +209,13 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			// queue without using a retry.
 			return &retryLater{reason: "not called: " + werr.Error(), err: werr}
 		}
+		if err := permit.Admit(h.cfg.Now()); err != nil {
+			// Descheduled or stopped since the slot: the call would land in
+			// a second that already holds its share. The slot is lost; ask
+			// for another.
+			log.DebugContext(ctx, "slot missed, asking for another", "err", err)
+			continue
+		}
 		resp, callErr := h.cfg.API.Withdraw(ctx, r.FromAccount, r.ToAccount, r.MsgKey)
 		done := h.cfg.Now()
 		h.cfg.Limiter.Observe(permit, done)

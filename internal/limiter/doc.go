@@ -56,6 +56,29 @@
 // and pushing by the whole delay would stall the fleet. The cost is at most
 // one slot on about 0.5% of calls.
 //
+// # The lateness cutoff
+//
+// Every model of how calls spread assumes that a call leaves at its slot.
+// One that leaves later (a grant's answer that sat in a socket, a goroutine
+// descheduled, a process stopped by GC, CPU throttling or SIGSTOP, a cold
+// TLS handshake) lands in a second that already holds its share, and when
+// many are late together (a stalled process's whole lookahead) they break
+// the cap. Pushing the schedule back afterwards comes too late: the next
+// free slot lies a fleet's lookahead ahead. So a permit is dropped instead
+// when its grant's answer may have come more than Config.LateCutoff (20 ms)
+// after its slot (the slot can lie as early as Slot minus the grant's round
+// trip), when Wait wakes more than the cutoff after it, or when the caller,
+// just before it sends, finds it past the cutoff (Permit.Admit). The slot is
+// lost and the caller asks for another: a lost slot never breaks the cap.
+// Stats.LateDrops counts them.
+//
+// A stopped process also reads the answers of the calls it had out late.
+// Those calls went out on time; their answers say nothing about the
+// network. A watch goroutine ticks every 10 ms and marks a tick that comes
+// more than the cutoff late as a stall; Observe ignores a sample whose call
+// was out during a stall (Stats.StalledSamples), so a stalled process
+// neither widens the fleet's spread nor pushes its schedule back.
+//
 // # Bounded lookahead without polling
 //
 // A Wait takes a local permit of its lane (Urgent or Bulk) before it asks

@@ -48,6 +48,7 @@ const (
 	DefaultAheadBulk     = 2
 	DefaultHorizon       = time.Second
 	DefaultInitialSpread = 50 * time.Millisecond
+	DefaultLateCutoff    = 20 * time.Millisecond
 )
 
 const (
@@ -73,6 +74,10 @@ var (
 	ErrInvalidConfig = errors.New("limiter: invalid config")
 	// ErrUnknownLane is returned by Wait for a Lane other than Urgent or Bulk.
 	ErrUnknownLane = errors.New("limiter: unknown lane")
+	// ErrLate is returned by Permit.Admit when the call would go more than
+	// Config.LateCutoff after its slot: the slot is lost, the call must ask
+	// for another.
+	ErrLate = errors.New("limiter: permit is past its slot")
 )
 
 // Config configures a Limiter. Zero values take the documented defaults.
@@ -104,6 +109,12 @@ type Config struct {
 	// bucket has measured one; default DefaultInitialSpread (50ms). At most
 	// 500ms.
 	InitialSpread time.Duration
+	// LateCutoff is how late after its slot a call may still go; default
+	// DefaultLateCutoff (20ms). A grant whose answer from Redis may have come
+	// later than this after its slot, or a permit whose call would go later
+	// (Permit.Admit), is dropped: the slot is lost and the caller asks for
+	// another. A lost slot never breaks the cap; a late call may.
+	LateCutoff time.Duration
 	// Logger receives warnings and state changes; default discards.
 	Logger *slog.Logger
 	// Now is the local clock, used only to measure durations; default
@@ -122,6 +133,25 @@ type Permit struct {
 
 	redisNow time.Time     // Redis's clock when the slot was granted
 	rtt      time.Duration // round trip of the grant: how early the true slot may lie before Slot
+	lim      *Limiter      // nil for a Permit made elsewhere (tests, other limiters)
+}
+
+// Admit reports whether the call may go at now (local clock, as
+// Config.Now): it returns nil until Config.LateCutoff after the permit's
+// slot, then an error wrapping ErrLate, and counts the drop
+// (Stats.LateDrops). Call it just before the request is sent: a goroutine
+// descheduled, a process stopped or a slow connection setup between Wait
+// and the send would otherwise put the call into a second that already
+// holds its share. A permit not made by a Limiter is always admitted.
+func (p Permit) Admit(now time.Time) error {
+	if p.lim == nil {
+		return nil
+	}
+	if late := now.Sub(p.Slot); late > p.lim.cfg.LateCutoff {
+		p.lim.stats.lateDrops.Add(1)
+		return fmt.Errorf("%w: the call would go %s after its slot, more than the cutoff %s", ErrLate, late, p.lim.cfg.LateCutoff)
+	}
+	return nil
 }
 
 // Stats are counters since New, for metrics and benchmarks.
@@ -146,6 +176,17 @@ type Stats struct {
 	// than the fleet's latency envelope) whose excess pushed the schedule
 	// back.
 	Compensations int64
+	// LateDrops counts permits dropped because their grant answer or their
+	// call came more than LateCutoff after the slot (in Wait, which then
+	// asks again, or in Permit.Admit).
+	LateDrops int64
+	// StalledSamples counts Observe samples ignored because this process
+	// was stopped (GC, CPU throttling, SIGSTOP) while the call was out: its
+	// answer says nothing about the network, and must neither widen the
+	// fleet's spread nor push the schedule back.
+	StalledSamples int64
+	// LateCutoff is Config.LateCutoff, for metrics.
+	LateCutoff time.Duration
 	// Resets counts grants that found the schedule missing or from another
 	// server and restarted it one Horizon ahead.
 	Resets int64
@@ -176,12 +217,14 @@ type Limiter struct {
 	lateBound   atomic.Int64 // fleet p0.5 of lo + J, ns; 0: unknown (no compensation)
 	localSpread atomic.Int64 // ns
 	window      *spreadWindow
+	stalls      *stallWatch
 
 	stats struct {
 		calls, failures, delayed, waited  atomic.Int64
 		roundTrips, waitTrips, otherTrips atomic.Int64
 		slowDowns, resets, beyondHorizon  atomic.Int64
 		compensations                     atomic.Int64
+		lateDrops, stalledSamples         atomic.Int64
 		lastHorizonWarn, publishFailing   atomic.Int64
 	}
 
@@ -226,6 +269,9 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.InitialSpread == 0 {
 		cfg.InitialSpread = DefaultInitialSpread
 	}
+	if cfg.LateCutoff == 0 {
+		cfg.LateCutoff = DefaultLateCutoff
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -243,6 +289,7 @@ func New(cfg Config) (*Limiter, error) {
 		keys:   newKeys(cfg.Prefix, cfg.Bucket),
 		id:     processID(),
 		window: newSpreadWindow(),
+		stalls: newStallWatch(cfg.Now, cfg.LateCutoff),
 		done:   make(chan struct{}),
 		// Burst: the permits this process may legitimately ask for at
 		// once, when it fills its lookahead after an idle spell.
@@ -252,8 +299,12 @@ func New(cfg Config) (*Limiter, error) {
 	l.sems[Bulk] = make(chan struct{}, cfg.AheadBulk)
 	l.setSpread(cfg.InitialSpread)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.wg.Add(1)
+	l.wg.Add(2)
 	go l.publishLoop()
+	go func() {
+		defer l.wg.Done()
+		l.stalls.run(l.done)
+	}()
 	return l, nil
 }
 
@@ -280,6 +331,8 @@ func (c *Config) validate() error {
 		return bad("Config.Horizon is %s: it must be positive", c.Horizon)
 	case c.InitialSpread < 0 || c.InitialSpread > maxSpread:
 		return bad("Config.InitialSpread is %s: it must lie in (0, %s]", c.InitialSpread, maxSpread)
+	case c.LateCutoff < 0:
+		return bad("Config.LateCutoff is %s: it must be positive", c.LateCutoff)
 	}
 	return nil
 }
@@ -336,6 +389,41 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 		}
 	}
 
+	for {
+		p, err = l.grant(ctx)
+		if err != nil {
+			return Permit{}, err
+		}
+		if l.afterGrant != nil {
+			l.afterGrant(p)
+		}
+		// The grant's answer may have come after its slot (a slow Redis
+		// reply, this goroutine or process descheduled): the true slot lies
+		// as early as Slot-rtt. Later than the cutoff, the slot is lost.
+		if late := l.now().Sub(p.Slot.Add(-p.rtt)); late > l.cfg.LateCutoff {
+			l.stats.lateDrops.Add(1)
+			l.log.DebugContext(ctx, "limiter dropped a slot granted too late", "late", late, "cutoff", l.cfg.LateCutoff)
+			continue
+		}
+		if d := p.Slot.Sub(l.now()); d > 0 {
+			l.stats.delayed.Add(1)
+			if err := l.sleep(ctx, d); err != nil {
+				return Permit{}, err
+			}
+		}
+		// Woken too late (descheduled, stopped): the slot is lost.
+		if p.Admit(l.now()) == nil {
+			break
+		}
+	}
+	p.Waited = l.now().Sub(start)
+	l.stats.calls.Add(1)
+	l.stats.waited.Add(int64(p.Waited))
+	return p, nil
+}
+
+// grant asks Redis for the next slot: one round trip.
+func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 	interval := l.Interval()
 	sent := l.now()
 	v, err := l.run(ctx, &l.stats.waitTrips, grantScript, []string{l.keys.gcra},
@@ -356,49 +444,37 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 	// Redis answered "in slot-now µs"; the answer took part of the round
 	// trip to get here, so placing the slot after recv errs on the late side
 	// by at most rtt, which Observe adds to the spread.
-	p = Permit{
+	return Permit{
 		Slot:      recv.Add(time.Duration(g.slot-g.now) * time.Microsecond),
 		RedisSlot: time.UnixMicro(g.slot),
 		redisNow:  time.UnixMicro(g.now),
 		rtt:       recv.Sub(sent),
-	}
-	if l.afterGrant != nil {
-		l.afterGrant(p)
-	}
-	if d := p.Slot.Sub(l.now()); d > 0 {
-		l.stats.delayed.Add(1)
-		if err := l.sleep(ctx, d); err != nil {
-			return Permit{}, err
-		}
-	}
-	p.Waited = l.now().Sub(start)
-	l.stats.calls.Add(1)
-	l.stats.waited.Add(int64(p.Waited))
-	return p, nil
+		lim:       l,
+	}, nil
 }
 
-// grant is the answer of grantScript, in µs of Redis time.
-type grant struct {
+// grantReply is the answer of grantScript, in µs of Redis time.
+type grantReply struct {
 	slot, now int64
 	reset     bool
 	queue     int64
 }
 
-func parseGrant(v any) (grant, error) {
+func parseGrant(v any) (grantReply, error) {
 	a, ok := v.([]any)
 	if !ok || len(a) != 4 {
-		return grant{}, fmt.Errorf("unexpected script answer %v", v)
+		return grantReply{}, fmt.Errorf("unexpected script answer %v", v)
 	}
 	var n [4]int64
 	for i := range a {
 		if n[i], ok = a[i].(int64); !ok {
-			return grant{}, fmt.Errorf("unexpected script answer %v", v)
+			return grantReply{}, fmt.Errorf("unexpected script answer %v", v)
 		}
 	}
-	return grant{slot: n[0], now: n[1], reset: n[2] == 1, queue: n[3]}, nil
+	return grantReply{slot: n[0], now: n[1], reset: n[2] == 1, queue: n[3]}, nil
 }
 
-func (l *Limiter) noteGrant(ctx context.Context, g grant) {
+func (l *Limiter) noteGrant(ctx context.Context, g grantReply) {
 	if g.reset {
 		l.stats.resets.Add(1)
 		l.log.InfoContext(ctx, "limiter schedule was missing or written by another Redis server (first use, restart, FLUSHALL, failover, idle expiry): restarted one horizon ahead",
@@ -437,6 +513,10 @@ func (l *Limiter) sleep(ctx context.Context, d time.Duration) error {
 // the background; see the package documentation. A zero Permit is ignored.
 func (l *Limiter) Observe(p Permit, done time.Time) {
 	if p.Slot.IsZero() {
+		return
+	}
+	if l.stalls.overlaps(p.Slot.Add(-p.rtt), done) {
+		l.stats.stalledSamples.Add(1)
 		return
 	}
 	lo := done.Sub(p.Slot)
@@ -596,6 +676,9 @@ func (l *Limiter) Stats() Stats {
 		WaitRoundTrips: s.waitTrips.Load(),
 		SlowDowns:      s.slowDowns.Load(),
 		Compensations:  s.compensations.Load(),
+		LateDrops:      s.lateDrops.Load(),
+		StalledSamples: s.stalledSamples.Load(),
+		LateCutoff:     l.cfg.LateCutoff,
 		Resets:         s.resets.Load(),
 		BeyondHorizon:  s.beyondHorizon.Load(),
 		Spread:         time.Duration(l.spreadNS.Load()),

@@ -143,15 +143,26 @@ func checkSpacing(t *testing.T, gs []grantRec, interval time.Duration, rate floa
 
 // checkNoGaps fails if a slot requested while the previous one was still
 // ahead does not follow it by exactly the interval: work waiting must keep
-// the bucket at full rate.
-func checkNoGaps(t *testing.T, gs []grantRec, interval time.Duration) {
+// the bucket at full rate. The only gaps allowed are the slots the limiters
+// dropped as granted too late (Stats.LateDrops of ls, which a loaded
+// machine can cause): each leaves one interval empty.
+func checkNoGaps(t *testing.T, gs []grantRec, interval time.Duration, ls ...*Limiter) {
 	t.Helper()
+	var drops int64
+	for _, l := range ls {
+		drops += l.Stats().LateDrops
+	}
 	for i := 1; i < len(gs); i++ {
 		prev, cur := gs[i-1].p, gs[i].p
 		if cur.redisNow.Before(prev.RedisSlot) {
-			if gap := cur.RedisSlot.Sub(prev.RedisSlot); gap != interval {
-				t.Errorf("slot %d was requested before slot %d (%s) but follows it by %s, not the interval %s",
-					i, i-1, prev.RedisSlot, gap, interval)
+			gap := cur.RedisSlot.Sub(prev.RedisSlot)
+			if gap%interval == 0 && gap > interval && int64(gap/interval-1) <= drops {
+				drops -= int64(gap/interval - 1)
+				continue
+			}
+			if gap != interval {
+				t.Errorf("slot %d was requested before slot %d (%s) but follows it by %s, not the interval %s (late drops left to explain it: %d)",
+					i, i-1, prev.RedisSlot, gap, interval, drops)
 			}
 		}
 	}
@@ -180,7 +191,7 @@ func TestGrantsAreSpacedAcrossProcesses(t *testing.T) {
 		t.Fatalf("Interval() = %s before any sample, want (1+InitialSpread)/Rate = %s", ls[0].Interval(), want)
 	}
 	checkSpacing(t, gs, iv, 200)
-	checkNoGaps(t, gs, iv)
+	checkNoGaps(t, gs, iv, ls...)
 	perInst := map[int]int{}
 	for _, g := range gs {
 		perInst[g.inst]++
@@ -207,7 +218,7 @@ func TestClockSkewChangesNothing(t *testing.T) {
 
 	iv := slotInterval(honest)
 	checkSpacing(t, gs, iv, 200)
-	checkNoGaps(t, gs, iv)
+	checkNoGaps(t, gs, iv, honest, skewed)
 
 	var span [2][2]time.Time // per instance: first and last slot
 	for _, g := range gs {
@@ -392,7 +403,7 @@ func TestSlowDownPausesEveryProcess(t *testing.T) {
 	if first := gs[0].p; first.redisNow.Before(time.UnixMicro(until)) && !first.RedisSlot.Equal(time.UnixMicro(until)) {
 		t.Errorf("first slot %s, want the pause end %s", first.RedisSlot, time.UnixMicro(until))
 	}
-	checkNoGaps(t, gs, slotInterval(b)) // full rate again after the pause
+	checkNoGaps(t, gs, slotInterval(b), a, b) // full rate again after the pause
 	if st := a.Stats(); st.SlowDowns != 1 {
 		t.Errorf("Stats().SlowDowns = %d, want 1", st.SlowDowns)
 	}
@@ -819,8 +830,8 @@ func TestOneRoundTripPerWait(t *testing.T) {
 	if _, err := l.Wait(ctx, Urgent); err != nil {
 		t.Fatal(err)
 	}
-	if got := l.Stats().WaitRoundTrips; got != 2 {
-		t.Errorf("first Wait took %d round trips, want 2 (EVALSHA, EVAL)", got)
+	if st := l.Stats(); st.WaitRoundTrips != 2+st.LateDrops {
+		t.Errorf("first Wait took %d round trips with %d late drops, want 2 (EVALSHA, EVAL) and one per drop", st.WaitRoundTrips, st.LateDrops)
 	}
 	before := l.Stats()
 	const n = 50
@@ -830,8 +841,10 @@ func TestOneRoundTripPerWait(t *testing.T) {
 		}
 	}
 	after := l.Stats()
-	if trips, calls := after.WaitRoundTrips-before.WaitRoundTrips, after.Calls-before.Calls; trips != n || calls != n {
-		t.Errorf("%d Waits took %d round trips (%d calls counted), want one each", n, trips, calls)
+	// A slot dropped as granted too late (a loaded machine) costs one more.
+	drops := after.LateDrops - before.LateDrops
+	if trips, calls := after.WaitRoundTrips-before.WaitRoundTrips, after.Calls-before.Calls; trips != n+drops || calls != n {
+		t.Errorf("%d Waits took %d round trips (%d calls counted, %d late drops), want one each and one per drop", n, trips, calls, drops)
 	}
 	if after.RoundTrips < after.WaitRoundTrips {
 		t.Errorf("Stats().RoundTrips %d < WaitRoundTrips %d", after.RoundTrips, after.WaitRoundTrips)

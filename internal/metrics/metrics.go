@@ -77,6 +77,9 @@ const (
 	LimiterResets        = "recallq_limiter_resets_total"
 	LimiterBeyondHorizon = "recallq_limiter_beyond_horizon_total"
 	LimiterWaitFailures  = "recallq_limiter_wait_failures_total"
+	LimiterLateCutoff    = "recallq_limiter_late_cutoff_seconds"
+	LimiterLateDrops     = "recallq_limiter_late_drops_total"
+	LimiterStalled       = "recallq_limiter_stalled_samples_total"
 )
 
 // Buckets of the histograms, in seconds.
@@ -304,11 +307,18 @@ var (
 		"Grants queued beyond the limiter's horizon: the fleet holds more slots ahead than the horizon covers.", nil, nil)
 	limiterWaitFailuresDesc = prometheus.NewDesc(LimiterWaitFailures,
 		"Waits for a token that ended without one (shutdown, deadline, Redis unreachable).", nil, nil)
+	limiterLateCutoffDesc = prometheus.NewDesc(LimiterLateCutoff,
+		"How late after its slot a call may still go; a later one is dropped, in seconds.", nil, nil)
+	limiterLateDropsDesc = prometheus.NewDesc(LimiterLateDrops,
+		"Slots dropped because the grant's answer or the call came later than the cutoff after the slot.", nil, nil)
+	limiterStalledDesc = prometheus.NewDesc(LimiterStalled,
+		"Answers not counted in the latency spread because this process was stopped while the call was out.", nil, nil)
 )
 
 func (c *limiterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{limiterIntervalDesc, limiterSpreadDesc, limiterLocalSpreadDesc,
-		limiterSlowDownsDesc, limiterResetsDesc, limiterBeyondHorizonDesc, limiterWaitFailuresDesc} {
+		limiterSlowDownsDesc, limiterResetsDesc, limiterBeyondHorizonDesc, limiterWaitFailuresDesc,
+		limiterLateCutoffDesc, limiterLateDropsDesc, limiterStalledDesc} {
 		ch <- d
 	}
 }
@@ -322,6 +332,9 @@ func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(limiterResetsDesc, prometheus.CounterValue, float64(s.Resets))
 	ch <- prometheus.MustNewConstMetric(limiterBeyondHorizonDesc, prometheus.CounterValue, float64(s.BeyondHorizon))
 	ch <- prometheus.MustNewConstMetric(limiterWaitFailuresDesc, prometheus.CounterValue, float64(s.Failures))
+	ch <- prometheus.MustNewConstMetric(limiterLateCutoffDesc, prometheus.GaugeValue, s.LateCutoff.Seconds())
+	ch <- prometheus.MustNewConstMetric(limiterLateDropsDesc, prometheus.CounterValue, float64(s.LateDrops))
+	ch <- prometheus.MustNewConstMetric(limiterStalledDesc, prometheus.CounterValue, float64(s.StalledSamples))
 }
 
 // queuePingTimeout bounds the Redis check before asynq's collector runs.

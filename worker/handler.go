@@ -168,7 +168,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	return &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second},
-		breaker: newBreaker(cfg.Limiter, cfg.Now, cfg.OnBreaker)}, nil
+		breaker: newBreaker(cfg.Now, cfg.OnBreaker)}, nil
 }
 
 // ProcessTask recalls one message. See the package comment for what each
@@ -197,7 +197,19 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 	if queue == tasks.QueueBulk {
 		lane = limiter.Bulk
 	}
-	waitCtx, stopWaiting := h.waitContext(ctx)
+	// This process's configuration-error circuit: while it is open the
+	// task goes back without a call (but for one probe now and then) and
+	// without using a retry; the other workers of the app take it.
+	ok, probe := h.breaker.admit(ctx, h.cfg.Stopping)
+	if !ok {
+		return &retryLater{reason: "not called: this worker's configuration-error circuit is open; the task goes to another worker"}
+	}
+	defer h.breaker.release(probe)
+	var tripped <-chan struct{} // the probe calls while the circuit is open
+	if probe == 0 {
+		tripped = h.breaker.Tripped()
+	}
+	waitCtx, stopWaiting := h.waitContext(ctx, tripped)
 	defer stopWaiting()
 
 	sigRefreshed := false
@@ -229,7 +241,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 		} else {
 			o := Classify(resp.ErrorCode)
 			ev.Code, ev.Class = resp.ErrorCode, o.Class
-			err, again = h.decide(ctx, log, o, &rateLimited, &sigRefreshed)
+			err, again = h.decide(ctx, log, o, probe, &rateLimited, &sigRefreshed)
 		}
 		ev.Fate = fateOf(ev.Code, err, again)
 		h.record(ev)
@@ -241,7 +253,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 
 // decide applies the outcome table to one answer. again means: call once
 // more now, within this attempt.
-func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
+func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe int64, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
 	if o.Class != Configuration && (o.Class != SigStale || !*sigRefreshed) {
 		h.breaker.success(ctx, log)
 	}
@@ -274,10 +286,10 @@ func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, rateL
 		}
 		o = Outcome{Code: o.Code, Class: Configuration, Meaning: o.Meaning + " (again, with a fresh UserSig)",
 			Fix: "check TIM_SECRET_KEY, TIM_SDKAPPID and TIM_ADMIN"}
-		h.breaker.failure(ctx, log, o)
+		h.breaker.failure(ctx, log, o, probe)
 		return h.configError(ctx, log, o), false
 	case Configuration:
-		h.breaker.failure(ctx, log, o)
+		h.breaker.failure(ctx, log, o, probe)
 		return h.configError(ctx, log, o), false
 	default: // Transient, Unknown
 		return h.transient(ctx, log, o, nil), false
@@ -326,10 +338,11 @@ func fateOf(code int, err error, again bool) Fate {
 	return FateRetrying
 }
 
-// waitContext is ctx, also cancelled when the worker starts stopping.
-func (h *Handler) waitContext(ctx context.Context) (context.Context, func()) {
+// waitContext is ctx, also cancelled when the worker starts stopping or
+// when tripped (this process's circuit opening) is closed.
+func (h *Handler) waitContext(ctx context.Context, tripped <-chan struct{}) (context.Context, func()) {
 	wctx, cancel := context.WithCancelCause(ctx)
-	if h.cfg.Stopping == nil {
+	if h.cfg.Stopping == nil && tripped == nil {
 		return wctx, func() { cancel(nil) }
 	}
 	stop := make(chan struct{})
@@ -337,6 +350,8 @@ func (h *Handler) waitContext(ctx context.Context) (context.Context, func()) {
 		select {
 		case <-h.cfg.Stopping:
 			cancel(ErrStopping)
+		case <-tripped:
+			cancel(ErrCircuitOpen)
 		case <-stop:
 		}
 	}()
@@ -345,6 +360,10 @@ func (h *Handler) waitContext(ctx context.Context) (context.Context, func()) {
 
 // ErrStopping: the worker is shutting down; tasks not yet called go back.
 var ErrStopping = errors.New("worker is stopping")
+
+// ErrCircuitOpen: this worker's configuration-error circuit opened; tasks
+// not yet called go back, for the other workers of the app.
+var ErrCircuitOpen = errors.New("this worker's configuration-error circuit is open")
 
 // transient decides between a retry that uses up one of the task's retries
 // and the dead-letter set, once the budget is spent.

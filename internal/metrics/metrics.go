@@ -66,7 +66,7 @@ const (
 	// constants).
 	SigRefreshes = "recallq_usersig_refreshes_total"
 	// BreakerOpen is 1 while this worker's configuration-error circuit is
-	// open (every worker of the app has stopped calling), else 0.
+	// open (this worker has stopped calling; the others go on), else 0.
 	BreakerOpen = "recallq_breaker_open"
 
 	// The shared limiter, read at scrape time.

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -92,7 +93,12 @@ func (rs recorders) Record(ev Event) {
 // Defaults for HandlerConfig.
 const (
 	DefaultConfigRetryDelay = time.Minute
-	DefaultSlowDown         = time.Second
+	DefaultOutageRetryDelay = time.Minute
+	// DefaultOutageQuiet: when this worker has had no good answer (done
+	// or dead letter: Tencent processed a request) for this long after
+	// having had some, Tencent is down, not the task's request.
+	DefaultOutageQuiet = time.Minute
+	DefaultSlowDown    = time.Second
 	// DefaultRateLimitedInPlace is how many times a rate-limited call is
 	// tried again inside the same attempt (after the shared pause) before
 	// the task goes back through the retry set.
@@ -114,6 +120,10 @@ type HandlerConfig struct {
 	// ConfigRetryDelay is how long a task waits after a configuration
 	// error. Default DefaultConfigRetryDelay.
 	ConfigRetryDelay time.Duration
+	// OutageRetryDelay is how long a task waits, without using a retry,
+	// when its retries are spent during an outage (see transient). Default
+	// DefaultOutageRetryDelay.
+	OutageRetryDelay time.Duration
 	// SlowDown is how long every worker pauses after a rate-limit answer.
 	// Default DefaultSlowDown.
 	SlowDown time.Duration
@@ -140,6 +150,7 @@ type Handler struct {
 	log      *slog.Logger
 	loudOnce rate.Sometimes // bounds the error-level configuration logs
 	breaker  *breaker
+	lastGood atomic.Int64 // unix ns of the last done or dead-letter answer; 0: none yet
 }
 
 // NewHandler applies the defaults and validates cfg.
@@ -157,6 +168,9 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	}
 	if cfg.SlowDown <= 0 {
 		cfg.SlowDown = DefaultSlowDown
+	}
+	if cfg.OutageRetryDelay <= 0 {
+		cfg.OutageRetryDelay = DefaultOutageRetryDelay
 	}
 	if cfg.RateLimitedInPlace <= 0 {
 		cfg.RateLimitedInPlace = DefaultRateLimitedInPlace
@@ -237,7 +251,14 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 		again := false
 		if callErr != nil {
 			ev.Err = callErr
-			err = h.transient(ctx, log, Outcome{Code: -1, Class: Transient, Meaning: "no answer"}, callErr)
+			if o, bad := ClassifyTransport(callErr); bad {
+				// The path to Tencent is misconfigured: not the task's fault.
+				ev.Class = Configuration
+				h.breaker.failure(ctx, log, o, probe)
+				err = h.configError(ctx, log, o)
+			} else {
+				err = h.transient(ctx, log, Outcome{Code: -1, Class: Transient, Meaning: "no answer"}, callErr)
+			}
 		} else {
 			o := Classify(resp.ErrorCode)
 			ev.Code, ev.Class = resp.ErrorCode, o.Class
@@ -256,6 +277,9 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe int64, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
 	if o.Class != Configuration && (o.Class != SigStale || !*sigRefreshed) {
 		h.breaker.success(ctx, log)
+	}
+	if o.Class == Done || o.Class == DeadLetter {
+		h.lastGood.Store(h.cfg.Now().UnixNano())
 	}
 	switch o.Class {
 	case Done:
@@ -378,6 +402,16 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 	if o.Code == -1 {
 		what = "no answer"
 	}
+	if retried >= budget && h.outage(o) {
+		// Tencent is down or unreachable, not this task's request: its
+		// retries are spent but it is kept, however long the outage.
+		log.WarnContext(ctx, "retries spent during an outage: kept, not archived", "code", o.Code, "attempts", retried+1)
+		what += " (retries spent during an outage: the task is kept)"
+		if cause != nil {
+			return &retryLater{reason: what + ": " + cause.Error(), delay: h.cfg.OutageRetryDelay, err: cause}
+		}
+		return &retryLater{reason: what, delay: h.cfg.OutageRetryDelay}
+	}
 	if retried >= budget {
 		if cause != nil {
 			log.WarnContext(ctx, "dead-lettered after retries", "code", o.Code, "attempts", retried+1, "err", h.scrub(cause).Error())
@@ -400,11 +434,27 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 	return fmt.Errorf("%s (attempt %d of %d)", what, retried+1, budget+1)
 }
 
+// outage reports whether a failure with o says Tencent is down rather than
+// that the task's request fails: no Tencent answer at all (o.Code -1:
+// refused, reset, timed out, a 5xx or a body that is not Tencent's), or an
+// answered failure when this worker has had no good answer for
+// DefaultOutageQuiet after having had some. An answered failure on a
+// worker that never had a good answer counts as the task's (a worker
+// started during a Tencent-wide error storm may archive what it holds: the
+// price of not keeping every poison message forever).
+func (h *Handler) outage(o Outcome) bool {
+	if o.Code == -1 {
+		return true
+	}
+	last := h.lastGood.Load()
+	return last != 0 && h.cfg.Now().Sub(time.Unix(0, last)) > DefaultOutageQuiet
+}
+
 // configError logs loudly and sends the task back late, without using up
 // one of its retries.
 func (h *Handler) configError(ctx context.Context, log *slog.Logger, o Outcome) error {
 	msg := fmt.Sprintf("configuration error, tasks are kept and retried: %s", o.Meaning)
-	if o.Code != 0 {
+	if o.Code > 0 {
 		msg = fmt.Sprintf("configuration error, tasks are kept and retried: tencent %d: %s", o.Code, o.Meaning)
 	}
 	h.loudOnce.Do(func() {

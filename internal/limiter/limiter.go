@@ -170,8 +170,10 @@ type Stats struct {
 	// WaitRoundTrips counts the round trips of Wait: one per call, two when
 	// Redis had to be sent the script.
 	WaitRoundTrips int64
-	// SlowDowns counts successful SlowDown calls.
-	SlowDowns int64
+	// SlowDowns counts SlowDown calls that paused the bucket;
+	// IsolatedStrikes those that did not (no other rate-limit answer in
+	// the fleet within a second).
+	SlowDowns, IsolatedStrikes int64
 	// Compensations counts late calls (Observe saw the answer come later
 	// than the fleet's latency envelope) whose excess pushed the schedule
 	// back.
@@ -225,6 +227,7 @@ type Limiter struct {
 		slowDowns, resets, beyondHorizon  atomic.Int64
 		compensations                     atomic.Int64
 		lateDrops, stalledSamples         atomic.Int64
+		isolatedStrikes                   atomic.Int64
 		lastHorizonWarn, publishFailing   atomic.Int64
 	}
 
@@ -561,22 +564,40 @@ func (l *Limiter) compensate(d time.Duration) {
 	}()
 }
 
-// SlowDown pauses the whole bucket: no process is granted a slot before
-// Redis's now + d; then the schedule runs at full rate again. A pause never
-// shortens an existing one. Slots granted before the call still go. It
-// returns the Redis error, wrapped.
+// strikeWindow: a "too many requests" answer with no other one in the
+// fleet within this window before it is isolated (a late call, an outside
+// caller's burst): it costs the caller one more call, not a pause of every
+// process.
+const strikeWindow = time.Second
+
+// SlowDown reports a "too many requests" answer. An isolated one (no other
+// in the fleet within the last second) pauses nothing: the caller calls
+// again with its next slot. Otherwise it pauses the whole bucket for d after
+// the slots already granted: no process is granted a slot before max(tat,
+// Redis now) + d, then the schedule runs at full rate again. A pause never
+// shortens an existing one. It returns the Redis error, wrapped.
 func (l *Limiter) SlowDown(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("limiter: slow down bucket %q for %s: the pause must be positive", l.cfg.Bucket, d)
 	}
 	v, err := l.run(ctx, &l.stats.otherTrips, slowDownScript, []string{l.keys.gcra},
-		ceilMicros(d), (stateTTL + d).Milliseconds())
+		ceilMicros(d), (stateTTL + d).Milliseconds(), strikeWindow.Microseconds())
 	if err != nil {
 		return fmt.Errorf("limiter: slow down bucket %q: %w", l.cfg.Bucket, err)
 	}
+	a, _ := v.([]any)
+	if len(a) != 2 {
+		return fmt.Errorf("limiter: slow down bucket %q: unexpected script answer %v", l.cfg.Bucket, v)
+	}
+	paused, _ := a[0].(int64)
+	until, _ := a[1].(int64)
+	if paused != 1 {
+		l.stats.isolatedStrikes.Add(1)
+		l.log.DebugContext(ctx, "limiter: an isolated rate-limit answer, no pause")
+		return nil
+	}
 	l.stats.slowDowns.Add(1)
-	until, _ := v.(int64)
-	l.log.InfoContext(ctx, "limiter paused the bucket", "pause", d, "until_redis", time.UnixMicro(until).UTC())
+	l.log.InfoContext(ctx, "limiter paused the bucket after the slots already granted", "pause", d, "until_redis", time.UnixMicro(until).UTC())
 	return nil
 }
 
@@ -668,22 +689,23 @@ func parseSpread(v any) (j, ref time.Duration, ok bool) {
 func (l *Limiter) Stats() Stats {
 	s := &l.stats
 	return Stats{
-		Calls:          s.calls.Load(),
-		Failures:       s.failures.Load(),
-		Delayed:        s.delayed.Load(),
-		WaitedTotal:    time.Duration(s.waited.Load()),
-		RoundTrips:     s.roundTrips.Load(),
-		WaitRoundTrips: s.waitTrips.Load(),
-		SlowDowns:      s.slowDowns.Load(),
-		Compensations:  s.compensations.Load(),
-		LateDrops:      s.lateDrops.Load(),
-		StalledSamples: s.stalledSamples.Load(),
-		LateCutoff:     l.cfg.LateCutoff,
-		Resets:         s.resets.Load(),
-		BeyondHorizon:  s.beyondHorizon.Load(),
-		Spread:         time.Duration(l.spreadNS.Load()),
-		LocalSpread:    time.Duration(l.localSpread.Load()),
-		Interval:       l.Interval(),
+		Calls:           s.calls.Load(),
+		Failures:        s.failures.Load(),
+		Delayed:         s.delayed.Load(),
+		WaitedTotal:     time.Duration(s.waited.Load()),
+		RoundTrips:      s.roundTrips.Load(),
+		WaitRoundTrips:  s.waitTrips.Load(),
+		SlowDowns:       s.slowDowns.Load(),
+		IsolatedStrikes: s.isolatedStrikes.Load(),
+		Compensations:   s.compensations.Load(),
+		LateDrops:       s.lateDrops.Load(),
+		StalledSamples:  s.stalledSamples.Load(),
+		LateCutoff:      l.cfg.LateCutoff,
+		Resets:          s.resets.Load(),
+		BeyondHorizon:   s.beyondHorizon.Load(),
+		Spread:          time.Duration(l.spreadNS.Load()),
+		LocalSpread:     time.Duration(l.localSpread.Load()),
+		Interval:        l.Interval(),
 	}
 }
 

@@ -51,24 +51,35 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {slot, now, reset, slot - free}
 `)
 
-// slowDownScript makes pause = max(pause, now + d).
+// slowDownScript notes a "too many requests" answer (a strike) and pauses
+// the schedule unless the strike is isolated: when the previous strike lies
+// more than the window back, it only records this one and answers {0,
+// pause}. Otherwise it makes pause = max(pause, max(tat, now) + d): the
+// pause starts after the slots already granted (the fleet's lookahead), so
+// it leaves a gap of d in the calls, not in the grants.
 //
 //	KEYS[1] gcra hash
-//	ARGV[1] d µs, ARGV[2] key TTL ms
+//	ARGV[1] d µs, ARGV[2] key TTL ms, ARGV[3] strike window µs
 //
-// It returns the pause end in µs of Redis time.
+// It returns {1 when it paused, else 0, the pause end in µs of Redis time}.
 var slowDownScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local pause = now + tonumber(ARGV[1])
-local cur = tonumber(redis.call('HGET', KEYS[1], 'pause')) or 0
+local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'strike')
+local cur = tonumber(st[2]) or 0
+local last = tonumber(st[3])
+redis.call('HSET', KEYS[1], 'strike', string.format('%.0f', now))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if last == nil or now - last > tonumber(ARGV[3]) then
+  return {0, cur}
+end
+local pause = math.max(tonumber(st[1]) or 0, now) + tonumber(ARGV[1])
 if cur > pause then
   pause = cur
 else
   redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return pause
+return {1, pause}
 `)
 
 // spreadScript publishes this process's tails (when ARGV[2] is not empty) as

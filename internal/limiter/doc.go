@@ -94,14 +94,17 @@
 // expiry) or was written by another Redis server (restored from a snapshot,
 // promoted replica after failover, resharded slot: the run_id stored with it
 // differs, and so may the clock), the script restarts it with a pause of one
-// Horizon: no slot before Redis now + Horizon. Slots granted before the loss
-// lie at most Horizon ahead as long as Horizon exceeds the lookahead of all
-// processes (a grant queued further is counted in Stats.BeyondHorizon and
-// logged), so the new schedule never puts a call closer than one interval to
-// an old one. The price is one Horizon of idleness after a loss. Not covered:
-// a second loss while a pause (a SlowDown, or the Horizon after a first loss)
-// is still running, since slots then lie up to the pause end plus the
-// lookahead ahead.
+// horizon: no slot before Redis now + horizon. Slots granted before the loss
+// still go, so the horizon must lie past all of them: past the fleet's
+// lookahead, which grows with the processes, the interval and any pause in
+// force (16 processes x 10 slots x (1+J)/200 is 1.2 s at J = 0.5 s). So the
+// horizon follows it: the largest of Config.Horizon, the furthest this
+// process saw the schedule ahead of Redis now in the last 10 s (plus a
+// quarter and one interval), and processes x (AheadUrgent+AheadBulk) x
+// interval + one interval, with the count of live processes read from the
+// spread hash. A grant queued further than the horizon in use is counted in
+// Stats.BeyondHorizon and logged. The price is one horizon of idleness after
+// a loss.
 //
 // # SlowDown
 //

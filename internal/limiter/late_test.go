@@ -72,14 +72,15 @@ func TestAdmitDropsACallPastTheCutoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	drops := l.Stats().LateDrops // Wait may drop a slot on a loaded machine
 	if err := p.Admit(p.Slot.Add(15 * time.Millisecond)); err != nil {
 		t.Errorf("Admit at the cutoff = %v, want nil", err)
 	}
 	if err := p.Admit(p.Slot.Add(16 * time.Millisecond)); !errors.Is(err, ErrLate) {
 		t.Errorf("Admit 16ms after the slot = %v, want ErrLate (cutoff 15ms)", err)
 	}
-	if st := l.Stats(); st.LateDrops != 1 || st.LateCutoff != 15*time.Millisecond {
-		t.Errorf("Stats() LateDrops=%d LateCutoff=%s, want 1 and 15ms", st.LateDrops, st.LateCutoff)
+	if st := l.Stats(); st.LateDrops != drops+1 || st.LateCutoff != 15*time.Millisecond {
+		t.Errorf("Stats() LateDrops=%d LateCutoff=%s, want %d and 15ms", st.LateDrops, st.LateCutoff, drops+1)
 	}
 	if err := (Permit{Slot: p.Slot}).Admit(p.Slot.Add(time.Hour)); err != nil {
 		t.Errorf("a Permit not made by a Limiter: Admit = %v, want nil", err)

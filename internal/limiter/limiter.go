@@ -99,11 +99,11 @@ type Config struct {
 	// reserved ahead of now per lane; defaults DefaultAheadUrgent (8) and
 	// DefaultAheadBulk (2). More lets a process keep the bucket busy across
 	// its own scheduling hiccups; less shortens the queue an urgent call
-	// finds. Horizon should exceed the lookahead of all processes together,
-	// (AheadUrgent+AheadBulk) * processes * Interval.
+	// finds.
 	AheadUrgent, AheadBulk int
-	// Horizon is how far ahead of Redis's now a lost schedule restarts;
-	// default DefaultHorizon (1s).
+	// Horizon is the least a lost schedule restarts ahead of Redis's now;
+	// default DefaultHorizon (1s). The horizon in use follows the fleet's
+	// lookahead above it (see Stats.Horizon).
 	Horizon time.Duration
 	// InitialSpread is the latency spread J assumed until a process of the
 	// bucket has measured one; default DefaultInitialSpread (50ms). At most
@@ -189,6 +189,9 @@ type Stats struct {
 	StalledSamples int64
 	// LateCutoff is Config.LateCutoff, for metrics.
 	LateCutoff time.Duration
+	// Horizon is how far ahead a lost schedule would restart now (it
+	// follows the fleet's lookahead, at least Config.Horizon).
+	Horizon time.Duration
 	// Resets counts grants that found the schedule missing or from another
 	// server and restarted it one Horizon ahead.
 	Resets int64
@@ -218,6 +221,9 @@ type Limiter struct {
 	spreadNS    atomic.Int64 // shared J, ns
 	lateBound   atomic.Int64 // fleet p0.5 of lo + J, ns; 0: unknown (no compensation)
 	localSpread atomic.Int64 // ns
+	fleetProcs  atomic.Int64 // processes with live samples, as last read
+	aheadNS     atomic.Int64 // the furthest a grant lay ahead of Redis now lately, ns
+	aheadAt     atomic.Int64 // when aheadNS was seen, unix ns of the local clock
 	window      *spreadWindow
 	stalls      *stallWatch
 
@@ -430,7 +436,7 @@ func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 	interval := l.Interval()
 	sent := l.now()
 	v, err := l.run(ctx, &l.stats.waitTrips, grantScript, []string{l.keys.gcra},
-		ceilMicros(interval), ceilMicros(l.cfg.Horizon), (stateTTL + l.cfg.Horizon).Milliseconds())
+		ceilMicros(interval), ceilMicros(l.horizon()), (stateTTL + l.cfg.Horizon).Milliseconds())
 	recv := l.now()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -478,20 +484,48 @@ func parseGrant(v any) (grantReply, error) {
 }
 
 func (l *Limiter) noteGrant(ctx context.Context, g grantReply) {
+	horizon := l.horizon()
+	now := l.now().UnixNano()
+	if ahead := time.Duration(g.slot-g.now) * time.Microsecond; ahead >= time.Duration(l.aheadNS.Load()) || now-l.aheadAt.Load() > int64(aheadMemory) {
+		l.aheadNS.Store(int64(ahead))
+		l.aheadAt.Store(now)
+	}
 	if g.reset {
 		l.stats.resets.Add(1)
 		l.log.InfoContext(ctx, "limiter schedule was missing or written by another Redis server (first use, restart, FLUSHALL, failover, idle expiry): restarted one horizon ahead",
-			"horizon", l.cfg.Horizon)
+			"horizon", horizon)
 	}
-	if time.Duration(g.queue)*time.Microsecond > l.cfg.Horizon {
+	if time.Duration(g.queue)*time.Microsecond > horizon {
 		l.stats.beyondHorizon.Add(1)
 		last := l.stats.lastHorizonWarn.Load()
-		now := l.now().UnixNano()
 		if now-last >= int64(warnEvery) && l.stats.lastHorizonWarn.CompareAndSwap(last, now) {
-			l.log.WarnContext(ctx, "limiter granted a slot further ahead than Horizon: after a loss of the schedule calls could come closer than the interval; raise Horizon or lower AheadUrgent/AheadBulk",
-				"ahead", time.Duration(g.queue)*time.Microsecond, "horizon", l.cfg.Horizon)
+			l.log.WarnContext(ctx, "limiter granted a slot further ahead than its horizon: after a loss of the schedule calls could come closer than the interval",
+				"ahead", time.Duration(g.queue)*time.Microsecond, "horizon", horizon)
 		}
 	}
+}
+
+// aheadMemory is how long the furthest lookahead seen is remembered.
+const aheadMemory = 10 * time.Second
+
+// horizon is how far ahead of Redis now a lost schedule restarts: past
+// every slot granted before the loss. That is the fleet's lookahead, which
+// grows with the processes, the interval and any pause in force, so the
+// horizon follows it: at least Config.Horizon, the furthest this process
+// saw the schedule ahead of Redis now in the last aheadMemory plus a
+// quarter and one interval, and the lookahead every live process may hold,
+// processes x (AheadUrgent+AheadBulk) x interval, plus one interval.
+func (l *Limiter) horizon() time.Duration {
+	iv := l.Interval()
+	h := l.cfg.Horizon
+	if l.now().UnixNano()-l.aheadAt.Load() <= int64(aheadMemory) {
+		ahead := time.Duration(l.aheadNS.Load())
+		h = max(h, ahead+ahead/4+iv)
+	}
+	if p := l.fleetProcs.Load(); p > 0 {
+		h = max(h, time.Duration(p*int64(l.cfg.AheadUrgent+l.cfg.AheadBulk)+1)*iv)
+	}
+	return h
 }
 
 // sleep waits d on the local monotonic clock.
@@ -653,7 +687,8 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 		l.setSpread(max(time.Duration(l.spreadNS.Load()), local))
 		return fmt.Errorf("limiter: share latency spread of bucket %q: %w", l.cfg.Bucket, err)
 	}
-	j, ref, ok := parseSpread(v)
+	j, ref, procs, ok := parseSpread(v)
+	l.fleetProcs.Store(procs)
 	if !ok {
 		j = l.cfg.InitialSpread
 	}
@@ -670,19 +705,20 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	return nil
 }
 
-// parseSpread reads spreadScript's answer {J µs, p0.5 lo µs}; ok is false
-// when no process has samples.
-func parseSpread(v any) (j, ref time.Duration, ok bool) {
+// parseSpread reads spreadScript's answer {J µs, p0.5 lo µs, live
+// processes}; ok is false when no process has samples.
+func parseSpread(v any) (j, ref time.Duration, procs int64, ok bool) {
 	a, isSlice := v.([]any)
-	if !isSlice || len(a) != 2 {
-		return 0, 0, false
+	if !isSlice || len(a) != 3 {
+		return 0, 0, 0, false
 	}
+	procs, _ = a[2].(int64)
 	js, ok1 := a[0].(int64)
 	rs, ok2 := a[1].(int64)
 	if !ok1 || !ok2 || js < 0 {
-		return 0, 0, false
+		return 0, 0, procs, false
 	}
-	return time.Duration(js) * time.Microsecond, time.Duration(rs) * time.Microsecond, true
+	return time.Duration(js) * time.Microsecond, time.Duration(rs) * time.Microsecond, procs, true
 }
 
 // Stats returns the counters since New.
@@ -701,6 +737,7 @@ func (l *Limiter) Stats() Stats {
 		LateDrops:       s.lateDrops.Load(),
 		StalledSamples:  s.stalledSamples.Load(),
 		LateCutoff:      l.cfg.LateCutoff,
+		Horizon:         l.horizon(),
 		Resets:          s.resets.Load(),
 		BeyondHorizon:   s.beyondHorizon.Load(),
 		Spread:          time.Duration(l.spreadNS.Load()),

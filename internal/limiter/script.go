@@ -87,8 +87,8 @@ return {1, pause}
 // age or malformed, and merges the live ones: with N the sum of their n and
 // r = ceil(0.005*N) bounded to [1, 10] (and to the values present), it
 // returns {r-th largest hi - r-th smallest lo, r-th smallest lo} in µs: the
-// fleet's spread J and its p0.5 of lo. It returns {-1, -1} when no process has
-// samples.
+// fleet's spread J and its p0.5 of lo, then the number of live entries (the
+// processes calling). It returns {-1, -1, live} when no process has samples.
 //
 //	KEYS[1] spread hash
 //	ARGV[1] process id, ARGV[2] tails or '', ARGV[3] max age µs, ARGV[4] key TTL ms
@@ -100,7 +100,7 @@ local maxAge = tonumber(ARGV[3])
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. nowStr)
 end
-local total, lows, highs = 0, {}, {}
+local total, lows, highs, live = 0, {}, {}, 0
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local n, ls, hs, at = string.match(all[i + 1], '^(%d+)|([%d,%-]*)|([%d,%-]*)|(%d+)$')
@@ -108,18 +108,19 @@ for i = 1, #all, 2 do
     redis.call('HDEL', KEYS[1], all[i])
   else
     total = total + tonumber(n)
+    live = live + 1
     for v in string.gmatch(ls, '%-?%d+') do lows[#lows + 1] = tonumber(v) end
     for v in string.gmatch(hs, '%-?%d+') do highs[#highs + 1] = tonumber(v) end
   end
 end
 if total == 0 or #lows == 0 or #highs == 0 then
-  return {-1, -1}
+  return {-1, -1, live}
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 table.sort(lows)
 table.sort(highs, function(a, b) return a > b end)
 local r = math.min(math.max(1, math.ceil(0.005 * total)), 10, #lows, #highs)
-return {math.max(0, highs[r] - lows[r]), lows[r]}
+return {math.max(0, highs[r] - lows[r]), lows[r], live}
 `)
 
 // delayScript pushes the schedule back after a late call: tat = max(tat,

@@ -90,3 +90,29 @@ func TestIsolatedRateLimitAnswerPausesNothing(t *testing.T) {
 		t.Errorf("Stats() SlowDowns=%d IsolatedStrikes=%d, want 0 and 1", st.SlowDowns, st.IsolatedStrikes)
 	}
 }
+
+func TestLostScheduleRestartsPastTheFleetsLookahead(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	ctx := context.Background()
+	// Rate 10 and a lookahead of 9 slots: the schedule lies about 0.9 s
+	// ahead, beyond a Horizon of 200ms.
+	l := newTestLimiter(t, rdb, Config{Rate: 10, AheadUrgent: 8, Horizon: 200 * time.Millisecond})
+	seed(t, rdb, l)
+	last := grabAhead(t, l, 9)
+	if ahead := last.RedisSlot.Sub(redisNow(t, rdb)); ahead < 600*time.Millisecond {
+		t.Fatalf("the schedule is only %s ahead: the test needs a lookahead beyond Horizon", ahead)
+	}
+	// The schedule is lost (FLUSHALL, failover): the slots granted before
+	// still go, so the first new one must come after them.
+	if err := rdb.Del(ctx, l.keys.gcra).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := nextSlot(t, l); got.Before(last.RedisSlot.Add(slotInterval(l))) {
+		t.Errorf("after a loss the first slot lies %s after the last slot granted before it, want at least the interval %s",
+			got.Sub(last.RedisSlot), slotInterval(l))
+	}
+	if st := l.Stats(); st.Resets != 1 || st.Horizon <= 200*time.Millisecond {
+		t.Errorf("Stats() Resets=%d Horizon=%s, want 1 and more than the configured 200ms", st.Resets, st.Horizon)
+	}
+}

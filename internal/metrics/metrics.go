@@ -80,6 +80,7 @@ const (
 	LimiterLateCutoff    = "recallq_limiter_late_cutoff_seconds"
 	LimiterLateDrops     = "recallq_limiter_late_drops_total"
 	LimiterStalled       = "recallq_limiter_stalled_samples_total"
+	LimiterHorizon       = "recallq_limiter_horizon_seconds"
 )
 
 // Buckets of the histograms, in seconds.
@@ -311,6 +312,8 @@ var (
 		"How late after its slot a call may still go; a later one is dropped, in seconds.", nil, nil)
 	limiterLateDropsDesc = prometheus.NewDesc(LimiterLateDrops,
 		"Slots dropped because the grant's answer or the call came later than the cutoff after the slot.", nil, nil)
+	limiterHorizonDesc = prometheus.NewDesc(LimiterHorizon,
+		"How far ahead a lost schedule would restart: past the fleet's lookahead, in seconds.", nil, nil)
 	limiterStalledDesc = prometheus.NewDesc(LimiterStalled,
 		"Answers not counted in the latency spread because this process was stopped while the call was out.", nil, nil)
 )
@@ -318,7 +321,7 @@ var (
 func (c *limiterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{limiterIntervalDesc, limiterSpreadDesc, limiterLocalSpreadDesc,
 		limiterSlowDownsDesc, limiterResetsDesc, limiterBeyondHorizonDesc, limiterWaitFailuresDesc,
-		limiterLateCutoffDesc, limiterLateDropsDesc, limiterStalledDesc} {
+		limiterLateCutoffDesc, limiterLateDropsDesc, limiterStalledDesc, limiterHorizonDesc} {
 		ch <- d
 	}
 }
@@ -335,6 +338,7 @@ func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(limiterLateCutoffDesc, prometheus.GaugeValue, s.LateCutoff.Seconds())
 	ch <- prometheus.MustNewConstMetric(limiterLateDropsDesc, prometheus.CounterValue, float64(s.LateDrops))
 	ch <- prometheus.MustNewConstMetric(limiterStalledDesc, prometheus.CounterValue, float64(s.StalledSamples))
+	ch <- prometheus.MustNewConstMetric(limiterHorizonDesc, prometheus.GaugeValue, s.Horizon.Seconds())
 }
 
 // queuePingTimeout bounds the Redis check before asynq's collector runs.

@@ -202,7 +202,11 @@ type Stats struct {
 	// Spread is the fleet-wide latency spread J in use; LocalSpread is this
 	// process's own quantile of its samples alone (0 without samples).
 	Spread, LocalSpread time.Duration
-	// Interval is the current spacing, (1+Spread)/Rate.
+	// Dispersion is the fleet's mean difference of two latencies, G, that
+	// paces the calls (-1 while unknown: the interval is then
+	// (1+InitialSpread)/Rate).
+	Dispersion time.Duration
+	// Interval is the current spacing, 1/r with r + 5*sqrt(r*G) = Rate.
 	Interval time.Duration
 }
 
@@ -222,6 +226,7 @@ type Limiter struct {
 	lateBound   atomic.Int64 // fleet p0.5 of lo + J, ns; 0: unknown (no compensation)
 	localSpread atomic.Int64 // ns
 	fleetProcs  atomic.Int64 // processes with live samples, as last read
+	dispersion  atomic.Int64 // fleet's G, ns; -1: unknown (worst-case pacing)
 	aheadNS     atomic.Int64 // the furthest a grant lay ahead of Redis now lately, ns
 	aheadAt     atomic.Int64 // when aheadNS was seen, unix ns of the local clock
 	window      *spreadWindow
@@ -306,7 +311,7 @@ func New(cfg Config) (*Limiter, error) {
 	}
 	l.sems[Urgent] = make(chan struct{}, cfg.AheadUrgent)
 	l.sems[Bulk] = make(chan struct{}, cfg.AheadBulk)
-	l.setSpread(cfg.InitialSpread)
+	l.setSpread(cfg.InitialSpread, -1)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Add(2)
 	go l.publishLoop()
@@ -635,15 +640,25 @@ func (l *Limiter) SlowDown(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// Interval returns the current spacing of slots, (1+J)/Rate.
+// Interval returns the current spacing of slots: 1/r with r paced from the
+// fleet's measured dispersion (see pacing.go), or (1+InitialSpread)/Rate
+// until any process has samples.
 func (l *Limiter) Interval() time.Duration {
 	return time.Duration(l.interval.Load())
 }
 
-func (l *Limiter) setSpread(j time.Duration) {
+// setSpread adopts J; with no dispersion known (g < 0) the interval is
+// the worst case (1+J)/Rate, otherwise 1/pacedRate(Rate, g).
+func (l *Limiter) setSpread(j, g time.Duration) {
 	j = clampSpread(j)
 	l.spreadNS.Store(int64(j))
-	l.interval.Store(int64(math.Ceil((1 + j.Seconds()) / l.cfg.Rate * 1e9)))
+	if g < 0 {
+		l.dispersion.Store(-1)
+		l.interval.Store(int64(math.Ceil((1 + j.Seconds()) / l.cfg.Rate * 1e9)))
+		return
+	}
+	l.dispersion.Store(int64(g))
+	l.interval.Store(int64(math.Ceil(1e9 / pacedRate(l.cfg.Rate, g))))
 }
 
 // publishLoop shares the spread until Close.
@@ -681,21 +696,30 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	now := l.now()
 	local, _ := l.window.spread(now)
 	l.localSpread.Store(int64(local))
+	mine := l.window.tails(now)
 	v, err := l.run(ctx, &l.stats.otherTrips, spreadScript, []string{l.keys.spread},
-		l.id, l.window.tails(now).String(), spreadMaxAge.Microseconds(), (2 * spreadMaxAge).Milliseconds())
+		l.id, mine.String(), spreadMaxAge.Microseconds(), (2 * spreadMaxAge).Milliseconds())
 	if err != nil {
-		l.setSpread(max(time.Duration(l.spreadNS.Load()), local))
+		// Keep the shared pacing, made no faster by this process's own.
+		g := time.Duration(l.dispersion.Load())
+		if lg, ok := mine.hist.meanDifference(); ok && g >= 0 {
+			g = max(g, lg)
+		}
+		l.setSpread(max(time.Duration(l.spreadNS.Load()), local), g)
 		return fmt.Errorf("limiter: share latency spread of bucket %q: %w", l.cfg.Bucket, err)
 	}
-	j, ref, procs, ok := parseSpread(v)
+	j, ref, procs, fleet, ok := parseSpread(v)
 	l.fleetProcs.Store(procs)
+	g := time.Duration(-1)
 	if !ok {
 		j = l.cfg.InitialSpread
+	} else if fg, known := fleet.meanDifference(); known {
+		g = fg
 	}
 	if old := time.Duration(l.spreadNS.Load()); old != clampSpread(j) {
-		l.log.DebugContext(ctx, "limiter spread changed", "spread", clampSpread(j), "was", old)
+		l.log.DebugContext(ctx, "limiter spread changed", "spread", clampSpread(j), "was", old, "dispersion", g)
 	}
-	l.setSpread(j)
+	l.setSpread(j, g)
 	var bound time.Duration
 	if ok {
 		// Never 0 for a known envelope: 0 means unknown.
@@ -706,19 +730,25 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 }
 
 // parseSpread reads spreadScript's answer {J µs, p0.5 lo µs, live
-// processes}; ok is false when no process has samples.
-func parseSpread(v any) (j, ref time.Duration, procs int64, ok bool) {
+// processes, merged histogram}; ok is false when no process has samples.
+func parseSpread(v any) (j, ref time.Duration, procs int64, h hist, ok bool) {
 	a, isSlice := v.([]any)
-	if !isSlice || len(a) != 3 {
-		return 0, 0, 0, false
+	if !isSlice || len(a) != 4 {
+		return 0, 0, 0, h, false
 	}
 	procs, _ = a[2].(int64)
+	counts, _ := a[3].([]any)
+	for i, c := range counts {
+		if n, isInt := c.(int64); isInt && i < histBuckets {
+			h[i] = n
+		}
+	}
 	js, ok1 := a[0].(int64)
 	rs, ok2 := a[1].(int64)
 	if !ok1 || !ok2 || js < 0 {
-		return 0, 0, procs, false
+		return 0, 0, procs, h, false
 	}
-	return time.Duration(js) * time.Microsecond, time.Duration(rs) * time.Microsecond, procs, true
+	return time.Duration(js) * time.Microsecond, time.Duration(rs) * time.Microsecond, procs, h, true
 }
 
 // Stats returns the counters since New.
@@ -743,6 +773,7 @@ func (l *Limiter) Stats() Stats {
 		Spread:          time.Duration(l.spreadNS.Load()),
 		LocalSpread:     time.Duration(l.localSpread.Load()),
 		Interval:        l.Interval(),
+		Dispersion:      time.Duration(l.dispersion.Load()),
 	}
 }
 

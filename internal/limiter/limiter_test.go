@@ -464,9 +464,12 @@ func TestLookaheadIsBoundedPerLane(t *testing.T) {
 		}
 	}
 	iv := slotInterval(l)
-	if wait := urgent.RedisSlot.Sub(urgent.redisNow); wait > (aheadBulk+1)*iv {
+	// A slot dropped as granted too late (a loaded machine) still holds its
+	// place: each may put the urgent slot one interval further.
+	limit := aheadBulk + 1 + int(l.Stats().LateDrops)
+	if wait := urgent.RedisSlot.Sub(urgent.redisNow); wait > time.Duration(limit)*iv {
 		t.Errorf("urgent slot granted %s ahead behind 20 waiting bulk calls, want at most %d intervals (%s)",
-			wait, aheadBulk+1, (aheadBulk+1)*iv)
+			wait, limit, time.Duration(limit)*iv)
 	}
 }
 
@@ -561,14 +564,16 @@ func TestSpreadSetsTheIntervalOfEveryProcess(t *testing.T) {
 	for i := range 1000 {
 		a.Observe(Permit{Slot: base}, base.Add(10*time.Millisecond+time.Duration(i)*30*time.Millisecond/999))
 	}
-	want := time.Duration((1 + 0.030) / rate * 1e9)
+	// Uniform over 30 ms: the mean difference of two latencies is
+	// G = 30/3 = 10 ms, and r + 5*sqrt(r*G) = 200 gives r = 193.05/s.
+	want := time.Duration(math.Round(1e9 / 193.05))
 	near := func(got time.Duration) bool { return math.Abs(float64(got-want)) <= 0.005*float64(want) }
 
 	if err := a.publishSpread(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := a.Interval(); !near(got) {
-		t.Errorf("after 30 ms of spread, a.Interval() = %s, want about (1+0.03)/%v = %s", got, rate, want)
+		t.Errorf("after latencies uniform over 30 ms, a.Interval() = %s (G = %s), want about 1/193.05 = %s", got, a.Stats().Dispersion, want)
 	}
 	if got := b.Interval(); got != time.Duration(math.Ceil(1.05/rate*1e9)) {
 		t.Errorf("b.Interval() = %s before it read the shared spread, want the initial one", got)
@@ -604,17 +609,18 @@ func TestStaleSpreadsAreIgnored(t *testing.T) {
 	now := redisNow(t, rdb)
 	old := now.Add(-2 * spreadMaxAge)
 	if err := rdb.HSet(ctx, l.keys.spread,
-		"dead-process", fmt.Sprintf("2000|0|400000|%d", old.UnixMicro()),
-		"live-process", fmt.Sprintf("1|20000|120000|%d", now.UnixMicro()),
+		"dead-process", fmt.Sprintf("2000|0|400000|1|%d", old.UnixMicro()),
+		"live-process", fmt.Sprintf("1|20000|120000|0,1|%d", now.UnixMicro()),
 		"garbage", "not a spread",
 		"old-format", fmt.Sprintf("400000:%d", now.UnixMicro()),
+		"tails-format", fmt.Sprintf("2000|0|400000|%d", now.UnixMicro()),
 	).Err(); err != nil {
 		t.Fatal(err)
 	}
 	// An earlier version's hash, "<spread µs>:<Redis µs>" per process, is
 	// another key: it is neither read nor cleaned, so both versions can run
 	// side by side in a rolling deploy.
-	oldKey := strings.TrimSuffix(l.keys.spread, "spread-tails") + "spread"
+	oldKey := strings.TrimSuffix(l.keys.spread, "spread-hist") + "spread-tails"
 	if oldKey == l.keys.spread {
 		t.Fatalf("the spread hash kept its earlier name %q", oldKey)
 	}
@@ -670,6 +676,7 @@ func TestSpreadIsTheFleetQuantileOfAllSamples(t *testing.T) {
 		lows, highs   []time.Duration
 		maxLocal      time.Duration
 		sampleCounter int
+		all           hist
 	)
 	for _, ss := range perProc {
 		l := newTestLimiter(t, s.Client(t), Config{})
@@ -678,6 +685,7 @@ func TestSpreadIsTheFleetQuantileOfAllSamples(t *testing.T) {
 			l.Observe(Permit{Slot: now, rtt: x.hi - x.lo}, now.Add(x.lo))
 			lows = append(lows, x.lo)
 			highs = append(highs, x.hi)
+			all[histBucket(x.hi)]++
 			sampleCounter++
 		}
 		local, _ := l.window.spread(time.Now())
@@ -707,8 +715,11 @@ func TestSpreadIsTheFleetQuantileOfAllSamples(t *testing.T) {
 		if got := time.Duration(l.lateBound.Load()); got != wantRef+want {
 			t.Errorf("process %d: late bound %s, want the merged p0.5 %s + spread %s", i, got, wantRef, want)
 		}
-		if got, want := l.Interval(), time.Duration(math.Ceil((1+want.Seconds())/DefaultRate*1e9)); got != want {
-			t.Errorf("process %d: Interval() = %s, want %s", i, got, want)
+		// Paced from the dispersion of every sample: the sum of the
+		// processes' histograms is the histogram of all samples.
+		g, _ := all.meanDifference()
+		if got, want := l.Interval(), time.Duration(math.Ceil(1e9/pacedRate(DefaultRate, g))); got != want || l.Stats().Dispersion != g {
+			t.Errorf("process %d: Interval() = %s with dispersion %s, want %s from the dispersion of all samples %s", i, got, l.Stats().Dispersion, want, g)
 		}
 	}
 
@@ -739,6 +750,7 @@ func TestLateObserveCompensates(t *testing.T) {
 	// tat + d whatever the machine's speed.
 	l := newTestLimiter(t, rdb, Config{Rate: 1})
 	seed(t, rdb, l)
+	ignoreStalls(l) // a hiccup of this loaded machine must not hide the late answers
 
 	// 1001 samples, r = 6 for up to 1200: the late bound is the 6th largest
 	// hi, and the flat top (every hi from 39 ms on is 39 ms) keeps it there

@@ -32,11 +32,11 @@ const (
 type stall struct{ from, to time.Time }
 
 type stallWatch struct {
-	now    func() time.Time
-	excess time.Duration // a tick this much later than due is a stall
+	now func() time.Time
 
 	mu     sync.Mutex
-	last   time.Time // the last tick
+	excess time.Duration // a tick this much later than due is a stall
+	last   time.Time     // the last tick
 	stalls [stallMemory]stall
 	next   int
 }

@@ -81,6 +81,7 @@ const (
 	LimiterLateDrops     = "recallq_limiter_late_drops_total"
 	LimiterStalled       = "recallq_limiter_stalled_samples_total"
 	LimiterHorizon       = "recallq_limiter_horizon_seconds"
+	LimiterDispersion    = "recallq_limiter_dispersion_seconds"
 )
 
 // Buckets of the histograms, in seconds.
@@ -295,7 +296,7 @@ type limiterCollector struct{ l LimiterStats }
 
 var (
 	limiterIntervalDesc = prometheus.NewDesc(LimiterInterval,
-		"Current spacing between two calls of the app, (1+spread)/rate, in seconds.", nil, nil)
+		"Current spacing between two calls of the app, 1/r with r + 5*sqrt(r*dispersion) = rate, in seconds.", nil, nil)
 	limiterSpreadDesc = prometheus.NewDesc(LimiterSpread,
 		"Latency spread J shared by every worker of the app (the largest live one), in seconds.", nil, nil)
 	limiterLocalSpreadDesc = prometheus.NewDesc(LimiterLocalSpread,
@@ -312,6 +313,8 @@ var (
 		"How late after its slot a call may still go; a later one is dropped, in seconds.", nil, nil)
 	limiterLateDropsDesc = prometheus.NewDesc(LimiterLateDrops,
 		"Slots dropped because the grant's answer or the call came later than the cutoff after the slot.", nil, nil)
+	limiterDispersionDesc = prometheus.NewDesc(LimiterDispersion,
+		"Mean difference of two latencies G that paces the app's calls at r + 5*sqrt(r*G) = rate (-1 while unknown), in seconds.", nil, nil)
 	limiterHorizonDesc = prometheus.NewDesc(LimiterHorizon,
 		"How far ahead a lost schedule would restart: past the fleet's lookahead, in seconds.", nil, nil)
 	limiterStalledDesc = prometheus.NewDesc(LimiterStalled,
@@ -321,7 +324,7 @@ var (
 func (c *limiterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{limiterIntervalDesc, limiterSpreadDesc, limiterLocalSpreadDesc,
 		limiterSlowDownsDesc, limiterResetsDesc, limiterBeyondHorizonDesc, limiterWaitFailuresDesc,
-		limiterLateCutoffDesc, limiterLateDropsDesc, limiterStalledDesc, limiterHorizonDesc} {
+		limiterLateCutoffDesc, limiterLateDropsDesc, limiterStalledDesc, limiterHorizonDesc, limiterDispersionDesc} {
 		ch <- d
 	}
 }
@@ -339,6 +342,7 @@ func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(limiterLateDropsDesc, prometheus.CounterValue, float64(s.LateDrops))
 	ch <- prometheus.MustNewConstMetric(limiterStalledDesc, prometheus.CounterValue, float64(s.StalledSamples))
 	ch <- prometheus.MustNewConstMetric(limiterHorizonDesc, prometheus.GaugeValue, s.Horizon.Seconds())
+	ch <- prometheus.MustNewConstMetric(limiterDispersionDesc, prometheus.GaugeValue, s.Dispersion.Seconds())
 }
 
 // queuePingTimeout bounds the Redis check before asynq's collector runs.

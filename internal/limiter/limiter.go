@@ -206,8 +206,13 @@ type Stats struct {
 	// paces the calls (-1 while unknown: the interval is then
 	// (1+InitialSpread)/Rate).
 	Dispersion time.Duration
-	// Interval is the current spacing, 1/r with r + 5*sqrt(r*G) = Rate.
+	// Interval is the current spacing, 1/r with r + 5*sqrt(r*G) = Rate,
+	// before the rate scale.
 	Interval time.Duration
+	// Rate is the rate in force, calls per second: 1/Interval times the
+	// bucket's rate scale, which rate-limit answers that keep coming lower
+	// and time restores (aimd.go).
+	Rate float64
 }
 
 // Limiter spaces calls of one bucket across all processes. It is safe for
@@ -227,6 +232,7 @@ type Limiter struct {
 	localSpread atomic.Int64 // ns
 	fleetProcs  atomic.Int64 // processes with live samples, as last read
 	dispersion  atomic.Int64 // fleet's G, ns; -1: unknown (worst-case pacing)
+	scale       atomic.Int64 // the bucket's rate scale in millionths, as the last grant read it; 0: none yet
 	aheadNS     atomic.Int64 // the furthest a grant lay ahead of Redis now lately, ns
 	aheadAt     atomic.Int64 // when aheadNS was seen, unix ns of the local clock
 	window      *spreadWindow
@@ -441,7 +447,7 @@ func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 	interval := l.Interval()
 	sent := l.now()
 	v, err := l.run(ctx, &l.stats.waitTrips, grantScript, []string{l.keys.gcra},
-		ceilMicros(interval), ceilMicros(l.horizon()), (stateTTL + l.cfg.Horizon).Milliseconds())
+		ceilMicros(interval), ceilMicros(l.horizon()), (stateTTL + l.cfg.Horizon).Milliseconds(), aimdRecover)
 	recv := l.now()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -472,23 +478,28 @@ type grantReply struct {
 	slot, now int64
 	reset     bool
 	queue     int64
+	scale     int64 // rate scale in millionths (aimd.go)
 }
 
 func parseGrant(v any) (grantReply, error) {
 	a, ok := v.([]any)
-	if !ok || len(a) != 4 {
+	if !ok || len(a) != 5 {
 		return grantReply{}, fmt.Errorf("unexpected script answer %v", v)
 	}
-	var n [4]int64
+	var n [5]int64
 	for i := range a {
 		if n[i], ok = a[i].(int64); !ok {
 			return grantReply{}, fmt.Errorf("unexpected script answer %v", v)
 		}
 	}
-	return grantReply{slot: n[0], now: n[1], reset: n[2] == 1, queue: n[3]}, nil
+	return grantReply{slot: n[0], now: n[1], reset: n[2] == 1, queue: n[3], scale: n[4]}, nil
 }
 
 func (l *Limiter) noteGrant(ctx context.Context, g grantReply) {
+	if old := l.scale.Swap(g.scale); old != g.scale && (g.scale < 1e6 || old < 1e6) && old != 0 {
+		l.log.DebugContext(ctx, "limiter rate scale changed (rate-limit answers while below the cap: a quota shared with other callers)",
+			"scale", float64(g.scale)/1e6, "was", float64(old)/1e6)
+	}
 	horizon := l.horizon()
 	now := l.now().UnixNano()
 	if ahead := time.Duration(g.slot-g.now) * time.Microsecond; ahead >= time.Duration(l.aheadNS.Load()) || now-l.aheadAt.Load() > int64(aheadMemory) {
@@ -620,7 +631,7 @@ func (l *Limiter) SlowDown(ctx context.Context, d time.Duration) error {
 		return fmt.Errorf("limiter: slow down bucket %q for %s: the pause must be positive", l.cfg.Bucket, d)
 	}
 	v, err := l.run(ctx, &l.stats.otherTrips, slowDownScript, []string{l.keys.gcra},
-		ceilMicros(d), (stateTTL + d).Milliseconds(), strikeWindow.Microseconds())
+		ceilMicros(d), (stateTTL + d).Milliseconds(), strikeWindow.Microseconds(), aimdDecrease, aimdRecover, aimdMinScale)
 	if err != nil {
 		return fmt.Errorf("limiter: slow down bucket %q: %w", l.cfg.Bucket, err)
 	}
@@ -774,6 +785,7 @@ func (l *Limiter) Stats() Stats {
 		LocalSpread:     time.Duration(l.localSpread.Load()),
 		Interval:        l.Interval(),
 		Dispersion:      time.Duration(l.dispersion.Load()),
+		Rate:            l.rate(),
 	}
 }
 

@@ -403,6 +403,11 @@ func TestSlowDownPausesEveryProcess(t *testing.T) {
 		t.Fatalf("a 1ms SlowDown moved the pause end from %d to %d", until, got)
 	}
 
+	// The strikes also lowered the rate scale (aimd_test.go); this test is
+	// about the pause alone.
+	if err := rdb.HDel(ctx, a.keys.gcra, "scale", "scaled").Err(); err != nil {
+		t.Fatal(err)
+	}
 	gs := collect(t, []*Limiter{b}, 3, 6, Bulk)
 	for _, g := range gs {
 		if g.p.RedisSlot.Before(before.Add(pause)) {

@@ -16,8 +16,13 @@ import (
 
 // grantScript grants the next slot.
 //
-//	KEYS[1] gcra hash (tat, pause, srv)
-//	ARGV[1] interval µs, ARGV[2] horizon µs, ARGV[3] key TTL ms
+//	KEYS[1] gcra hash (tat, pause, srv, scale, scaled, strike)
+//	ARGV[1] interval µs, ARGV[2] horizon µs, ARGV[3] key TTL ms,
+//	ARGV[4] scale recovered per second
+//
+// The interval is divided by the bucket's rate scale (aimd.go): scale as
+// last lowered by slowDownScript at scaled, plus ARGV[4] per second since,
+// at most 1.
 //
 // A schedule that is missing, or was written by another server (its run_id
 // differs: restored from a snapshot, a promoted replica, a moved slot), is
@@ -25,9 +30,10 @@ import (
 // INFO is called with pcall so that an ACL or a renamed command that forbids
 // it only disables the run_id check (srv is then always empty).
 //
-// It returns {slot, now, reset, queue}: the granted slot and Redis's now in
-// µs, 1 when the schedule was restarted, and how far the slot lies beyond
-// max(now, pause) in µs (the queue reserved ahead, for the horizon check).
+// It returns {slot, now, reset, queue, scale}: the granted slot and Redis's
+// now in µs, 1 when the schedule was restarted, how far the slot lies
+// beyond max(now, pause) in µs (the queue reserved ahead, for the horizon
+// check), and the rate scale in millionths.
 var grantScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -35,9 +41,14 @@ local interval = tonumber(ARGV[1])
 local horizon = tonumber(ARGV[2])
 local info = redis.pcall('INFO', 'server')
 local srv = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
-local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'srv')
+local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'srv', 'scale', 'scaled')
 local tat = tonumber(st[1]) or 0
 local pause = tonumber(st[2]) or 0
+local scale = 1
+if st[4] then
+  scale = math.min(1, tonumber(st[4]) + (now - (tonumber(st[5]) or now)) / 1000000 * tonumber(ARGV[4]))
+end
+interval = math.ceil(interval / scale)
 local reset = 0
 if st[1] == false or st[3] ~= srv then
   pause = math.max(pause, now + horizon)
@@ -48,7 +59,7 @@ local free = math.max(now, pause)
 local slot = math.max(tat, free)
 redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', slot + interval), 'srv', srv)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {slot, now, reset, slot - free}
+return {slot, now, reset, slot - free, math.floor(scale * 1000000)}
 `)
 
 // slowDownScript notes a "too many requests" answer (a strike) and pauses
@@ -59,13 +70,17 @@ return {slot, now, reset, slot - free}
 // it leaves a gap of d in the calls, not in the grants.
 //
 //	KEYS[1] gcra hash
-//	ARGV[1] d µs, ARGV[2] key TTL ms, ARGV[3] strike window µs
+//	ARGV[1] d µs, ARGV[2] key TTL ms, ARGV[3] strike window µs,
+//	ARGV[4] scale factor on a pause, ARGV[5] scale recovered per second,
+//	ARGV[6] least scale
+//
+// A pause also lowers the bucket's rate scale multiplicatively (aimd.go).
 //
 // It returns {1 when it paused, else 0, the pause end in µs of Redis time}.
 var slowDownScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'strike')
+local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'strike', 'scale', 'scaled')
 local cur = tonumber(st[2]) or 0
 local last = tonumber(st[3])
 redis.call('HSET', KEYS[1], 'strike', string.format('%.0f', now))
@@ -73,6 +88,12 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if last == nil or now - last > tonumber(ARGV[3]) then
   return {0, cur}
 end
+local scale = 1
+if st[4] then
+  scale = math.min(1, tonumber(st[4]) + (now - (tonumber(st[5]) or now)) / 1000000 * tonumber(ARGV[5]))
+end
+scale = math.max(tonumber(ARGV[6]), scale * tonumber(ARGV[4]))
+redis.call('HSET', KEYS[1], 'scale', string.format('%.6f', scale), 'scaled', string.format('%.0f', now))
 local pause = math.max(tonumber(st[1]) or 0, now) + tonumber(ARGV[1])
 if cur > pause then
   pause = cur

@@ -82,6 +82,7 @@ const (
 	LimiterStalled       = "recallq_limiter_stalled_samples_total"
 	LimiterHorizon       = "recallq_limiter_horizon_seconds"
 	LimiterDispersion    = "recallq_limiter_dispersion_seconds"
+	LimiterRate          = "recallq_limiter_rate"
 )
 
 // Buckets of the histograms, in seconds.
@@ -315,6 +316,8 @@ var (
 		"Slots dropped because the grant's answer or the call came later than the cutoff after the slot.", nil, nil)
 	limiterDispersionDesc = prometheus.NewDesc(LimiterDispersion,
 		"Mean difference of two latencies G that paces the app's calls at r + 5*sqrt(r*G) = rate (-1 while unknown), in seconds.", nil, nil)
+	limiterRateDesc = prometheus.NewDesc(LimiterRate,
+		"Calls per second the app's bucket runs at now: the paced rate, lowered while rate-limit answers keep coming (a quota shared with other callers) and restored over time.", nil, nil)
 	limiterHorizonDesc = prometheus.NewDesc(LimiterHorizon,
 		"How far ahead a lost schedule would restart: past the fleet's lookahead, in seconds.", nil, nil)
 	limiterStalledDesc = prometheus.NewDesc(LimiterStalled,
@@ -324,7 +327,7 @@ var (
 func (c *limiterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{limiterIntervalDesc, limiterSpreadDesc, limiterLocalSpreadDesc,
 		limiterSlowDownsDesc, limiterResetsDesc, limiterBeyondHorizonDesc, limiterWaitFailuresDesc,
-		limiterLateCutoffDesc, limiterLateDropsDesc, limiterStalledDesc, limiterHorizonDesc, limiterDispersionDesc} {
+		limiterLateCutoffDesc, limiterLateDropsDesc, limiterStalledDesc, limiterHorizonDesc, limiterDispersionDesc, limiterRateDesc} {
 		ch <- d
 	}
 }
@@ -343,6 +346,7 @@ func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(limiterStalledDesc, prometheus.CounterValue, float64(s.StalledSamples))
 	ch <- prometheus.MustNewConstMetric(limiterHorizonDesc, prometheus.GaugeValue, s.Horizon.Seconds())
 	ch <- prometheus.MustNewConstMetric(limiterDispersionDesc, prometheus.GaugeValue, s.Dispersion.Seconds())
+	ch <- prometheus.MustNewConstMetric(limiterRateDesc, prometheus.GaugeValue, s.Rate)
 }
 
 // queuePingTimeout bounds the Redis check before asynq's collector runs.

@@ -41,8 +41,9 @@ const (
 // error again doubles the pause (DefaultBreakerOpenMin up to
 // DefaultBreakerOpenMax); any other answer closes the circuit.
 type breaker struct {
-	now      func() time.Time
-	onChange func(open bool, o Outcome)
+	now       func() time.Time
+	threshold int
+	onChange  func(open bool, o Outcome)
 
 	mu        sync.Mutex
 	streak    int
@@ -55,8 +56,8 @@ type breaker struct {
 	lastOut   Outcome
 }
 
-func newBreaker(now func() time.Time, onChange func(bool, Outcome)) *breaker {
-	return &breaker{now: now, onChange: onChange, tripped: make(chan struct{})}
+func newBreaker(now func() time.Time, threshold int, onChange func(bool, Outcome)) *breaker {
+	return &breaker{now: now, threshold: threshold, onChange: onChange, tripped: make(chan struct{})}
 }
 
 // Tripped returns a channel closed when the circuit opens: a task waiting
@@ -124,7 +125,7 @@ func (b *breaker) failure(ctx context.Context, log *slog.Logger, o Outcome, prob
 		b.probe = 0
 	default:
 		b.streak++
-		if b.streak < DefaultBreakerThreshold {
+		if b.streak < b.threshold {
 			b.mu.Unlock()
 			return
 		}

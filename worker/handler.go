@@ -135,6 +135,9 @@ type HandlerConfig struct {
 	Stopping <-chan struct{}
 	// Recorder receives every call's result. Optional.
 	Recorder Recorder
+	// BreakerThreshold is how many configuration errors in a row open this
+	// worker's circuit. Default DefaultBreakerThreshold.
+	BreakerThreshold int
 	// OnBreaker is told when the configuration-error circuit opens and
 	// closes (for metrics). Optional.
 	OnBreaker func(open bool, o Outcome)
@@ -169,6 +172,9 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if cfg.SlowDown <= 0 {
 		cfg.SlowDown = DefaultSlowDown
 	}
+	if cfg.BreakerThreshold <= 0 {
+		cfg.BreakerThreshold = DefaultBreakerThreshold
+	}
 	if cfg.OutageRetryDelay <= 0 {
 		cfg.OutageRetryDelay = DefaultOutageRetryDelay
 	}
@@ -182,7 +188,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	return &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second},
-		breaker: newBreaker(cfg.Now, cfg.OnBreaker)}, nil
+		breaker: newBreaker(cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)}, nil
 }
 
 // ProcessTask recalls one message. See the package comment for what each

@@ -12,69 +12,149 @@ const (
 	// DefaultBreakerThreshold: this many configuration errors in a row
 	// open the circuit.
 	DefaultBreakerThreshold = 3
-	// DefaultBreakerOpenMin and DefaultBreakerOpenMax bound how long the
-	// app's calls stop while the circuit is open; each failed probe doubles
-	// the pause.
+	// DefaultBreakerOpenMin and DefaultBreakerOpenMax bound how long this
+	// process stops calling while the circuit is open; each failed probe
+	// doubles the pause.
 	DefaultBreakerOpenMin = 5 * time.Second
 	DefaultBreakerOpenMax = time.Minute
+	// breakerHold is how long a task this process takes while its circuit
+	// is open is held before it goes back. asynq has no way to stop taking
+	// tasks for a while; a task handed back at once would be taken again at
+	// once, and a process spinning like that would starve the healthy
+	// ones of tasks. Holding each one a second bounds the churn to
+	// Concurrency tasks a second, each delayed about a second.
+	breakerHold = time.Second
 )
 
-// breaker stops every call of the app, on every worker, after a run of
-// configuration errors (a wrong key, a missing admin, a lapsed plan): every
-// further call would fail the same way and only burn rate. It opens by
-// pausing the shared limiter, so all workers stop together; the first call
-// after the pause is the probe. A probe that meets the same error doubles the
-// pause; any other answer closes the circuit. Tasks meanwhile wait for a slot
-// or sit in the retry set: none is dead-lettered, none loses a retry.
+// breaker stops this process's calls after a run of configuration errors
+// (a secret that is stale on this pod, an egress IP not allowlisted, a wrong
+// TIM_ADMIN or endpoint in its environment): every further call would fail
+// the same way. It is per process on purpose. One pod's bad environment
+// must not stop the healthy pods, so the breaker never touches the shared
+// limiter: when every pod of the app is broken (a revoked key), every pod's
+// own circuit opens, and the app has stopped calling without anything
+// shared to pause or to forget to resume.
+//
+// While it is open the process calls nothing but one probe when the pause
+// is over: tasks waiting for a slot go back at once, tasks it takes go back
+// after breakerHold, none using a retry. A probe that meets a configuration
+// error again doubles the pause (DefaultBreakerOpenMin up to
+// DefaultBreakerOpenMax); any other answer closes the circuit.
 type breaker struct {
-	lim      Limiter
-	now      func() time.Time
-	onChange func(open bool, o Outcome)
+	now       func() time.Time
+	threshold int
+	onChange  func(open bool, o Outcome)
 
 	mu        sync.Mutex
 	streak    int
 	open      bool
 	pause     time.Duration
-	openUntil time.Time // calls answered before this were granted before the pause
+	nextProbe time.Time     // when the next probe may go
+	probe     int64         // the probe out, 0 when none
+	probes    int64         // numbers the probes
+	tripped   chan struct{} // closed when the circuit opens; replaced when it closes
 	lastOut   Outcome
 }
 
-func newBreaker(lim Limiter, now func() time.Time, onChange func(bool, Outcome)) *breaker {
-	return &breaker{lim: lim, now: now, onChange: onChange}
+func newBreaker(now func() time.Time, threshold int, onChange func(bool, Outcome)) *breaker {
+	return &breaker{now: now, threshold: threshold, onChange: onChange, tripped: make(chan struct{})}
 }
 
-// failure notes a configuration error from the API.
-func (b *breaker) failure(ctx context.Context, log *slog.Logger, o Outcome) {
+// Tripped returns a channel closed when the circuit opens: a task waiting
+// for a slot goes back at once.
+func (b *breaker) Tripped() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.tripped
+}
+
+// admit decides whether a task may call: ok when the circuit is closed, or
+// when it is open, the pause is over and no probe is out (probe is then
+// its number, not 0: this task's call is the probe). Otherwise it holds the
+// task until a probe falls due (then takes it as the probe), breakerHold
+// passed, stop is closed or ctx ends, and returns ok false: hand the task
+// back.
+func (b *breaker) admit(ctx context.Context, stop <-chan struct{}) (ok bool, probe int64) {
+	hold := time.NewTimer(breakerHold)
+	defer hold.Stop()
+	for {
+		b.mu.Lock()
+		if !b.open {
+			b.mu.Unlock()
+			return true, 0
+		}
+		now := b.now()
+		if b.probe == 0 && !now.Before(b.nextProbe) {
+			b.probes++
+			b.probe = b.probes
+			b.mu.Unlock()
+			return true, b.probe
+		}
+		wait := b.nextProbe.Sub(now)
+		if b.probe != 0 {
+			wait = breakerHold
+		}
+		b.mu.Unlock()
+		due := time.NewTimer(max(wait, time.Millisecond))
+		select {
+		case <-due.C:
+			continue
+		case <-hold.C:
+		case <-stop:
+		case <-ctx.Done():
+		}
+		due.Stop()
+		return false, 0
+	}
+}
+
+// failure notes a configuration error from the API; probe is the number
+// admit gave the call (0: not a probe).
+func (b *breaker) failure(ctx context.Context, log *slog.Logger, o Outcome, probe int64) {
 	now := b.now()
 	b.mu.Lock()
 	var opened bool
 	switch {
-	case b.open && now.Before(b.openUntil):
-		// A call granted before the circuit opened: not a probe.
+	case b.open && (probe == 0 || probe != b.probe):
+		// A call that was out when the circuit opened.
 		b.mu.Unlock()
 		return
 	case b.open:
 		// The probe failed: stay open, twice as long.
 		b.pause = min(2*b.pause, DefaultBreakerOpenMax)
+		b.probe = 0
 	default:
 		b.streak++
-		if b.streak < DefaultBreakerThreshold {
+		if b.streak < b.threshold {
 			b.mu.Unlock()
 			return
 		}
 		opened, b.open, b.pause = true, true, DefaultBreakerOpenMin
+		close(b.tripped)
 	}
-	b.openUntil, b.lastOut = now.Add(b.pause), o
+	b.nextProbe, b.lastOut = now.Add(b.pause), o
 	pause := b.pause
 	b.mu.Unlock()
 
-	if err := b.lim.SlowDown(ctx, pause); err != nil {
-		log.ErrorContext(ctx, "circuit breaker could not pause the shared limiter", "err", err)
-	}
-	log.ErrorContext(ctx, "circuit open: configuration error, every worker of the app stops calling",
+	log.ErrorContext(ctx, "circuit open: configuration error, this worker stops calling and hands its tasks back; the other workers of the app go on",
 		"code", o.Code, "meaning", o.Meaning, "fix", o.Fix, "probe_in", pause.String())
 	if opened && b.onChange != nil {
 		b.onChange(true, o)
+	}
+}
+
+// release ends probe (a number from admit; 0 does nothing) if no answer
+// ended it: the task gave up or got no answer that tells (no response from
+// the network). The next probe goes after the same pause.
+func (b *breaker) release(probe int64) {
+	if probe == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open && b.probe == probe {
+		b.probe = 0
+		b.nextProbe = b.now().Add(b.pause)
 	}
 }
 
@@ -82,11 +162,14 @@ func (b *breaker) failure(ctx context.Context, log *slog.Logger, o Outcome) {
 func (b *breaker) success(ctx context.Context, log *slog.Logger) {
 	b.mu.Lock()
 	wasOpen := b.open
-	b.streak, b.open, b.pause = 0, false, 0
+	b.streak, b.open, b.pause, b.probe = 0, false, 0, 0
+	if wasOpen {
+		b.tripped = make(chan struct{})
+	}
 	o := b.lastOut
 	b.mu.Unlock()
 	if wasOpen {
-		log.InfoContext(ctx, "circuit closed: the API accepts our calls again", "after_code", o.Code)
+		log.InfoContext(ctx, "circuit closed: the API accepts this worker's calls again", "after_code", o.Code)
 		if b.onChange != nil {
 			b.onChange(false, o)
 		}

@@ -53,6 +53,8 @@ type env struct {
 
 type envOptions struct {
 	configRetryDelay time.Duration
+	outageRetryDelay time.Duration // default the handler's
+	breakerThreshold int           // default the handler's
 	maxRetry         int
 	retryBase        time.Duration // default 20ms
 	// front wraps the simulator's handler (to break connections, say).
@@ -114,7 +116,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 			Logger:                   log,
 			Handler: worker.HandlerConfig{
 				SDKAppID: testApp, API: e.api, Limiter: e.lim, Secrets: []string{testSecret},
-				ConfigRetryDelay: o.configRetryDelay, SlowDown: 20 * time.Millisecond,
+				ConfigRetryDelay: o.configRetryDelay, OutageRetryDelay: o.outageRetryDelay, BreakerThreshold: o.breakerThreshold, SlowDown: 20 * time.Millisecond,
 				Recorder: &e.events,
 				OnBreaker: func(open bool, _ worker.Outcome) {
 					e.breaker.mu.Lock()

@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -93,7 +94,12 @@ func (rs recorders) Record(ev Event) {
 // Defaults for HandlerConfig.
 const (
 	DefaultConfigRetryDelay = time.Minute
-	DefaultSlowDown         = time.Second
+	DefaultOutageRetryDelay = time.Minute
+	// DefaultOutageQuiet: when this worker has had no good answer (done
+	// or dead letter: Tencent processed a request) for this long after
+	// having had some, Tencent is down, not the task's request.
+	DefaultOutageQuiet = time.Minute
+	DefaultSlowDown    = time.Second
 	// DefaultRateLimitedInPlace is how many times a rate-limited call is
 	// tried again inside the same attempt (after the shared pause) before
 	// the task goes back through the retry set.
@@ -115,6 +121,10 @@ type HandlerConfig struct {
 	// ConfigRetryDelay is how long a task waits after a configuration
 	// error. Default DefaultConfigRetryDelay.
 	ConfigRetryDelay time.Duration
+	// OutageRetryDelay is how long a task waits, without using a retry,
+	// when its retries are spent during an outage (see transient). Default
+	// DefaultOutageRetryDelay.
+	OutageRetryDelay time.Duration
 	// SlowDown is how long every worker pauses after a rate-limit answer.
 	// Default DefaultSlowDown.
 	SlowDown time.Duration
@@ -126,6 +136,9 @@ type HandlerConfig struct {
 	Stopping <-chan struct{}
 	// Recorder receives every call's result. Optional.
 	Recorder Recorder
+	// BreakerThreshold is how many configuration errors in a row open this
+	// worker's circuit. Default DefaultBreakerThreshold.
+	BreakerThreshold int
 	// OnBreaker is told when the configuration-error circuit opens and
 	// closes (for metrics). Optional.
 	OnBreaker func(open bool, o Outcome)
@@ -143,6 +156,7 @@ type Handler struct {
 	breaker  *breaker
 	// lastAttempt notes tasks on their last attempt (set by Run; nil: off).
 	lastAttempt *lastAttempts
+	lastGood    atomic.Int64 // unix ns of the last done or dead-letter answer; 0: none yet
 }
 
 // NewHandler applies the defaults and validates cfg.
@@ -161,6 +175,12 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if cfg.SlowDown <= 0 {
 		cfg.SlowDown = DefaultSlowDown
 	}
+	if cfg.BreakerThreshold <= 0 {
+		cfg.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if cfg.OutageRetryDelay <= 0 {
+		cfg.OutageRetryDelay = DefaultOutageRetryDelay
+	}
 	if cfg.RateLimitedInPlace <= 0 {
 		cfg.RateLimitedInPlace = DefaultRateLimitedInPlace
 	}
@@ -171,7 +191,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	return &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second},
-		breaker: newBreaker(cfg.Limiter, cfg.Now, cfg.OnBreaker)}, nil
+		breaker: newBreaker(cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)}, nil
 }
 
 // ProcessTask recalls one message. See the package comment for what each
@@ -203,7 +223,19 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 	if queue == tasks.QueueBulk {
 		lane = limiter.Bulk
 	}
-	waitCtx, stopWaiting := h.waitContext(ctx)
+	// This process's configuration-error circuit: while it is open the
+	// task goes back without a call (but for one probe now and then) and
+	// without using a retry; the other workers of the app take it.
+	ok, probe := h.breaker.admit(ctx, h.cfg.Stopping)
+	if !ok {
+		return &retryLater{reason: "not called: this worker's configuration-error circuit is open; the task goes to another worker"}
+	}
+	defer h.breaker.release(probe)
+	var tripped <-chan struct{} // the probe calls while the circuit is open
+	if probe == 0 {
+		tripped = h.breaker.Tripped()
+	}
+	waitCtx, stopWaiting := h.waitContext(ctx, tripped)
 	defer stopWaiting()
 
 	sigRefreshed := false
@@ -215,6 +247,13 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			// queue without using a retry.
 			return &retryLater{reason: "not called: " + werr.Error(), err: werr}
 		}
+		if err := permit.Admit(h.cfg.Now()); err != nil {
+			// Descheduled or stopped since the slot: the call would land in
+			// a second that already holds its share. The slot is lost; ask
+			// for another.
+			log.DebugContext(ctx, "slot missed, asking for another", "err", err)
+			continue
+		}
 		resp, callErr := h.cfg.API.Withdraw(ctx, r.FromAccount, r.ToAccount, r.MsgKey)
 		done := h.cfg.Now()
 		h.cfg.Limiter.Observe(permit, done)
@@ -224,11 +263,18 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 		again := false
 		if callErr != nil {
 			ev.Err = callErr
-			err = h.transient(ctx, log, Outcome{Code: -1, Class: Transient, Meaning: "no answer"}, callErr)
+			if o, bad := ClassifyTransport(callErr); bad {
+				// The path to Tencent is misconfigured: not the task's fault.
+				ev.Class = Configuration
+				h.breaker.failure(ctx, log, o, probe)
+				err = h.configError(ctx, log, o)
+			} else {
+				err = h.transient(ctx, log, Outcome{Code: -1, Class: Transient, Meaning: "no answer"}, callErr)
+			}
 		} else {
 			o := Classify(resp.ErrorCode)
 			ev.Code, ev.Class = resp.ErrorCode, o.Class
-			err, again = h.decide(ctx, log, o, &rateLimited, &sigRefreshed)
+			err, again = h.decide(ctx, log, o, probe, &rateLimited, &sigRefreshed)
 		}
 		ev.Fate = fateOf(ev.Code, err, again)
 		h.record(ev)
@@ -243,9 +289,12 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 
 // decide applies the outcome table to one answer. again means: call once
 // more now, within this attempt.
-func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
+func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe int64, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
 	if o.Class != Configuration && (o.Class != SigStale || !*sigRefreshed) {
 		h.breaker.success(ctx, log)
+	}
+	if o.Class == Done || o.Class == DeadLetter {
+		h.lastGood.Store(h.cfg.Now().UnixNano())
 	}
 	switch o.Class {
 	case Done:
@@ -276,10 +325,10 @@ func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, rateL
 		}
 		o = Outcome{Code: o.Code, Class: Configuration, Meaning: o.Meaning + " (again, with a fresh UserSig)",
 			Fix: "check TIM_SECRET_KEY, TIM_SDKAPPID and TIM_ADMIN"}
-		h.breaker.failure(ctx, log, o)
+		h.breaker.failure(ctx, log, o, probe)
 		return h.configError(ctx, log, o), false
 	case Configuration:
-		h.breaker.failure(ctx, log, o)
+		h.breaker.failure(ctx, log, o, probe)
 		return h.configError(ctx, log, o), false
 	default: // Transient, Unknown
 		return h.transient(ctx, log, o, nil), false
@@ -328,10 +377,11 @@ func fateOf(code int, err error, again bool) Fate {
 	return FateRetrying
 }
 
-// waitContext is ctx, also cancelled when the worker starts stopping.
-func (h *Handler) waitContext(ctx context.Context) (context.Context, func()) {
+// waitContext is ctx, also cancelled when the worker starts stopping or
+// when tripped (this process's circuit opening) is closed.
+func (h *Handler) waitContext(ctx context.Context, tripped <-chan struct{}) (context.Context, func()) {
 	wctx, cancel := context.WithCancelCause(ctx)
-	if h.cfg.Stopping == nil {
+	if h.cfg.Stopping == nil && tripped == nil {
 		return wctx, func() { cancel(nil) }
 	}
 	stop := make(chan struct{})
@@ -339,6 +389,8 @@ func (h *Handler) waitContext(ctx context.Context) (context.Context, func()) {
 		select {
 		case <-h.cfg.Stopping:
 			cancel(ErrStopping)
+		case <-tripped:
+			cancel(ErrCircuitOpen)
 		case <-stop:
 		}
 	}()
@@ -347,6 +399,10 @@ func (h *Handler) waitContext(ctx context.Context) (context.Context, func()) {
 
 // ErrStopping: the worker is shutting down; tasks not yet called go back.
 var ErrStopping = errors.New("worker is stopping")
+
+// ErrCircuitOpen: this worker's configuration-error circuit opened; tasks
+// not yet called go back, for the other workers of the app.
+var ErrCircuitOpen = errors.New("this worker's configuration-error circuit is open")
 
 // transient decides between a retry that uses up one of the task's retries
 // and the dead-letter set, once the budget is spent.
@@ -360,6 +416,16 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 	what := fmt.Sprintf("tencent %d: %s", o.Code, o.Meaning)
 	if o.Code == -1 {
 		what = "no answer"
+	}
+	if retried >= budget && h.outage(o) {
+		// Tencent is down or unreachable, not this task's request: its
+		// retries are spent but it is kept, however long the outage.
+		log.WarnContext(ctx, "retries spent during an outage: kept, not archived", "code", o.Code, "attempts", retried+1)
+		what += " (retries spent during an outage: the task is kept)"
+		if cause != nil {
+			return &retryLater{reason: what + ": " + cause.Error(), delay: h.cfg.OutageRetryDelay, err: cause}
+		}
+		return &retryLater{reason: what, delay: h.cfg.OutageRetryDelay}
 	}
 	if retried >= budget {
 		if cause != nil {
@@ -385,11 +451,27 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 	return fmt.Errorf("%s (attempt %d failed; %s)", what, retried+1, retryText(retried+1, budget, o.Class))
 }
 
+// outage reports whether a failure with o says Tencent is down rather than
+// that the task's request fails: no Tencent answer at all (o.Code -1:
+// refused, reset, timed out, a 5xx or a body that is not Tencent's), or an
+// answered failure when this worker has had no good answer for
+// DefaultOutageQuiet after having had some. An answered failure on a
+// worker that never had a good answer counts as the task's (a worker
+// started during a Tencent-wide error storm may archive what it holds: the
+// price of not keeping every poison message forever).
+func (h *Handler) outage(o Outcome) bool {
+	if o.Code == -1 {
+		return true
+	}
+	last := h.lastGood.Load()
+	return last != 0 && h.cfg.Now().Sub(time.Unix(0, last)) > DefaultOutageQuiet
+}
+
 // configError logs loudly and sends the task back late, without using up
 // one of its retries.
 func (h *Handler) configError(ctx context.Context, log *slog.Logger, o Outcome) error {
 	msg := fmt.Sprintf("configuration error, tasks are kept and retried: %s", o.Meaning)
-	if o.Code != 0 {
+	if o.Code > 0 {
 		msg = fmt.Sprintf("configuration error, tasks are kept and retried: tencent %d: %s", o.Code, o.Meaning)
 	}
 	h.loudOnce.Do(func() {

@@ -3,6 +3,8 @@ package worker
 import (
 	"fmt"
 	"sort"
+
+	"github.com/recallq/recallq/internal/tim"
 )
 
 // Class is what the worker does with a Tencent result code.
@@ -101,6 +103,30 @@ var outcomes = map[int]Outcome{
 	70016: {70016, Configuration, "the app's key is missing", "generate a key in the Chat console and set TIM_SECRET_KEY"},
 	70020: {70020, Configuration, "SDKAppID not found", "check TIM_SDKAPPID"},
 	70050: {70050, Configuration, "UserSig failed and the caller is rate limited for a minute", "check TIM_SECRET_KEY; Tencent re-verifies after one minute"},
+}
+
+// pathOutcomes are the rows for calls that got no Tencent answer because
+// the path to Tencent is misconfigured (tim.Misconfigured): configuration
+// errors like the codes above, never the task's fault. Code is -1: no
+// answer was read.
+var pathOutcomes = map[tim.PathFault]Outcome{
+	tim.PathCertificate: {-1, Configuration, "the TLS certificate was not accepted (x509)",
+		"check TIM_ENDPOINT, and that the image has CA certificates (and a TLS-intercepting proxy's CA)"},
+	tim.PathDNS: {-1, Configuration, "the endpoint's host name does not exist (DNS)",
+		"check TIM_REGION / TIM_ENDPOINT and the pod's DNS"},
+	tim.PathProxyRefused: {-1, Configuration, "a proxy or gateway refused the request (HTTP 401, 403, 407 or CONNECT refused)",
+		"allow the workers' egress to Tencent's domain in the proxy (HTTPS_PROXY) or firewall"},
+	tim.PathNotFound: {-1, Configuration, "the URL does not lead to Tencent's REST API (HTTP 404, 405 or 410)",
+		"check TIM_ENDPOINT: scheme://host[:port] of Tencent's REST API or the simulator, no path"},
+}
+
+// ClassifyTransport returns the row for err, an error of the API client
+// that carries no Tencent answer, when it shows a misconfigured path to
+// Tencent; ok is false for failures that may pass (refused, reset,
+// timeouts, 5xx), which are Transient.
+func ClassifyTransport(err error) (o Outcome, ok bool) {
+	o, ok = pathOutcomes[tim.Misconfigured(err)]
+	return o, ok
 }
 
 // Classify returns the row for code; a code not in the table is Unknown.

@@ -38,6 +38,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/childproc"
+	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/worker"
 )
@@ -96,18 +97,45 @@ var (
 // queued in the limiter and in asynq's own round trips.
 func DefaultConcurrency(procs int) int { return max(8, 64/procs) }
 
-// Spread is the simulator's latency range.
-type Spread struct{ Min, Max time.Duration }
+// Spread is the simulator's latency: a uniform range, or a lognormal tail
+// when Tail is set.
+type Spread struct {
+	Min, Max time.Duration
+	Tail     imsim.Tail
+}
 
-// String is the form the simulator's --latency flag takes: "20ms-50ms".
-func (s Spread) String() string { return s.Min.String() + "-" + s.Max.String() }
+// String is the form ParseLatencies reads: "20ms-50ms", or
+// "lognormal:80ms:600ms" (median, p99).
+func (s Spread) String() string {
+	if s.Tail != (imsim.Tail{}) {
+		return "lognormal:" + s.Tail.Median.String() + ":" + s.Tail.P99.String()
+	}
+	return s.Min.String() + "-" + s.Max.String()
+}
+
+// simArgs are the simulator's flags for s.
+func (s Spread) simArgs() []string {
+	if s.Tail != (imsim.Tail{}) {
+		return []string{"--latency-tail", s.Tail.String()}
+	}
+	return []string{"--latency", s.Min.String() + "-" + s.Max.String()}
+}
 
 // ParseLatencies reads a comma-separated list of latencies, each a duration
-// ("30ms") or a range ("20ms-50ms").
+// ("30ms"), a range ("20ms-50ms") or a heavy tail "lognormal:MEDIAN:P99"
+// ("lognormal:80ms:600ms").
 func ParseLatencies(list string) ([]Spread, error) {
 	var out []Spread
 	for _, item := range strings.Split(list, ",") {
 		item = strings.TrimSpace(item)
+		if spec, ok := strings.CutPrefix(item, "lognormal:"); ok {
+			tail, err := imsim.ParseTail(strings.Replace(spec, ":", ",", 1))
+			if err != nil {
+				return nil, fmt.Errorf("latency %q: give lognormal:MEDIAN:P99 such as lognormal:80ms:600ms", item)
+			}
+			out = append(out, Spread{Tail: tail})
+			continue
+		}
 		lo, hi, isRange := strings.Cut(item, "-")
 		min, err := time.ParseDuration(strings.TrimSpace(lo))
 		if err != nil || min < 0 {
@@ -172,6 +200,10 @@ type Options struct {
 	Kill bool
 	// KillProcs: default DefaultKillProcs.
 	KillProcs int
+	// Stall adds the stall run (shared limiter, KillProcs processes): every
+	// 1.5 s one worker process, in turn, is stopped (SIGSTOP) for 300-700 ms
+	// and continued, as GC pauses and CPU throttling stop a pod.
+	Stall bool
 	// DrainTimeout bounds one configuration's wait for its queue to drain;
 	// 0 means 30 s + Tasks/50 s (four times the time at the cap). The kill
 	// run gets 150 s more: asynq recovers the killed worker's tasks only
@@ -336,6 +368,9 @@ func (b *bench) runSpread(ctx context.Context, sp Spread) error {
 	if o.Kill {
 		configs = append(configs, config{limiter: LimiterShared, procs: o.KillProcs, concurrency: b.concurrency(o.KillProcs), kill: true})
 	}
+	if o.Stall {
+		configs = append(configs, config{limiter: LimiterShared, procs: o.KillProcs, concurrency: b.concurrency(o.KillProcs), stall: true})
+	}
 	for i, c := range configs {
 		c.index = i
 		fmt.Fprintf(o.Progress, "bench: latency %s: %s\n", sp, c)
@@ -432,7 +467,8 @@ func (b *bench) header() {
 	fmt.Fprintf(w, "#   (shared only: take one slot first, so a fresh schedule's one-Horizon pause is over before the workers start),\n")
 	fmt.Fprintf(w, "#   wait until every task is completed or archived (asynq Inspector, every %s), SIGTERM the workers, read their reports\n", pollEvery)
 	fmt.Fprintf(w, "# limiters:\n")
-	fmt.Fprintf(w, "#   shared       internal/limiter: one GCRA schedule in Redis for all processes, interval (1+J)/rate, J the measured latency spread\n")
+	fmt.Fprintf(w, "#   shared       internal/limiter: one GCRA schedule in Redis for all processes, paced at r + 5*sqrt(r*G) = rate, G the measured\n")
+	fmt.Fprintf(w, "#                mean difference of two latencies; a call later than 20 ms after its slot is dropped\n")
 	fmt.Fprintf(w, "#   local        golang.org/x/time/rate in each process at rate/P, burst 1 (asynq's wiki recipe); SlowDown pauses that process only\n")
 	fmt.Fprintf(w, "#   fixedwindow  BullMQ's: a Redis counter per 1 s window, PEXPIREd when the window's first call INCRs it; at rate callers wait\n")
 	fmt.Fprintf(w, "#                the key's PTTL and ask again; SlowDown fills the window for its duration (BullMQ's rateLimit)\n")

@@ -84,8 +84,11 @@ func TestRunOneTinyConfiguration(t *testing.T) {
 		t.Errorf("60007s = %s: the shared limiter let the simulator reject calls", got)
 	}
 	// One EVALSHA per call; the first call of the process may need an EVAL.
-	if got := num("redis_ops/call"); got < 1 || got > 1.1 {
-		t.Errorf("redis_ops/call = %v, want one round trip per call", got)
+	// One round trip per grant; a slot dropped as granted too late (the
+	// tiny run starts 64 goroutines at once on a loaded machine) costs one
+	// more, so the figure may exceed 1, never 2.
+	if got := num("redis_ops/call"); got < 1 || got >= 2 {
+		t.Errorf("redis_ops/call = %v, want one round trip per call (and one per late drop)", got)
 	}
 	if cell("wait_p99") == "-" {
 		t.Error("wait_p99 is missing: the worker wrote no waits")

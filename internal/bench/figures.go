@@ -54,6 +54,8 @@ type row struct {
 	byCode               map[int]int64
 	spread, interval     time.Duration // shared limiter: the largest at the end
 	resets, beyond, slow int64
+	drops, stalled       int64   // shared only: slots dropped as late, answers ignored as stalled
+	dispersion           float64 // shared only: the largest G a worker ended with, s
 
 	// The shared limiter over the busy seconds (NaN or zero otherwise).
 	slotRate  float64       // slots granted per second
@@ -110,6 +112,9 @@ func newRow(c config, n int, st imsim.Stats, d drainResult, started, allStarted 
 			r.interval = max(r.interval, s.Interval)
 			r.resets += s.Resets
 			r.beyond += s.BeyondHorizon
+			r.drops += s.LateDrops
+			r.stalled += s.StalledSamples
+			r.dispersion = max(r.dispersion, s.Dispersion.Seconds())
 		}
 	}
 	if r.reportCalls > 0 {
@@ -246,7 +251,8 @@ func (r row) note(st imsim.Stats, reps []Report, missing int) string {
 		}
 	}
 	if r.interval > 0 {
-		fmt.Fprintf(&b, "; schedule resets %d, beyond horizon %d", r.resets, r.beyond)
+		fmt.Fprintf(&b, "; schedule resets %d, beyond horizon %d; late drops %d, stalled samples %d, dispersion G %.1f ms",
+			r.resets, r.beyond, r.drops, r.stalled, 1000*r.dispersion)
 	}
 	return b.String()
 }

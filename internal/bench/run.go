@@ -45,11 +45,15 @@ type config struct {
 	procs       int
 	concurrency int
 	kill        bool // SIGKILL one worker when half the tasks are done
+	stall       bool // SIGSTOP a worker for 300-700 ms every 1.5 s (stall.go)
 }
 
 func (c config) label() string {
 	if c.kill {
 		return c.limiter + "+kill"
+	}
+	if c.stall {
+		return c.limiter + "+stall"
 	}
 	return c.limiter
 }
@@ -131,7 +135,14 @@ func (b *bench) runConfig(ctx context.Context, sim *simProc, c config) (result, 
 	if c.kill {
 		timeout += leaseRecovery
 	}
+	var stalls *stallInjector
+	if c.stall {
+		stalls = startStalls(f.workers)
+	}
 	d, err := b.waitDrained(ctx, c, n, f.workers, st0.Start, timeout)
+	if stalls != nil {
+		fmt.Fprintf(b.o.Progress, "bench:   %s\n", stalls.stop())
+	}
 	problems := f.stop()
 	if err != nil {
 		return result{}, err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/recallq/recallq/internal/imsim"
@@ -39,9 +40,9 @@ func (b *bench) startSim(ctx context.Context, sp Spread) (*simProc, error) {
 			return nil, err
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
-		args := []string{SimCommand, "--addr", addr, "--latency", sp.String(),
-			"--fail-rate", strconv.FormatFloat(b.o.FailRate, 'g', -1, 64), "--log-level", "warn"}
-		c, err := b.procs.Start(b.dir, fmt.Sprintf("imsim-%s-%d", sp, attempt), b.o.Exe, args, b.appEnv())
+		args := append([]string{SimCommand, "--addr", addr}, sp.simArgs()...)
+		args = append(args, "--fail-rate", strconv.FormatFloat(b.o.FailRate, 'g', -1, 64), "--log-level", "warn")
+		c, err := b.procs.Start(b.dir, fmt.Sprintf("imsim-%s-%d", strings.ReplaceAll(sp.String(), ":", "-"), attempt), b.o.Exe, args, b.appEnv())
 		if err != nil {
 			return nil, err
 		}

@@ -15,7 +15,7 @@ const DefaultIMSimAddr = "127.0.0.1:8089"
 
 func newIMSimCmd(g *globals) *cobra.Command {
 	var app appFlags
-	var addr, latency, admins string
+	var addr, latency, tail, admins string
 	var failRate float64
 	var limit int
 	cmd := &cobra.Command{
@@ -44,12 +44,18 @@ with TIM_ENDPOINT.`,
 			if err != nil {
 				return err
 			}
+			var lt imsim.Tail
+			if tail != "" {
+				if lt, err = imsim.ParseTail(tail); err != nil {
+					return usagef("--latency-tail: %v", err)
+				}
+			}
 			if failRate < 0 || failRate > 1 {
 				return usagef("--fail-rate must be between 0 and 1; got %v", failRate)
 			}
 			sim, err := imsim.New(imsim.Config{
 				SDKAppID: id, SecretKey: key, Admins: strings.Split(admins, ","),
-				Cap: limit, LatencyMin: lo, LatencyMax: hi, FailRate: failRate, Logger: log,
+				Cap: limit, LatencyMin: lo, LatencyMax: hi, LatencyTail: lt, FailRate: failRate, Logger: log,
 			})
 			if err != nil {
 				return usageError{err}
@@ -63,6 +69,7 @@ with TIM_ENDPOINT.`,
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", DefaultIMSimAddr, "address to listen on")
 	f.StringVar(&latency, "latency", "0ms", "latency before each request is counted: a duration or a range such as 20ms-50ms")
+	f.StringVar(&tail, "latency-tail", "", `lognormal latency instead of --latency, "median,p99" such as 80ms,600ms`)
 	f.Float64Var(&failRate, "fail-rate", 0, "fraction of calls answered 91000 (internal error, try again)")
 	f.IntVar(&limit, "cap", 200, "calls allowed in any sliding second; more are answered 60007")
 	f.StringVar(&admins, "admins", envOr("TIM_ADMIN", DefaultAdmin), "comma-separated app admin accounts")

@@ -197,6 +197,19 @@ func (b *builtWorker) serveMetrics(ctx context.Context, log *slog.Logger, addr s
 	if err != nil {
 		return nil, usagef("--metrics-addr %q (env METRICS_ADDR): %v: use a free host:port, or \"\" to turn the metrics server off", addr, err)
 	}
+	// While this worker's configuration-error circuit is open it takes no
+	// work: /readyz says so, with the fix.
+	onBreaker := b.cfg.Handler.OnBreaker
+	b.cfg.Handler.OnBreaker = func(open bool, o worker.Outcome) {
+		if onBreaker != nil {
+			onBreaker(open, o)
+		}
+		if !open {
+			srv.Unready("")
+			return
+		}
+		srv.Unready(fmt.Sprintf("configuration error %d (%s): this worker stopped calling; fix: %s", o.Code, o.Meaning, o.Fix))
+	}
 	started := b.cfg.Started
 	b.cfg.Started = func() {
 		if started != nil {

@@ -18,6 +18,8 @@ type Faults struct {
 	// LatencyMin and LatencyMax bound the uniform random latency every API
 	// request sleeps before anything else happens.
 	LatencyMin, LatencyMax time.Duration
+	// LatencyTail, when set, replaces them with a lognormal latency (tail.go).
+	LatencyTail Tail
 	// OutageUntil: until then every API call gets HTTP 502 with a non-JSON
 	// body, before any check, as a broken gateway would answer.
 	OutageUntil time.Time
@@ -54,7 +56,7 @@ func (f Faults) Validate() error {
 	case f.AnswerDelay < 0:
 		return fmt.Errorf("AnswerDelay is %v, must not be negative", f.AnswerDelay)
 	}
-	return nil
+	return f.LatencyTail.Validate()
 }
 
 // faultsJSON is the body of GET and POST /sim/faults, described in the

@@ -135,6 +135,8 @@ type Config struct {
 	// LatencyMin and LatencyMax bound the uniform random latency every API
 	// request sleeps before it is counted or answered. Default 0.
 	LatencyMin, LatencyMax time.Duration
+	// LatencyTail, when set, replaces them with a lognormal latency.
+	LatencyTail Tail
 	// FailRate is the fraction, 0..1, of otherwise-successful calls answered
 	// 91000 (internal error, try again). Default 0.
 	FailRate float64
@@ -207,7 +209,7 @@ func New(cfg Config) (*Sim, error) {
 	case cfg.Window < 0:
 		return nil, fmt.Errorf("%w: Window is %v, must be positive", ErrConfig, cfg.Window)
 	}
-	base := Faults{FailRate: cfg.FailRate, LatencyMin: cfg.LatencyMin, LatencyMax: cfg.LatencyMax}
+	base := Faults{FailRate: cfg.FailRate, LatencyMin: cfg.LatencyMin, LatencyMax: cfg.LatencyMax, LatencyTail: cfg.LatencyTail}
 	if err := base.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -408,6 +410,9 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	latency := f.LatencyMin
 	if f.LatencyMax > f.LatencyMin {
 		latency += time.Duration(s.rng.Int64N(int64(f.LatencyMax-f.LatencyMin) + 1))
+	}
+	if f.LatencyTail != (Tail{}) {
+		latency = f.LatencyTail.draw(s.rng) // tail.go
 	}
 	s.mu.Unlock()
 	if !sleep(ctx, latency) {

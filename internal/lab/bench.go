@@ -45,7 +45,7 @@ A full run at one latency takes about five minutes.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&latency, "latency", "20ms-50ms", "the simulator's latency, a range or a duration; a comma-separated list runs one table each")
+	f.StringVar(&latency, "latency", "20ms-50ms", "the simulator's latency, a range, a duration or lognormal:MEDIAN:P99; a comma-separated list runs one table each")
 	f.StringVar(&procs, "procs", "1,4,16", "worker process counts to run each limiter at")
 	f.StringVar(&limiters, "limiters", strings.Join(bench.DefaultLimiters, ","), "limiters to run: shared, local, fixedwindow")
 	f.IntVar(&o.Tasks, "tasks", bench.DefaultTasks, "recalls queued per configuration")
@@ -56,7 +56,8 @@ A full run at one latency takes about five minutes.`,
 	f.Float64Var(&o.QuietBelow, "quiet-below", 0, "before each configuration, wait until at most this many CPU cores are busy (0: do not wait)")
 	f.DurationVar(&o.QuietWait, "quiet-wait", bench.DefaultQuietWait, "bound on the wait for a quiet machine")
 	f.BoolVar(&o.Kill, "kill", true, "add the run that kills one worker midway")
-	f.IntVar(&o.KillProcs, "kill-procs", bench.DefaultKillProcs, "worker processes of the kill run")
+	f.IntVar(&o.KillProcs, "kill-procs", bench.DefaultKillProcs, "worker processes of the kill run (and of the stall run)")
+	f.BoolVar(&o.Stall, "stalls", false, "add the run that stops one worker (SIGSTOP) for 300-700 ms every 1.5 s")
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "bound on one configuration's drain; 0 is 30s + tasks/50 s")
 	return cmd
 }

@@ -14,29 +14,32 @@
 // so a worker whose wall clock is hours off changes nothing: only Redis's clock
 // places slots, and only durations cross the wire.
 //
-// # Why the interval is (1+J)/Rate and not 1/Rate
+// # How fast: pacing from the measured dispersion
 //
 // Slots leave evenly spaced, but each call reaches Tencent after its own
-// latency. If latencies spread over J seconds (fastest to slowest), the calls
-// that land in one sliding second of Tencent's clock are those whose slots lie
-// in a window of 1+J seconds, and at spacing 1/Rate that is Rate*(1+J) calls:
-// over the cap. Spacing the slots at (1+J)/Rate puts at most Rate slots in any
-// 1+J window, hence at most Rate arrivals in any second. J is measured, not
-// guessed: Observe records, per call, how long after its slot the answer came
-// (with the uncertainty of the slot's local placement, one Redis round trip,
-// added on the late side). J is a fleet-wide quantile: p99.5 of the late
-// bounds minus p0.5 of the early bounds over the recent samples of all
-// processes together, not the largest of each process's own. About once a
-// second each process publishes under the bucket in Redis its live sample
-// count and its ten most extreme samples on each side; one script merges the
-// live entries (N samples in all, rank r = ceil(0.005*N) bounded to [1, 10])
-// into J = r-th largest late bound - r-th smallest early bound, exact because
-// the fleet's r-th most extreme sample is among each process's r most
-// extreme, and returns it with that early bound, the fleet's p0.5. The
-// maximum of per-process spreads would overstate J: with P processes each
-// sees only 1/P of the calls, so its quantiles come from few samples or are
-// its extremes. J sets everyone's interval. Until any process has samples,
-// Config.InitialSpread is used.
+// latency, so the count of arrivals in a sliding second of Tencent's clock
+// wanders around the rate r. Spacing at (1+J)/Rate, with J the spread of
+// latencies, bounds it in the worst case, when every delay lines up
+// against you; on a heavy-tailed network (a worker a continent away) that
+// wastes a third of the cap. For independent delays the count has a
+// variance of about r*G, with G = E|X - X'| the mean difference of two
+// independent latencies, so the rate is paced at r + 5*sqrt(r*G) = Rate:
+// 193/s at 20-50 ms uniform latency, 178/s at lognormal median 80 ms and
+// p99 600 ms (see pacing.go for the numbers and the over-cap probability).
+// G is measured, not guessed: Observe records, per call, how long after its
+// slot the answer came (plus the uncertainty of the slot's local placement,
+// one Redis round trip). About once a second each process publishes under
+// the bucket in Redis a histogram of its samples of the last 3 s, and one
+// script sums the live ones: G is the fleet's, from the samples of all
+// processes together. Until any process has samples, the interval is the
+// worst case (1+Config.InitialSpread)/Rate.
+//
+// The same script also merges each process's ten most extreme samples on
+// each side into the fleet's spread J = p99.5 - p0.5 (N samples in all, rank
+// r = ceil(0.005*N) bounded to [1, 10], exact because the fleet's r-th most
+// extreme sample is among each process's r most extreme). J no longer sets
+// the interval; it bounds the envelope beyond which a late answer is
+// compensated (below), and is a metric.
 //
 // # Late calls
 //
@@ -56,6 +59,29 @@
 // and pushing by the whole delay would stall the fleet. The cost is at most
 // one slot on about 0.5% of calls.
 //
+// # The lateness cutoff
+//
+// Every model of how calls spread assumes that a call leaves at its slot.
+// One that leaves later (a grant's answer that sat in a socket, a goroutine
+// descheduled, a process stopped by GC, CPU throttling or SIGSTOP, a cold
+// TLS handshake) lands in a second that already holds its share, and when
+// many are late together (a stalled process's whole lookahead) they break
+// the cap. Pushing the schedule back afterwards comes too late: the next
+// free slot lies a fleet's lookahead ahead. So a permit is dropped instead
+// when its grant's answer may have come more than Config.LateCutoff (20 ms)
+// after its slot (the slot can lie as early as Slot minus the grant's round
+// trip), when Wait wakes more than the cutoff after it, or when the caller,
+// just before it sends, finds it past the cutoff (Permit.Admit). The slot is
+// lost and the caller asks for another: a lost slot never breaks the cap.
+// Stats.LateDrops counts them.
+//
+// A stopped process also reads the answers of the calls it had out late.
+// Those calls went out on time; their answers say nothing about the
+// network. A watch goroutine ticks every 10 ms and marks a tick that comes
+// more than the cutoff late as a stall; Observe ignores a sample whose call
+// was out during a stall (Stats.StalledSamples), so a stalled process
+// neither widens the fleet's spread nor pushes its schedule back.
+//
 // # Bounded lookahead without polling
 //
 // A Wait takes a local permit of its lane (Urgent or Bulk) before it asks
@@ -71,23 +97,29 @@
 // expiry) or was written by another Redis server (restored from a snapshot,
 // promoted replica after failover, resharded slot: the run_id stored with it
 // differs, and so may the clock), the script restarts it with a pause of one
-// Horizon: no slot before Redis now + Horizon. Slots granted before the loss
-// lie at most Horizon ahead as long as Horizon exceeds the lookahead of all
-// processes (a grant queued further is counted in Stats.BeyondHorizon and
-// logged), so the new schedule never puts a call closer than one interval to
-// an old one. The price is one Horizon of idleness after a loss. Not covered:
-// a second loss while a pause (a SlowDown, or the Horizon after a first loss)
-// is still running, since slots then lie up to the pause end plus the
-// lookahead ahead.
+// horizon: no slot before Redis now + horizon. Slots granted before the loss
+// still go, so the horizon must lie past all of them: past the fleet's
+// lookahead, which grows with the processes, the interval and any pause in
+// force (16 processes x 10 slots x (1+J)/200 is 1.2 s at J = 0.5 s). So the
+// horizon follows it: the largest of Config.Horizon, the furthest this
+// process saw the schedule ahead of Redis now in the last 10 s (plus a
+// quarter and one interval), and processes x (AheadUrgent+AheadBulk) x
+// interval + one interval, with the count of live processes read from the
+// spread hash. A grant queued further than the horizon in use is counted in
+// Stats.BeyondHorizon and logged. The price is one horizon of idleness after
+// a loss.
 //
 // # SlowDown
 //
-// When the API answers "too many requests" anyway (a late call whose
-// compensation came too late or failed, a cap shared with other clients),
-// SlowDown stores
-// pause_until = max(pause_until, Redis now + d) beside tat: no process is
-// granted a slot before it, after which the schedule runs at full rate again.
-// Slots already granted (at most the lookahead) still go.
+// When the API answers "too many requests" anyway (a late call that got
+// through, a cap shared with other clients), the caller reports it with
+// SlowDown. An isolated one, with no other in the fleet within the last
+// second (Redis keeps the time of the last, "strike"), pauses nothing: it
+// costs its caller one more call. Another within the second stores
+// pause_until = max(pause_until, max(tat, Redis now) + d) beside tat. The
+// pause starts after the slots already granted, which lie up to the
+// fleet's lookahead ahead (0.84 s at 16 processes): a pause from Redis now
+// would end inside the lookahead and leave no gap at all.
 //
 // A per-process golang.org/x/time/rate limiter at Rate sits in front of Redis
 // to protect it from a runaway caller; it is not the shared bucket.

@@ -7,11 +7,11 @@ type keys struct {
 	// gcra is a hash: tat (next free slot, µs of Redis time), pause (no slot
 	// before this, µs), srv (run_id of the Redis server that wrote tat).
 	gcra string
-	// spread is a hash: one field per process, "<n>|<lows>|<highs>|<Redis µs
-	// when published>" (see spreadScript). Its name, spread-tails, differs
-	// from the "spread" hash of earlier versions ("<spread µs>:<Redis µs>"):
-	// in a rolling deploy each version would delete the other's entries as
-	// malformed. The old hash expires on its own.
+	// spread is a hash: one field per process, "<n>|<lows>|<highs>|<hist>|
+	// <Redis µs when published>" (see spreadScript). Its name, spread-hist,
+	// differs from the hashes of earlier versions ("spread", "spread-tails",
+	// other forms): in a rolling deploy each version would delete the
+	// other's entries as malformed. The old hashes expire on their own.
 	spread string
 }
 
@@ -19,6 +19,6 @@ func newKeys(prefix, bucket string) keys {
 	base := prefix + ":{lim:" + bucket + "}:"
 	return keys{
 		gcra:   base + "gcra",
-		spread: base + "spread-tails",
+		spread: base + "spread-hist",
 	}
 }

@@ -48,6 +48,7 @@ const (
 	DefaultAheadBulk     = 2
 	DefaultHorizon       = time.Second
 	DefaultInitialSpread = 50 * time.Millisecond
+	DefaultLateCutoff    = 20 * time.Millisecond
 )
 
 const (
@@ -73,6 +74,10 @@ var (
 	ErrInvalidConfig = errors.New("limiter: invalid config")
 	// ErrUnknownLane is returned by Wait for a Lane other than Urgent or Bulk.
 	ErrUnknownLane = errors.New("limiter: unknown lane")
+	// ErrLate is returned by Permit.Admit when the call would go more than
+	// Config.LateCutoff after its slot: the slot is lost, the call must ask
+	// for another.
+	ErrLate = errors.New("limiter: permit is past its slot")
 )
 
 // Config configures a Limiter. Zero values take the documented defaults.
@@ -94,16 +99,22 @@ type Config struct {
 	// reserved ahead of now per lane; defaults DefaultAheadUrgent (8) and
 	// DefaultAheadBulk (2). More lets a process keep the bucket busy across
 	// its own scheduling hiccups; less shortens the queue an urgent call
-	// finds. Horizon should exceed the lookahead of all processes together,
-	// (AheadUrgent+AheadBulk) * processes * Interval.
+	// finds.
 	AheadUrgent, AheadBulk int
-	// Horizon is how far ahead of Redis's now a lost schedule restarts;
-	// default DefaultHorizon (1s).
+	// Horizon is the least a lost schedule restarts ahead of Redis's now;
+	// default DefaultHorizon (1s). The horizon in use follows the fleet's
+	// lookahead above it (see Stats.Horizon).
 	Horizon time.Duration
 	// InitialSpread is the latency spread J assumed until a process of the
 	// bucket has measured one; default DefaultInitialSpread (50ms). At most
 	// 500ms.
 	InitialSpread time.Duration
+	// LateCutoff is how late after its slot a call may still go; default
+	// DefaultLateCutoff (20ms). A grant whose answer from Redis may have come
+	// later than this after its slot, or a permit whose call would go later
+	// (Permit.Admit), is dropped: the slot is lost and the caller asks for
+	// another. A lost slot never breaks the cap; a late call may.
+	LateCutoff time.Duration
 	// Logger receives warnings and state changes; default discards.
 	Logger *slog.Logger
 	// Now is the local clock, used only to measure durations; default
@@ -122,6 +133,25 @@ type Permit struct {
 
 	redisNow time.Time     // Redis's clock when the slot was granted
 	rtt      time.Duration // round trip of the grant: how early the true slot may lie before Slot
+	lim      *Limiter      // nil for a Permit made elsewhere (tests, other limiters)
+}
+
+// Admit reports whether the call may go at now (local clock, as
+// Config.Now): it returns nil until Config.LateCutoff after the permit's
+// slot, then an error wrapping ErrLate, and counts the drop
+// (Stats.LateDrops). Call it just before the request is sent: a goroutine
+// descheduled, a process stopped or a slow connection setup between Wait
+// and the send would otherwise put the call into a second that already
+// holds its share. A permit not made by a Limiter is always admitted.
+func (p Permit) Admit(now time.Time) error {
+	if p.lim == nil {
+		return nil
+	}
+	if late := now.Sub(p.Slot); late > p.lim.cfg.LateCutoff {
+		p.lim.stats.lateDrops.Add(1)
+		return fmt.Errorf("%w: the call would go %s after its slot, more than the cutoff %s", ErrLate, late, p.lim.cfg.LateCutoff)
+	}
+	return nil
 }
 
 // Stats are counters since New, for metrics and benchmarks.
@@ -140,12 +170,28 @@ type Stats struct {
 	// WaitRoundTrips counts the round trips of Wait: one per call, two when
 	// Redis had to be sent the script.
 	WaitRoundTrips int64
-	// SlowDowns counts successful SlowDown calls.
-	SlowDowns int64
+	// SlowDowns counts SlowDown calls that paused the bucket;
+	// IsolatedStrikes those that did not (no other rate-limit answer in
+	// the fleet within a second).
+	SlowDowns, IsolatedStrikes int64
 	// Compensations counts late calls (Observe saw the answer come later
 	// than the fleet's latency envelope) whose excess pushed the schedule
 	// back.
 	Compensations int64
+	// LateDrops counts permits dropped because their grant answer or their
+	// call came more than LateCutoff after the slot (in Wait, which then
+	// asks again, or in Permit.Admit).
+	LateDrops int64
+	// StalledSamples counts Observe samples ignored because this process
+	// was stopped (GC, CPU throttling, SIGSTOP) while the call was out: its
+	// answer says nothing about the network, and must neither widen the
+	// fleet's spread nor push the schedule back.
+	StalledSamples int64
+	// LateCutoff is Config.LateCutoff, for metrics.
+	LateCutoff time.Duration
+	// Horizon is how far ahead a lost schedule would restart now (it
+	// follows the fleet's lookahead, at least Config.Horizon).
+	Horizon time.Duration
 	// Resets counts grants that found the schedule missing or from another
 	// server and restarted it one Horizon ahead.
 	Resets int64
@@ -156,8 +202,17 @@ type Stats struct {
 	// Spread is the fleet-wide latency spread J in use; LocalSpread is this
 	// process's own quantile of its samples alone (0 without samples).
 	Spread, LocalSpread time.Duration
-	// Interval is the current spacing, (1+Spread)/Rate.
+	// Dispersion is the fleet's mean difference of two latencies, G, that
+	// paces the calls (-1 while unknown: the interval is then
+	// (1+InitialSpread)/Rate).
+	Dispersion time.Duration
+	// Interval is the current spacing, 1/r with r + 5*sqrt(r*G) = Rate,
+	// before the rate scale.
 	Interval time.Duration
+	// Rate is the rate in force, calls per second: 1/Interval times the
+	// bucket's rate scale, which rate-limit answers that keep coming lower
+	// and time restores (aimd.go).
+	Rate float64
 }
 
 // Limiter spaces calls of one bucket across all processes. It is safe for
@@ -175,13 +230,21 @@ type Limiter struct {
 	spreadNS    atomic.Int64 // shared J, ns
 	lateBound   atomic.Int64 // fleet p0.5 of lo + J, ns; 0: unknown (no compensation)
 	localSpread atomic.Int64 // ns
+	fleetProcs  atomic.Int64 // processes with live samples, as last read
+	dispersion  atomic.Int64 // fleet's G, ns; -1: unknown (worst-case pacing)
+	scale       atomic.Int64 // the bucket's rate scale in millionths, as the last grant read it; 0: none yet
+	aheadNS     atomic.Int64 // the furthest a grant lay ahead of Redis now lately, ns
+	aheadAt     atomic.Int64 // when aheadNS was seen, unix ns of the local clock
 	window      *spreadWindow
+	stalls      *stallWatch
 
 	stats struct {
 		calls, failures, delayed, waited  atomic.Int64
 		roundTrips, waitTrips, otherTrips atomic.Int64
 		slowDowns, resets, beyondHorizon  atomic.Int64
 		compensations                     atomic.Int64
+		lateDrops, stalledSamples         atomic.Int64
+		isolatedStrikes                   atomic.Int64
 		lastHorizonWarn, publishFailing   atomic.Int64
 	}
 
@@ -226,6 +289,9 @@ func New(cfg Config) (*Limiter, error) {
 	if cfg.InitialSpread == 0 {
 		cfg.InitialSpread = DefaultInitialSpread
 	}
+	if cfg.LateCutoff == 0 {
+		cfg.LateCutoff = DefaultLateCutoff
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -243,6 +309,7 @@ func New(cfg Config) (*Limiter, error) {
 		keys:   newKeys(cfg.Prefix, cfg.Bucket),
 		id:     processID(),
 		window: newSpreadWindow(),
+		stalls: newStallWatch(cfg.Now, cfg.LateCutoff),
 		done:   make(chan struct{}),
 		// Burst: the permits this process may legitimately ask for at
 		// once, when it fills its lookahead after an idle spell.
@@ -250,10 +317,14 @@ func New(cfg Config) (*Limiter, error) {
 	}
 	l.sems[Urgent] = make(chan struct{}, cfg.AheadUrgent)
 	l.sems[Bulk] = make(chan struct{}, cfg.AheadBulk)
-	l.setSpread(cfg.InitialSpread)
+	l.setSpread(cfg.InitialSpread, -1)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.wg.Add(1)
+	l.wg.Add(2)
 	go l.publishLoop()
+	go func() {
+		defer l.wg.Done()
+		l.stalls.run(l.done)
+	}()
 	return l, nil
 }
 
@@ -280,6 +351,8 @@ func (c *Config) validate() error {
 		return bad("Config.Horizon is %s: it must be positive", c.Horizon)
 	case c.InitialSpread < 0 || c.InitialSpread > maxSpread:
 		return bad("Config.InitialSpread is %s: it must lie in (0, %s]", c.InitialSpread, maxSpread)
+	case c.LateCutoff < 0:
+		return bad("Config.LateCutoff is %s: it must be positive", c.LateCutoff)
 	}
 	return nil
 }
@@ -336,10 +409,45 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 		}
 	}
 
+	for {
+		p, err = l.grant(ctx)
+		if err != nil {
+			return Permit{}, err
+		}
+		if l.afterGrant != nil {
+			l.afterGrant(p)
+		}
+		// The grant's answer may have come after its slot (a slow Redis
+		// reply, this goroutine or process descheduled): the true slot lies
+		// as early as Slot-rtt. Later than the cutoff, the slot is lost.
+		if late := l.now().Sub(p.Slot.Add(-p.rtt)); late > l.cfg.LateCutoff {
+			l.stats.lateDrops.Add(1)
+			l.log.DebugContext(ctx, "limiter dropped a slot granted too late", "late", late, "cutoff", l.cfg.LateCutoff)
+			continue
+		}
+		if d := p.Slot.Sub(l.now()); d > 0 {
+			l.stats.delayed.Add(1)
+			if err := l.sleep(ctx, d); err != nil {
+				return Permit{}, err
+			}
+		}
+		// Woken too late (descheduled, stopped): the slot is lost.
+		if p.Admit(l.now()) == nil {
+			break
+		}
+	}
+	p.Waited = l.now().Sub(start)
+	l.stats.calls.Add(1)
+	l.stats.waited.Add(int64(p.Waited))
+	return p, nil
+}
+
+// grant asks Redis for the next slot: one round trip.
+func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 	interval := l.Interval()
 	sent := l.now()
 	v, err := l.run(ctx, &l.stats.waitTrips, grantScript, []string{l.keys.gcra},
-		ceilMicros(interval), ceilMicros(l.cfg.Horizon), (stateTTL + l.cfg.Horizon).Milliseconds())
+		ceilMicros(interval), ceilMicros(l.horizon()), (stateTTL + l.cfg.Horizon).Milliseconds(), aimdRecover)
 	recv := l.now()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -356,63 +464,84 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 	// Redis answered "in slot-now µs"; the answer took part of the round
 	// trip to get here, so placing the slot after recv errs on the late side
 	// by at most rtt, which Observe adds to the spread.
-	p = Permit{
+	return Permit{
 		Slot:      recv.Add(time.Duration(g.slot-g.now) * time.Microsecond),
 		RedisSlot: time.UnixMicro(g.slot),
 		redisNow:  time.UnixMicro(g.now),
 		rtt:       recv.Sub(sent),
-	}
-	if l.afterGrant != nil {
-		l.afterGrant(p)
-	}
-	if d := p.Slot.Sub(l.now()); d > 0 {
-		l.stats.delayed.Add(1)
-		if err := l.sleep(ctx, d); err != nil {
-			return Permit{}, err
-		}
-	}
-	p.Waited = l.now().Sub(start)
-	l.stats.calls.Add(1)
-	l.stats.waited.Add(int64(p.Waited))
-	return p, nil
+		lim:       l,
+	}, nil
 }
 
-// grant is the answer of grantScript, in µs of Redis time.
-type grant struct {
+// grantReply is the answer of grantScript, in µs of Redis time.
+type grantReply struct {
 	slot, now int64
 	reset     bool
 	queue     int64
+	scale     int64 // rate scale in millionths (aimd.go)
 }
 
-func parseGrant(v any) (grant, error) {
+func parseGrant(v any) (grantReply, error) {
 	a, ok := v.([]any)
-	if !ok || len(a) != 4 {
-		return grant{}, fmt.Errorf("unexpected script answer %v", v)
+	if !ok || len(a) != 5 {
+		return grantReply{}, fmt.Errorf("unexpected script answer %v", v)
 	}
-	var n [4]int64
+	var n [5]int64
 	for i := range a {
 		if n[i], ok = a[i].(int64); !ok {
-			return grant{}, fmt.Errorf("unexpected script answer %v", v)
+			return grantReply{}, fmt.Errorf("unexpected script answer %v", v)
 		}
 	}
-	return grant{slot: n[0], now: n[1], reset: n[2] == 1, queue: n[3]}, nil
+	return grantReply{slot: n[0], now: n[1], reset: n[2] == 1, queue: n[3], scale: n[4]}, nil
 }
 
-func (l *Limiter) noteGrant(ctx context.Context, g grant) {
+func (l *Limiter) noteGrant(ctx context.Context, g grantReply) {
+	if old := l.scale.Swap(g.scale); old != g.scale && (g.scale < 1e6 || old < 1e6) && old != 0 {
+		l.log.DebugContext(ctx, "limiter rate scale changed (rate-limit answers while below the cap: a quota shared with other callers)",
+			"scale", float64(g.scale)/1e6, "was", float64(old)/1e6)
+	}
+	horizon := l.horizon()
+	now := l.now().UnixNano()
+	if ahead := time.Duration(g.slot-g.now) * time.Microsecond; ahead >= time.Duration(l.aheadNS.Load()) || now-l.aheadAt.Load() > int64(aheadMemory) {
+		l.aheadNS.Store(int64(ahead))
+		l.aheadAt.Store(now)
+	}
 	if g.reset {
 		l.stats.resets.Add(1)
 		l.log.InfoContext(ctx, "limiter schedule was missing or written by another Redis server (first use, restart, FLUSHALL, failover, idle expiry): restarted one horizon ahead",
-			"horizon", l.cfg.Horizon)
+			"horizon", horizon)
 	}
-	if time.Duration(g.queue)*time.Microsecond > l.cfg.Horizon {
+	if time.Duration(g.queue)*time.Microsecond > horizon {
 		l.stats.beyondHorizon.Add(1)
 		last := l.stats.lastHorizonWarn.Load()
-		now := l.now().UnixNano()
 		if now-last >= int64(warnEvery) && l.stats.lastHorizonWarn.CompareAndSwap(last, now) {
-			l.log.WarnContext(ctx, "limiter granted a slot further ahead than Horizon: after a loss of the schedule calls could come closer than the interval; raise Horizon or lower AheadUrgent/AheadBulk",
-				"ahead", time.Duration(g.queue)*time.Microsecond, "horizon", l.cfg.Horizon)
+			l.log.WarnContext(ctx, "limiter granted a slot further ahead than its horizon: after a loss of the schedule calls could come closer than the interval",
+				"ahead", time.Duration(g.queue)*time.Microsecond, "horizon", horizon)
 		}
 	}
+}
+
+// aheadMemory is how long the furthest lookahead seen is remembered.
+const aheadMemory = 10 * time.Second
+
+// horizon is how far ahead of Redis now a lost schedule restarts: past
+// every slot granted before the loss. That is the fleet's lookahead, which
+// grows with the processes, the interval and any pause in force, so the
+// horizon follows it: at least Config.Horizon, the furthest this process
+// saw the schedule ahead of Redis now in the last aheadMemory plus a
+// quarter and one interval, and the lookahead every live process may hold,
+// processes x (AheadUrgent+AheadBulk) x interval, plus one interval.
+func (l *Limiter) horizon() time.Duration {
+	iv := l.Interval()
+	h := l.cfg.Horizon
+	if l.now().UnixNano()-l.aheadAt.Load() <= int64(aheadMemory) {
+		ahead := time.Duration(l.aheadNS.Load())
+		h = max(h, ahead+ahead/4+iv)
+	}
+	if p := l.fleetProcs.Load(); p > 0 {
+		h = max(h, time.Duration(p*int64(l.cfg.AheadUrgent+l.cfg.AheadBulk)+1)*iv)
+	}
+	return h
 }
 
 // sleep waits d on the local monotonic clock.
@@ -437,6 +566,10 @@ func (l *Limiter) sleep(ctx context.Context, d time.Duration) error {
 // the background; see the package documentation. A zero Permit is ignored.
 func (l *Limiter) Observe(p Permit, done time.Time) {
 	if p.Slot.IsZero() {
+		return
+	}
+	if l.stalls.overlaps(p.Slot.Add(-p.rtt), done) {
+		l.stats.stalledSamples.Add(1)
 		return
 	}
 	lo := done.Sub(p.Slot)
@@ -481,34 +614,62 @@ func (l *Limiter) compensate(d time.Duration) {
 	}()
 }
 
-// SlowDown pauses the whole bucket: no process is granted a slot before
-// Redis's now + d; then the schedule runs at full rate again. A pause never
-// shortens an existing one. Slots granted before the call still go. It
-// returns the Redis error, wrapped.
+// strikeWindow: a "too many requests" answer with no other one in the
+// fleet within this window before it is isolated (a late call, an outside
+// caller's burst): it costs the caller one more call, not a pause of every
+// process.
+const strikeWindow = time.Second
+
+// SlowDown reports a "too many requests" answer. An isolated one (no other
+// in the fleet within the last second) pauses nothing: the caller calls
+// again with its next slot. Otherwise it pauses the whole bucket for d after
+// the slots already granted: no process is granted a slot before max(tat,
+// Redis now) + d, then the schedule runs at full rate again. A pause never
+// shortens an existing one. It returns the Redis error, wrapped.
 func (l *Limiter) SlowDown(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("limiter: slow down bucket %q for %s: the pause must be positive", l.cfg.Bucket, d)
 	}
 	v, err := l.run(ctx, &l.stats.otherTrips, slowDownScript, []string{l.keys.gcra},
-		ceilMicros(d), (stateTTL + d).Milliseconds())
+		ceilMicros(d), (stateTTL + d).Milliseconds(), strikeWindow.Microseconds(), aimdDecrease, aimdRecover, aimdMinScale)
 	if err != nil {
 		return fmt.Errorf("limiter: slow down bucket %q: %w", l.cfg.Bucket, err)
 	}
+	a, _ := v.([]any)
+	if len(a) != 2 {
+		return fmt.Errorf("limiter: slow down bucket %q: unexpected script answer %v", l.cfg.Bucket, v)
+	}
+	paused, _ := a[0].(int64)
+	until, _ := a[1].(int64)
+	if paused != 1 {
+		l.stats.isolatedStrikes.Add(1)
+		l.log.DebugContext(ctx, "limiter: an isolated rate-limit answer, no pause")
+		return nil
+	}
 	l.stats.slowDowns.Add(1)
-	until, _ := v.(int64)
-	l.log.InfoContext(ctx, "limiter paused the bucket", "pause", d, "until_redis", time.UnixMicro(until).UTC())
+	l.log.InfoContext(ctx, "limiter paused the bucket after the slots already granted", "pause", d, "until_redis", time.UnixMicro(until).UTC())
 	return nil
 }
 
-// Interval returns the current spacing of slots, (1+J)/Rate.
+// Interval returns the current spacing of slots: 1/r with r paced from the
+// fleet's measured dispersion (see pacing.go), or (1+InitialSpread)/Rate
+// until any process has samples.
 func (l *Limiter) Interval() time.Duration {
 	return time.Duration(l.interval.Load())
 }
 
-func (l *Limiter) setSpread(j time.Duration) {
+// setSpread adopts J; with no dispersion known (g < 0) the interval is
+// the worst case (1+J)/Rate, otherwise 1/pacedRate(Rate, g).
+func (l *Limiter) setSpread(j, g time.Duration) {
 	j = clampSpread(j)
 	l.spreadNS.Store(int64(j))
-	l.interval.Store(int64(math.Ceil((1 + j.Seconds()) / l.cfg.Rate * 1e9)))
+	if g < 0 {
+		l.dispersion.Store(-1)
+		l.interval.Store(int64(math.Ceil((1 + j.Seconds()) / l.cfg.Rate * 1e9)))
+		return
+	}
+	l.dispersion.Store(int64(g))
+	l.interval.Store(int64(math.Ceil(1e9 / pacedRate(l.cfg.Rate, g))))
 }
 
 // publishLoop shares the spread until Close.
@@ -546,20 +707,30 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	now := l.now()
 	local, _ := l.window.spread(now)
 	l.localSpread.Store(int64(local))
+	mine := l.window.tails(now)
 	v, err := l.run(ctx, &l.stats.otherTrips, spreadScript, []string{l.keys.spread},
-		l.id, l.window.tails(now).String(), spreadMaxAge.Microseconds(), (2 * spreadMaxAge).Milliseconds())
+		l.id, mine.String(), spreadMaxAge.Microseconds(), (2 * spreadMaxAge).Milliseconds())
 	if err != nil {
-		l.setSpread(max(time.Duration(l.spreadNS.Load()), local))
+		// Keep the shared pacing, made no faster by this process's own.
+		g := time.Duration(l.dispersion.Load())
+		if lg, ok := mine.hist.meanDifference(); ok && g >= 0 {
+			g = max(g, lg)
+		}
+		l.setSpread(max(time.Duration(l.spreadNS.Load()), local), g)
 		return fmt.Errorf("limiter: share latency spread of bucket %q: %w", l.cfg.Bucket, err)
 	}
-	j, ref, ok := parseSpread(v)
+	j, ref, procs, fleet, ok := parseSpread(v)
+	l.fleetProcs.Store(procs)
+	g := time.Duration(-1)
 	if !ok {
 		j = l.cfg.InitialSpread
+	} else if fg, known := fleet.meanDifference(); known {
+		g = fg
 	}
 	if old := time.Duration(l.spreadNS.Load()); old != clampSpread(j) {
-		l.log.DebugContext(ctx, "limiter spread changed", "spread", clampSpread(j), "was", old)
+		l.log.DebugContext(ctx, "limiter spread changed", "spread", clampSpread(j), "was", old, "dispersion", g)
 	}
-	l.setSpread(j)
+	l.setSpread(j, g)
 	var bound time.Duration
 	if ok {
 		// Never 0 for a known envelope: 0 means unknown.
@@ -569,38 +740,52 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	return nil
 }
 
-// parseSpread reads spreadScript's answer {J µs, p0.5 lo µs}; ok is false
-// when no process has samples.
-func parseSpread(v any) (j, ref time.Duration, ok bool) {
+// parseSpread reads spreadScript's answer {J µs, p0.5 lo µs, live
+// processes, merged histogram}; ok is false when no process has samples.
+func parseSpread(v any) (j, ref time.Duration, procs int64, h hist, ok bool) {
 	a, isSlice := v.([]any)
-	if !isSlice || len(a) != 2 {
-		return 0, 0, false
+	if !isSlice || len(a) != 4 {
+		return 0, 0, 0, h, false
+	}
+	procs, _ = a[2].(int64)
+	counts, _ := a[3].([]any)
+	for i, c := range counts {
+		if n, isInt := c.(int64); isInt && i < histBuckets {
+			h[i] = n
+		}
 	}
 	js, ok1 := a[0].(int64)
 	rs, ok2 := a[1].(int64)
 	if !ok1 || !ok2 || js < 0 {
-		return 0, 0, false
+		return 0, 0, procs, h, false
 	}
-	return time.Duration(js) * time.Microsecond, time.Duration(rs) * time.Microsecond, true
+	return time.Duration(js) * time.Microsecond, time.Duration(rs) * time.Microsecond, procs, h, true
 }
 
 // Stats returns the counters since New.
 func (l *Limiter) Stats() Stats {
 	s := &l.stats
 	return Stats{
-		Calls:          s.calls.Load(),
-		Failures:       s.failures.Load(),
-		Delayed:        s.delayed.Load(),
-		WaitedTotal:    time.Duration(s.waited.Load()),
-		RoundTrips:     s.roundTrips.Load(),
-		WaitRoundTrips: s.waitTrips.Load(),
-		SlowDowns:      s.slowDowns.Load(),
-		Compensations:  s.compensations.Load(),
-		Resets:         s.resets.Load(),
-		BeyondHorizon:  s.beyondHorizon.Load(),
-		Spread:         time.Duration(l.spreadNS.Load()),
-		LocalSpread:    time.Duration(l.localSpread.Load()),
-		Interval:       l.Interval(),
+		Calls:           s.calls.Load(),
+		Failures:        s.failures.Load(),
+		Delayed:         s.delayed.Load(),
+		WaitedTotal:     time.Duration(s.waited.Load()),
+		RoundTrips:      s.roundTrips.Load(),
+		WaitRoundTrips:  s.waitTrips.Load(),
+		SlowDowns:       s.slowDowns.Load(),
+		IsolatedStrikes: s.isolatedStrikes.Load(),
+		Compensations:   s.compensations.Load(),
+		LateDrops:       s.lateDrops.Load(),
+		StalledSamples:  s.stalledSamples.Load(),
+		LateCutoff:      l.cfg.LateCutoff,
+		Horizon:         l.horizon(),
+		Resets:          s.resets.Load(),
+		BeyondHorizon:   s.beyondHorizon.Load(),
+		Spread:          time.Duration(l.spreadNS.Load()),
+		LocalSpread:     time.Duration(l.localSpread.Load()),
+		Interval:        l.Interval(),
+		Dispersion:      time.Duration(l.dispersion.Load()),
+		Rate:            l.rate(),
 	}
 }
 

@@ -16,8 +16,13 @@ import (
 
 // grantScript grants the next slot.
 //
-//	KEYS[1] gcra hash (tat, pause, srv)
-//	ARGV[1] interval µs, ARGV[2] horizon µs, ARGV[3] key TTL ms
+//	KEYS[1] gcra hash (tat, pause, srv, scale, scaled, strike)
+//	ARGV[1] interval µs, ARGV[2] horizon µs, ARGV[3] key TTL ms,
+//	ARGV[4] scale recovered per second
+//
+// The interval is divided by the bucket's rate scale (aimd.go): scale as
+// last lowered by slowDownScript at scaled, plus ARGV[4] per second since,
+// at most 1.
 //
 // A schedule that is missing, or was written by another server (its run_id
 // differs: restored from a snapshot, a promoted replica, a moved slot), is
@@ -25,9 +30,10 @@ import (
 // INFO is called with pcall so that an ACL or a renamed command that forbids
 // it only disables the run_id check (srv is then always empty).
 //
-// It returns {slot, now, reset, queue}: the granted slot and Redis's now in
-// µs, 1 when the schedule was restarted, and how far the slot lies beyond
-// max(now, pause) in µs (the queue reserved ahead, for the horizon check).
+// It returns {slot, now, reset, queue, scale}: the granted slot and Redis's
+// now in µs, 1 when the schedule was restarted, how far the slot lies
+// beyond max(now, pause) in µs (the queue reserved ahead, for the horizon
+// check), and the rate scale in millionths.
 var grantScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -35,9 +41,14 @@ local interval = tonumber(ARGV[1])
 local horizon = tonumber(ARGV[2])
 local info = redis.pcall('INFO', 'server')
 local srv = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
-local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'srv')
+local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'srv', 'scale', 'scaled')
 local tat = tonumber(st[1]) or 0
 local pause = tonumber(st[2]) or 0
+local scale = 1
+if st[4] then
+  scale = math.min(1, tonumber(st[4]) + (now - (tonumber(st[5]) or now)) / 1000000 * tonumber(ARGV[4]))
+end
+interval = math.ceil(interval / scale)
 local reset = 0
 if st[1] == false or st[3] ~= srv then
   pause = math.max(pause, now + horizon)
@@ -48,27 +59,48 @@ local free = math.max(now, pause)
 local slot = math.max(tat, free)
 redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', slot + interval), 'srv', srv)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {slot, now, reset, slot - free}
+return {slot, now, reset, slot - free, math.floor(scale * 1000000)}
 `)
 
-// slowDownScript makes pause = max(pause, now + d).
+// slowDownScript notes a "too many requests" answer (a strike) and pauses
+// the schedule unless the strike is isolated: when the previous strike lies
+// more than the window back, it only records this one and answers {0,
+// pause}. Otherwise it makes pause = max(pause, max(tat, now) + d): the
+// pause starts after the slots already granted (the fleet's lookahead), so
+// it leaves a gap of d in the calls, not in the grants.
 //
 //	KEYS[1] gcra hash
-//	ARGV[1] d µs, ARGV[2] key TTL ms
+//	ARGV[1] d µs, ARGV[2] key TTL ms, ARGV[3] strike window µs,
+//	ARGV[4] scale factor on a pause, ARGV[5] scale recovered per second,
+//	ARGV[6] least scale
 //
-// It returns the pause end in µs of Redis time.
+// A pause also lowers the bucket's rate scale multiplicatively (aimd.go).
+//
+// It returns {1 when it paused, else 0, the pause end in µs of Redis time}.
 var slowDownScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local pause = now + tonumber(ARGV[1])
-local cur = tonumber(redis.call('HGET', KEYS[1], 'pause')) or 0
+local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'strike', 'scale', 'scaled')
+local cur = tonumber(st[2]) or 0
+local last = tonumber(st[3])
+redis.call('HSET', KEYS[1], 'strike', string.format('%.0f', now))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if last == nil or now - last > tonumber(ARGV[3]) then
+  return {0, cur}
+end
+local scale = 1
+if st[4] then
+  scale = math.min(1, tonumber(st[4]) + (now - (tonumber(st[5]) or now)) / 1000000 * tonumber(ARGV[5]))
+end
+scale = math.max(tonumber(ARGV[6]), scale * tonumber(ARGV[4]))
+redis.call('HSET', KEYS[1], 'scale', string.format('%.6f', scale), 'scaled', string.format('%.0f', now))
+local pause = math.max(tonumber(st[1]) or 0, now) + tonumber(ARGV[1])
 if cur > pause then
   pause = cur
 else
   redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return pause
+return {1, pause}
 `)
 
 // spreadScript publishes this process's tails (when ARGV[2] is not empty) as
@@ -76,8 +108,9 @@ return pause
 // age or malformed, and merges the live ones: with N the sum of their n and
 // r = ceil(0.005*N) bounded to [1, 10] (and to the values present), it
 // returns {r-th largest hi - r-th smallest lo, r-th smallest lo} in µs: the
-// fleet's spread J and its p0.5 of lo. It returns {-1, -1} when no process has
-// samples.
+// fleet's spread J and its p0.5 of lo, then the number of live entries (the
+// processes calling) and the sum of their histograms. It returns {-1, -1,
+// live, {}} when no process has samples.
 //
 //	KEYS[1] spread hash
 //	ARGV[1] process id, ARGV[2] tails or '', ARGV[3] max age µs, ARGV[4] key TTL ms
@@ -89,26 +122,30 @@ local maxAge = tonumber(ARGV[3])
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. nowStr)
 end
-local total, lows, highs = 0, {}, {}
+local total, lows, highs, live, hist = 0, {}, {}, 0, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  local n, ls, hs, at = string.match(all[i + 1], '^(%d+)|([%d,%-]*)|([%d,%-]*)|(%d+)$')
+  local n, ls, hs, h, at = string.match(all[i + 1], '^(%d+)|([%d,%-]*)|([%d,%-]*)|([%d,]*)|(%d+)$')
   if n == nil or math.abs(now - tonumber(at)) > maxAge then
     redis.call('HDEL', KEYS[1], all[i])
   else
     total = total + tonumber(n)
+    live = live + 1
     for v in string.gmatch(ls, '%-?%d+') do lows[#lows + 1] = tonumber(v) end
     for v in string.gmatch(hs, '%-?%d+') do highs[#highs + 1] = tonumber(v) end
+    local k = 1
+    for v in string.gmatch(h, '%d+') do hist[k] = (hist[k] or 0) + tonumber(v); k = k + 1 end
   end
 end
 if total == 0 or #lows == 0 or #highs == 0 then
-  return {-1, -1}
+  return {-1, -1, live, {}}
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 table.sort(lows)
 table.sort(highs, function(a, b) return a > b end)
 local r = math.min(math.max(1, math.ceil(0.005 * total)), 10, #lows, #highs)
-return {math.max(0, highs[r] - lows[r]), lows[r]}
+for k = 1, #hist do hist[k] = hist[k] or 0 end
+return {math.max(0, highs[r] - lows[r]), lows[r], live, hist}
 `)
 
 // delayScript pushes the schedule back after a late call: tat = max(tat,

@@ -121,10 +121,11 @@ func clampSpread(j time.Duration) time.Duration {
 type tails struct {
 	n           int
 	lows, highs []int64
+	hist        hist // of every live sample's late bound (see pacing.go)
 }
 
-// String is the form spreadScript stores, "n|lo,lo,...|hi,hi,...", or "" when
-// there is no sample.
+// String is the form spreadScript stores, "n|lo,lo,...|hi,hi,...|c,c,...",
+// or "" when there is no sample.
 func (t tails) String() string {
 	if t.n == 0 {
 		return ""
@@ -140,6 +141,8 @@ func (t tails) String() string {
 			b.WriteString(strconv.FormatInt(v, 10))
 		}
 	}
+	b.WriteByte('|')
+	b.WriteString(t.hist.String())
 	return b.String()
 }
 
@@ -159,6 +162,9 @@ func (w *spreadWindow) tails(now time.Time) tails {
 	slices.Sort(lo)
 	slices.Sort(hi)
 	t := tails{n: len(lo)}
+	for _, d := range hi {
+		t.hist[histBucket(d)]++
+	}
 	for i := range min(spreadTail, len(lo)) {
 		t.lows = append(t.lows, lo[i].Microseconds())
 		t.highs = append(t.highs, ceilMicros(hi[len(hi)-1-i]))

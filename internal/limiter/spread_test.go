@@ -80,7 +80,10 @@ func TestSpreadWindowTails(t *testing.T) {
 		w.add(sample{at: now, lo: d, hi: d + 1500*time.Nanosecond}) // hi rounds up to whole µs
 	}
 	w.add(sample{at: now.Add(-2 * spreadMaxAge), lo: -time.Second, hi: time.Hour}) // stale
-	want := "30|0,1000,2000,3000,4000,5000,6000,7000,8000,9000|29002,28002,27002,26002,25002,24002,23002,22002,21002,20002"
+	// Then the late bounds per histogram bucket (pacing.go): 0.5 ms, then
+	// each bound 1.25 times the one before.
+	want := "30|0,1000,2000,3000,4000,5000,6000,7000,8000,9000|29002,28002,27002,26002,25002,24002,23002,22002,21002,20002" +
+		"|1,0,0,0,1,0,0,1,0,1,1,1,2,2,2,3,3,5,5,2"
 	if got := w.tails(now).String(); got != want {
 		t.Errorf("tails = %q, want %q", got, want)
 	}

@@ -66,7 +66,7 @@ const (
 	// constants).
 	SigRefreshes = "recallq_usersig_refreshes_total"
 	// BreakerOpen is 1 while this worker's configuration-error circuit is
-	// open (every worker of the app has stopped calling), else 0.
+	// open (this worker has stopped calling; the others go on), else 0.
 	BreakerOpen = "recallq_breaker_open"
 
 	// The shared limiter, read at scrape time.
@@ -77,6 +77,12 @@ const (
 	LimiterResets        = "recallq_limiter_resets_total"
 	LimiterBeyondHorizon = "recallq_limiter_beyond_horizon_total"
 	LimiterWaitFailures  = "recallq_limiter_wait_failures_total"
+	LimiterLateCutoff    = "recallq_limiter_late_cutoff_seconds"
+	LimiterLateDrops     = "recallq_limiter_late_drops_total"
+	LimiterStalled       = "recallq_limiter_stalled_samples_total"
+	LimiterHorizon       = "recallq_limiter_horizon_seconds"
+	LimiterDispersion    = "recallq_limiter_dispersion_seconds"
+	LimiterRate          = "recallq_limiter_rate"
 )
 
 // Buckets of the histograms, in seconds.
@@ -291,7 +297,7 @@ type limiterCollector struct{ l LimiterStats }
 
 var (
 	limiterIntervalDesc = prometheus.NewDesc(LimiterInterval,
-		"Current spacing between two calls of the app, (1+spread)/rate, in seconds.", nil, nil)
+		"Current spacing between two calls of the app, 1/r with r + 5*sqrt(r*dispersion) = rate, in seconds.", nil, nil)
 	limiterSpreadDesc = prometheus.NewDesc(LimiterSpread,
 		"Latency spread J shared by every worker of the app (the largest live one), in seconds.", nil, nil)
 	limiterLocalSpreadDesc = prometheus.NewDesc(LimiterLocalSpread,
@@ -304,11 +310,24 @@ var (
 		"Grants queued beyond the limiter's horizon: the fleet holds more slots ahead than the horizon covers.", nil, nil)
 	limiterWaitFailuresDesc = prometheus.NewDesc(LimiterWaitFailures,
 		"Waits for a token that ended without one (shutdown, deadline, Redis unreachable).", nil, nil)
+	limiterLateCutoffDesc = prometheus.NewDesc(LimiterLateCutoff,
+		"How late after its slot a call may still go; a later one is dropped, in seconds.", nil, nil)
+	limiterLateDropsDesc = prometheus.NewDesc(LimiterLateDrops,
+		"Slots dropped because the grant's answer or the call came later than the cutoff after the slot.", nil, nil)
+	limiterDispersionDesc = prometheus.NewDesc(LimiterDispersion,
+		"Mean difference of two latencies G that paces the app's calls at r + 5*sqrt(r*G) = rate (-1 while unknown), in seconds.", nil, nil)
+	limiterRateDesc = prometheus.NewDesc(LimiterRate,
+		"Calls per second the app's bucket runs at now: the paced rate, lowered while rate-limit answers keep coming (a quota shared with other callers) and restored over time.", nil, nil)
+	limiterHorizonDesc = prometheus.NewDesc(LimiterHorizon,
+		"How far ahead a lost schedule would restart: past the fleet's lookahead, in seconds.", nil, nil)
+	limiterStalledDesc = prometheus.NewDesc(LimiterStalled,
+		"Answers not counted in the latency spread because this process was stopped while the call was out.", nil, nil)
 )
 
 func (c *limiterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{limiterIntervalDesc, limiterSpreadDesc, limiterLocalSpreadDesc,
-		limiterSlowDownsDesc, limiterResetsDesc, limiterBeyondHorizonDesc, limiterWaitFailuresDesc} {
+		limiterSlowDownsDesc, limiterResetsDesc, limiterBeyondHorizonDesc, limiterWaitFailuresDesc,
+		limiterLateCutoffDesc, limiterLateDropsDesc, limiterStalledDesc, limiterHorizonDesc, limiterDispersionDesc, limiterRateDesc} {
 		ch <- d
 	}
 }
@@ -322,6 +341,12 @@ func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(limiterResetsDesc, prometheus.CounterValue, float64(s.Resets))
 	ch <- prometheus.MustNewConstMetric(limiterBeyondHorizonDesc, prometheus.CounterValue, float64(s.BeyondHorizon))
 	ch <- prometheus.MustNewConstMetric(limiterWaitFailuresDesc, prometheus.CounterValue, float64(s.Failures))
+	ch <- prometheus.MustNewConstMetric(limiterLateCutoffDesc, prometheus.GaugeValue, s.LateCutoff.Seconds())
+	ch <- prometheus.MustNewConstMetric(limiterLateDropsDesc, prometheus.CounterValue, float64(s.LateDrops))
+	ch <- prometheus.MustNewConstMetric(limiterStalledDesc, prometheus.CounterValue, float64(s.StalledSamples))
+	ch <- prometheus.MustNewConstMetric(limiterHorizonDesc, prometheus.GaugeValue, s.Horizon.Seconds())
+	ch <- prometheus.MustNewConstMetric(limiterDispersionDesc, prometheus.GaugeValue, s.Dispersion.Seconds())
+	ch <- prometheus.MustNewConstMetric(limiterRateDesc, prometheus.GaugeValue, s.Rate)
 }
 
 // queuePingTimeout bounds the Redis check before asynq's collector runs.

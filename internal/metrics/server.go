@@ -41,7 +41,8 @@ type ServerConfig struct {
 //
 //   - /healthz answers 200 while the process serves (liveness);
 //   - /readyz answers 200 once Started was called, until Stopping is, while
-//     Redis answers PING; 503 with the reason otherwise (readiness).
+//     Redis answers PING and Unready has no reason; 503 with the reason
+//     otherwise (readiness).
 type Server struct {
 	cfg      ServerConfig
 	ln       net.Listener
@@ -49,6 +50,7 @@ type Server struct {
 	served   chan struct{}
 	started  atomic.Bool
 	stopping atomic.Bool
+	unready  atomic.Pointer[string] // why the worker does not take work, nil when it does
 	shutdown sync.Once
 	shutErr  error
 }
@@ -103,10 +105,24 @@ func (s *Server) Started() { s.started.Store(true) }
 // Stopping marks the start of shutdown: /readyz answers 503 from now on.
 func (s *Server) Stopping() { s.stopping.Store(true) }
 
+// Unready makes /readyz answer 503 with reason while the worker does not
+// take work (its configuration-error circuit is open); "" makes it ready
+// again.
+func (s *Server) Unready(reason string) {
+	if reason == "" {
+		s.unready.Store(nil)
+		return
+	}
+	s.unready.Store(&reason)
+}
+
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s.stopping.Load():
 		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
+		return
+	case s.unready.Load() != nil:
+		http.Error(w, "not ready: "+*s.unready.Load(), http.StatusServiceUnavailable)
 		return
 	case !s.started.Load():
 		http.Error(w, "not ready: the worker has not started", http.StatusServiceUnavailable)

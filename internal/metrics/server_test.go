@@ -73,6 +73,20 @@ func TestProbes(t *testing.T) {
 		}
 	})
 
+	t.Run("not ready while the worker's circuit is open", func(t *testing.T) {
+		srv := listen(t, redistest.Start(t))
+		base := "http://" + srv.Addr()
+		srv.Started()
+		srv.Unready("configuration error 90009: set TIM_ADMIN to an app admin account")
+		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "TIM_ADMIN") {
+			t.Errorf("/readyz with the circuit open = %d %q, want 503 with the reason", code, body)
+		}
+		srv.Unready("")
+		if code, body := get(t, base+"/readyz"); code != http.StatusOK {
+			t.Errorf("/readyz after the circuit closed = %d %q, want 200", code, body)
+		}
+	})
+
 	t.Run("not ready while Redis is down", func(t *testing.T) {
 		s := redistest.Start(t, "--appendonly", "no") // its own server, even with TEST_REDIS_URL: it is stopped
 		srv := listen(t, s)

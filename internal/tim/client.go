@@ -132,7 +132,9 @@ type Config struct {
 	// Default "" (https:// and Region's domain).
 	Endpoint string
 	// HTTPClient sends the requests. Its CheckRedirect is replaced (on a
-	// copy) so that no redirect is ever followed. Default: Timeout
+	// copy) so that no redirect is ever followed, and an *http.Transport
+	// without OnProxyConnectResponse is cloned and given one that reports a
+	// proxy's refusal of CONNECT as a *ProxyError. Default: Timeout
 	// DefaultHTTPTimeout (5 s) and a keep-alive transport keeping
 	// DefaultMaxIdleConnsPerHost (256) idle connections to the host.
 	HTTPClient *http.Client
@@ -254,6 +256,11 @@ func New(cfg Config) (*Client, error) {
 
 	httpClient := *cfg.HTTPClient
 	httpClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if t, ok := httpClient.Transport.(*http.Transport); ok && t.OnProxyConnectResponse == nil {
+		t = t.Clone()
+		typeProxyRefusals(t)
+		httpClient.Transport = t
+	}
 
 	c := &Client{
 		sdkAppID: cfg.SDKAppID,

@@ -1,0 +1,182 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recallq/recallq/internal/redistest"
+)
+
+// slowFirstReply is a go-redis hook that holds back the reply of the first
+// successful script call it sees by delay: the grant's answer comes late, as when the
+// process is descheduled or stopped while it waits for Redis.
+type slowFirstReply struct {
+	delay time.Duration
+	done  atomic.Bool
+}
+
+func (*slowFirstReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*slowFirstReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *slowFirstReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if n := cmd.Name(); err == nil && (n == "evalsha" || n == "eval") && h.done.CompareAndSwap(false, true) {
+			time.Sleep(h.delay)
+		}
+		return err
+	}
+}
+
+func TestLateGrantIsDropped(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	slow := s.Client(t)
+	const delay = 300 * time.Millisecond
+	slow.AddHook(&slowFirstReply{delay: delay})
+	l := newTestLimiter(t, slow, Config{Rate: 200})
+	seed(t, rdb, l)
+
+	p, err := l.Wait(context.Background(), Urgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first slot was granted at Redis now and its answer sat 300 ms in
+	// the client: the call would have gone 300 ms after its slot. The
+	// permit Wait returns must be a fresh one.
+	if late := redisNow(t, rdb).Sub(p.RedisSlot); late > delay/2 {
+		t.Errorf("Wait returned a slot %s in the past of Redis's clock: the late grant was not dropped", late)
+	}
+	if st := l.Stats(); st.LateDrops != 1 || st.WaitRoundTrips < 2 {
+		t.Errorf("Stats() LateDrops=%d WaitRoundTrips=%d, want 1 drop and a second grant", st.LateDrops, st.WaitRoundTrips)
+	}
+}
+
+func TestAdmitDropsACallPastTheCutoff(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	l := newTestLimiter(t, rdb, Config{Rate: 200, LateCutoff: 15 * time.Millisecond})
+	seed(t, rdb, l)
+	p, err := l.Wait(context.Background(), Urgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drops := l.Stats().LateDrops // Wait may drop a slot on a loaded machine
+	if err := p.Admit(p.Slot.Add(15 * time.Millisecond)); err != nil {
+		t.Errorf("Admit at the cutoff = %v, want nil", err)
+	}
+	if err := p.Admit(p.Slot.Add(16 * time.Millisecond)); !errors.Is(err, ErrLate) {
+		t.Errorf("Admit 16ms after the slot = %v, want ErrLate (cutoff 15ms)", err)
+	}
+	if st := l.Stats(); st.LateDrops != drops+1 || st.LateCutoff != 15*time.Millisecond {
+		t.Errorf("Stats() LateDrops=%d LateCutoff=%s, want %d and 15ms", st.LateDrops, st.LateCutoff, drops+1)
+	}
+	if err := (Permit{Slot: p.Slot}).Admit(p.Slot.Add(time.Hour)); err != nil {
+		t.Errorf("a Permit not made by a Limiter: Admit = %v, want nil", err)
+	}
+}
+
+// stopSelf stops this very process for d with SIGSTOP; a child continues it.
+func stopSelf(t *testing.T, d time.Duration) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("stops the process with SIGSTOP: Linux only")
+	}
+	cont := exec.Command("sh", "-c", "sleep "+strconv.FormatFloat(d.Seconds(), 'f', 3, 64)+"; kill -CONT "+strconv.Itoa(os.Getpid()))
+	if err := cont.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := cont.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStalledProcessLeavesTheFleetAlone(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	ctx := context.Background()
+	l := newTestLimiter(t, rdb, Config{Rate: 1})
+	seed(t, rdb, l)
+	// A healthy envelope: answers 10-40 ms after their slots.
+	now := time.Now()
+	for i := range 1000 {
+		lo := 10*time.Millisecond + time.Duration(i)*30*time.Microsecond
+		l.window.add(sample{at: now, lo: lo, hi: lo})
+	}
+	if err := l.publishSpread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spread := l.Stats().Spread
+
+	p, err := l.Wait(ctx, Urgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tat0, err := rdb.HGet(ctx, l.keys.gcra, "tat").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The call went out at its slot; then the process was stopped for
+	// 400 ms, and read the answer when it ran again.
+	stopSelf(t, 400*time.Millisecond)
+	l.Observe(p, time.Now())
+	l.bg.Wait()
+
+	if tat, _ := rdb.HGet(ctx, l.keys.gcra, "tat").Int64(); tat != tat0 {
+		t.Errorf("the stalled process's answer pushed the shared schedule back by %dµs", tat-tat0)
+	}
+	if err := l.publishSpread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := l.Stats(); st.Spread != spread || st.StalledSamples != 1 || st.Compensations != 0 {
+		t.Errorf("after a stall: spread %s (was %s), %d stalled samples, %d compensations; want the spread unchanged, 1 and 0",
+			st.Spread, spread, st.StalledSamples, st.Compensations)
+	}
+}
+
+func TestStallWatchMarksGapsBetweenTicks(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	now := t0
+	w := newStallWatch(func() time.Time { return now }, 20*time.Millisecond)
+	for i := 1; i <= 5; i++ {
+		now = t0.Add(time.Duration(i) * stallTick)
+		w.tick(now)
+	}
+	if w.overlaps(t0, now) {
+		t.Error("regular ticks marked as a stall")
+	}
+	stopped := now
+	now = now.Add(300 * time.Millisecond)
+	if !w.overlaps(stopped.Add(-time.Millisecond), now) {
+		t.Error("no tick for 300 ms: overlaps = false while the stall runs, want true")
+	}
+	w.tick(now)
+	if !w.overlaps(stopped.Add(-50*time.Millisecond), stopped.Add(time.Millisecond)) {
+		t.Error("a call out across the stall's start is not marked")
+	}
+	if w.overlaps(t0, stopped.Add(-time.Millisecond)) || w.overlaps(now.Add(time.Millisecond), now.Add(time.Second)) {
+		t.Error("calls before or after the stall are marked")
+	}
+}
+
+// ignoreStalls makes l's stall watch see no stall: for tests about late
+// answers, which a hiccup of a loaded machine would otherwise hide.
+func ignoreStalls(l *Limiter) {
+	l.stalls.mu.Lock()
+	l.stalls.excess = 365 * 24 * time.Hour
+	l.stalls.mu.Unlock()
+}

@@ -1,0 +1,65 @@
+package limiter
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/recallq/recallq/internal/redistest"
+)
+
+// TestPacingFollowsTheDispersion: the rate the fleet is paced at comes from
+// the mean difference of two latencies, not from the worst case (1+J)/Rate:
+// for a heavy-tailed latency (lognormal, median 80 ms, p99 600 ms: G about
+// 107 ms) that is about 178/s, where (1+J)/Rate ran at 131/s (or 133/s
+// with J clamped at 0.5 s); uniform 20-50 ms stays at about 193/s.
+func TestPacingFollowsTheDispersion(t *testing.T) {
+	s := redistest.Start(t)
+	ctx := context.Background()
+	sigma := math.Log(600.0/80) / 2.3263 // p99 = median * exp(2.3263 sigma)
+	for _, tt := range []struct {
+		name     string
+		latency  func(q float64) time.Duration // the q-quantile
+		min, max float64                       // calls per second
+	}{
+		{"uniform 20-50ms", func(q float64) time.Duration { return time.Duration((20 + 30*q) * float64(time.Millisecond)) }, 192, 194.5},
+		{"lognormal median 80ms p99 600ms", func(q float64) time.Duration {
+			z := math.Sqrt2 * math.Erfinv(2*q-1)
+			return time.Duration(80 * math.Exp(sigma*z) * float64(time.Millisecond))
+		}, 176, 180.5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newTestLimiter(t, s.Client(t), Config{Bucket: tt.name})
+			now := time.Now()
+			const n = spreadSamples
+			for i := range n {
+				d := tt.latency((float64(i) + 0.5) / n)
+				l.window.add(sample{at: now, lo: d, hi: d})
+			}
+			if err := l.publishSpread(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st := l.Stats()
+			if r := 1 / st.Interval.Seconds(); r < tt.min || r > tt.max {
+				t.Errorf("paced at %.1f calls/s (dispersion %s, spread %s), want %.1f to %.1f", r, st.Dispersion, st.Spread, tt.min, tt.max)
+			}
+		})
+	}
+}
+
+func TestPacedRate(t *testing.T) {
+	for _, tt := range []struct {
+		g    time.Duration
+		want float64
+	}{
+		{0, 200},
+		{10 * time.Millisecond, 193.05},
+		{107 * time.Millisecond, 178.2},
+		{10 * time.Second, 100}, // bounded at minPace
+	} {
+		if got := pacedRate(200, tt.g); math.Abs(got-tt.want) > 0.1 {
+			t.Errorf("pacedRate(200, %s) = %.2f, want %.2f", tt.g, got, tt.want)
+		}
+	}
+}

@@ -55,8 +55,8 @@ type Outcome struct {
 const UnknownRetries = 3
 
 // outcomes is the one table that maps every Tencent result code we know to
-// our behaviour. ../shared/docs/tencent-rest.md gives the classes; the
-// worker's tests pin each row end to end.
+// our behaviour (the README's "What happens to each answer" lists it);
+// the worker's tests pin each row end to end.
 var outcomes = map[int]Outcome{
 	0:     {0, Done, "recalled", ""},
 	20023: {20023, Done, "the message has already been recalled", ""},

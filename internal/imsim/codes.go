@@ -2,9 +2,9 @@ package imsim
 
 import "fmt"
 
-// The result codes the simulator answers. Tencent's meanings are in
-// shared/docs/tencent-rest.md; the simulator's choice of code for each check
-// is listed in the package comment.
+// The result codes the simulator answers, with Tencent's meanings (the
+// worker's outcome table, worker/outcome.go, says what each leads to); the
+// simulator's choice of code for each check is listed in the package comment.
 const (
 	codeOK              = 0
 	codeMsgNotFound     = 20022 // the message to recall does not exist

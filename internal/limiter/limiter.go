@@ -659,17 +659,26 @@ func (l *Limiter) Interval() time.Duration {
 }
 
 // setSpread adopts J; with no dispersion known (g < 0) the interval is
-// the worst case (1+J)/Rate, otherwise 1/pacedRate(Rate, g).
+// the worst case (1+J)/Rate, otherwise 1/pacedRate(Rate, g), or the worst
+// case when that is shorter: for latencies inside a narrow band (J below
+// a few tens of ms) every delay lining up against us still costs less
+// than the statistical margin, and the bound holds without any
+// probability. A J at maxSpread is clamped, no bound, and not used so.
 func (l *Limiter) setSpread(j, g time.Duration) {
 	j = clampSpread(j)
 	l.spreadNS.Store(int64(j))
+	worst := math.Ceil((1 + j.Seconds()) / l.cfg.Rate * 1e9)
 	if g < 0 {
 		l.dispersion.Store(-1)
-		l.interval.Store(int64(math.Ceil((1 + j.Seconds()) / l.cfg.Rate * 1e9)))
+		l.interval.Store(int64(worst))
 		return
 	}
 	l.dispersion.Store(int64(g))
-	l.interval.Store(int64(math.Ceil(1e9 / pacedRate(l.cfg.Rate, g))))
+	paced := math.Ceil(1e9 / pacedRate(l.cfg.Rate, g))
+	if j < maxSpread {
+		paced = min(paced, worst)
+	}
+	l.interval.Store(int64(paced))
 }
 
 // publishLoop shares the spread until Close.

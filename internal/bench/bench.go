@@ -204,6 +204,10 @@ type Options struct {
 	// 1.5 s one worker process, in turn, is stopped (SIGSTOP) for 300-700 ms
 	// and continued, as GC pauses and CPU throttling stop a pod.
 	Stall bool
+	// BadPod adds the bad-pod run (shared limiter, KillProcs processes):
+	// one worker signs as an account that is no admin, so every call it
+	// makes is answered 90009, as for a pod with a wrong TIM_ADMIN.
+	BadPod bool
 	// DrainTimeout bounds one configuration's wait for its queue to drain;
 	// 0 means 30 s + Tasks/50 s (four times the time at the cap). The kill
 	// run gets 150 s more: asynq recovers the killed worker's tasks only
@@ -370,6 +374,9 @@ func (b *bench) runSpread(ctx context.Context, sp Spread) error {
 	}
 	if o.Stall {
 		configs = append(configs, config{limiter: LimiterShared, procs: o.KillProcs, concurrency: b.concurrency(o.KillProcs), stall: true})
+	}
+	if o.BadPod {
+		configs = append(configs, config{limiter: LimiterShared, procs: o.KillProcs, concurrency: b.concurrency(o.KillProcs), badPod: true})
 	}
 	for i, c := range configs {
 		c.index = i

@@ -132,7 +132,7 @@ func TestBucketsAreContiguous(t *testing.T) {
 
 func TestWorkerArgsRoundTrip(t *testing.T) {
 	want := WorkerConfig{Limiter: LimiterFixedWindow, Procs: 4, Concurrency: 16, RedisURL: "redis://127.0.0.1:6390/0",
-		Endpoint: "http://127.0.0.1:8089", Rate: 200, RetryBase: 200 * time.Millisecond, Report: "/tmp/w.json"}
+		Endpoint: "http://127.0.0.1:8089", Rate: 200, RetryBase: 200 * time.Millisecond, Report: "/tmp/w.json", Admin: "not_an_admin"}
 	env := map[string]string{"TIM_SDKAPPID": "1400000000", "TIM_SECRET_KEY": "k"}
 	args := want.args()
 	if args[0] != WorkerCommand {

@@ -46,6 +46,7 @@ type config struct {
 	concurrency int
 	kill        bool // SIGKILL one worker when half the tasks are done
 	stall       bool // SIGSTOP a worker for 300-700 ms every 1.5 s (stall.go)
+	badPod      bool // worker-0 signs as an account that is no admin (90009)
 }
 
 func (c config) label() string {
@@ -54,6 +55,9 @@ func (c config) label() string {
 	}
 	if c.stall {
 		return c.limiter + "+stall"
+	}
+	if c.badPod {
+		return c.limiter + "+badpod"
 	}
 	return c.limiter
 }
@@ -172,6 +176,9 @@ func (b *bench) runConfig(ctx context.Context, sim *simProc, c config) (result, 
 	if d.kill != nil {
 		res.notes = append(res.notes, killNotes(st, d)...)
 	}
+	if c.badPod {
+		res.notes = append(res.notes, badPodNote(reps, d, allStarted))
+	}
 	for _, p := range problems {
 		res.notes = append(res.notes, fmt.Sprintf("%s P=%d: %s", c.label(), c.procs, p))
 	}
@@ -193,6 +200,9 @@ func (b *bench) startFleet(dir string, c config, endpoint string) (*fleet, error
 		report := filepath.Join(dir, fmt.Sprintf("worker-%d.json", i))
 		wc := WorkerConfig{Limiter: c.limiter, Procs: c.procs, Concurrency: c.concurrency, RedisURL: b.redisURL,
 			Endpoint: endpoint, Rate: b.o.Rate, RetryBase: DefaultRetryBase, Report: report}
+		if c.badPod && i == 0 {
+			wc.Admin = badPodAdmin
+		}
 		w, err := b.procs.Start(dir, fmt.Sprintf("worker-%d", i), b.o.Exe, wc.args(), b.appEnv())
 		if err != nil {
 			f.stop()
@@ -460,3 +470,30 @@ func loadAverage() string {
 
 // oneLine joins a log tail into one line for a note.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// badPodAdmin is the bad pod's TIM_ADMIN: an account the simulator does not
+// know as an admin, so it answers 90009 (a configuration error) to it.
+const badPodAdmin = "not_an_admin"
+
+// badPodNote says what the bad pod (worker-0) and the healthy workers did:
+// the bad one's calls by code, the healthy ones' recalls (code 0) per second
+// of the run, and how many tasks ended archived.
+func badPodNote(reps []Report, d drainResult, started time.Time) string {
+	if len(reps) == 0 {
+		return "badpod: no worker reports"
+	}
+	var bad, good int64
+	for _, n := range reps[0].Codes {
+		bad += n
+	}
+	for _, r := range reps[1:] {
+		good += r.Codes[0]
+	}
+	archived := -1
+	if d.last != nil {
+		archived = d.last.Archived
+	}
+	secs := d.at.Sub(started).Seconds()
+	return fmt.Sprintf("badpod: worker-0 signs as %q: %d calls in %.1f s (codes %v); the %d healthy workers: %d calls answered 0, %.1f/s over the run; archived at the end: %d",
+		badPodAdmin, bad, secs, reps[0].Codes, len(reps)-1, good, float64(good)/secs, archived)
+}

@@ -48,6 +48,9 @@ type WorkerConfig struct {
 	// environment (TIM_SECRET_KEY), never from the command line.
 	SDKAppID  uint64
 	SecretKey string
+	// Admin signs the worker's requests; "" is tim's default ("admin").
+	// The bad-pod run gives one worker an account that is no admin.
+	Admin string
 	// Rate is the cap all processes share, calls per second.
 	Rate float64
 	// RetryBase is worker.Config.RetryBase.
@@ -70,6 +73,7 @@ func (c WorkerConfig) args() []string {
 		"--rate", strconv.FormatFloat(c.Rate, 'g', -1, 64),
 		"--retry-base", c.RetryBase.String(),
 		"--report", c.Report,
+		"--admin", c.Admin,
 	}
 }
 
@@ -89,6 +93,7 @@ func ParseWorkerArgs(args []string, getenv func(string) string, stderr io.Writer
 	fs.Float64Var(&c.Rate, "rate", Cap, "calls per second shared by every process")
 	fs.DurationVar(&c.RetryBase, "retry-base", DefaultRetryBase, "worker.Config.RetryBase")
 	fs.StringVar(&c.Report, "report", "", "file to write the figures to on exit")
+	fs.StringVar(&c.Admin, "admin", "", "the account that signs requests (default tim's)")
 	fs.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return WorkerConfig{}, err
@@ -214,7 +219,7 @@ func RunWorker(ctx context.Context, c WorkerConfig) error {
 	}
 	rdb := conn.Client()
 	defer rdb.Close()
-	api, err := tim.New(tim.Config{SDKAppID: c.SDKAppID, SecretKey: c.SecretKey, Endpoint: c.Endpoint})
+	api, err := tim.New(tim.Config{SDKAppID: c.SDKAppID, SecretKey: c.SecretKey, Admin: c.Admin, Endpoint: c.Endpoint})
 	if err != nil {
 		return err
 	}

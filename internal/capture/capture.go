@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recallq/recallq/internal/httpserve"
 )
 
 // CallbackPath is the path of the callback URL (followed by
@@ -309,32 +311,8 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(url string)) err
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	url := "http://" + ln.Addr().String()
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && (tcp.IP == nil || tcp.IP.IsUnspecified()) {
-		url = fmt.Sprintf("http://127.0.0.1:%d", tcp.Port)
-	}
-	s.log.InfoContext(ctx, "capture: listening", "url", url, "sdkappids", s.cfg.Auth.SDKAppIDs,
+	s.log.InfoContext(ctx, "capture: listening", "url", httpserve.BaseURL(ln.Addr()), "sdkappids", s.cfg.Auth.SDKAppIDs,
 		"token", s.cfg.Auth.Token != "", "allow_ips", len(s.cfg.Auth.AllowIPs), "path_secret", s.cfg.Auth.PathSecret != "",
 		"retention", s.cfg.Index.Retention().String())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	if ready != nil {
-		ready(url)
-	}
-	select {
-	case err := <-done:
-		return fmt.Errorf("capture: serve %s: %w", url, err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	if serr := <-done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("capture: serve %s: %w", url, serr)
-	}
-	if err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("capture: shut down %s: %w", url, err)
-	}
-	return nil
+	return httpserve.Run(ctx, s.log, "capture", srv, ln, s.cfg.ShutdownTimeout, ready)
 }

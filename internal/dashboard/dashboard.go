@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/recallq/recallq/internal/httpserve"
 	"github.com/recallq/recallq/internal/loginguard"
 )
 
@@ -194,7 +195,7 @@ func (d *Dashboard) ListenAndServe(ctx context.Context, ready func(url string)) 
 		ReadHeaderTimeout: readHeaderTimeout,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
-	url := baseURL(ln.Addr())
+	url := httpserve.BaseURL(ln.Addr())
 	d.warnExposure(ctx, ln.Addr())
 	auth := "basic"
 	if d.cfg.Open {
@@ -204,26 +205,8 @@ func (d *Dashboard) ListenAndServe(ctx context.Context, ready func(url string)) 
 	d.log.InfoContext(ctx, "dashboard: listening", "addr", ln.Addr().String(), "url", url,
 		"redis", d.cfg.RedisName, "auth", auth, "user", d.cfg.Username, "read_only", d.cfg.ReadOnly)
 
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	if ready != nil {
-		ready(url)
-	}
-
-	select {
-	case err := <-done:
-		return fmt.Errorf("dashboard: serve %s: %w", url, err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	if serr := <-done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("dashboard: serve %s: %w", url, serr)
-	}
-	if err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("dashboard: shut down %s: %w", url, err)
+	if err := httpserve.Run(ctx, d.log, "dashboard", srv, ln, ShutdownTimeout, ready); err != nil {
+		return err
 	}
 	d.log.InfoContext(ctx, "dashboard: stopped", "addr", ln.Addr().String())
 	return nil
@@ -256,17 +239,4 @@ func securityHeaders(h http.Handler) http.Handler {
 		hd.Set("X-Content-Type-Options", "nosniff")
 		h.ServeHTTP(w, r)
 	})
-}
-
-// baseURL is the URL a client on this machine dials to reach a.
-func baseURL(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		return "http://" + a.String()
-	}
-	host := tcp.IP
-	if host == nil || host.IsUnspecified() {
-		host = net.IPv4(127, 0, 0, 1)
-	}
-	return "http://" + net.JoinHostPort(host.String(), fmt.Sprint(tcp.Port))
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/recallq/recallq/internal/httpserve"
 )
 
 // Timeouts of the server ListenAndServe runs.
@@ -54,7 +56,7 @@ func ListenAndServe(ctx context.Context, addr string, s *Sim, ready func(url str
 		return fmt.Errorf("imsim: listen on %s: %w", addr, err)
 	}
 	bound := ln.Addr().String() // the port a refusal reopens
-	url := baseURL(ln.Addr())
+	url := httpserve.BaseURL(ln.Addr())
 	s.log.InfoContext(ctx, "imsim: listening", "url", url)
 
 	for first := true; ; first = false {
@@ -165,17 +167,4 @@ func relisten(ctx context.Context, lc *net.ListenConfig, addr string) (net.Liste
 		case <-time.After(refusePoll):
 		}
 	}
-}
-
-// baseURL is the URL a client on this machine dials to reach a.
-func baseURL(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		return "http://" + a.String()
-	}
-	host := tcp.IP
-	if host == nil || host.IsUnspecified() {
-		host = net.IPv4(127, 0, 0, 1)
-	}
-	return "http://" + net.JoinHostPort(host.String(), fmt.Sprint(tcp.Port))
 }

@@ -56,22 +56,6 @@ func TestListenAndServeAddrInUse(t *testing.T) {
 	}
 }
 
-func TestBaseURL(t *testing.T) {
-	tests := []struct {
-		addr net.Addr
-		want string
-	}{
-		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80}, "http://127.0.0.1:80"},
-		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 8080}, "http://127.0.0.1:8080"},
-		{&net.TCPAddr{IP: net.IPv6loopback, Port: 1}, "http://[::1]:1"},
-	}
-	for _, tt := range tests {
-		if got := baseURL(tt.addr); got != tt.want {
-			t.Errorf("baseURL(%v) = %q, want %q", tt.addr, got, tt.want)
-		}
-	}
-}
-
 // serveForTest runs ListenAndServe on a free loopback port until the test
 // ends and returns its base URL and the channel its result arrives on.
 func serveForTest(t *testing.T, s *Sim) (string, context.CancelFunc, <-chan error) {

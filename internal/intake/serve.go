@@ -2,11 +2,12 @@ package intake
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/recallq/recallq/internal/httpserve"
 )
 
 // Timeouts of the HTTP server ListenAndServe runs.
@@ -37,7 +38,7 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(url string)) err
 		IdleTimeout:       idleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	url := baseURL(ln.Addr())
+	url := httpserve.BaseURL(ln.Addr())
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		s.log.WarnContext(ctx, "intake: serving plain HTTP beyond this machine: bearer tokens cross the network readable; "+
 			"put a proxy that terminates TLS in front (or a service mesh with mTLS)", "addr", ln.Addr().String())
@@ -45,40 +46,9 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(url string)) err
 	s.log.InfoContext(ctx, "intake: listening", "url", url, "redis", s.conn.String(), "sdkappid", s.cfg.SDKAppID,
 		"clients", len(s.clients), "rate", s.cfg.Rate, "burst", s.cfg.Burst, "max_batch", s.cfg.MaxBatch)
 
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	if ready != nil {
-		ready(url)
-	}
-	select {
-	case err := <-done:
-		return fmt.Errorf("intake: serve %s: %w", url, err)
-	case <-ctx.Done():
-	}
-	s.log.InfoContext(ctx, "intake: shutting down", "url", url, "timeout", s.cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	if serr := <-done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("intake: serve %s: %w", url, serr)
-	}
-	if err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("intake: shut down %s: requests still running after %s were cut off: %w", url, s.cfg.ShutdownTimeout, err)
+	if err := httpserve.Run(ctx, s.log, "intake", srv, ln, s.cfg.ShutdownTimeout, ready); err != nil {
+		return err
 	}
 	s.log.InfoContext(ctx, "intake: stopped", "url", url)
 	return nil
-}
-
-// baseURL is the URL a client on this machine dials to reach a.
-func baseURL(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
-		return "http://" + a.String()
-	}
-	host := tcp.IP
-	if host == nil || host.IsUnspecified() {
-		host = net.IPv4(127, 0, 0, 1)
-	}
-	return "http://" + net.JoinHostPort(host.String(), fmt.Sprint(tcp.Port))
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/recallq/recallq/internal/capture"
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/worker"
@@ -32,6 +33,21 @@ func ImportRows(ctx context.Context, cfg ImportConfig, source string, rows []Row
 	in := &Input{Format: FormatQuery, FormatHow: "from a query", Source: source,
 		counter: &countingReader{}, records: &rowReader{rows: rows}}
 	return Import(ctx, cfg, in)
+}
+
+// SenderRows reads the messages q selects from the capture's index: the
+// one-to-one ones as rows to import, in the index's order, and the number
+// of group messages among them (not rows: group recall has no task yet).
+func SenderRows(ctx context.Context, ix *capture.Index, q capture.Query) (rows []Row, groups int, err error) {
+	err = ix.Each(ctx, q, func(m capture.Message) error {
+		if m.Kind == capture.Group {
+			groups++
+			return nil
+		}
+		rows = append(rows, Row{From: m.From, To: m.To, MsgKey: m.MsgKey})
+		return nil
+	})
+	return rows, groups, err
 }
 
 // rowReader yields rows as records, numbered from 1.

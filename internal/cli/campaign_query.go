@@ -147,14 +147,7 @@ func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags,
 			return usageError{err}
 		}
 		defer ix.Close()
-		err = ix.Each(ctx, capture.Query{SDKAppID: id, From: q.sender, To: q.to, Since: since, Until: until}, func(m capture.Message) error {
-			if m.Kind == capture.Group {
-				groups++
-				return nil
-			}
-			rows = append(rows, campaign.Row{From: m.From, To: m.To, MsgKey: m.MsgKey})
-			return nil
-		})
+		rows, groups, err = campaign.SenderRows(ctx, ix, capture.Query{SDKAppID: id, From: q.sender, To: q.to, Since: since, Until: until})
 		if err != nil {
 			return err
 		}

@@ -91,16 +91,7 @@ func (w *wave) run(ctx context.Context, out io.Writer, sim *imsim.Sim) error {
 
 	// recallq campaign start --name spam-wave --sender spammer_1 --since 6h
 	fmt.Fprintf(out, "$ recallq campaign start --name %s --sender %s --since 6h\n", waveName, waveSender)
-	var rows []campaign.Row
-	groups := 0
-	err = ix.Each(ctx, capture.Query{SDKAppID: sdkAppID, From: waveSender, Since: now.Add(-6 * time.Hour)}, func(m capture.Message) error {
-		if m.Kind == capture.Group {
-			groups++
-			return nil
-		}
-		rows = append(rows, campaign.Row{From: m.From, To: m.To, MsgKey: m.MsgKey})
-		return nil
-	})
+	rows, groups, err := campaign.SenderRows(ctx, ix, capture.Query{SDKAppID: sdkAppID, From: waveSender, Since: now.Add(-6 * time.Hour)})
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -400,34 +399,8 @@ func parseBody(data []byte) recallBody {
 // serveAPI handles one call of the API; the package comment gives the order.
 func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	s.cutIfRefusing(ctx)
-	// Read the body before the latency: net/http only notices a client
-	// that hangs up once the body has been read to its end (it then
-	// watches the connection and cancels ctx).
-	data, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	s.mu.Lock()
-	f := s.faults
-	latency := f.LatencyMin
-	if f.LatencyMax > f.LatencyMin {
-		latency += time.Duration(s.rng.Int64N(int64(f.LatencyMax-f.LatencyMin) + 1))
-	}
-	if f.LatencyTail != (Tail{}) {
-		latency = f.LatencyTail.draw(s.rng) // tail.go
-	}
-	s.mu.Unlock()
-	if !sleep(ctx, latency) {
-		s.log.DebugContext(ctx, "imsim: client went away during latency", "latency", latency)
-		return
-	}
-	s.cutIfRefusing(ctx)
-
-	// The gateway is down: nothing behind it runs.
-	if f := s.Faults(); s.cfg.Now().Before(f.OutageUntil) {
-		s.counters.httpError()
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusBadGateway)
-		_, _ = io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>\n")
-		s.log.DebugContext(ctx, "imsim: outage", "status", http.StatusBadGateway)
+	data, readErr, f, goOn := s.prelude(w, r, s.counters) // request.go
+	if !goOn {
 		return
 	}
 
@@ -464,15 +437,8 @@ func (s *Sim) decide(r *http.Request, body recallBody) (code int, detail string,
 	if r.URL.Path != APIPath {
 		return codeBadResource, "no API at " + strconv.Quote(r.URL.Path), false
 	}
-	if code, detail := s.checkQuery(r.URL.RawQuery); code != codeOK {
+	if code, detail := s.gate(r, s.meter, codeRateLimited); code != codeOK { // request.go
 		return code, detail, false
-	}
-	if !s.meter.arrive(s.cfg.Now) {
-		return codeRateLimited, "", false
-	}
-	f := s.Faults()
-	if !f.CodeUntil.IsZero() && s.cfg.Now().Before(f.CodeUntil) {
-		return f.Code, "injected fault", false
 	}
 	if !body.ok {
 		return codeBadJSON, "", false

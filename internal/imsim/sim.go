@@ -19,6 +19,10 @@
 //	POST /sim/forget   ForgetMessage: {"From_Account": "a", "To_Account": "b", "MsgKey": "1_2_3"}
 //	GET  /sim/fate?from=a&to=b&msgkey=1_2_3   Fate: {"codes": [60007, 0, 20023]}
 //
+// It also serves Tencent's group message recall, group_msg_recall, with a
+// rate limit of its own, and its control endpoints under /sim/group/: see
+// serveGroup (group.go) and serveGroupControl (groupcontrol.go).
+//
 // The body of POST /sim/faults replaces every fault (a field left out is
 // zero). Durations are Go duration strings ("250ms") or integer nanoseconds;
 // OutageUntil, RefuseUntil and CodeUntil are RFC 3339 times, and OutageFor,
@@ -167,7 +171,8 @@ type Sim struct {
 	counters *counters
 	store    *store
 	reqSeq   atomic.Uint64
-	hist     *history // sent messages, admin_getroammsg, callbacks (history.go)
+	hist     *history    // sent messages, admin_getroammsg, callbacks (history.go)
+	groups   *groupStore // group_msg_recall (group.go)
 }
 
 // forceRule pins the answer for one MsgKey.
@@ -229,6 +234,7 @@ func New(cfg Config) (*Sim, error) {
 		counters: newCounters(),
 		store:    newStore(),
 		hist:     newHistory(cfg.Now()),
+		groups:   newGroupStore(cfg.Cap, cfg.Window, cfg.Now()),
 
 		refuseChanged: make(chan struct{}, 1),
 	}
@@ -261,17 +267,7 @@ func (s *Sim) Force(msgKey string, code int, times int) {
 func (s *Sim) takeForce(msgKey string) (int, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.forces[msgKey]
-	if !ok {
-		return 0, false
-	}
-	if r.left > 0 {
-		r.left--
-		if r.left == 0 {
-			delete(s.forces, msgKey)
-		}
-	}
-	return r.code, true
+	return takeRule(s.forces, msgKey) // group.go
 }
 
 // SetFaults replaces the injected faults. Out-of-range values are clamped:
@@ -340,6 +336,7 @@ func (s *Sim) Reset() {
 	s.counters.reset()
 	s.store.reset()
 	s.hist.reset(s.cfg.Now())
+	s.groups.reset(s.cfg.Now())
 }
 
 // ResetStats clears the statistics and the rate window only; the store,
@@ -348,17 +345,26 @@ func (s *Sim) Reset() {
 func (s *Sim) ResetStats() {
 	s.meter.reset(s.cfg.Now())
 	s.counters.reset()
+	s.groups.resetStats(s.cfg.Now())
 }
 
 // ServeHTTP serves the recall API at APIPath (any other path outside /sim/
 // answers 60009 or 60002) and the control endpoints under /sim/.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, groupControlPrefix) {
+		s.serveGroupControl(w, r) // groupcontrol.go
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, controlPrefix) {
 		s.serveControl(w, r)
 		return
 	}
 	if r.URL.Path == RoamPath {
 		s.serveRoam(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, groupServicePrefix) {
+		s.serveGroup(w, r) // group.go
 		return
 	}
 	s.serveAPI(w, r)

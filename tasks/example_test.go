@@ -19,3 +19,9 @@ func ExampleRecall_TaskID() {
 	fmt.Println(a.TaskID() == b.TaskID())
 	// Output: true
 }
+
+func ExampleGroupRecall_Validate() {
+	g := tasks.GroupRecall{SDKAppID: 1400000000, GroupID: "@TGS#2J4SZEAEL", MsgSeq: 0}
+	fmt.Println(g.Validate())
+	// Output: invalid recall: MsgSeq: is missing or 0: give the MsgSeq Tencent gave the message in the group (they start at 1)
+}

@@ -101,18 +101,28 @@ func (r Recall) Validate() error {
 	if r.SDKAppID == 0 {
 		return invalid("SDKAppID", "is missing: set it to the app's SDKAppID from the Chat console")
 	}
-	for _, f := range []struct {
-		name, value string
-		max         int
-		required    bool
-	}{
+	return checkFields([]field{
 		{"From_Account", r.FromAccount, MaxAccountLen, true},
 		{"To_Account", r.ToAccount, MaxAccountLen, true},
 		{"MsgKey", r.MsgKey, MaxMsgKeyLen, true},
 		{"requested_by", r.RequestedBy, MaxNoteLen, false},
 		{"reason", r.Reason, MaxNoteLen, false},
 		{"campaign", r.Campaign, MaxNoteLen, false},
-	} {
+	})
+}
+
+// field is one string field of a payload to validate: an identifier
+// (checkIdentifier) that must not be empty when required, or free text.
+type field struct {
+	name, value string
+	max         int
+	required    bool
+}
+
+// checkFields checks each field's length and UTF-8, and an identifier's
+// characters, and returns an error naming the first bad one.
+func checkFields(fields []field) error {
+	for _, f := range fields {
 		switch {
 		case f.value == "" && f.required:
 			return invalid(f.name, "is empty: give the "+describe(f.name))
@@ -155,6 +165,8 @@ func describe(field string) string {
 		return "UserID of the message's sender"
 	case "To_Account":
 		return "UserID of the message's recipient"
+	case "GroupId":
+		return "GroupId of the group the message was sent to"
 	default:
 		return "MsgKey Tencent returned when the message was sent"
 	}
@@ -168,17 +180,22 @@ func invalid(field, reason string) error {
 // message always give the same ID, whoever asks and why, so asynq refuses a
 // second copy while the first one's record exists.
 func (r Recall) TaskID() string {
+	return hashID(TaskIDPrefix, r.SDKAppID, r.FromAccount, r.ToAccount, r.MsgKey)
+}
+
+// hashID is prefix and the hex of the first 16 bytes of the SHA-256 of the
+// app's decimal ID and each part, length-prefixed so that no two different
+// lists of parts encode to the same bytes.
+func hashID(prefix string, sdkAppID uint64, parts ...string) string {
 	h := sha256.New()
-	h.Write([]byte(strconv.FormatUint(r.SDKAppID, 10)))
-	for _, s := range []string{r.FromAccount, r.ToAccount, r.MsgKey} {
-		// Length-prefix each field so that no two different messages
-		// encode to the same bytes.
+	h.Write([]byte(strconv.FormatUint(sdkAppID, 10)))
+	for _, s := range parts {
 		var n [4]byte
 		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
 		h.Write(n[:])
 		h.Write([]byte(s))
 	}
-	return TaskIDPrefix + hex.EncodeToString(h.Sum(nil)[:16])
+	return prefix + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // TaskIDPrefix starts every recall's task ID. It has no '-': asynqmon shows
@@ -244,6 +261,12 @@ func NewTask(r Recall, o Options) (*asynq.Task, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newTask(TypeRecall, payload, r.TaskID(), o)
+}
+
+// newTask returns the asynq task of a validated payload with its ID, the
+// queue, retry budget and retention of o (defaults applied) and DefaultTimeout.
+func newTask(typeName string, payload []byte, id string, o Options) (*asynq.Task, error) {
 	if o.Queue == "" {
 		o.Queue = QueueUrgent
 	}
@@ -256,8 +279,8 @@ func NewTask(r Recall, o Options) (*asynq.Task, error) {
 	if o.Retention <= 0 {
 		o.Retention = DefaultRetention
 	}
-	return asynq.NewTask(TypeRecall, payload,
-		asynq.TaskID(r.TaskID()),
+	return asynq.NewTask(typeName, payload,
+		asynq.TaskID(id),
 		asynq.Queue(o.Queue),
 		asynq.MaxRetry(o.MaxRetry),
 		asynq.Timeout(DefaultTimeout),

@@ -26,6 +26,20 @@ const (
 	codeNotAdmin        = 90009 // needs app admin permission
 	codeBadMsgKey       = 90054 // invalid MsgKey
 	codeInternal        = 91000 // internal service error, try again
+
+	// group_msg_recall's codes (group.go).
+	codeGroupInternal       = 10002 // internal error, try again
+	codeGroupBadCommand     = 10003 // no such command (API path)
+	codeGroupBadParam       = 10004 // invalid parameter
+	codeGroupTooFrequent    = 10006 // operation frequency limit: the API's rate limit
+	codeGroupNoPermission   = 10007 // no permission: the identifier is no app admin
+	codeGroupGone           = 10010 // the group does not exist any more (dismissed)
+	codeGroupBadID          = 10015 // no group with this GroupId
+	codeGroupMsgNotFound    = 10030 // (per seq) the message to recall does not exist
+	codeGroupPastWindow     = 10031 // (per seq) past the recall time limit
+	codeGroupNotRecallable  = 10032 // (per seq) the message cannot be recalled
+	codeGroupTypeNoRecall   = 10033 // (per seq) the group type does not allow recall
+	codeGroupRecallDisabled = 10041 // (per seq) the app has group message recall disabled
 )
 
 // codeInfo is the ErrorInfo text for each code, written after Tencent's.
@@ -51,6 +65,19 @@ var codeInfo = map[int]string{
 	codeBadMsgKey:       "Invalid MsgKey.",
 	codeInternal:        "Internal service error. Try again.",
 	60020:               "The professional package has expired or the account is in arrears.",
+
+	codeGroupInternal:       "Internal server error. Try again.",
+	codeGroupBadCommand:     "Invalid command name in the request.",
+	codeGroupBadParam:       "Invalid parameter. Check the request against the error description.",
+	codeGroupTooFrequent:    "Operation frequency limit exceeded. Reduce the call frequency.",
+	codeGroupNoPermission:   "Insufficient operation permissions.",
+	codeGroupGone:           "The group does not exist, or it existed and has been dismissed.",
+	codeGroupBadID:          "Invalid group ID: no group has this ID.",
+	codeGroupMsgNotFound:    "The message to recall does not exist.",
+	codeGroupPastWindow:     "The message is past the recall time limit.",
+	codeGroupNotRecallable:  "The message does not support recall.",
+	codeGroupTypeNoRecall:   "The group type does not support message recall.",
+	codeGroupRecallDisabled: "The app has group message recall disabled.",
 }
 
 // infoFor returns the ErrorInfo text for code, with detail appended when

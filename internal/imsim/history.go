@@ -126,8 +126,8 @@ func (s *Sim) Send(ctx context.Context, from, to string, at time.Time) (SentMess
 }
 
 // SendGroup "sends" a group message and, with a callback set, posts
-// Group.CallbackAfterSendMsg. Group messages are not stored for recall:
-// the simulator serves no group API.
+// Group.CallbackAfterSendMsg. The message is stored for group_msg_recall
+// (group.go) under its MsgSeq, creating the group if needed.
 func (s *Sim) SendGroup(ctx context.Context, from, groupID string, at time.Time) (SentGroupMessage, error) {
 	h := s.hist
 	h.mu.Lock()
@@ -135,6 +135,7 @@ func (s *Sim) SendGroup(ctx context.Context, from, groupID string, at time.Time)
 	m := SentGroupMessage{From: from, GroupID: groupID, MsgSeq: h.seq, MsgTime: at.Unix()}
 	cb := h.cb
 	h.mu.Unlock()
+	s.postGroupSeq(groupID, m.MsgSeq, at)
 	body := map[string]any{
 		"CallbackCommand": "Group.CallbackAfterSendMsg", "GroupId": groupID, "Type": "Public",
 		"From_Account": from, "Operator_Account": from, "Random": 1, "MsgSeq": m.MsgSeq, "MsgTime": m.MsgTime,

@@ -19,6 +19,10 @@
 //	POST /sim/forget   ForgetMessage: {"From_Account": "a", "To_Account": "b", "MsgKey": "1_2_3"}
 //	GET  /sim/fate?from=a&to=b&msgkey=1_2_3   Fate: {"codes": [60007, 0, 20023]}
 //
+// It also serves Tencent's group message recall, group_msg_recall, with a
+// rate limit of its own, and its control endpoints under /sim/group/: see
+// serveGroup (group.go) and serveGroupControl (groupcontrol.go).
+//
 // The body of POST /sim/faults replaces every fault (a field left out is
 // zero). Durations are Go duration strings ("250ms") or integer nanoseconds;
 // OutageUntil, RefuseUntil and CodeUntil are RFC 3339 times, and OutageFor,
@@ -81,7 +85,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -168,7 +171,8 @@ type Sim struct {
 	counters *counters
 	store    *store
 	reqSeq   atomic.Uint64
-	hist     *history // sent messages, admin_getroammsg, callbacks (history.go)
+	hist     *history    // sent messages, admin_getroammsg, callbacks (history.go)
+	groups   *groupStore // group_msg_recall (group.go)
 }
 
 // forceRule pins the answer for one MsgKey.
@@ -230,6 +234,7 @@ func New(cfg Config) (*Sim, error) {
 		counters: newCounters(),
 		store:    newStore(),
 		hist:     newHistory(cfg.Now()),
+		groups:   newGroupStore(cfg.Cap, cfg.Window, cfg.Now()),
 
 		refuseChanged: make(chan struct{}, 1),
 	}
@@ -262,17 +267,7 @@ func (s *Sim) Force(msgKey string, code int, times int) {
 func (s *Sim) takeForce(msgKey string) (int, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.forces[msgKey]
-	if !ok {
-		return 0, false
-	}
-	if r.left > 0 {
-		r.left--
-		if r.left == 0 {
-			delete(s.forces, msgKey)
-		}
-	}
-	return r.code, true
+	return takeRule(s.forces, msgKey) // group.go
 }
 
 // SetFaults replaces the injected faults. Out-of-range values are clamped:
@@ -341,6 +336,7 @@ func (s *Sim) Reset() {
 	s.counters.reset()
 	s.store.reset()
 	s.hist.reset(s.cfg.Now())
+	s.groups.reset(s.cfg.Now())
 }
 
 // ResetStats clears the statistics and the rate window only; the store,
@@ -349,17 +345,26 @@ func (s *Sim) Reset() {
 func (s *Sim) ResetStats() {
 	s.meter.reset(s.cfg.Now())
 	s.counters.reset()
+	s.groups.resetStats(s.cfg.Now())
 }
 
 // ServeHTTP serves the recall API at APIPath (any other path outside /sim/
 // answers 60009 or 60002) and the control endpoints under /sim/.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, groupControlPrefix) {
+		s.serveGroupControl(w, r) // groupcontrol.go
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, controlPrefix) {
 		s.serveControl(w, r)
 		return
 	}
 	if r.URL.Path == RoamPath {
 		s.serveRoam(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, groupServicePrefix) {
+		s.serveGroup(w, r) // group.go
 		return
 	}
 	s.serveAPI(w, r)
@@ -400,34 +405,8 @@ func parseBody(data []byte) recallBody {
 // serveAPI handles one call of the API; the package comment gives the order.
 func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	s.cutIfRefusing(ctx)
-	// Read the body before the latency: net/http only notices a client
-	// that hangs up once the body has been read to its end (it then
-	// watches the connection and cancels ctx).
-	data, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	s.mu.Lock()
-	f := s.faults
-	latency := f.LatencyMin
-	if f.LatencyMax > f.LatencyMin {
-		latency += time.Duration(s.rng.Int64N(int64(f.LatencyMax-f.LatencyMin) + 1))
-	}
-	if f.LatencyTail != (Tail{}) {
-		latency = f.LatencyTail.draw(s.rng) // tail.go
-	}
-	s.mu.Unlock()
-	if !sleep(ctx, latency) {
-		s.log.DebugContext(ctx, "imsim: client went away during latency", "latency", latency)
-		return
-	}
-	s.cutIfRefusing(ctx)
-
-	// The gateway is down: nothing behind it runs.
-	if f := s.Faults(); s.cfg.Now().Before(f.OutageUntil) {
-		s.counters.httpError()
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusBadGateway)
-		_, _ = io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>\n")
-		s.log.DebugContext(ctx, "imsim: outage", "status", http.StatusBadGateway)
+	data, readErr, f, goOn := s.prelude(w, r, s.counters) // request.go
+	if !goOn {
 		return
 	}
 
@@ -464,15 +443,8 @@ func (s *Sim) decide(r *http.Request, body recallBody) (code int, detail string,
 	if r.URL.Path != APIPath {
 		return codeBadResource, "no API at " + strconv.Quote(r.URL.Path), false
 	}
-	if code, detail := s.checkQuery(r.URL.RawQuery); code != codeOK {
+	if code, detail := s.gate(r, s.meter, codeRateLimited); code != codeOK { // request.go
 		return code, detail, false
-	}
-	if !s.meter.arrive(s.cfg.Now) {
-		return codeRateLimited, "", false
-	}
-	f := s.Faults()
-	if !f.CodeUntil.IsZero() && s.cfg.Now().Before(f.CodeUntil) {
-		return f.Code, "injected fault", false
 	}
 	if !body.ok {
 		return codeBadJSON, "", false

@@ -1,6 +1,7 @@
 // Package tim is the client of Tencent Cloud Chat's (formerly TIM's) REST
 // API that recallq needs: admin_msgwithdraw, which recalls one one-to-one
-// message as the app admin.
+// message as the app admin, group_msg_recall (GroupRecall), which recalls
+// up to ten messages of a group, and admin_getroammsg.
 //
 // A Client signs every request with the admin's UserSig, which it generates
 // from the app's secret key, caches and shares between goroutines, and

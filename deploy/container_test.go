@@ -47,6 +47,7 @@ var listenSetting = map[string]string{
 	"dashboard": "DASHBOARD_ADDR",
 	"serve":     "INTAKE_ADDR",
 	"imsim":     "--addr",
+	"capture":   "CAPTURE_ADDR",
 }
 
 // parsed is a container's command line as the program parses it in the

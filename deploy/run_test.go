@@ -26,6 +26,7 @@ var composeSecretFixture = map[string]string{
 	"TIM_SECRET_KEY_FILE":     "devkey\n",
 	"DASHBOARD_PASSWORD_FILE": "a-test-password\n",
 	"INTAKE_TOKENS_FILE":      "ci:0123456789abcdef0123456789abcdef\n",
+	"CAPTURE_TOKEN_FILE":      "a-test-callback-token\n",
 }
 
 // probeTimeout bounds how long a started process may take to answer its

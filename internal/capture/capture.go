@@ -11,6 +11,7 @@
 //	GET  /healthz               the process is up
 //	GET  /readyz                Redis answers PING
 //	GET  /stats                 Stats as JSON: what was indexed, ignored, refused (by reason)
+//	GET  /metrics               the same counts and the Redis write time, for Prometheus
 //
 // A callback is answered {"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}
 // as soon as its message is in Redis (or it was not to be indexed: a failed
@@ -32,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/httpserve"
@@ -105,6 +107,8 @@ type Server struct {
 
 	indexedC2C, indexedGroup, failedSends, onlineOnly, ignored, indexErrors, callerGone atomic.Int64
 	refused                                                                             map[string]*atomic.Int64
+	write                                                                               prometheus.Histogram
+	metrics                                                                             http.Handler
 }
 
 // ErrConfig is wrapped by every error New returns.
@@ -140,10 +144,11 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Auth.validate(); err != nil {
 		return nil, fmt.Errorf("%w: Config.Auth: %w", ErrConfig, err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, refused: map[string]*atomic.Int64{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, refused: map[string]*atomic.Int64{}, write: newWriteHistogram()}
 	for _, r := range []string{RefusedPath, RefusedIP, RefusedApp, RefusedSign, RefusedMethod, RefusedBody, RefusedTooLong} {
 		s.refused[r] = new(atomic.Int64)
 	}
+	s.metrics = s.metricsHandler()
 	return s, nil
 }
 
@@ -192,6 +197,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/stats":
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Stats())
+		return
+	case "/metrics":
+		s.metrics.ServeHTTP(w, r)
 		return
 	}
 	if err := s.callback(w, r); err != nil {
@@ -261,6 +269,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 	case index:
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
 		defer cancel()
+		start := time.Now()
 		if err := s.cfg.Index.Add(ctx, app, m); err != nil {
 			if r.Context().Err() != nil {
 				// The caller hung up: no answer can reach it, and the
@@ -270,6 +279,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 			}
 			return err
 		}
+		s.observeWrite(start)
 		if m.Kind == Group {
 			s.indexedGroup.Add(1)
 		} else {

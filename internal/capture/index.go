@@ -20,15 +20,20 @@ const (
 	// default roaming time, after which its recall has little left to
 	// remove.
 	DefaultRetention = 7 * 24 * time.Hour
-	// DefaultBucket is the span of one sender's list. Each list expires
-	// Retention after its bucket ends, so a message is kept between
-	// Retention and Retention+Bucket; queries never return one older than
-	// Retention. A list costs about 250 bytes of Redis besides its
-	// entries, so the bucket is as long as trimming allows: a day holds
-	// enough of a typical sender's messages to spread that cost thin
-	// (bench-capture measures it: about 280 bytes a message for a sender
-	// of one message per bucket, 53 for ten, 28 for a hundred).
+	// DefaultBucket is the span of one list. Each list expires Retention
+	// after its bucket ends, so a message is kept between Retention and
+	// Retention+Bucket; queries never return one older than Retention. A
+	// list costs about 250 bytes of Redis besides its entries, so the
+	// bucket is as long as trimming allows, to spread that cost thin.
 	DefaultBucket = 24 * time.Hour
+	// Shards is how many lists share an app's bucket, each holding the
+	// messages of the senders that hash to it. Every entry names its
+	// sender, so the cost of a message does not depend on how many its
+	// sender sent (bench-capture: about 40 bytes for 11-byte UserIDs,
+	// whether senders send one message a day or a hundred); a query reads
+	// its sender's shard, 1/Shards of the app's messages in the window.
+	// Fixed: the capture and every query must agree on it.
+	Shards = 1024
 	// DefaultBatch is the most messages one pipelined write carries.
 	DefaultBatch = 512
 	// DefaultWriters is how many pipelined writes may be in flight.
@@ -55,14 +60,18 @@ type IndexConfig struct {
 	Now func() time.Time
 }
 
-// Index is the capture's index in Redis: for each app, sender and bucket
-// of time, a LIST of compact entries (see appendEntry), written with
-// RPUSH and EXPIREAT in pipelines, so trimming is Redis's own key expiry:
-// no job ever scans the index.
+// Index is the capture's index in Redis: for each app, bucket of time and
+// shard of senders, a LIST of compact entries (the sender, then see
+// appendEntry), written with RPUSH and EXPIREAT in pipelines, so trimming
+// is Redis's own key expiry: no job ever scans the index.
 //
-//	recallq:cap:<sdkappid>:<bucket number>:<sender>   LIST of entries
+//	recallq:cap:s:<sdkappid>:<bucket number>:<shard>   LIST of sender+entry
 //
-// The bucket number is MsgTime / Bucket (in seconds).
+// The bucket number is MsgTime / Bucket (in seconds); the shard is the
+// sender's FNV-1a hash modulo Shards. Queries also read the lists of the
+// first release (one per sender, recallq:cap:<sdkappid>:<bucket>:<sender>,
+// entries without the sender), which expire by themselves within the
+// retention after an upgrade; nothing writes them any more.
 type Index struct {
 	rdb       redis.UniversalClient
 	retention int64 // seconds
@@ -129,8 +138,35 @@ func NewIndex(cfg IndexConfig) (*Index, error) {
 // Retention is how long a message stays queryable.
 func (ix *Index) Retention() time.Duration { return time.Duration(ix.retention) * time.Second }
 
-// key names the list of sender's messages in bucket n of app.
-func key(app uint64, n int64, sender string) string {
+// shardPrefix starts the keys of the sharded lists. Keys of the first
+// release continue with the SDKAppID's digits, never with "s:".
+const shardPrefix = Prefix + "s:"
+
+// shardKey names the list of bucket n of app that holds sender's messages.
+func shardKey(app uint64, n int64, sender string) string {
+	b := make([]byte, 0, len(shardPrefix)+40)
+	b = append(b, shardPrefix...)
+	b = strconv.AppendUint(b, app, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, uint64(shardOf(sender)), 10)
+	return string(b)
+}
+
+// shardOf is sender's shard: FNV-1a, 32 bits, modulo Shards.
+func shardOf(sender string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(sender); i++ {
+		h ^= uint32(sender[i])
+		h *= 16777619
+	}
+	return h % Shards
+}
+
+// legacyKey names the first release's list of sender's messages in bucket
+// n of app (read by queries only).
+func legacyKey(app uint64, n int64, sender string) string {
 	b := make([]byte, 0, len(Prefix)+32+len(sender))
 	b = append(b, Prefix...)
 	b = strconv.AppendUint(b, app, 10)
@@ -147,9 +183,10 @@ func key(app uint64, n int64, sender string) string {
 func (ix *Index) Add(ctx context.Context, app uint64, m Message) error {
 	n := floorDiv(m.Time, ix.bucket)
 	start := n * ix.bucket
+	e := appendString(make([]byte, 0, 28+len(m.From)+len(m.To)+len(m.GroupID)), m.From)
 	w := &write{
-		key:   key(app, n, m.From),
-		entry: appendEntry(make([]byte, 0, 24+len(m.To)+len(m.GroupID)), m, start),
+		key:   shardKey(app, n, m.From),
+		entry: appendEntry(e, m, start),
 		exp:   start + ix.bucket + ix.retention,
 		done:  make(chan error, 1),
 	}
@@ -293,34 +330,58 @@ func (ix *Index) Each(ctx context.Context, q Query, fn func(Message) error) erro
 		return nil
 	}
 	seen := map[string]struct{}{}
+	emit := func(n int64, entry []byte) error {
+		m, err := decodeEntry(entry, q.From, n*ix.bucket)
+		if err != nil {
+			return fmt.Errorf("capture: index of %q, bucket %d: %w", q.From, n, err)
+		}
+		if m.Time < since || m.Time > until || (q.To != "" && (m.Kind != C2C || m.To != q.To)) {
+			return nil
+		}
+		id := strconv.FormatInt(n, 36) + ":" + string(entry) // an entry is unique within its bucket
+		if _, dup := seen[id]; dup {
+			return nil
+		}
+		seen[id] = struct{}{}
+		return fn(m)
+	}
 	for n := floorDiv(since, ix.bucket); n <= floorDiv(until, ix.bucket); n++ {
-		k, start := key(q.SDKAppID, n, q.From), n*ix.bucket
-		for off := int64(0); ; off += queryChunk {
-			vals, err := ix.rdb.LRange(ctx, k, off, off+queryChunk-1).Result()
+		// The shard's list holds other senders' messages too: keep the
+		// entries that name q.From.
+		err := ix.scan(ctx, shardKey(q.SDKAppID, n, q.From), q.From, func(v []byte) error {
+			from, rest, err := readString(v)
 			if err != nil {
-				return fmt.Errorf("capture: read the index of %q: %w", q.From, err)
+				return fmt.Errorf("capture: index of %q, bucket %d: %w", q.From, n, err)
 			}
-			for _, v := range vals {
-				m, err := decodeEntry([]byte(v), q.From, start)
-				if err != nil {
-					return fmt.Errorf("capture: index of %q, bucket %d: %w", q.From, n, err)
-				}
-				if m.Time < since || m.Time > until || (q.To != "" && (m.Kind != C2C || m.To != q.To)) {
-					continue
-				}
-				id := strconv.FormatInt(n, 36) + ":" + v // an entry is unique within its bucket
-				if _, dup := seen[id]; dup {
-					continue
-				}
-				seen[id] = struct{}{}
-				if err := fn(m); err != nil {
-					return err
-				}
+			if from != q.From {
+				return nil
 			}
-			if len(vals) < queryChunk {
-				break
-			}
+			return emit(n, rest)
+		})
+		if err == nil {
+			err = ix.scan(ctx, legacyKey(q.SDKAppID, n, q.From), q.From, func(v []byte) error { return emit(n, v) })
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// scan calls fn for every element of the list at k, read in chunks.
+func (ix *Index) scan(ctx context.Context, k, sender string, fn func([]byte) error) error {
+	for off := int64(0); ; off += queryChunk {
+		vals, err := ix.rdb.LRange(ctx, k, off, off+queryChunk-1).Result()
+		if err != nil {
+			return fmt.Errorf("capture: read the index of %q: %w", sender, err)
+		}
+		for _, v := range vals {
+			if err := fn([]byte(v)); err != nil {
+				return err
+			}
+		}
+		if len(vals) < queryChunk {
+			return nil
+		}
+	}
 }

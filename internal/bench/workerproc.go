@@ -27,9 +27,6 @@ import (
 // in the product's worker command.
 const WorkerCommand = "bench-worker"
 
-// apiName is the bucket name's API part, as the worker command names it.
-const apiName = "admin_msgwithdraw"
-
 // WorkerConfig is one bench worker process: the product's worker (worker.Run)
 // with the limiter under test, writing a Report when it stops.
 type WorkerConfig struct {
@@ -235,7 +232,7 @@ func RunWorker(ctx context.Context, c WorkerConfig) error {
 	)
 	switch c.Limiter {
 	case LimiterShared:
-		l, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:%s", c.SDKAppID, apiName), Rate: c.Rate, Logger: c.Logger})
+		l, err := limiter.New(limiter.Config{Redis: rdb, App: c.SDKAppID, API: tim.APIWithdraw, Rate: c.Rate, Logger: c.Logger})
 		if err != nil {
 			return err
 		}

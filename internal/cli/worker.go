@@ -19,9 +19,6 @@ import (
 	"github.com/recallq/recallq/worker"
 )
 
-// APIName is the bucket name's API part: each app and API has its own.
-const APIName = "admin_msgwithdraw"
-
 func newWorkerCmd(g *globals) *cobra.Command {
 	var app appFlags
 	var concurrency int
@@ -109,8 +106,8 @@ func (a *appFlags) worker(log *slog.Logger, concurrency int) (*builtWorker, erro
 	}
 	rdb := conn.Client()
 	lim, err := limiter.New(limiter.Config{
-		Redis:  rdb,
-		Bucket: fmt.Sprintf("%d:%s", id, APIName),
+		Redis: rdb,
+		App:   id, API: tim.APIWithdraw,
 		Rate:   a.rate,
 		Logger: log,
 	})

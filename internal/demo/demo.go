@@ -120,7 +120,7 @@ func Run(ctx context.Context, o Options) error {
 
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
-	lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", sdkAppID), Logger: o.Logger})
+	lim, err := limiter.New(limiter.Config{Redis: rdb, App: sdkAppID, API: tim.APIWithdraw, Logger: o.Logger})
 	if err != nil {
 		return err
 	}

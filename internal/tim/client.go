@@ -60,8 +60,18 @@ const maxDrainBytes = 256 << 10
 // CodeUserSigExpired is Tencent's error code for an expired UserSig.
 const CodeUserSigExpired = 70001
 
+// The names of the APIs the client calls: each has its own rate cap per
+// app, so each names its own bucket of the shared limiter
+// (limiter.BucketName).
+const (
+	// APIWithdraw recalls one one-to-one message.
+	APIWithdraw = "admin_msgwithdraw"
+	// APIRoam reads a conversation's history.
+	APIRoam = "admin_getroammsg"
+)
+
 // pathWithdraw is the path of the admin_msgwithdraw API.
-const pathWithdraw = "/v4/openim/admin_msgwithdraw"
+const pathWithdraw = "/v4/openim/" + APIWithdraw
 
 // Errors.
 var (

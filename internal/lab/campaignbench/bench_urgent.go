@@ -274,7 +274,7 @@ func (b *urgentBench) startFleet(procs, aheadBulk int, checkEvery time.Duration,
 			return nil, err
 		}
 		rdb := redis.NewClient(&redis.Options{Addr: b.srv.Addr})
-		lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", benchApp), AheadBulk: aheadBulk})
+		lim, err := limiter.New(limiter.Config{Redis: rdb, App: benchApp, API: tim.APIWithdraw, AheadBulk: aheadBulk})
 		if err != nil {
 			rdb.Close()
 			fl.stop()

@@ -23,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -246,7 +245,7 @@ func summarize(out io.Writer, insp *asynq.Inspector, info *asynq.QueueInfo, rec 
 	}
 	deadBy := map[string]int{}
 	for _, t := range archived {
-		deadBy[firstClause(t.LastErr)]++
+		deadBy[deadLabel(t.LastErr)]++
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -284,7 +283,7 @@ func summarize(out io.Writer, insp *asynq.Inspector, info *asynq.QueueInfo, rec 
 	for _, c := range codes {
 		o := worker.Classify(c)
 		what := o.Meaning
-		if c == -1 {
+		if c == worker.NoAnswer {
 			what = "no answer (network)"
 		}
 		fmt.Fprintf(tw, "  %d\t%d\t%s -> %s\n", c, rec.byCode[c], what, o.Class)
@@ -303,15 +302,12 @@ func summarize(out io.Writer, insp *asynq.Inspector, info *asynq.QueueInfo, rec 
 	return nil
 }
 
-// firstClause is the stored error up to " after" or the end, e.g.
-// "tencent 20022: the message to recall does not exist".
-func firstClause(s string) string {
-	for _, sep := range []string{" after ", ": skip retry"} {
-		if i := strings.Index(s, sep); i > 0 {
-			s = s[:i]
-		}
-	}
-	return s
+// deadLabel names a dead letter by the answer its stored error starts
+// with, e.g. "tencent 20022: the message to recall does not exist", or
+// "no answer".
+func deadLabel(lastErr string) string {
+	code := worker.StoredCode(lastErr)
+	return (&worker.AnswerError{Code: code, Meaning: worker.Classify(code).Meaning}).Error()
 }
 
 var errPlan = errors.New("demo plan")

@@ -1,18 +1,18 @@
-// Package bench is recallq's rate-limiter benchmark ("recallq bench"): in
-// one run it measures, end to end, how close a fleet of worker processes
+// Package bench is recallq's rate-limiter benchmark ("recallq-lab bench"):
+// in one run it measures, end to end, how close a fleet of worker processes
 // keeps to Tencent's cap of 200 calls in any sliding second with the shared
 // limiter (internal/limiter), and with the two designs the peers use: a
-// golang.org/x/time/rate limiter per process (asynq's wiki recipe) and a
-// fixed-window counter in Redis (BullMQ's).
+// golang.org/x/time/rate limiter per process (what asynq's documentation
+// recommends) and a fixed-window counter in Redis (BullMQ's).
 //
 // Everything is real but the remote API: a redis-server (redistest.Launch),
-// the simulator as a child process ("recallq imsim", which applies its
-// latency before it counts an arrival, as the network does), the producer
-// library to queue the recalls, and worker processes re-executing the same
-// binary ("recallq bench-worker", RunWorkerArgs), each the product's worker
-// as the worker command builds it (assembly.New: metrics, campaign recorder
-// and feeder included), with the limiter under test on its call path. The figures come from the
-// simulator (what Tencent would have seen), asynq's Inspector (when the
+// the simulator as a child process ("imsim", which applies its latency
+// before it counts an arrival, as the network does), the producer library
+// to queue the recalls, and worker processes re-executing the same binary
+// ("recallq-lab bench-worker", RunWorkerArgs), each the product's worker as
+// the worker command builds it (assembly.New: metrics, campaign recorder and
+// feeder included), with the limiter under test on its call path. The
+// figures come from the simulator (what Tencent would have seen), asynq's Inspector (when the
 // queue was busy and when it drained) and a report each worker writes when
 // it stops.
 //

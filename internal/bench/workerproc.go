@@ -22,7 +22,7 @@ import (
 	"github.com/recallq/recallq/worker"
 )
 
-// WorkerCommand is the hidden subcommand of the recallq binary that runs one
+// WorkerCommand is the hidden subcommand of the recallq-lab binary that runs one
 // bench worker process (RunWorkerArgs). The benchmark re-executes its own
 // binary with it, so the peers' limiters live only in this package and never
 // in the product's worker command.
@@ -162,7 +162,7 @@ type Report struct {
 	SlotToAnswer *Histogram `json:"slot_to_answer"`
 	// SlowDowns counts the SlowDown calls (one per 60007 answer).
 	SlowDowns int64 `json:"slow_downs"`
-	// Codes counts the answers by Tencent code (-1: no answer).
+	// Codes counts the answers by Tencent code (worker.NoAnswer: none).
 	Codes map[int]int64 `json:"codes"`
 	// Shared is the shared limiter's Stats when it stopped (nil for the
 	// peers' limiters).

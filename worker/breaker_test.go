@@ -42,7 +42,7 @@ func newPod(t *testing.T, rdb redis.UniversalClient) *pod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.lim, err = limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp)}); err != nil {
+	if p.lim, err = limiter.New(limiter.Config{Redis: rdb, App: testApp, API: tim.APIWithdraw}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.lim.Close() })

@@ -89,7 +89,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	rdb := e.redis.Client(t)
-	e.lim, err = limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp), Logger: log})
+	e.lim, err = limiter.New(limiter.Config{Redis: rdb, App: testApp, API: tim.APIWithdraw, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,11 +41,33 @@ import (
 	"github.com/recallq/recallq/tasks"
 )
 
+// The types of the API and Limiter seams. They are the internal client's
+// and limiter's own types, named here: worker's exported surface is
+// complete, so a package outside this module can implement API and Limiter
+// (a test double, another limiter) and read every Event field.
+type (
+	// Response is Tencent's answer to one call (tim.Response).
+	Response = tim.Response
+	// Lane is a limiter lane (limiter.Lane): LaneUrgent or LaneBulk.
+	Lane = limiter.Lane
+	// Permit is one granted slot (limiter.Permit). A Permit built outside
+	// the shared limiter has Slot, Waited and RedisSlot only; its Admit
+	// always lets the call go.
+	Permit = limiter.Permit
+)
+
+// The lanes: single recalls (the urgent queue) and campaigns (the bulk
+// queue).
+const (
+	LaneUrgent = limiter.Urgent
+	LaneBulk   = limiter.Bulk
+)
+
 // API is the Tencent REST client the handler calls (*tim.Client). When an
 // answer refuses the UserSig (70001, 60004, 60005) the client itself makes
 // the next call carry a new one.
 type API interface {
-	Withdraw(ctx context.Context, from, to, msgKey string) (tim.Response, error)
+	Withdraw(ctx context.Context, from, to, msgKey string) (Response, error)
 }
 
 // Limiter is the rate limiter shared by every worker of the app
@@ -53,8 +75,8 @@ type API interface {
 // when its answer came; SlowDown makes every worker pause after the API
 // said "too many requests".
 type Limiter interface {
-	Wait(ctx context.Context, lane limiter.Lane) (limiter.Permit, error)
-	Observe(p limiter.Permit, done time.Time)
+	Wait(ctx context.Context, lane Lane) (Permit, error)
+	Observe(p Permit, done time.Time)
 	SlowDown(ctx context.Context, d time.Duration) error
 }
 
@@ -63,10 +85,10 @@ type Event struct {
 	TaskID  string
 	Queue   string
 	Recall  tasks.Recall
-	Code    int   // Tencent's ErrorCode; -1 when no answer was read
+	Code    int   // Tencent's ErrorCode; NoAnswer when no answer was read
 	Class   Class // the answer's class
 	Fate    Fate  // what became of the task
-	Err     error // the transport error when Code is -1 (redacted)
+	Err     error // the transport error when Code is NoAnswer (redacted)
 	Waited  time.Duration
 	Latency time.Duration
 }
@@ -219,9 +241,9 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			Meaning: fmt.Sprintf("the task is for SDKAppID %d but this worker serves %d", r.SDKAppID, h.cfg.SDKAppID),
 			Fix:     "run a worker with TIM_SDKAPPID set to the task's app"})
 	}
-	lane := limiter.Urgent
+	lane := LaneUrgent
 	if queue == tasks.QueueBulk {
-		lane = limiter.Bulk
+		lane = LaneBulk
 	}
 	// This process's configuration-error circuit: while it is open the
 	// task goes back without a call (but for one probe now and then) and
@@ -257,7 +279,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 		resp, callErr := h.cfg.API.Withdraw(ctx, r.FromAccount, r.ToAccount, r.MsgKey)
 		done := h.cfg.Now()
 		h.cfg.Limiter.Observe(permit, done)
-		ev := Event{TaskID: id, Queue: queue, Recall: r, Code: -1, Class: Transient,
+		ev := Event{TaskID: id, Queue: queue, Recall: r, Code: NoAnswer, Class: Transient,
 			Waited: permit.Waited, Latency: done.Sub(permit.Slot)}
 		var err error
 		again := false
@@ -269,7 +291,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 				h.breaker.failure(ctx, log, o, probe)
 				err = h.configError(ctx, log, o)
 			} else {
-				err = h.transient(ctx, log, Outcome{Code: -1, Class: Transient, Meaning: "no answer"}, callErr)
+				err = h.transient(ctx, log, Classify(NoAnswer), callErr)
 			}
 		} else {
 			o := Classify(resp.ErrorCode)
@@ -306,7 +328,7 @@ func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe
 		return nil, false
 	case DeadLetter:
 		log.WarnContext(ctx, "dead-lettered", "code", o.Code, "meaning", o.Meaning)
-		return fmt.Errorf("tencent %d: %s: %w", o.Code, o.Meaning, asynq.SkipRetry), false
+		return fmt.Errorf("%w: %w", o.answer(), asynq.SkipRetry), false
 	case RateLimited:
 		if err := h.cfg.Limiter.SlowDown(ctx, h.cfg.SlowDown); err != nil {
 			log.WarnContext(ctx, "could not share the slow-down", "err", err)
@@ -315,7 +337,7 @@ func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe
 		if *rateLimited <= h.cfg.RateLimitedInPlace {
 			return nil, true
 		}
-		return &retryLater{reason: fmt.Sprintf("tencent %d: %s", o.Code, o.Meaning), delay: h.cfg.SlowDown}, false
+		return &retryLater{reason: o.answer().Error(), delay: h.cfg.SlowDown, err: o.answer()}, false
 	case SigStale:
 		// The client has already made the next call carry a new UserSig.
 		if !*sigRefreshed {
@@ -354,6 +376,11 @@ const (
 	// (after a shared slow-down, or with a new UserSig).
 	FateCalledAgain Fate = "called_again"
 )
+
+// Fates returns every Fate: the values of the metrics' fate label.
+func Fates() []Fate {
+	return []Fate{FateRecalled, FateAlreadyRecalled, FateDeadLettered, FateRetrying, FateKept, FateCalledAgain}
+}
 
 // Final reports whether the task will not run again.
 func (f Fate) Final() bool {
@@ -413,19 +440,17 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 	if o.Class == Unknown {
 		budget = min(budget, UnknownRetries)
 	}
-	what := fmt.Sprintf("tencent %d: %s", o.Code, o.Meaning)
-	if o.Code == -1 {
-		what = "no answer"
-	}
+	answer := o.answer()
+	what := answer.Error()
 	if retried >= budget && h.outage(o) {
 		// Tencent is down or unreachable, not this task's request: its
 		// retries are spent but it is kept, however long the outage.
 		log.WarnContext(ctx, "retries spent during an outage: kept, not archived", "code", o.Code, "attempts", retried+1)
 		what += " (retries spent during an outage: the task is kept)"
 		if cause != nil {
-			return &retryLater{reason: what + ": " + cause.Error(), delay: h.cfg.OutageRetryDelay, err: cause}
+			return &retryLater{reason: what + ": " + cause.Error(), delay: h.cfg.OutageRetryDelay, err: errors.Join(answer, cause)}
 		}
-		return &retryLater{reason: what, delay: h.cfg.OutageRetryDelay}
+		return &retryLater{reason: what, delay: h.cfg.OutageRetryDelay, err: answer}
 	}
 	if retried >= budget {
 		if cause != nil {
@@ -434,9 +459,9 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 			log.WarnContext(ctx, "dead-lettered after retries", "code", o.Code, "attempts", retried+1)
 		}
 		if cause != nil {
-			return fmt.Errorf("%s after %d attempts (%s): %w: %w", what, retried+1, retriesText(retried, budget, o.Class), cause, asynq.SkipRetry)
+			return fmt.Errorf("%w after %d attempts (%s): %w: %w", answer, retried+1, retriesText(retried, budget, o.Class), cause, asynq.SkipRetry)
 		}
-		return fmt.Errorf("%s after %d attempts (%s): %w", what, retried+1, retriesText(retried, budget, o.Class), asynq.SkipRetry)
+		return fmt.Errorf("%w after %d attempts (%s): %w", answer, retried+1, retriesText(retried, budget, o.Class), asynq.SkipRetry)
 	}
 	// asynq counts this failure: its Retried becomes retried+1, which is
 	// what the error says, next to the same budget asynq shows.
@@ -446,13 +471,13 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 		log.InfoContext(ctx, "will retry", "code", o.Code, "retry", retried+1, "of", budget)
 	}
 	if cause != nil {
-		return fmt.Errorf("%s (attempt %d failed; %s): %w", what, retried+1, retryText(retried+1, budget, o.Class), cause)
+		return fmt.Errorf("%w (attempt %d failed; %s): %w", answer, retried+1, retryText(retried+1, budget, o.Class), cause)
 	}
-	return fmt.Errorf("%s (attempt %d failed; %s)", what, retried+1, retryText(retried+1, budget, o.Class))
+	return fmt.Errorf("%w (attempt %d failed; %s)", answer, retried+1, retryText(retried+1, budget, o.Class))
 }
 
 // outage reports whether a failure with o says Tencent is down rather than
-// that the task's request fails: no Tencent answer at all (o.Code -1:
+// that the task's request fails: no Tencent answer at all (o.Code NoAnswer:
 // refused, reset, timed out, a 5xx or a body that is not Tencent's), or an
 // answered failure when this worker has had no good answer for
 // DefaultOutageQuiet after having had some. An answered failure on a
@@ -460,7 +485,7 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 // started during a Tencent-wide error storm may archive what it holds: the
 // price of not keeping every poison message forever).
 func (h *Handler) outage(o Outcome) bool {
-	if o.Code == -1 {
+	if o.Code == NoAnswer {
 		return true
 	}
 	last := h.lastGood.Load()
@@ -472,7 +497,7 @@ func (h *Handler) outage(o Outcome) bool {
 func (h *Handler) configError(ctx context.Context, log *slog.Logger, o Outcome) error {
 	msg := fmt.Sprintf("configuration error, tasks are kept and retried: %s", o.Meaning)
 	if o.Code > 0 {
-		msg = fmt.Sprintf("configuration error, tasks are kept and retried: tencent %d: %s", o.Code, o.Meaning)
+		msg = "configuration error, tasks are kept and retried: " + o.answer().Error()
 	}
 	h.loudOnce.Do(func() {
 		log.ErrorContext(ctx, msg, "code", o.Code, "fix", o.Fix)

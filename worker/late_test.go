@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"sync/atomic"
@@ -43,7 +42,7 @@ func TestLateSendAsksForAnotherSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim, err := limiter.New(limiter.Config{Redis: rs.Client(t), Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp)})
+	lim, err := limiter.New(limiter.Config{Redis: rs.Client(t), App: testApp, API: tim.APIWithdraw})
 	if err != nil {
 		t.Fatal(err)
 	}

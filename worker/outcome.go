@@ -54,10 +54,19 @@ type Outcome struct {
 // gets before it is dead-lettered (fewer than a transient failure gets).
 const UnknownRetries = 3
 
+// NoAnswer is the Code of a call that got no Tencent answer: refused, reset,
+// timed out, an HTTP error or a body that is not Tencent's. It is in
+// Events, in the metrics' code label ("-1") and in campaign audits.
+const NoAnswer = -1
+
+// noAnswer is the row of a call that got no answer on a path that is not
+// misconfigured (see pathOutcomes for those): transient.
+var noAnswer = Outcome{NoAnswer, Transient, "no answer", ""}
+
 // outcomes is the one table that maps every Tencent result code we know to
 // our behaviour (the README's "What happens to each answer" lists it);
 // the worker's tests pin each row end to end.
-var outcomes = map[int]Outcome{
+var outcomes = withSigRefusals(map[int]Outcome{
 	0:     {0, Done, "recalled", ""},
 	20023: {20023, Done, "the message has already been recalled", ""},
 
@@ -78,9 +87,8 @@ var outcomes = map[int]Outcome{
 	60018: {60018, RateLimited, "requests too frequent", ""},
 	60019: {60019, RateLimited, "requests too frequent", ""},
 
-	70001: {70001, SigStale, "UserSig expired", ""},
-	60004: {60004, SigStale, "account or signature check failed", ""},
-	60005: {60005, SigStale, "account or signature check failed", ""},
+	// SigStale: the codes the client renews the UserSig after
+	// (tim.SigRefusal), added by withSigRefusals.
 
 	90009: {90009, Configuration, "the request requires app admin permissions", "set TIM_ADMIN to an app admin account (Chat console > App admin)"},
 	60002: {60002, Configuration, "HTTP parse error", "check TIM_ENDPOINT / TIM_REGION: the request URL is malformed"},
@@ -103,20 +111,31 @@ var outcomes = map[int]Outcome{
 	70016: {70016, Configuration, "the app's key is missing", "generate a key in the Chat console and set TIM_SECRET_KEY"},
 	70020: {70020, Configuration, "SDKAppID not found", "check TIM_SDKAPPID"},
 	70050: {70050, Configuration, "UserSig failed and the caller is rate limited for a minute", "check TIM_SECRET_KEY; Tencent re-verifies after one minute"},
+})
+
+// withSigRefusals adds the SigStale rows to table: the answers after which
+// the client itself makes the next call carry a new UserSig, as it lists
+// them (tim.SigRefusal), so that the handler's "call again at once" and
+// the client's renewal cover the same codes.
+func withSigRefusals(table map[int]Outcome) map[int]Outcome {
+	for _, code := range tim.SigRefusalCodes() {
+		meaning, _ := tim.SigRefusal(code)
+		table[code] = Outcome{code, SigStale, meaning, ""}
+	}
+	return table
 }
 
 // pathOutcomes are the rows for calls that got no Tencent answer because
 // the path to Tencent is misconfigured (tim.Misconfigured): configuration
-// errors like the codes above, never the task's fault. Code is -1: no
-// answer was read.
+// errors like the codes above, never the task's fault. Code is NoAnswer.
 var pathOutcomes = map[tim.PathFault]Outcome{
-	tim.PathCertificate: {-1, Configuration, "the TLS certificate was not accepted (x509)",
+	tim.PathCertificate: {NoAnswer, Configuration, "the TLS certificate was not accepted (x509)",
 		"check TIM_ENDPOINT, and that the image has CA certificates (and a TLS-intercepting proxy's CA)"},
-	tim.PathDNS: {-1, Configuration, "the endpoint's host name does not exist (DNS)",
+	tim.PathDNS: {NoAnswer, Configuration, "the endpoint's host name does not exist (DNS)",
 		"check TIM_REGION / TIM_ENDPOINT and the pod's DNS"},
-	tim.PathProxyRefused: {-1, Configuration, "a proxy or gateway refused the request (HTTP 401, 403, 407 or CONNECT refused)",
+	tim.PathProxyRefused: {NoAnswer, Configuration, "a proxy or gateway refused the request (HTTP 401, 403, 407 or CONNECT refused)",
 		"allow the workers' egress to Tencent's domain in the proxy (HTTPS_PROXY) or firewall"},
-	tim.PathNotFound: {-1, Configuration, "the URL does not lead to Tencent's REST API (HTTP 404, 405 or 410)",
+	tim.PathNotFound: {NoAnswer, Configuration, "the URL does not lead to Tencent's REST API (HTTP 404, 405 or 410)",
 		"check TIM_ENDPOINT: scheme://host[:port] of Tencent's REST API or the simulator, no path"},
 }
 
@@ -129,15 +148,20 @@ func ClassifyTransport(err error) (o Outcome, ok bool) {
 	return o, ok
 }
 
-// Classify returns the row for code; a code not in the table is Unknown.
+// Classify returns the row for code (NoAnswer: transient); a code not in
+// the table is Unknown.
 func Classify(code int) Outcome {
+	if code == NoAnswer {
+		return noAnswer
+	}
 	if o, ok := outcomes[code]; ok {
 		return o
 	}
 	return Outcome{Code: code, Class: Unknown, Meaning: "unknown result code"}
 }
 
-// Outcomes returns every row of the table, ordered by code.
+// Outcomes returns every row of the table of Tencent's codes, ordered by
+// code (NoAnswer, not a code of Tencent's, is not among them).
 func Outcomes() []Outcome {
 	rows := make([]Outcome, 0, len(outcomes))
 	for _, o := range outcomes {

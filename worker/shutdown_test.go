@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strconv"
@@ -50,7 +49,7 @@ func TestShutdownIsBoundedWhenRedisHangs(t *testing.T) {
 	}
 	rdb := conn.Client()
 	defer rdb.Close()
-	lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp), Logger: log})
+	lim, err := limiter.New(limiter.Config{Redis: rdb, App: testApp, API: tim.APIWithdraw, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

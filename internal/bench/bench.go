@@ -1,17 +1,18 @@
-// Package bench is recallq's rate-limiter benchmark ("recallq bench"): in
-// one run it measures, end to end, how close a fleet of worker processes
+// Package bench is recallq's rate-limiter benchmark ("recallq-lab bench"):
+// in one run it measures, end to end, how close a fleet of worker processes
 // keeps to Tencent's cap of 200 calls in any sliding second with the shared
 // limiter (internal/limiter), and with the two designs the peers use: a
-// golang.org/x/time/rate limiter per process (asynq's wiki recipe) and a
-// fixed-window counter in Redis (BullMQ's).
+// golang.org/x/time/rate limiter per process (what asynq's documentation
+// recommends) and a fixed-window counter in Redis (BullMQ's).
 //
 // Everything is real but the remote API: a redis-server (redistest.Launch),
-// the simulator as a child process ("recallq imsim", which applies its
-// latency before it counts an arrival, as the network does), the producer
-// library to queue the recalls, and worker processes re-executing the same
-// binary ("recallq bench-worker", RunWorkerArgs), each the product's
-// worker.Run with the limiter under test. The figures come from the
-// simulator (what Tencent would have seen), asynq's Inspector (when the
+// the simulator as a child process ("imsim", which applies its latency
+// before it counts an arrival, as the network does), the producer library
+// to queue the recalls, and worker processes re-executing the same binary
+// ("recallq-lab bench-worker", RunWorkerArgs), each the product's worker as
+// the worker command builds it (assembly.New: metrics, campaign recorder and
+// feeder included), with the limiter under test on its call path. The
+// figures come from the simulator (what Tencent would have seen), asynq's Inspector (when the
 // queue was busy and when it drained) and a report each worker writes when
 // it stops.
 //
@@ -464,7 +465,7 @@ func (b *bench) header() {
 	fmt.Fprintf(w, "#   the latency is slept before an arrival is counted; it runs at nice %d when allowed: it stands in for a remote\n", simNice)
 	fmt.Fprintf(w, "#   server, whose clock this machine's load must not stall\n")
 	fmt.Fprintf(w, "# every limiter is configured with rate %v/s (RECALL_RATE); the cap is %d\n", o.Rate, Cap)
-	fmt.Fprintf(w, "# workers: P processes of recallq bench-worker, each the product's worker.Run with RetryBase %s (RetryMax %s),\n", DefaultRetryBase, worker.DefaultRetryMax)
+	fmt.Fprintf(w, "# workers: P processes of recallq bench-worker, each the product's worker (assembly.New) with RetryBase %s (RetryMax %s),\n", DefaultRetryBase, worker.DefaultRetryMax)
 	fmt.Fprintf(w, "#   DelayedTaskCheckInterval %s, TaskCheckInterval %s, ShutdownTimeout %s (worker defaults); concurrency per process %s\n",
 		worker.DefaultDelayedTaskCheckInterval, worker.DefaultTaskCheckInterval, worker.DefaultShutdownTimeout, strings.Join(conc, " "))
 	if o.QuietBelow > 0 {

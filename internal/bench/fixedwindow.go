@@ -19,8 +19,9 @@ func fixedWindowKey(id uint64) string {
 	return fmt.Sprintf("recallq:bench:{fw:%d}:count", id)
 }
 
-// fixedWindowScript is BullMQ's limiter (getRateLimitTTL and the INCR in
-// moveToActive.lua), in one round trip: when the window's counter has
+// fixedWindowScript is the fixed-window counter BullMQ's limiter keeps
+// (its rate-limit TTL check, and the INCR as a job becomes active), in one
+// round trip: when the window's counter has
 // reached max, answer the window's PTTL (the caller waits that long and asks
 // again); otherwise INCR it, PEXPIRE it by the window's length when this
 // call opened it, and answer 0: go.

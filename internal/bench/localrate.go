@@ -10,13 +10,14 @@ import (
 	"github.com/recallq/recallq/internal/limiter"
 )
 
-// localLimiter is the per-process limit of asynq's wiki recipe ("Rate
-// limiting"): each process runs its own golang.org/x/time/rate limiter at
-// the cap divided by the number of processes, and nothing is shared. It is
-// the peers' approach the benchmark compares with, never the product's.
+// localLimiter is the per-process limit that asynq's documentation
+// recommends for rate limiting: each process runs its own
+// golang.org/x/time/rate limiter at the cap divided by the number of
+// processes, and nothing is shared. It is the peers' approach the benchmark
+// compares with, never the product's.
 //
-// The recipe's example gives the bucket a burst several times its rate; a
-// burst lets a process send more than its share within one second, so the
+// That recommendation's example gives the bucket a burst several times its
+// rate; a burst lets a process send more than its share within one second, so the
 // benchmark uses burst 1, the strictest spacing this design can have: what
 // it still gets wrong (processes' phases drift into one another, and the
 // share of a process that is not running is lost) is the design's, not the

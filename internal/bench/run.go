@@ -17,6 +17,7 @@ import (
 	"github.com/recallq/recallq/enqueue"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -272,7 +273,7 @@ func (f *fleet) readReports() (reps []Report, missing int, problems []string) {
 func (b *bench) primeSchedule(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	l, err := limiter.New(limiter.Config{Redis: b.rdb, Bucket: fmt.Sprintf("%d:%s", sdkAppID, apiName), Rate: b.o.Rate})
+	l, err := limiter.New(limiter.Config{Redis: b.rdb, App: sdkAppID, API: tim.APIWithdraw, Rate: b.o.Rate})
 	if err != nil {
 		return err
 	}

@@ -15,23 +15,21 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/recallq/recallq/internal/assembly"
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/redisconn"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/worker"
 )
 
-// WorkerCommand is the hidden subcommand of the recallq binary that runs one
+// WorkerCommand is the hidden subcommand of the recallq-lab binary that runs one
 // bench worker process (RunWorkerArgs). The benchmark re-executes its own
 // binary with it, so the peers' limiters live only in this package and never
 // in the product's worker command.
 const WorkerCommand = "bench-worker"
 
-// apiName is the bucket name's API part, as the worker command names it.
-const apiName = "admin_msgwithdraw"
-
-// WorkerConfig is one bench worker process: the product's worker (worker.Run)
-// with the limiter under test, writing a Report when it stops.
+// WorkerConfig is one bench worker process: the product's worker
+// (assembly.New) with the limiter under test, writing a Report when it stops.
 type WorkerConfig struct {
 	// Limiter is LimiterShared, LimiterLocal or LimiterFixedWindow.
 	Limiter string
@@ -164,7 +162,7 @@ type Report struct {
 	SlotToAnswer *Histogram `json:"slot_to_answer"`
 	// SlowDowns counts the SlowDown calls (one per 60007 answer).
 	SlowDowns int64 `json:"slow_downs"`
-	// Codes counts the answers by Tencent code (-1: no answer).
+	// Codes counts the answers by Tencent code (worker.NoAnswer: none).
 	Codes map[int]int64 `json:"codes"`
 	// Shared is the shared limiter's Stats when it stopped (nil for the
 	// peers' limiters).
@@ -219,52 +217,47 @@ func RunWorker(ctx context.Context, c WorkerConfig) error {
 	}
 	rdb := conn.Client()
 	defer rdb.Close()
-	api, err := tim.New(tim.Config{SDKAppID: c.SDKAppID, SecretKey: c.SecretKey, Admin: c.Admin, Endpoint: c.Endpoint})
-	if err != nil {
-		return err
-	}
 
 	sampleCtx, stopSampling := context.WithCancel(context.Background())
 	defer stopSampling()
 	samples := make(chan []statsSample, 1)
-	var (
-		lim      worker.Limiter
-		trips    func() int64
-		stats    func() *limiter.Stats
-		closeLim func() error
-	)
-	switch c.Limiter {
-	case LimiterShared:
-		l, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:%s", c.SDKAppID, apiName), Rate: c.Rate, Logger: c.Logger})
-		if err != nil {
-			return err
-		}
-		lim, closeLim = l, l.Close
-		trips = func() int64 { return l.Stats().WaitRoundTrips }
-		stats = func() *limiter.Stats { s := l.Stats(); return &s }
-		go func() { samples <- sampleStats(sampleCtx, l) }()
-	case LimiterLocal:
-		lim = newLocalLimiter(c.Rate / float64(c.Procs))
-		trips = func() int64 { return 0 }
-	case LimiterFixedWindow:
-		f := newFixedWindow(rdb, c.SDKAppID, int(c.Rate), time.Second)
-		lim, trips = f, f.waitRoundTrips
-	}
-	m := &measured{inner: lim, waits: &Histogram{}, slotToAnswer: &Histogram{}}
 	rec := &codeRecorder{codes: map[int]int64{}}
-	runErr := worker.Run(ctx, worker.Config{
-		Redis:       conn.AsynqOpt(),
-		Concurrency: c.Concurrency,
-		RetryBase:   c.RetryBase,
-		Logger:      c.Logger,
-		Handler: worker.HandlerConfig{
-			SDKAppID: c.SDKAppID,
-			API:      api,
-			Limiter:  m,
-			Secrets:  []string{c.SecretKey},
-			Recorder: rec,
+	var (
+		m     *measured
+		trips func() int64
+		stats func() *limiter.Stats
+	)
+	// The product's worker, with the limiter under test on its call path.
+	w, err := assembly.New(assembly.Config{
+		Redis:  rdb,
+		Queue:  conn.AsynqOpt(),
+		App:    tim.Config{SDKAppID: c.SDKAppID, SecretKey: c.SecretKey, Admin: c.Admin, Endpoint: c.Endpoint},
+		Rate:   c.Rate,
+		Worker: worker.Config{Concurrency: c.Concurrency, RetryBase: c.RetryBase, Handler: worker.HandlerConfig{Recorder: rec}},
+		Logger: c.Logger,
+		WrapLimiter: func(l *limiter.Limiter) (worker.Limiter, error) {
+			var lim worker.Limiter
+			switch c.Limiter {
+			case LimiterShared:
+				lim = l
+				trips = func() int64 { return l.Stats().WaitRoundTrips }
+				stats = func() *limiter.Stats { s := l.Stats(); return &s }
+				go func() { samples <- sampleStats(sampleCtx, l) }()
+			case LimiterLocal:
+				lim = newLocalLimiter(c.Rate / float64(c.Procs))
+				trips = func() int64 { return 0 }
+			case LimiterFixedWindow:
+				f := newFixedWindow(rdb, c.SDKAppID, int(c.Rate), time.Second)
+				lim, trips = f, f.waitRoundTrips
+			}
+			m = &measured{inner: lim, waits: &Histogram{}, slotToAnswer: &Histogram{}}
+			return m, nil
 		},
 	})
+	if err != nil {
+		return err
+	}
+	runErr := w.Run(ctx)
 	rep := Report{
 		PID:            os.Getpid(),
 		Limiter:        c.Limiter,
@@ -281,10 +274,8 @@ func RunWorker(ctx context.Context, c WorkerConfig) error {
 		rep.Samples = <-samples
 		rep.Slots = m.slots()
 	}
-	if closeLim != nil {
-		if err := closeLim(); err != nil {
-			c.Logger.Warn("closing the limiter", "err", err)
-		}
+	if err := w.Close(); err != nil {
+		c.Logger.Warn("closing the worker", "err", err)
 	}
 	return errors.Join(runErr, writeReport(c.Report, rep))
 }

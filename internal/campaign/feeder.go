@@ -262,7 +262,7 @@ func snapshot(ctx context.Context, rdb redis.UniversalClient) ([]view, error) {
 		k := keysFor(n)
 		cs[i] = cmds{
 			meta:    pipe.HMGet(ctx, k.meta, metaFields...),
-			counts:  pipe.HMGet(ctx, k.counts, "recalled", "already_recalled", "dead_lettered"),
+			counts:  pipe.HMGet(ctx, k.counts, fieldRecalled, fieldAlreadyRecalled, fieldDeadLettered),
 			backlog: pipe.LLen(ctx, k.backlog),
 			win:     pipe.HLen(ctx, k.window),
 			par:     pipe.HLen(ctx, k.parked),

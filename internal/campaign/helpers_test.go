@@ -161,7 +161,7 @@ func (e *env) startPipeline(o pipelineOptions) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc := limiter.Config{Redis: e.rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp), Rate: o.rate,
+	lc := limiter.Config{Redis: e.rdb, App: testApp, API: tim.APIWithdraw, Rate: o.rate,
 		InitialSpread: time.Millisecond, Horizon: 10 * time.Millisecond}
 	if o.realLimiter {
 		lc.InitialSpread, lc.Horizon = 0, 0

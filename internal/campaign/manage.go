@@ -204,14 +204,14 @@ func (m *Manager) statuses(ctx context.Context, names []string) ([]Status, error
 			Name: n, SDKAppID: md.sdkAppID, State: md.state, Created: md.created, Finished: md.finished,
 			Source: md.source, Format: md.format, ImportDone: md.importDone,
 			Queued: md.importRows, Rejected: md.rejected,
-			Recalled: counts["recalled"], AlreadyRecalled: counts["already_recalled"], DeadLettered: counts["dead_lettered"],
+			Recalled: counts[fieldRecalled], AlreadyRecalled: counts[fieldAlreadyRecalled], DeadLettered: counts[fieldDeadLettered],
 			DeadByCode: map[string]int64{},
-			Duplicates: counts["duplicates"], Cancelled: counts["cancelled"], Unaccounted: counts["unaccounted"],
-			Deleted: counts["deleted"],
+			Duplicates: counts[fieldDuplicates], Cancelled: counts[fieldCancelled], Unaccounted: counts[fieldUnaccounted],
+			Deleted: counts[fieldDeleted],
 			Backlog: cs[i].backlog.Val(), Retrying: cs[i].retrying.Val(),
 		}
 		for k, v := range counts {
-			if code, ok := strings.CutPrefix(k, "dead:"); ok {
+			if code, ok := strings.CutPrefix(k, fieldDeadPrefix); ok {
 				s.DeadByCode[code] = v
 			}
 		}
@@ -641,22 +641,13 @@ func (m *Manager) removeTasks(ctx context.Context, name string, ids []string, re
 	return running, nil
 }
 
-// codeOf reads Tencent's code from a stored task error ("tencent 20022: ..."),
-// or -1.
-func codeOf(lastErr string) int {
-	rest, ok := strings.CutPrefix(lastErr, "tencent ")
-	if !ok {
-		return -1
+// CodeMeaning is what a dead letter's code means, for people: the outcome
+// table's meaning, or what no answer (worker.NoAnswer) was.
+func CodeMeaning(code int) string {
+	if code == worker.NoAnswer {
+		return "no answer (network error, timeout or HTTP error)"
 	}
-	end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
-	if end <= 0 {
-		return -1
-	}
-	n, err := strconv.Atoi(rest[:end])
-	if err != nil {
-		return -1
-	}
-	return n
+	return worker.Classify(code).Meaning
 }
 
 // ExportHeader is the header of `campaign export`. The first three columns
@@ -727,11 +718,7 @@ func (m *Manager) export(ctx context.Context, name string, w io.Writer, all bool
 				continue
 			}
 			code, _ := strconv.Atoi(a.code)
-			meaning := worker.Classify(code).Meaning
-			if code == -1 {
-				meaning = "no answer (network error, timeout or HTTP error)"
-			}
-			if err := cw.Write(neutraliseAll([]string{a.from, a.to, a.msgKey, a.code, meaning, a.detail, a.at.Format(time.RFC3339Nano)})); err != nil {
+			if err := cw.Write(neutraliseAll([]string{a.from, a.to, a.msgKey, a.code, CodeMeaning(code), a.detail, a.at.Format(time.RFC3339Nano)})); err != nil {
 				return n, err
 			}
 			n++

@@ -20,7 +20,7 @@ import (
 // roamLimiter is the shared limiter of admin_getroammsg's own bucket.
 func (e *env) roamLimiter() *limiter.Limiter {
 	e.t.Helper()
-	lim, err := limiter.New(limiter.Config{Redis: e.rdb, Bucket: fmt.Sprintf("%d:admin_getroammsg", testApp),
+	lim, err := limiter.New(limiter.Config{Redis: e.rdb, App: testApp, API: tim.APIRoam,
 		InitialSpread: time.Millisecond, Horizon: 10 * time.Millisecond})
 	if err != nil {
 		e.t.Fatal(err)

@@ -121,26 +121,24 @@ func (r *Recorder) Record(ev worker.Event) {
 	if name == "" || ValidateName(name) != nil {
 		return
 	}
-	var fate, audit, rerun string
+	fate, ok := fateRecords[ev.Fate]
+	if !ok { // called again at once: nothing changes
+		return
+	}
+	var audit, rerun string
 	auditRow := func(detail string) string {
 		return string(appendFields(nil, strconv.FormatInt(r.cfg.Now().UnixMilli(), 10),
 			ev.Recall.FromAccount, ev.Recall.ToAccount, ev.Recall.MsgKey, strconv.Itoa(ev.Code), clip(detail)))
 	}
-	switch ev.Fate {
-	case worker.FateRecalled, worker.FateAlreadyRecalled:
-		fate = string(ev.Fate)
+	switch fate {
+	case fieldRecalled, fieldAlreadyRecalled:
 		rerun = auditRow(detailRerunPrefix + strings.ReplaceAll(fate, "_", " "))
-	case worker.FateDeadLettered:
-		fate = string(ev.Fate)
+	case fieldDeadLettered:
 		detail := ""
 		if ev.Err != nil {
 			detail = ev.Err.Error()
 		}
 		audit = auditRow(detail)
-	case worker.FateRetrying, worker.FateKept:
-		fate = "retrying"
-	default: // called again at once: nothing changes
-		return
 	}
 	k := keysFor(name)
 	var err error

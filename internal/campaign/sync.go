@@ -95,7 +95,7 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 		state, err := states[i].Result()
 		switch {
 		case errors.Is(err, redis.Nil): // gone: deleted by hand
-			n, err := settleScript.Run(ctx, rdb, []string{k.counts, k.window, k.retrying}, id, "deleted").Int()
+			n, err := settleScript.Run(ctx, rdb, []string{k.counts, k.window, k.retrying}, id, fieldDeleted).Int()
 			if err != nil {
 				return settled, fmt.Errorf("campaign %s: settle task %s: %w", name, id, err)
 			}
@@ -138,11 +138,11 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 		var res worker.Result
 		switch err := json.Unmarshal(info.Result, &res); {
 		case err == nil && res.Code == 0:
-			return settle(string(worker.FateRecalled))
+			return settle(fieldRecalled)
 		case err == nil && res.Code == 20023:
-			return settle(string(worker.FateAlreadyRecalled))
+			return settle(fieldAlreadyRecalled)
 		}
-		return settle("unaccounted")
+		return settle(fieldUnaccounted)
 	}
 	// Archived. On its last attempt for a reason not its own, the worker
 	// puts it back: not a dead letter.
@@ -151,10 +151,10 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	}
 	r, err := decodeRow(s)
 	if err != nil {
-		return settle("unaccounted")
+		return settle(fieldUnaccounted)
 	}
 	late := strings.HasSuffix(info.LastErr, asynq.SkipRetry.Error())
-	code, detail, at := codeOf(info.LastErr), detailArchivedByHand, time.Now()
+	code, detail, at := worker.StoredCode(info.LastErr), detailArchivedByHand, time.Now()
 	if late {
 		detail = detailRecordedLate
 		if !info.LastFailedAt.IsZero() {
@@ -165,7 +165,7 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 		detail += "; last error: " + info.LastErr
 	}
 	audit := string(appendFields(nil, strconv.FormatInt(at.UnixMilli(), 10), r.from, r.to, r.msgKey, strconv.Itoa(code), clip(detail)))
-	return recordScript.Run(ctx, rdb, k.recordKeys(), id, string(worker.FateDeadLettered), code, audit, "").Int()
+	return recordScript.Run(ctx, rdb, k.recordKeys(), id, fieldDeadLettered, code, audit, "").Int()
 }
 
 // markRetryingScript adds to the retrying set the tasks that are still in

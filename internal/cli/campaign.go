@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sort"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
 	"github.com/recallq/recallq/internal/campaign"
@@ -575,58 +573,3 @@ func newCampaignStateCmd(g *globals, verb string) *cobra.Command {
 	app.register(cmd, false)
 	return cmd
 }
-
-// attachCampaigns adds campaign counting (the Recorder, beside any other
-// recorder) and the campaign feeder to a built worker. The feeder runs in
-// every worker process; a lock in Redis keeps one active per app.
-func (b *builtWorker) attachCampaigns(queue asynq.RedisConnOpt, sdkAppID uint64, log *slog.Logger) error {
-	rec := campaign.NewRecorder(campaign.RecorderConfig{Redis: b.rdb, Logger: log})
-	b.cfg.Handler.Recorder = worker.Recorders(b.cfg.Handler.Recorder, rec)
-	lim := b.lim
-	f, err := campaign.NewFeeder(campaign.FeederConfig{
-		Redis: b.rdb, Queue: queue, SDKAppID: sdkAppID, Logger: log,
-		Rate: func() float64 {
-			if iv := lim.Interval(); iv > 0 {
-				return float64(time.Second) / float64(iv)
-			}
-			return 0
-		},
-	})
-	if err != nil {
-		return err
-	}
-	b.feeder = f
-	closeRest := b.close
-	b.close = func() {
-		f.Close()
-		closeRest()
-	}
-	return nil
-}
-
-// startFeeder runs the campaign feeder until ctx ends; the returned func
-// waits for it to stop (it releases its lock, so another worker takes over
-// at once).
-func (b *builtWorker) startFeeder(ctx context.Context) (wait func()) {
-	if b.feeder == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = b.feeder.Run(ctx)
-	}()
-	return func() {
-		select {
-		case <-done:
-		case <-time.After(feederStopBound):
-			// Redis hangs: the feeder's lock expires by itself (LockTTL), and
-			// another worker takes over then. The shutdown bound holds.
-			b.log.Warn("the campaign feeder did not stop in time (is Redis answering?); its lock expires by itself", "waited", feederStopBound.String())
-		}
-	}
-}
-
-// feederStopBound bounds the wait for the feeder once the worker has
-// stopped (the feeder stopped with it and normally ends at once).
-const feederStopBound = 2 * time.Second

@@ -18,10 +18,6 @@ import (
 	"github.com/recallq/recallq/internal/tim"
 )
 
-// RoamAPIName is the bucket name's API part for admin_getroammsg, which
-// has its own 200 calls/s.
-const RoamAPIName = "admin_getroammsg"
-
 // queryFlags are the flags of `campaign start` that find the messages
 // with a query instead of a file.
 type queryFlags struct {
@@ -233,7 +229,7 @@ func (q *queryFlags) readConversation(ctx context.Context, g *globals, id uint64
 	if err != nil {
 		return nil, res, err
 	}
-	lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:%s", id, RoamAPIName), Rate: limiter.DefaultRate, Logger: log})
+	lim, err := limiter.New(limiter.Config{Redis: rdb, App: id, API: tim.APIRoam, Rate: limiter.DefaultRate, Logger: log})
 	if err != nil {
 		return nil, res, err
 	}

@@ -262,11 +262,11 @@ func (c *campaigns) view(s campaign.Status, rates []campaign.RatePoint) view {
 		v.ETAText = fmt.Sprintf("%s at %.1f calls/s (%s)", s.ETA().Round(time.Second), s.Rate, s.RateSource)
 	}
 	for code, n := range s.DeadByCode {
-		meaning := "no answer (network error, timeout or HTTP error)"
-		if x, err := strconv.Atoi(code); err == nil && x != -1 {
-			meaning = worker.Classify(x).Meaning
+		x, err := strconv.Atoi(code)
+		if err != nil {
+			x = worker.NoAnswer
 		}
-		v.Dead = append(v.Dead, deadCode{Code: code, Meaning: meaning, N: n})
+		v.Dead = append(v.Dead, deadCode{Code: code, Meaning: campaign.CodeMeaning(x), N: n})
 	}
 	sort.Slice(v.Dead, func(i, j int) bool {
 		return v.Dead[i].N > v.Dead[j].N || v.Dead[i].N == v.Dead[j].N && v.Dead[i].Code < v.Dead[j].Code

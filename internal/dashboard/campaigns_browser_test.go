@@ -61,7 +61,7 @@ func startCampaignRig(t *testing.T) *campaignRig {
 	}
 	// 40 calls/s: slow enough that a campaign of a few thousand rows is
 	// still running while the browser clicks.
-	lim, err := limiter.New(limiter.Config{Redis: rig.rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testSDKAppID), Rate: 40,
+	lim, err := limiter.New(limiter.Config{Redis: rig.rdb, App: testSDKAppID, API: tim.APIWithdraw, Rate: 40,
 		InitialSpread: time.Millisecond, Horizon: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

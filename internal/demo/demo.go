@@ -23,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -33,6 +32,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/assembly"
+	"github.com/recallq/recallq/internal/campaign"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/metrics"
@@ -108,64 +109,47 @@ func Run(ctx context.Context, o Options) error {
 
 	fmt.Fprintf(o.Out, "recallq demo: in-memory Redis at %s, Tencent simulator at %s (app %d)\n", mr.Addr(), endpoint, sdkAppID)
 
-	m := metrics.New(metrics.Config{Logger: o.Logger})
-	api, err := tim.New(tim.Config{SDKAppID: sdkAppID, SecretKey: secret, Endpoint: endpoint, OnSigRefresh: m.SigRefreshed})
-	if err != nil {
-		return err
-	}
-	plan := makePlan(o.Count)
-	if err := plan.prepare(ctx, sim, api); err != nil {
-		return err
-	}
-
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
-	lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", sdkAppID), Logger: o.Logger})
+	queue := asynq.RedisClientOpt{Addr: mr.Addr()}
+	rec := &recorder{byCode: map[int]int{}, final: map[string]int{}}
+	w, err := assembly.New(assembly.Config{
+		Redis: rdb,
+		Queue: queue,
+		App:   tim.Config{SDKAppID: sdkAppID, SecretKey: secret, Endpoint: endpoint},
+		Worker: worker.Config{
+			Concurrency: 32,
+			// Short delays so every retry path finishes within seconds.
+			RetryBase: 200 * time.Millisecond,
+			Handler:   worker.HandlerConfig{ConfigRetryDelay: 2 * time.Second, Recorder: rec},
+		},
+		// The spam wave's campaign starts at once.
+		Feeder: campaign.FeederConfig{Interval: 50 * time.Millisecond},
+		Logger: o.Logger,
+	})
 	if err != nil {
 		return err
 	}
-	defer lim.Close()
-	rec := &recorder{byCode: map[int]int{}, final: map[string]int{}}
-	wv := newWave(rdb, asynq.RedisClientOpt{Addr: mr.Addr()}, o.Logger)
-	ping := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
-	if err := m.WatchLimiter(lim); err != nil {
+	defer w.Close()
+	plan := makePlan(o.Count)
+	if err := plan.prepare(ctx, sim, w.API); err != nil {
 		return err
 	}
-	if err := m.WatchQueues(asynq.NewInspectorFromRedisClient(rdb), ping); err != nil {
-		return err
-	}
+	wctx, stopWorker := context.WithCancel(ctx)
 	var msrv *metrics.Server
-	started := func() {}
 	if o.MetricsAddr != "" {
-		msrv, err = metrics.Listen(metrics.ServerConfig{Addr: o.MetricsAddr, Metrics: m, Ping: ping, Logger: o.Logger})
+		var stopMetrics func()
+		msrv, stopMetrics, err = w.ServeMetrics(wctx, o.MetricsAddr)
 		if err != nil {
+			stopWorker()
 			return err
 		}
-		defer func() { // after the worker has stopped
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = msrv.Shutdown(sctx)
-		}()
-		started = msrv.Started
+		defer stopMetrics() // after the worker has stopped
 		fmt.Fprintf(o.Out, "metrics at http://%s/metrics (and /healthz, /readyz)\n", msrv.Addr())
 	}
 
-	wctx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan error, 1)
-	go func() {
-		workerDone <- worker.Run(wctx, worker.Config{
-			Redis:       asynq.RedisClientOpt{Addr: mr.Addr()},
-			Concurrency: 32,
-			Logger:      o.Logger,
-			Started:     started,
-			// Short delays so every retry path finishes within seconds.
-			RetryBase: 200 * time.Millisecond,
-			Handler: worker.HandlerConfig{
-				SDKAppID: sdkAppID, API: api, Limiter: lim, Secrets: []string{secret},
-				ConfigRetryDelay: 2 * time.Second, Recorder: worker.Recorders(rec, m, wv.recorder),
-			},
-		})
-	}()
+	go func() { workerDone <- w.Run(wctx) }()
 	defer func() {
 		stopWorker()
 		<-workerDone
@@ -194,7 +178,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintf(o.Out, "queued %d recalls (and %d duplicates, each answered \"already queued\")\n", len(plan.recalls), dups)
 
-	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: mr.Addr()})
+	insp := asynq.NewInspector(queue)
 	defer insp.Close()
 	bar := newProgress(o.Out, len(plan.recalls), "recalling")
 	var info *asynq.QueueInfo
@@ -215,11 +199,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	bar.done()
-	err = summarize(o.Out, insp, info, rec, sim, plan, lim)
+	err = summarize(o.Out, insp, info, rec, sim, plan, w.Limiter)
 	if err == nil {
-		err = wv.run(ctx, o.Out, sim)
+		err = runWave(ctx, o.Out, sim, rdb, queue, o.Logger)
 	}
-	if derr := m.WriteDigest(o.Out); derr != nil && err == nil {
+	if derr := w.Metrics.WriteDigest(o.Out); derr != nil && err == nil {
 		err = derr
 	}
 	if o.AtEnd != nil {
@@ -261,7 +245,7 @@ func summarize(out io.Writer, insp *asynq.Inspector, info *asynq.QueueInfo, rec 
 	}
 	deadBy := map[string]int{}
 	for _, t := range archived {
-		deadBy[firstClause(t.LastErr)]++
+		deadBy[deadLabel(t.LastErr)]++
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -299,7 +283,7 @@ func summarize(out io.Writer, insp *asynq.Inspector, info *asynq.QueueInfo, rec 
 	for _, c := range codes {
 		o := worker.Classify(c)
 		what := o.Meaning
-		if c == -1 {
+		if c == worker.NoAnswer {
 			what = "no answer (network)"
 		}
 		fmt.Fprintf(tw, "  %d\t%d\t%s -> %s\n", c, rec.byCode[c], what, o.Class)
@@ -318,15 +302,12 @@ func summarize(out io.Writer, insp *asynq.Inspector, info *asynq.QueueInfo, rec 
 	return nil
 }
 
-// firstClause is the stored error up to " after" or the end, e.g.
-// "tencent 20022: the message to recall does not exist".
-func firstClause(s string) string {
-	for _, sep := range []string{" after ", ": skip retry"} {
-		if i := strings.Index(s, sep); i > 0 {
-			s = s[:i]
-		}
-	}
-	return s
+// deadLabel names a dead letter by the answer its stored error starts
+// with, e.g. "tencent 20022: the message to recall does not exist", or
+// "no answer".
+func deadLabel(lastErr string) string {
+	code := worker.StoredCode(lastErr)
+	return (&worker.AnswerError{Code: code, Meaning: worker.Classify(code).Meaning}).Error()
 }
 
 var errPlan = errors.New("demo plan")

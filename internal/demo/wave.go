@@ -15,7 +15,6 @@ import (
 	"github.com/recallq/recallq/internal/campaign"
 	"github.com/recallq/recallq/internal/capture"
 	"github.com/recallq/recallq/internal/imsim"
-	"github.com/recallq/recallq/worker"
 )
 
 // The spam wave: a spammer's messages are captured from the simulator's
@@ -29,29 +28,17 @@ const (
 	waveName   = "spam-wave"
 )
 
-// wave is the demo's capture and the campaign machinery it needs.
-type wave struct {
-	rdb      redis.UniversalClient
-	queue    asynq.RedisConnOpt
-	log      *slog.Logger
-	recorder worker.Recorder
-}
-
-func newWave(rdb redis.UniversalClient, queue asynq.RedisConnOpt, log *slog.Logger) *wave {
-	return &wave{rdb: rdb, queue: queue, log: log, recorder: campaign.NewRecorder(campaign.RecorderConfig{Redis: rdb, Logger: log})}
-}
-
-// run sends the wave through the simulator into a capture, finds it by
-// sender, imports it as a campaign, feeds it to the running worker and
+// runWave sends the wave through the simulator into a capture, finds it by
+// sender, imports it as a campaign for the running worker's feeder and
 // checks that every message of the wave, and nothing else, was recalled.
-func (w *wave) run(ctx context.Context, out io.Writer, sim *imsim.Sim) error {
+func runWave(ctx context.Context, out io.Writer, sim *imsim.Sim, rdb redis.UniversalClient, queue asynq.RedisConnOpt, log *slog.Logger) error {
 	fmt.Fprintf(out, "\nspam wave: %s sends %d messages (and other users %d) while recallq captures the after-send callbacks\n", waveSender, waveSize, waveOthers)
-	ix, err := capture.NewIndex(capture.IndexConfig{Redis: w.rdb})
+	ix, err := capture.NewIndex(capture.IndexConfig{Redis: rdb})
 	if err != nil {
 		return err
 	}
 	defer ix.Close()
-	cs, err := capture.New(capture.Config{Index: ix, Logger: w.log, Auth: capture.Auth{SDKAppIDs: []uint64{sdkAppID}, Token: waveToken}})
+	cs, err := capture.New(capture.Config{Index: ix, Logger: log, Auth: capture.Auth{SDKAppIDs: []uint64{sdkAppID}, Token: waveToken}})
 	if err != nil {
 		return err
 	}
@@ -95,23 +82,14 @@ func (w *wave) run(ctx context.Context, out io.Writer, sim *imsim.Sim) error {
 	if err != nil {
 		return err
 	}
-	res, err := campaign.ImportRows(ctx, campaign.ImportConfig{Redis: w.rdb, Name: waveName, SDKAppID: sdkAppID, RequestedBy: "recallq demo"},
+	res, err := campaign.ImportRows(ctx, campaign.ImportConfig{Redis: rdb, Name: waveName, SDKAppID: sdkAppID, RequestedBy: "recallq demo"},
 		"query: --sender "+waveSender+" --since 6h", rows)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "campaign %s: %d one-to-one messages found and queued; %d group message found, not queued (group recall is not supported yet)\n", waveName, res.New, groups)
 
-	f, err := campaign.NewFeeder(campaign.FeederConfig{Redis: w.rdb, Queue: w.queue, SDKAppID: sdkAppID, Logger: w.log, Interval: 50 * time.Millisecond})
-	if err != nil {
-		return err
-	}
-	fctx, stopFeeder := context.WithCancel(ctx)
-	fed := make(chan struct{})
-	go func() { defer close(fed); _ = f.Run(fctx) }()
-	defer func() { stopFeeder(); <-fed; f.Close() }()
-
-	mgr, err := campaign.NewManager(campaign.ManagerConfig{Redis: w.rdb, Queue: w.queue, Logger: w.log})
+	mgr, err := campaign.NewManager(campaign.ManagerConfig{Redis: rdb, Queue: queue, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -289,7 +289,7 @@ type Row struct {
 	// last answer was 0 and 20023.
 	Recalled, AlreadyRecalled int
 	// DeadLettered are the archived tasks; DeadByCode counts them by their
-	// message's last answer (-1: none).
+	// message's last answer (worker.NoAnswer: none).
 	DeadLettered int
 	DeadByCode   map[int]int
 	// Lost and WronglyDeadLettered: see the package comment. Both must be 0.

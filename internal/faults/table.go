@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/recallq/recallq/worker"
 )
 
 // columns are the table's header.
@@ -102,7 +104,7 @@ func deadCell(n int, byCode map[int]int) string {
 	parts := make([]string, 0, len(codes))
 	for _, c := range codes {
 		name := strconv.Itoa(c)
-		if c == -1 {
+		if c == worker.NoAnswer {
 			name = "no-answer"
 		}
 		parts = append(parts, fmt.Sprintf("%s:%d", name, byCode[c]))

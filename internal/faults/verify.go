@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/recallq/recallq/tasks"
+	"github.com/recallq/recallq/worker"
 )
 
 // Codes the judgement needs.
@@ -86,8 +87,8 @@ type verdict struct {
 	// earlier call recalled the message but its answer never made it
 	// into the task (a killed worker, a timeout, a cut connection).
 	already int
-	// dead: archived, by the simulator's last answer for the message (-1:
-	// it never answered).
+	// dead: archived, by the simulator's last answer for the message
+	// (worker.NoAnswer: it never answered).
 	dead       int
 	deadByCode map[int]int
 	// lost: neither completed nor archived, or completed although the
@@ -118,7 +119,7 @@ func judge(msgs []message, states map[string]finalState, fates [][]int) verdict 
 	}
 	for i, m := range msgs {
 		fate := fates[i]
-		last := -1
+		last := worker.NoAnswer
 		if len(fate) > 0 {
 			last = fate[len(fate)-1]
 		}

@@ -1,5 +1,14 @@
 package limiter
 
+import "strconv"
+
+// BucketName is the one name of the bucket that caps api's calls for the
+// app with SDKAppID app, e.g. "1400000000:admin_msgwithdraw": every process
+// that calls api for app must share it. Keys are <prefix>:{lim:<name>}:....
+func BucketName(app uint64, api string) string {
+	return strconv.FormatUint(app, 10) + ":" + api
+}
+
 // keys names every Redis key of one bucket. All of them carry the hash tag
 // {lim:<bucket>}, so they live in one Redis Cluster hash slot and one Lua
 // script may touch any of them.

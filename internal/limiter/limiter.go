@@ -88,10 +88,12 @@ type Config struct {
 	// Prefix starts every key; default DefaultPrefix ("recallq"). It must
 	// not contain '{' or '}'.
 	Prefix string
-	// Bucket names the capped API of one app, e.g.
-	// "1400000000:admin_msgwithdraw"; required, without '{' or '}'. Keys are
-	// <Prefix>:{lim:<Bucket>}:<name>.
-	Bucket string
+	// App is the SDKAppID of the app whose calls the bucket caps; required.
+	App uint64
+	// API is the capped API, e.g. "admin_msgwithdraw" (tim.APIWithdraw);
+	// required, without '{', '}' or ':'. Each (App, API) has its own bucket,
+	// named by BucketName; keys are <Prefix>:{lim:<bucket>}:<name>.
+	API string
 	// Rate is the cap in calls per second, shared by every process of the
 	// bucket; default DefaultRate (200).
 	Rate float64
@@ -218,13 +220,14 @@ type Stats struct {
 // Limiter spaces calls of one bucket across all processes. It is safe for
 // concurrent use.
 type Limiter struct {
-	cfg   Config
-	log   *slog.Logger
-	now   func() time.Time
-	keys  keys
-	id    string // this process's field in the spread hash
-	local *rate.Limiter
-	sems  [2]chan struct{} // per lane: a full slot is a permit held
+	cfg    Config
+	bucket string // BucketName(cfg.App, cfg.API)
+	log    *slog.Logger
+	now    func() time.Time
+	keys   keys
+	id     string // this process's field in the spread hash
+	local  *rate.Limiter
+	sems   [2]chan struct{} // per lane: a full slot is a permit held
 
 	interval    atomic.Int64 // ns
 	spreadNS    atomic.Int64 // shared J, ns
@@ -301,12 +304,14 @@ func New(cfg Config) (*Limiter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	bucket := BucketName(cfg.App, cfg.API)
 
 	l := &Limiter{
 		cfg:    cfg,
-		log:    cfg.Logger.With("bucket", cfg.Bucket),
+		bucket: bucket,
+		log:    cfg.Logger.With("bucket", bucket),
 		now:    cfg.Now,
-		keys:   newKeys(cfg.Prefix, cfg.Bucket),
+		keys:   newKeys(cfg.Prefix, bucket),
 		id:     processID(),
 		window: newSpreadWindow(),
 		stalls: newStallWatch(cfg.Now, cfg.LateCutoff),
@@ -335,10 +340,12 @@ func (c *Config) validate() error {
 	switch {
 	case c.Redis == nil:
 		return bad("Config.Redis is nil: pass the client of the Redis that holds the shared bucket")
-	case c.Bucket == "":
-		return bad(`Config.Bucket is empty: name the app and API, e.g. "1400000000:admin_msgwithdraw"`)
-	case strings.ContainsAny(c.Bucket, "{}"):
-		return bad("Config.Bucket %q contains '{' or '}': they would break the Redis Cluster hash tag", c.Bucket)
+	case c.App == 0:
+		return bad("Config.App is not set: give the SDKAppID of the app whose calls the bucket caps")
+	case c.API == "":
+		return bad(`Config.API is empty: name the capped API, e.g. "admin_msgwithdraw"`)
+	case strings.ContainsAny(c.API, "{}:"):
+		return bad("Config.API %q contains '{', '}' or ':': braces would break the Redis Cluster hash tag, a colon the bucket name", c.API)
 	case strings.ContainsAny(c.Prefix, "{}"):
 		return bad("Config.Prefix %q contains '{' or '}': they would break the Redis Cluster hash tag", c.Prefix)
 	case !(c.Rate > 0) || math.IsInf(c.Rate, 0):
@@ -453,11 +460,11 @@ func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 		if ctx.Err() != nil {
 			return Permit{}, ctx.Err()
 		}
-		return Permit{}, fmt.Errorf("limiter: reserve a slot of bucket %q: %w", l.cfg.Bucket, err)
+		return Permit{}, fmt.Errorf("limiter: reserve a slot of bucket %q: %w", l.bucket, err)
 	}
 	g, err := parseGrant(v)
 	if err != nil {
-		return Permit{}, fmt.Errorf("limiter: reserve a slot of bucket %q: %w", l.cfg.Bucket, err)
+		return Permit{}, fmt.Errorf("limiter: reserve a slot of bucket %q: %w", l.bucket, err)
 	}
 	l.noteGrant(ctx, g)
 
@@ -628,16 +635,16 @@ const strikeWindow = time.Second
 // shortens an existing one. It returns the Redis error, wrapped.
 func (l *Limiter) SlowDown(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
-		return fmt.Errorf("limiter: slow down bucket %q for %s: the pause must be positive", l.cfg.Bucket, d)
+		return fmt.Errorf("limiter: slow down bucket %q for %s: the pause must be positive", l.bucket, d)
 	}
 	v, err := l.run(ctx, &l.stats.otherTrips, slowDownScript, []string{l.keys.gcra},
 		ceilMicros(d), (stateTTL + d).Milliseconds(), strikeWindow.Microseconds(), aimdDecrease, aimdRecover, aimdMinScale)
 	if err != nil {
-		return fmt.Errorf("limiter: slow down bucket %q: %w", l.cfg.Bucket, err)
+		return fmt.Errorf("limiter: slow down bucket %q: %w", l.bucket, err)
 	}
 	a, _ := v.([]any)
 	if len(a) != 2 {
-		return fmt.Errorf("limiter: slow down bucket %q: unexpected script answer %v", l.cfg.Bucket, v)
+		return fmt.Errorf("limiter: slow down bucket %q: unexpected script answer %v", l.bucket, v)
 	}
 	paused, _ := a[0].(int64)
 	until, _ := a[1].(int64)
@@ -726,7 +733,7 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 			g = max(g, lg)
 		}
 		l.setSpread(max(time.Duration(l.spreadNS.Load()), local), g)
-		return fmt.Errorf("limiter: share latency spread of bucket %q: %w", l.cfg.Bucket, err)
+		return fmt.Errorf("limiter: share latency spread of bucket %q: %w", l.bucket, err)
 	}
 	j, ref, procs, fleet, ok := parseSpread(v)
 	l.fleetProcs.Store(procs)
@@ -815,7 +822,7 @@ func (l *Limiter) Close() error {
 		defer cancel()
 		l.stats.roundTrips.Add(1)
 		if err := l.cfg.Redis.HDel(ctx, l.keys.spread, l.id).Err(); err != nil {
-			l.closeErr = fmt.Errorf("limiter: withdraw spread of bucket %q: %w", l.cfg.Bucket, err)
+			l.closeErr = fmt.Errorf("limiter: withdraw spread of bucket %q: %w", l.bucket, err)
 		}
 	})
 	return l.closeErr

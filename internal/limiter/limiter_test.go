@@ -23,13 +23,20 @@ import (
 // counts), never about how fast the machine ran: the only time bounds are
 // liveness guards far beyond anything a healthy run needs.
 
-const testBucket = "1400000000:admin_msgwithdraw"
+// The test bucket: testApp's admin_msgwithdraw.
+const (
+	testApp = 1400000000
+	testAPI = "admin_msgwithdraw"
+)
 
 func newTestLimiter(t *testing.T, rdb redis.UniversalClient, cfg Config) *Limiter {
 	t.Helper()
 	cfg.Redis = rdb
-	if cfg.Bucket == "" {
-		cfg.Bucket = testBucket
+	if cfg.App == 0 {
+		cfg.App = testApp
+	}
+	if cfg.API == "" {
+		cfg.API = testAPI
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	l, err := New(cfg)
@@ -888,7 +895,7 @@ func TestWaitRejectsUnknownLane(t *testing.T) {
 func TestNewAppliesDefaultsAndNamesTheBadField(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
 
-	l, err := New(Config{Redis: rdb, Bucket: testBucket})
+	l, err := New(Config{Redis: rdb, App: testApp, API: testAPI})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -908,16 +915,18 @@ func TestNewAppliesDefaultsAndNamesTheBadField(t *testing.T) {
 		cfg   Config
 		field string
 	}{
-		{"no redis", Config{Bucket: testBucket}, "Config.Redis"},
-		{"no bucket", Config{Redis: rdb}, "Config.Bucket"},
-		{"brace in bucket", Config{Redis: rdb, Bucket: "a}b"}, "Config.Bucket"},
-		{"brace in prefix", Config{Redis: rdb, Bucket: testBucket, Prefix: "{x"}, "Config.Prefix"},
-		{"negative rate", Config{Redis: rdb, Bucket: testBucket, Rate: -1}, "Config.Rate"},
-		{"NaN rate", Config{Redis: rdb, Bucket: testBucket, Rate: math.NaN()}, "Config.Rate"},
-		{"negative urgent lookahead", Config{Redis: rdb, Bucket: testBucket, AheadUrgent: -1}, "Config.AheadUrgent"},
-		{"negative bulk lookahead", Config{Redis: rdb, Bucket: testBucket, AheadBulk: -1}, "Config.AheadBulk"},
-		{"negative horizon", Config{Redis: rdb, Bucket: testBucket, Horizon: -time.Second}, "Config.Horizon"},
-		{"spread beyond bound", Config{Redis: rdb, Bucket: testBucket, InitialSpread: time.Second}, "Config.InitialSpread"},
+		{"no redis", Config{App: testApp, API: testAPI}, "Config.Redis"},
+		{"no app", Config{Redis: rdb, API: testAPI}, "Config.App"},
+		{"no API", Config{Redis: rdb, App: testApp}, "Config.API"},
+		{"brace in API", Config{Redis: rdb, App: testApp, API: "a}b"}, "Config.API"},
+		{"colon in API", Config{Redis: rdb, App: testApp, API: "a:b"}, "Config.API"},
+		{"brace in prefix", Config{Redis: rdb, App: testApp, API: testAPI, Prefix: "{x"}, "Config.Prefix"},
+		{"negative rate", Config{Redis: rdb, App: testApp, API: testAPI, Rate: -1}, "Config.Rate"},
+		{"NaN rate", Config{Redis: rdb, App: testApp, API: testAPI, Rate: math.NaN()}, "Config.Rate"},
+		{"negative urgent lookahead", Config{Redis: rdb, App: testApp, API: testAPI, AheadUrgent: -1}, "Config.AheadUrgent"},
+		{"negative bulk lookahead", Config{Redis: rdb, App: testApp, API: testAPI, AheadBulk: -1}, "Config.AheadBulk"},
+		{"negative horizon", Config{Redis: rdb, App: testApp, API: testAPI, Horizon: -time.Second}, "Config.Horizon"},
+		{"spread beyond bound", Config{Redis: rdb, App: testApp, API: testAPI, InitialSpread: time.Second}, "Config.InitialSpread"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.cfg)
@@ -929,14 +938,14 @@ func TestNewAppliesDefaultsAndNamesTheBadField(t *testing.T) {
 }
 
 func TestKeysShareOneHashSlot(t *testing.T) {
-	k := newKeys("recallq", testBucket)
+	k := newKeys("recallq", BucketName(testApp, testAPI))
 	tag := func(key string) string {
 		i := strings.IndexByte(key, '{')
 		j := strings.IndexByte(key[i:], '}')
 		return key[i+1 : i+j]
 	}
 	for _, key := range []string{k.gcra, k.spread} {
-		if got, want := tag(key), "lim:"+testBucket; got != want {
+		if got, want := tag(key), "lim:"+BucketName(testApp, testAPI); got != want {
 			t.Errorf("key %q has hash tag %q, want %q", key, got, want)
 		}
 	}
@@ -947,7 +956,7 @@ func TestKeysShareOneHashSlot(t *testing.T) {
 // is measured.
 func BenchmarkWait(b *testing.B) {
 	s := redistest.Start(b)
-	l, err := New(Config{Redis: s.Client(b), Bucket: testBucket, Rate: 1e5, Horizon: time.Millisecond})
+	l, err := New(Config{Redis: s.Client(b), App: testApp, API: testAPI, Rate: 1e5, Horizon: time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestPacingFollowsTheDispersion(t *testing.T) {
 		}, 176, 180.5},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newTestLimiter(t, s.Client(t), Config{Bucket: tt.name})
+			l := newTestLimiter(t, s.Client(t), Config{API: tt.name})
 			now := time.Now()
 			const n = spreadSamples
 			for i := range n {

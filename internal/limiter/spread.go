@@ -27,14 +27,15 @@ import (
 // retransmit), not by requests that arrived late, and max - min would let one
 // such outlier widen the spacing of the whole fleet for seconds, up to
 // the 0.5 s bound (a third of the throughput gone). Cutting 0.5% on each side
-// ignores the 10 most extreme of 2000 samples. A call that really did arrive
+// ignores the 3 most extreme of the 600 samples a fleet makes in spreadMaxAge
+// at 200/s (10 of 2000, the most one process keeps). A call that really did arrive
 // in the cut tail could add one call to a sliding second; Observe pushes the
 // schedule back by its excess so that it cannot (see the package
 // documentation).
 //
 // Fleet-wide: the quantiles that set the interval are taken over the samples
 // of all live processes together, not per process. With P processes each sees
-// about 2000/P samples in spreadMaxAge, and below 200 samples its own
+// about 600/P samples in spreadMaxAge at 200/s, and below 200 samples its own
 // quantiles are its extremes (with 200 or fewer, p0.5 and p99.5 are min and
 // max); the largest of P such maxima would overstate J badly. So each
 // process shares only its sample count and its spreadTail most extreme
@@ -50,8 +51,9 @@ const (
 	spreadLowQ    = 0.005
 	spreadHighQ   = 0.995
 	// spreadTail is how many of its most extreme samples on each side a
-	// process shares: the fleet's p0.5 and p99.5 of up to 2000 samples in
-	// all (200/s for 10 s) are the 10th most extreme, so they lie among them.
+	// process shares: the fleet's p0.5 and p99.5 are the r-th most extreme,
+	// r = ceil(0.005*N): 3 for the 600 samples of 200/s over spreadMaxAge,
+	// and at most 10 up to 2000 samples in all, so they lie among them.
 	spreadTail = 10
 	// maxSpread bounds J: a spread beyond it is not jitter to pace around but
 	// a fault, and at (1+0.5)/Rate the bucket still runs at two thirds of the

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/recallq/recallq/worker"
 )
 
 // WriteDigest writes a short summary of the series, read from the same
@@ -34,8 +32,7 @@ func (m *Metrics) WriteDigest(w io.Writer) error {
 
 	byFate := sumBy(fams[RecallsTotal], "fate")
 	var fates []string
-	for _, f := range []string{string(worker.FateRecalled), string(worker.FateAlreadyRecalled), string(worker.FateDeadLettered),
-		string(worker.FateRetrying), string(worker.FateKept), string(worker.FateCalledAgain), other} {
+	for _, f := range append(fateLabels(), other) {
 		if n := byFate[f]; n > 0 {
 			fates = append(fates, fmt.Sprintf("%s %.0f", f, n))
 		}

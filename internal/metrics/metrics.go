@@ -163,7 +163,7 @@ func New(cfg Config) *Metrics {
 			Name: BreakerOpen,
 			Help: "1 while the configuration-error circuit is open: the app's calls are stopped until a probe succeeds. The worker's error log says what to fix.",
 		}),
-		codes:   map[int]string{-1: "-1"},
+		codes:   map[int]string{worker.NoAnswer: strconv.Itoa(worker.NoAnswer)},
 		fates:   map[worker.Fate]bool{},
 		reasons: map[string]bool{},
 	}
@@ -173,8 +173,7 @@ func New(cfg Config) *Metrics {
 			m.backoffs.WithLabelValues(m.codes[o.Code]) // present at 0, so increase() sees the first
 		}
 	}
-	for _, f := range []worker.Fate{worker.FateRecalled, worker.FateAlreadyRecalled, worker.FateDeadLettered,
-		worker.FateRetrying, worker.FateKept, worker.FateCalledAgain} {
+	for _, f := range worker.Fates() {
 		m.fates[f] = true
 	}
 	for _, r := range []string{tim.SigReasonInitial, tim.SigReasonAge, tim.SigReasonExpired,
@@ -188,6 +187,15 @@ func New(cfg Config) *Metrics {
 	m.reg.MustRegister(m.recalls, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs, m.breaker,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// fateLabels are the fate label's values, one a worker.Fate.
+func fateLabels() []string {
+	var labels []string
+	for _, f := range worker.Fates() {
+		labels = append(labels, string(f))
+	}
+	return labels
 }
 
 // Record counts one API call. It implements worker.Recorder; it only

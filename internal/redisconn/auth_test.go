@@ -74,7 +74,7 @@ func TestWrongPasswordFailsWithoutShowingIt(t *testing.T) {
 			rdb := conn.Client()
 			defer rdb.Close()
 			errs["go-redis ping"] = rdb.Ping(ctx).Err()
-			lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: "auth-test"})
+			lim, err := limiter.New(limiter.Config{Redis: rdb, App: 1400000000, API: "auth-test"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -55,7 +55,7 @@ func checkQueuesAndLimiter(t *testing.T, conn *redisconn.Conn) {
 
 	rdb := conn.Client()
 	defer rdb.Close()
-	lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: "conn-test:" + strings.ReplaceAll(t.Name(), "/", "-"),
+	lim, err := limiter.New(limiter.Config{Redis: rdb, App: testApp, API: "conn-test-" + strings.NewReplacer("/", "-", ":", "-").Replace(t.Name()),
 		Rate: 100, Horizon: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func startWorker(t *testing.T, conn *redisconn.Conn, concurrency int, latency ti
 	w := &runningWorker{api: &fakeAPI{latency: latency}, done: &recalled{}, logs: &logtest.Buffer{}}
 	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	rdb := conn.Client()
-	lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", testApp),
+	lim, err := limiter.New(limiter.Config{Redis: rdb, App: testApp, API: tim.APIWithdraw,
 		Horizon: 100 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,8 +62,18 @@ const maxDrainBytes = 256 << 10
 // CodeUserSigExpired is Tencent's error code for an expired UserSig.
 const CodeUserSigExpired = 70001
 
+// The names of the APIs the client calls: each has its own rate cap per
+// app, so each names its own bucket of the shared limiter
+// (limiter.BucketName).
+const (
+	// APIWithdraw recalls one one-to-one message.
+	APIWithdraw = "admin_msgwithdraw"
+	// APIRoam reads a conversation's history.
+	APIRoam = "admin_getroammsg"
+)
+
 // pathWithdraw is the path of the admin_msgwithdraw API.
-const pathWithdraw = "/v4/openim/admin_msgwithdraw"
+const pathWithdraw = "/v4/openim/" + APIWithdraw
 
 // Errors.
 var (
@@ -394,8 +405,7 @@ func (c *Client) Withdraw(ctx context.Context, from, to, msgKey string) (Respons
 // refusedSig invalidates sig after an answer that refused it (70001,
 // 60004, 60005), unless another request already replaced it.
 func (c *Client) refusedSig(ctx context.Context, code int, sig cachedSig) {
-	switch code {
-	case CodeUserSigExpired, codeSigCheck1, codeSigCheck2:
+	if _, refused := SigRefusal(code); refused {
 		reason := SigReason70001
 		if code != CodeUserSigExpired {
 			reason = SigReasonRefused
@@ -407,12 +417,32 @@ func (c *Client) refusedSig(ctx context.Context, code int, sig cachedSig) {
 	}
 }
 
-// Codes after which the UserSig is regenerated besides 70001: "account or
-// signature check failed".
-const (
-	codeSigCheck1 = 60004
-	codeSigCheck2 = 60005
-)
+// sigRefusals are the answers that refuse the UserSig, with their meaning:
+// after one the client makes the next call carry a new UserSig. The
+// worker's outcome table takes its SigStale rows from here, so the client
+// and the table cannot disagree.
+var sigRefusals = map[int]string{
+	CodeUserSigExpired: "UserSig expired",
+	60004:              "account or signature check failed",
+	60005:              "account or signature check failed",
+}
+
+// SigRefusal reports whether code refuses the UserSig (70001, 60004,
+// 60005), and its meaning.
+func SigRefusal(code int) (meaning string, ok bool) {
+	meaning, ok = sigRefusals[code]
+	return meaning, ok
+}
+
+// SigRefusalCodes returns the codes SigRefusal accepts, in ascending order.
+func SigRefusalCodes() []int {
+	codes := make([]int, 0, len(sigRefusals))
+	for c := range sigRefusals {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes)
+	return codes
+}
 
 // call POSTs body to path and reads Tencent's answer. It returns the UserSig
 // it used. op prefixes its errors.

@@ -7,7 +7,7 @@ import (
 )
 
 // pathGetRoamMsg is the path of the admin_getroammsg API.
-const pathGetRoamMsg = "/v4/openim/admin_getroammsg"
+const pathGetRoamMsg = "/v4/openim/" + APIRoam
 
 // RoamFlagRecalled is the MsgFlagBits value of a recalled message in
 // admin_getroammsg's MsgList (0 is a normal message).

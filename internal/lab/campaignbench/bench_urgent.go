@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/assembly"
 	"github.com/recallq/recallq/internal/campaign"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
@@ -240,10 +241,9 @@ func randomHex(n int) string {
 
 // fleet is the running worker servers.
 type fleet struct {
-	stop    func()
-	mu      sync.Mutex
-	waits   []time.Duration // limiter waits of urgent calls
-	feeders []*campaign.Feeder
+	stop  func()
+	mu    sync.Mutex
+	waits []time.Duration // limiter waits of urgent calls
 }
 
 func (f *fleet) Record(ev worker.Event) {
@@ -254,7 +254,8 @@ func (f *fleet) Record(ev worker.Event) {
 	}
 }
 
-// startFleet starts the worker servers (and their feeders).
+// startFleet starts the worker servers, as the worker command builds them
+// (with their campaign feeders unless feeders is false).
 func (b *urgentBench) startFleet(procs, aheadBulk int, checkEvery time.Duration, feeders bool) (*fleet, error) {
 	fl := &fleet{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -268,45 +269,28 @@ func (b *urgentBench) startFleet(procs, aheadBulk int, checkEvery time.Duration,
 		}
 	}
 	for range procs {
-		api, err := tim.New(tim.Config{SDKAppID: benchApp, SecretKey: b.secret, Endpoint: b.url})
-		if err != nil {
-			fl.stop()
-			return nil, err
-		}
 		rdb := redis.NewClient(&redis.Options{Addr: b.srv.Addr})
-		lim, err := limiter.New(limiter.Config{Redis: rdb, Bucket: fmt.Sprintf("%d:admin_msgwithdraw", benchApp), AheadBulk: aheadBulk})
+		w, err := assembly.New(assembly.Config{
+			Redis:     rdb,
+			Queue:     asynq.RedisClientOpt{Addr: b.srv.Addr},
+			App:       tim.Config{SDKAppID: benchApp, SecretKey: b.secret, Endpoint: b.url},
+			AheadBulk: aheadBulk,
+			Worker: worker.Config{Concurrency: b.o.Concurrency, TaskCheckInterval: checkEvery,
+				Handler: worker.HandlerConfig{Recorder: fl}},
+			NoFeeder: !feeders,
+			Logger:   b.log,
+		})
 		if err != nil {
 			rdb.Close()
 			fl.stop()
 			return nil, err
 		}
-		closers = append(closers, func() { lim.Close(); rdb.Close() })
-		rec := worker.Recorders(campaign.NewRecorder(campaign.RecorderConfig{Redis: rdb, Logger: b.log}), fl)
-		queue := asynq.RedisClientOpt{Addr: b.srv.Addr}
+		closers = append(closers, func() { w.Close(); rdb.Close() })
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = worker.Run(ctx, worker.Config{
-				Redis: queue, Concurrency: b.o.Concurrency, Logger: b.log, TaskCheckInterval: checkEvery,
-				Handler: worker.HandlerConfig{SDKAppID: benchApp, API: api, Limiter: lim, Secrets: []string{b.secret}, Recorder: rec},
-			})
+			_ = w.Run(ctx)
 		}()
-		if feeders {
-			l := lim
-			f, err := campaign.NewFeeder(campaign.FeederConfig{Redis: rdb, Queue: queue, SDKAppID: benchApp, Logger: b.log,
-				Rate: func() float64 { return float64(time.Second) / float64(l.Interval()) }})
-			if err != nil {
-				fl.stop()
-				return nil, err
-			}
-			fl.feeders = append(fl.feeders, f)
-			closers = append(closers, func() { f.Close() })
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_ = f.Run(ctx)
-			}()
-		}
 	}
 	return fl, nil
 }

@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,9 @@ type Options struct {
 	Senders int
 	// MemMessages per memory case. Default DefaultMemMessages.
 	MemMessages int
+	// CPUProfile, if set, is the file the closed loop's CPU profile is
+	// written to (go tool pprof reads it).
+	CPUProfile string
 	// Out receives the figures; Progress the progress lines.
 	Out, Progress io.Writer
 }
@@ -145,7 +149,12 @@ func Run(ctx context.Context, o Options) error {
 			open.sent, int64(float64(o.Rate)*o.Duration.Seconds()))
 	}
 	fmt.Fprintf(o.Progress, "closed loop: %d clients for %s...\n", o.Concurrency, o.Duration)
+	stopProfile, err := startProfile(o.CPUProfile)
+	if err != nil {
+		return err
+	}
 	closed := gen.closedLoop(ctx, o.Concurrency, o.Duration)
+	stopProfile()
 	fmt.Fprintf(o.Out, "closed loop, %d clients for %s: answered OK %d (%.0f callbacks/s), failed %d; answer time p50 %s, p99 %s\n",
 		o.Concurrency, o.Duration, closed.ok, closed.okRate(), closed.failed, q(closed.hist, 0.5), q(closed.hist, 0.99))
 	st := s.Stats()
@@ -162,6 +171,22 @@ func Run(ctx context.Context, o Options) error {
 		fmt.Fprintf(o.Out, "  %3d messages per sender and bucket: %5.1f bytes/message\n", per, b)
 	}
 	return nil
+}
+
+// startProfile starts a CPU profile into path ("" profiles nothing).
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func sum(m map[string]int64) int64 {

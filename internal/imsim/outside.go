@@ -18,7 +18,10 @@ import (
 // not count toward the cap. They need no goroutine: the calls due are
 // counted, in order, before each arrival and each reading of the Stats.
 // The outside caller does not slow down when refused (a service that does
-// is kinder than this one).
+// is kinder than this one). At a rate whose period divides the window (50/s:
+// 20 ms), each outside call finds free the place its predecessor of a
+// window before left, so refusals fall on the server's own callers: the
+// hard case for recallq.
 
 // MaxOutsideRate bounds Config.OutsideRate and SetOutsideRate.
 const MaxOutsideRate = 100_000

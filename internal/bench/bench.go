@@ -205,6 +205,12 @@ type Options struct {
 	// 1.5 s one worker process, in turn, is stopped (SIGSTOP) for 300-700 ms
 	// and continued, as GC pauses and CPU throttling stop a pod.
 	Stall bool
+	// OutsideRate, when positive, is the shared-quota profile: the
+	// simulator counts a steady outside load of this many calls per second
+	// toward its cap in every configuration (another service of the same
+	// app), the limiters still configured with Rate, and each table is
+	// followed by the shared-quota figures (quota.go). Below Cap.
+	OutsideRate float64
 	// BadPod adds the bad-pod run (shared limiter, KillProcs processes):
 	// one worker signs as an account that is no admin, so every call it
 	// makes is answered 90009, as for a pod with a wrong TIM_ADMIN.
@@ -273,6 +279,8 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("bench: Options.Concurrency is %d: 0 (automatic) or more", o.Concurrency)
 	case !(o.Rate > 0) || o.Rate > Cap:
 		return fmt.Errorf("bench: Options.Rate is %v: above 0 and at most %d", o.Rate, Cap)
+	case !(o.OutsideRate >= 0) || o.OutsideRate >= Cap:
+		return fmt.Errorf("bench: Options.OutsideRate is %v: 0 (none) or more, below %d", o.OutsideRate, Cap)
 	case o.FailRate < 0 || o.FailRate > 1:
 		return fmt.Errorf("bench: Options.FailRate is %v: between 0 and 1", o.FailRate)
 	case o.KillProcs < 2:
@@ -361,9 +369,13 @@ func (b *bench) runSpread(ctx context.Context, sp Spread) error {
 		}
 	}()
 
-	fmt.Fprintf(o.Out, "\n## latency %s, fail rate %v, %d tasks per configuration, simulator at %s (%s)\n", sp, o.FailRate, o.Tasks, sim.url, sim.priority)
+	outside := ""
+	if o.OutsideRate > 0 {
+		outside = fmt.Sprintf(", outside load %v/s", o.OutsideRate)
+	}
+	fmt.Fprintf(o.Out, "\n## latency %s, fail rate %v%s, %d tasks per configuration, simulator at %s (%s)\n", sp, o.FailRate, outside, o.Tasks, sim.url, sim.priority)
 	fmt.Fprintln(o.Out, headerLine())
-	var notes []string
+	var notes, quota []string
 	var configs []config
 	for _, l := range o.Limiters {
 		for _, p := range o.Procs {
@@ -396,6 +408,9 @@ func (b *bench) runSpread(ctx context.Context, sp Spread) error {
 			continue
 		}
 		fmt.Fprintln(o.Out, res.row.line())
+		if res.quota != nil {
+			quota = append(quota, res.quota.line())
+		}
 		if quiet != "" {
 			res.notes[0] += "; " + quiet
 		}
@@ -404,6 +419,12 @@ func (b *bench) runSpread(ctx context.Context, sp Spread) error {
 	fmt.Fprintln(o.Out, "#")
 	for _, n := range notes {
 		fmt.Fprintln(o.Out, "# "+n)
+	}
+	if len(quota) > 0 {
+		fmt.Fprintln(o.Out, quotaHeader(o.OutsideRate))
+		for _, q := range quota {
+			fmt.Fprintln(o.Out, q)
+		}
 	}
 	return nil
 }
@@ -465,6 +486,15 @@ func (b *bench) header() {
 	fmt.Fprintf(w, "#   the latency is slept before an arrival is counted; it runs at nice %d when allowed: it stands in for a remote\n", simNice)
 	fmt.Fprintf(w, "#   server, whose clock this machine's load must not stall\n")
 	fmt.Fprintf(w, "# every limiter is configured with rate %v/s (RECALL_RATE); the cap is %d\n", o.Rate, Cap)
+	if o.OutsideRate > 0 {
+		free := Cap - o.OutsideRate
+		fmt.Fprintf(w, "# shared quota: the simulator counts an outside load of %v calls/s (evenly spaced, --outside-rate) toward its cap; a refused\n", o.OutsideRate)
+		fmt.Fprintf(w, "#   call, outside or not, does not count. rate_busy/s and 60007s are recallq's own calls; max_in_any_1s counts every arrival\n")
+		fmt.Fprintf(w, "#   converge_s  from recallq's first call to the first second from which every second until the queue ran dry held\n")
+		fmt.Fprintf(w, "#               %.0f-%.0f of recallq's calls (%.0f%%-100%% of the free share %v/s), refused ones included; 1 s resolution\n", steadyLow*free, free, 100*steadyLow, free)
+		fmt.Fprintf(w, "#   steady_s    how many seconds that lasted; own_useful/s recallq's calls not answered 60007 per busy second;\n")
+		fmt.Fprintf(w, "#   own_60007   recallq's calls answered 60007 over the run / its calls; outside_60007 the outside caller's refused/made\n")
+	}
 	fmt.Fprintf(w, "# workers: P processes of recallq bench-worker, each the product's worker (assembly.New) with RetryBase %s (RetryMax %s),\n", DefaultRetryBase, worker.DefaultRetryMax)
 	fmt.Fprintf(w, "#   DelayedTaskCheckInterval %s, TaskCheckInterval %s, ShutdownTimeout %s (worker defaults); concurrency per process %s\n",
 		worker.DefaultDelayedTaskCheckInterval, worker.DefaultTaskCheckInterval, worker.DefaultShutdownTimeout, strings.Join(conc, " "))

@@ -82,11 +82,7 @@ func newRow(c config, n int, st imsim.Stats, d drainResult, started, allStarted 
 		r.left = n
 	}
 	if !st.First.IsZero() {
-		from := st.First
-		if allStarted.After(from) {
-			from = allStarted
-		}
-		busy := busySeconds(st.Start, len(st.PerSecond), from, d.samples)
+		busy := busyOf(st, d, allStarted)
 		if len(busy) > 0 {
 			sum := 0
 			for _, s := range busy {
@@ -255,6 +251,19 @@ func (r row) note(st imsim.Stats, reps []Report, missing int) string {
 			r.resets, r.beyond, r.drops, r.stalled, 1000*r.dispersion)
 	}
 	return b.String()
+}
+
+// busyOf is busySeconds of a configuration: from its first counted call or
+// the start of its last worker, whichever came later.
+func busyOf(st imsim.Stats, d drainResult, allStarted time.Time) []int {
+	if st.First.IsZero() {
+		return nil
+	}
+	from := st.First
+	if allStarted.After(from) {
+		from = allStarted
+	}
+	return busySeconds(st.Start, len(st.PerSecond), from, d.samples)
 }
 
 // busySeconds returns the indexes of the busy seconds: whole seconds

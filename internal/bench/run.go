@@ -95,6 +95,7 @@ type drainResult struct {
 // result is one configuration's figures.
 type result struct {
 	row   row
+	quota *quotaRow // with an outside load only
 	notes []string
 }
 
@@ -163,6 +164,11 @@ func (b *bench) runConfig(ctx context.Context, sim *simProc, c config) (result, 
 
 	r := newRow(c, n, st, d, started, allStarted, reps)
 	res := result{row: r}
+	if b.o.OutsideRate > 0 {
+		q := newQuotaRow(c, st, busyOf(st, d, allStarted), b.o.OutsideRate)
+		res.quota = &q
+		res.notes = append(res.notes, quotaNote(c, st, reps))
+	}
 	load := fmt.Sprintf("; load average (1 min) %s before, %s after", loadBefore, loadAverage())
 	if cpu.ok {
 		load += fmt.Sprintf("; CPU in cores: machine %.2f busy of %d, this benchmark's processes %.2f, other processes %.2f",

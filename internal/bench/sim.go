@@ -42,6 +42,10 @@ func (b *bench) startSim(ctx context.Context, sp Spread) (*simProc, error) {
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		args := append([]string{SimCommand, "--addr", addr}, sp.simArgs()...)
 		args = append(args, "--fail-rate", strconv.FormatFloat(b.o.FailRate, 'g', -1, 64), "--log-level", "warn")
+		if b.o.OutsideRate > 0 {
+			// Reset, before every configuration, restarts it.
+			args = append(args, "--outside-rate", strconv.FormatFloat(b.o.OutsideRate, 'g', -1, 64))
+		}
 		c, err := b.procs.Start(b.dir, fmt.Sprintf("imsim-%s-%d", strings.ReplaceAll(sp.String(), ":", "-"), attempt), b.o.Exe, args, b.appEnv())
 		if err != nil {
 			return nil, err

@@ -183,6 +183,7 @@ type statsSample struct {
 	Spread   time.Duration `json:"spread"` // shared by the fleet
 	Local    time.Duration `json:"local"`  // this process's own
 	Interval time.Duration `json:"interval"`
+	Rate     float64       `json:"rate"` // in force: the interval's and the bucket's rate scale
 }
 
 // sampleStats records l's spread and interval every statsEvery until ctx
@@ -197,7 +198,7 @@ func sampleStats(ctx context.Context, l *limiter.Limiter) []statsSample {
 			return out
 		case now := <-t.C:
 			s := l.Stats()
-			out = append(out, statsSample{At: now.UnixMilli(), Spread: s.Spread, Local: s.LocalSpread, Interval: s.Interval})
+			out = append(out, statsSample{At: now.UnixMilli(), Spread: s.Spread, Local: s.LocalSpread, Interval: s.Interval, Rate: s.Rate})
 		}
 	}
 }

@@ -16,7 +16,7 @@ const DefaultIMSimAddr = "127.0.0.1:8089"
 func newIMSimCmd(g *globals) *cobra.Command {
 	var app appFlags
 	var addr, latency, tail, admins string
-	var failRate float64
+	var failRate, outside float64
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "imsim [--addr HOST:PORT]",
@@ -55,7 +55,7 @@ with TIM_ENDPOINT.`,
 			}
 			sim, err := imsim.New(imsim.Config{
 				SDKAppID: id, SecretKey: key, Admins: strings.Split(admins, ","),
-				Cap: limit, LatencyMin: lo, LatencyMax: hi, LatencyTail: lt, FailRate: failRate, Logger: log,
+				Cap: limit, LatencyMin: lo, LatencyMax: hi, LatencyTail: lt, FailRate: failRate, OutsideRate: outside, Logger: log,
 			})
 			if err != nil {
 				return usageError{err}
@@ -72,6 +72,7 @@ with TIM_ENDPOINT.`,
 	f.StringVar(&tail, "latency-tail", "", `lognormal latency instead of --latency, "median,p99" such as 80ms,600ms`)
 	f.Float64Var(&failRate, "fail-rate", 0, "fraction of calls answered 91000 (internal error, try again)")
 	f.IntVar(&limit, "cap", 200, "calls allowed in any sliding second; more are answered 60007")
+	f.Float64Var(&outside, "outside-rate", 0, "calls per second another service of the app makes, evenly spaced, counted toward the cap (POST /sim/outside changes it)")
 	f.StringVar(&admins, "admins", envOr("TIM_ADMIN", DefaultAdmin), "comma-separated app admin accounts")
 	return cmd
 }

@@ -42,6 +42,31 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "GET, POST")
 			writeError(w, http.StatusMethodNotAllowed, "use GET or POST")
 		}
+	case "/sim/outside":
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			writeJSON(w, http.StatusOK, map[string]float64{"rate": s.OutsideRate()})
+		case http.MethodPost:
+			var in struct {
+				Rate *float64 `json:"rate"`
+			}
+			if !readJSON(w, r, &in) {
+				return
+			}
+			if in.Rate == nil {
+				writeError(w, http.StatusBadRequest, `rate is required: {"rate": 50} for 50 calls per second, 0 for none`)
+				return
+			}
+			if err := s.SetOutsideRate(*in.Rate); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			s.log.InfoContext(r.Context(), "imsim: outside load set", "rate", *in.Rate)
+			writeJSON(w, http.StatusOK, map[string]float64{"rate": s.OutsideRate()})
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			writeError(w, http.StatusMethodNotAllowed, "use GET or POST")
+		}
 	case "/sim/reset":
 		if !allow(w, r, http.MethodPost) {
 			return

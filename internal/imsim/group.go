@@ -394,4 +394,4 @@ func (s *Sim) GroupMessageState(groupID, topicID string, seq uint64) GroupMsgSta
 }
 
 // GroupStats returns a snapshot of group_msg_recall's statistics.
-func (s *Sim) GroupStats() GroupStats { return s.groups.stats() }
+func (s *Sim) GroupStats() GroupStats { return s.groups.stats(s.cfg.Now()) }

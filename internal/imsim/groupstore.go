@@ -248,9 +248,9 @@ type GroupStats struct {
 }
 
 // stats returns a snapshot.
-func (g *groupStore) stats() GroupStats {
+func (g *groupStore) stats(now time.Time) GroupStats {
 	var st GroupStats
-	g.meter.fill(&st.Stats)
+	g.meter.fill(&st.Stats, now)
 	g.counters.fill(&st.Stats)
 	g.mu.Lock()
 	defer g.mu.Unlock()

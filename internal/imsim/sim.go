@@ -18,6 +18,8 @@
 //	POST /sim/drop     DropAccount: {"Account": "bob"}
 //	POST /sim/forget   ForgetMessage: {"From_Account": "a", "To_Account": "b", "MsgKey": "1_2_3"}
 //	GET  /sim/fate?from=a&to=b&msgkey=1_2_3   Fate: {"codes": [60007, 0, 20023]}
+//	GET  /sim/outside  the outside load: {"rate": 50}
+//	POST /sim/outside  SetOutsideRate: {"rate": 50} (calls per second; 0 stops it)
 //
 // It also serves Tencent's group message recall, group_msg_recall, with a
 // rate limit of its own, and its control endpoints under /sim/group/: see
@@ -59,7 +61,9 @@
 //     other identifier: 70013; expired: 70001; wrong key or a UserSig made
 //     with a userbuf: 70009; not decodable: 70003.
 //  6. Identifier not one of Config.Admins: 90009.
-//  7. Rate: the arrival is counted; Cap arrivals already in (now-Window, now]: 60007.
+//  7. Rate: the arrival is counted; Cap admitted arrivals already in
+//     (now-Window, now], the outside load's included (outside.go): 60007.
+//     A refused arrival does not count toward Cap.
 //  8. Faults.CodeUntil: Faults.Code.
 //  9. Body not a JSON object, or one of the three fields not a string: 90001.
 //  10. A Force rule for the body's MsgKey: its code (the store is not touched).
@@ -143,6 +147,9 @@ type Config struct {
 	// FailRate is the fraction, 0..1, of otherwise-successful calls answered
 	// 91000 (internal error, try again). Default 0.
 	FailRate float64
+	// OutsideRate is a steady outside load, calls per second, that shares
+	// the Cap (outside.go); at most MaxOutsideRate. Default 0, none.
+	OutsideRate float64
 	// Seed seeds the random source of latency and FailRate; 0 picks a random seed.
 	Seed uint64
 	// Now is the clock of UserSig expiry, the rate limit, the statistics and
@@ -213,6 +220,9 @@ func New(cfg Config) (*Sim, error) {
 	case cfg.Window < 0:
 		return nil, fmt.Errorf("%w: Window is %v, must be positive", ErrConfig, cfg.Window)
 	}
+	if err := validateOutsideRate(cfg.OutsideRate); err != nil {
+		return nil, fmt.Errorf("%w: OutsideRate: %w", ErrConfig, err)
+	}
 	base := Faults{FailRate: cfg.FailRate, LatencyMin: cfg.LatencyMin, LatencyMax: cfg.LatencyMax, LatencyTail: cfg.LatencyTail}
 	if err := base.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -241,6 +251,7 @@ func New(cfg Config) (*Sim, error) {
 	for _, a := range cfg.Admins {
 		s.admins[a] = struct{}{}
 	}
+	s.meter.setOutside(cfg.OutsideRate, cfg.Now())
 	return s, nil
 }
 
@@ -310,7 +321,7 @@ func (s *Sim) Faults() Faults {
 // Stats returns a snapshot of the statistics.
 func (s *Sim) Stats() Stats {
 	var st Stats
-	s.meter.fill(&st)
+	s.meter.fill(&st, s.cfg.Now())
 	s.counters.fill(&st)
 	return st
 }
@@ -322,7 +333,8 @@ func (s *Sim) Fate(from, to, msgKey string) []int { return s.store.fate(from, to
 // Reset clears the statistics (Start becomes Now), the rate window, the
 // store (recalled, forgotten messages and dropped accounts), the Force rules
 // and the faults set since New: the faults go back to those of the Config
-// (FailRate, LatencyMin, LatencyMax), which are zero unless configured.
+// (FailRate, LatencyMin, LatencyMax), which are zero unless configured, and
+// so does the outside load (OutsideRate).
 func (s *Sim) Reset() {
 	s.mu.Lock()
 	changed := !s.faults.RefuseUntil.Equal(s.baseline.RefuseUntil)
@@ -333,6 +345,7 @@ func (s *Sim) Reset() {
 		s.signalRefuse()
 	}
 	s.meter.reset(s.cfg.Now())
+	s.meter.setOutside(s.cfg.OutsideRate, s.cfg.Now())
 	s.counters.reset()
 	s.store.reset()
 	s.hist.reset(s.cfg.Now())
@@ -340,7 +353,8 @@ func (s *Sim) Reset() {
 }
 
 // ResetStats clears the statistics and the rate window only; the store,
-// faults and Force rules stay. A caller that set a scenario up through the
+// faults, Force rules and outside load stay (the outside calls start again
+// at Now). A caller that set a scenario up through the
 // API itself uses it so the figures count only the run that follows.
 func (s *Sim) ResetStats() {
 	s.meter.reset(s.cfg.Now())

@@ -28,41 +28,74 @@ type Stats struct {
 	Counted int64 `json:"counted"`
 	// PerSecond is the number of counted arrivals in each second since Start.
 	PerSecond []int `json:"per_second"`
-	// MaxInAnyWindow is the largest number of counted arrivals in any
-	// sliding window: the maximum over arrivals t of the count in (t-Window, t].
+	// MaxInAnyWindow is the largest number of arrivals, refused ones and
+	// the outside load's included, in any sliding window: the maximum over
+	// arrivals t of the count in (t-Window, t].
 	MaxInAnyWindow int `json:"max_in_any_window"`
 	// MaxWindowEnd is the arrival that first brought a sliding window to
 	// MaxInAnyWindow (zero and omitted when there were none).
 	MaxWindowEnd time.Time `json:"max_window_end,omitzero"`
-	// Rejected60007 counts the arrivals the rate limit rejected with 60007.
+	// Rejected60007 counts the arrivals the rate limit rejected with 60007
+	// (the outside load's are in OutsideRejected60007).
 	// ByCode[60007] also includes 60007 answers injected by Force or Faults.
 	Rejected60007 int64 `json:"rejected_60007"`
+	// RejectedPerSecond is the number of those rejections in each second
+	// since Start (as long as PerSecond, or shorter: the seconds after its
+	// end had none).
+	RejectedPerSecond []int `json:"rejected_per_second"`
 	// First and Last are the first and last counted arrivals (zero and
 	// omitted from JSON when there were none).
 	First time.Time `json:"first,omitzero"`
 	Last  time.Time `json:"last,omitzero"`
+
+	// OutsideRate is the steady outside load in force, calls per second
+	// (outside.go): another service of the same app calling the API. Its
+	// calls share the cap, and MaxInAnyWindow counts them, but Calls,
+	// Counted, ByCode, PerSecond, Rejected60007, First and Last count only
+	// the requests made to this server (recallq's own calls).
+	OutsideRate float64 `json:"outside_rate"`
+	// OutsideCalls counts the outside calls made since Start, and
+	// OutsideRejected60007 those the rate limit refused with 60007.
+	OutsideCalls         int64 `json:"outside_calls"`
+	OutsideRejected60007 int64 `json:"outside_rejected_60007"`
 }
 
 // meter is the sliding-window rate limit and the arrival statistics. The
-// arrival offsets of the last Window live in a ring buffer under one mutex:
-// each arrival is O(1) amortised and the count is exact.
+// arrivals of the last Window live in a ring buffer under one mutex: each
+// arrival is O(1) amortised and the count is exact.
+//
+// Only admitted arrivals count toward Cap: a call refused with 60007 is
+// not served, and Tencent's "200 calls a second" is what it serves. (A
+// window that counted its refusals would refuse every call of an app that
+// keeps asking for 201 a second, the other callers' too.) Every arrival,
+// refused or not, counts in MaxInAnyWindow and the per-second figures.
 type meter struct {
 	mu     sync.Mutex
 	window time.Duration
 	cap    int
 
-	start time.Time
-	ring  []time.Duration // offsets from start, oldest at head
-	head  int
-	n     int
-	first time.Duration // the first offset, valid when counted > 0
-	last  time.Duration // the latest offset, so offsets never go backwards
+	start    time.Time
+	ring     []arrival // oldest at head
+	head     int
+	n        int
+	admitted int           // admitted arrivals in the ring
+	first    time.Duration // the first own offset, valid when counted > 0
+	ownLast  time.Duration // the latest own offset
+	last     time.Duration // the latest offset, so offsets never go backwards
 
 	perSecond []int
+	rejPerSec []int
 	max       int
 	maxAt     time.Duration // the offset of the arrival that first reached max
 	counted   int64
 	rejected  int64
+	outside   outside // outside.go
+}
+
+// arrival is one arrival in the window.
+type arrival struct {
+	off      time.Duration // from start
+	admitted bool
 }
 
 func newMeter(capacity int, window time.Duration, start time.Time) *meter {
@@ -75,65 +108,95 @@ func (m *meter) reset(start time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.start = start
-	m.ring = make([]time.Duration, 64)
-	m.head, m.n, m.first, m.last = 0, 0, 0, 0
-	m.perSecond = nil
+	m.ring = make([]arrival, 64)
+	m.head, m.n, m.admitted, m.first, m.ownLast, m.last = 0, 0, 0, 0, 0, 0
+	m.perSecond, m.rejPerSec = nil, nil
 	m.max, m.maxAt = 0, 0
 	m.counted, m.rejected = 0, 0
+	m.outside.restart(0)
 }
 
 // arrive records one authenticated arrival at now() and reports whether the
-// rate limit allows it: it is rejected when Cap arrivals were already counted
-// in (now-Window, now]. It calls now under the lock so that arrivals are
-// recorded in order; a clock that steps backwards is treated as standing still.
+// rate limit allows it: it is rejected when Cap admitted arrivals were
+// already counted in (now-Window, now]. The outside calls due by then are
+// counted first, each at its own time. It calls now under the lock so that
+// arrivals are recorded in order; a clock that steps backwards is treated
+// as standing still.
 func (m *meter) arrive(now func() time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	off := max(now().Sub(m.start), m.last, 0)
+	m.outside.catchUp(m, off)
 	if m.counted == 0 {
 		m.first = off
 	}
-	m.last = off
-
-	// Drop the arrivals at or before off-Window: they are out of the window.
-	for m.n > 0 && m.ring[m.head] <= off-m.window {
-		m.head = (m.head + 1) % len(m.ring)
-		m.n--
-	}
-	allowed := m.n < m.cap
-
-	if m.n == len(m.ring) {
-		grown := make([]time.Duration, 2*len(m.ring))
-		for i := 0; i < m.n; i++ {
-			grown[i] = m.ring[(m.head+i)%len(m.ring)]
-		}
-		m.ring, m.head = grown, 0
-	}
-	m.ring[(m.head+m.n)%len(m.ring)] = off
-	m.n++
-	if m.n > m.max {
-		m.max, m.maxAt = m.n, off
-	}
+	m.ownLast = off
+	allowed := m.count(off)
 	m.counted++
 	if !allowed {
 		m.rejected++
 	}
 	if sec := int(off / time.Second); sec < maxPerSecond {
-		for len(m.perSecond) <= sec {
-			m.perSecond = append(m.perSecond, 0)
+		m.perSecond = bump(m.perSecond, sec, 1)
+		if !allowed {
+			m.rejPerSec = bump(m.rejPerSec, sec, 1)
 		}
-		m.perSecond[sec]++
 	}
 	return allowed
 }
 
-// fill copies the meter's part of Stats into st.
-func (m *meter) fill(st *Stats) {
+// count puts an arrival at off (not before m.last) in the window and
+// reports whether the rate limit admits it.
+func (m *meter) count(off time.Duration) bool {
+	off = max(off, m.last)
+	m.last = off
+	// Drop the arrivals at or before off-Window: they are out of the window.
+	for m.n > 0 && m.ring[m.head].off <= off-m.window {
+		if m.ring[m.head].admitted {
+			m.admitted--
+		}
+		m.head = (m.head + 1) % len(m.ring)
+		m.n--
+	}
+	allowed := m.admitted < m.cap
+
+	if m.n == len(m.ring) {
+		grown := make([]arrival, 2*len(m.ring))
+		for i := 0; i < m.n; i++ {
+			grown[i] = m.ring[(m.head+i)%len(m.ring)]
+		}
+		m.ring, m.head = grown, 0
+	}
+	m.ring[(m.head+m.n)%len(m.ring)] = arrival{off: off, admitted: allowed}
+	m.n++
+	if allowed {
+		m.admitted++
+	}
+	if m.n > m.max {
+		m.max, m.maxAt = m.n, off
+	}
+	return allowed
+}
+
+// bump adds n to counts[i], growing counts with zeros as needed.
+func bump(counts []int, i, n int) []int {
+	for len(counts) <= i {
+		counts = append(counts, 0)
+	}
+	counts[i] += n
+	return counts
+}
+
+// fill copies the meter's part of Stats into st, after counting the
+// outside calls due by now.
+func (m *meter) fill(st *Stats, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.outside.catchUp(m, max(now.Sub(m.start), m.last, 0))
 	st.Start = m.start
 	st.Counted = m.counted
 	st.PerSecond = append(make([]int, 0, len(m.perSecond)), m.perSecond...)
+	st.RejectedPerSecond = append(make([]int, 0, len(m.rejPerSec)), m.rejPerSec...)
 	st.MaxInAnyWindow = m.max
 	if m.max > 0 {
 		st.MaxWindowEnd = m.start.Add(m.maxAt)
@@ -141,8 +204,9 @@ func (m *meter) fill(st *Stats) {
 	st.Rejected60007 = m.rejected
 	if m.counted > 0 {
 		st.First = m.start.Add(m.first)
-		st.Last = m.start.Add(m.last)
+		st.Last = m.start.Add(m.ownLast)
 	}
+	m.outside.fill(st)
 }
 
 // counters are the per-answer statistics.

@@ -36,28 +36,28 @@ func TestRateWindow(t *testing.T) {
 			wantPerSecond: []int{4},
 		},
 		{
-			name: "rejected arrivals count in the window",
+			name: "refused arrivals do not count toward the cap",
 			cap:  2,
 			steps: []step{
 				{0, 3, []int{ok, ok, limited}},
-				{500 * time.Millisecond, 1, []int{limited}}, // 3 already in (-0.5s, 0.5s]
-				{500 * time.Millisecond, 1, []int{ok}},      // (0s, 1s] holds only the 0.5s call
+				{500 * time.Millisecond, 1, []int{limited}}, // 2 admitted in (-0.5s, 0.5s]
+				{500 * time.Millisecond, 2, []int{ok, ok}},  // (0s, 1s] holds only the refused 0.5s call
 			},
 			wantMax:       4,
 			wantRejected:  2,
-			wantPerSecond: []int{4, 1},
+			wantPerSecond: []int{4, 2},
 		},
 		{
 			name: "the window is open at its old end",
 			cap:  2,
 			steps: []step{
-				{0, 2, []int{ok, ok}},
-				{999 * time.Millisecond, 1, []int{limited}},
-				{time.Millisecond, 2, []int{ok, limited}}, // the 0s calls left at exactly 1s; 0.999s is still in
+				{0, 1, []int{ok}},
+				{999 * time.Millisecond, 1, []int{ok}},
+				{time.Millisecond, 2, []int{ok, limited}}, // the 0s call left at exactly 1s; 0.999s is still in
 			},
 			wantMax:       3,
-			wantRejected:  2,
-			wantPerSecond: []int{3, 2},
+			wantRejected:  1,
+			wantPerSecond: []int{2, 2},
 		},
 		{
 			name: "MaxInAnyWindow across a window boundary",
@@ -121,8 +121,9 @@ func TestRateWindow(t *testing.T) {
 }
 
 // TestMeterMatchesBruteForce compares the meter with the definition on
-// random arrivals: the count in (t-Window, t] before each arrival decides
-// it, and MaxInAnyWindow is the largest count including the arrival.
+// random arrivals: the count of admitted arrivals in (t-Window, t] before
+// each arrival decides it, and MaxInAnyWindow is the largest count of all
+// arrivals including the arrival.
 func TestMeterMatchesBruteForce(t *testing.T) {
 	const window = time.Second
 	for seed := range uint64(6) {
@@ -131,7 +132,7 @@ func TestMeterMatchesBruteForce(t *testing.T) {
 			start := time.Unix(1_700_000_000, 0)
 			capacity := 5 + rng.IntN(30)
 			m := newMeter(capacity, window, start)
-			var arrivals []time.Duration
+			var arrivals, admitted []time.Duration
 			at := time.Duration(0)
 			wantMax := 0
 			for range 2000 {
@@ -147,21 +148,29 @@ func TestMeterMatchesBruteForce(t *testing.T) {
 				default:
 					at += time.Duration(rng.IntN(2 * mean))
 				}
-				in := 0
-				for _, a := range arrivals {
-					if a > at-window && a <= at {
-						in++
+				inWindow := func(as []time.Duration) int {
+					n := 0
+					for _, a := range as {
+						if a > at-window && a <= at {
+							n++
+						}
 					}
+					return n
 				}
+				in, ok := inWindow(arrivals), inWindow(admitted)
 				arrivals = append(arrivals, at)
 				wantMax = max(wantMax, in+1)
 				now := start.Add(at)
-				if got, want := m.arrive(func() time.Time { return now }), in < capacity; got != want {
-					t.Fatalf("arrival %d at %v with %d in the window, cap %d: allowed %v, want %v", len(arrivals), at, in, capacity, got, want)
+				want := ok < capacity
+				if want {
+					admitted = append(admitted, at)
+				}
+				if got := m.arrive(func() time.Time { return now }); got != want {
+					t.Fatalf("arrival %d at %v with %d admitted in the window, cap %d: allowed %v, want %v", len(arrivals), at, ok, capacity, got, want)
 				}
 			}
 			var st Stats
-			m.fill(&st)
+			m.fill(&st, start)
 			if st.MaxInAnyWindow != wantMax {
 				t.Errorf("MaxInAnyWindow = %d, want %d", st.MaxInAnyWindow, wantMax)
 			}
@@ -184,7 +193,7 @@ func TestMeterClockBackwards(t *testing.T) {
 		m.arrive(func() time.Time { return now })
 	}
 	var st Stats
-	m.fill(&st)
+	m.fill(&st, start)
 	if st.MaxInAnyWindow != 3 || !equalInts(st.PerSecond, []int{0, 0, 3}) {
 		t.Errorf("MaxInAnyWindow %d PerSecond %v, want 3 and [0 0 3]: a clock going back stands still", st.MaxInAnyWindow, st.PerSecond)
 	}

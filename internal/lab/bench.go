@@ -58,6 +58,7 @@ A full run at one latency takes about five minutes.`,
 	f.BoolVar(&o.Kill, "kill", true, "add the run that kills one worker midway")
 	f.IntVar(&o.KillProcs, "kill-procs", bench.DefaultKillProcs, "worker processes of the kill run (and of the stall run)")
 	f.BoolVar(&o.Stall, "stalls", false, "add the run that stops one worker (SIGSTOP) for 300-700 ms every 1.5 s")
+	f.Float64Var(&o.OutsideRate, "outside-rate", 0, "the shared-quota profile: the simulator counts this many outside calls/s toward its cap in every configuration")
 	f.BoolVar(&o.BadPod, "bad-pod", false, "add the run in which one worker's admin is no admin (every call it makes answered 90009)")
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "bound on one configuration's drain; 0 is 30s + tasks/50 s")
 	return cmd

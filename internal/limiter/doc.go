@@ -119,7 +119,11 @@
 // pause_until = max(pause_until, max(tat, Redis now) + d) beside tat. The
 // pause starts after the slots already granted, which lie up to the
 // fleet's lookahead ahead (0.84 s at 16 processes): a pause from Redis now
-// would end inside the lookahead and leave no gap at all.
+// would end inside the lookahead and leave no gap at all. Such a strike
+// also lowers the bucket's rate; strikes that answer calls granted before
+// the cut took effect are held (they neither cut nor pause again), and
+// below the full rate a strike only lowers the rate, without a pause
+// (aimd.go).
 //
 // A per-process golang.org/x/time/rate limiter at Rate sits in front of Redis
 // to protect it from a runaway caller; it is not the shared bucket.

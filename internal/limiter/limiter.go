@@ -172,10 +172,15 @@ type Stats struct {
 	// WaitRoundTrips counts the round trips of Wait: one per call, two when
 	// Redis had to be sent the script.
 	WaitRoundTrips int64
-	// SlowDowns counts SlowDown calls that paused the bucket;
+	// SlowDowns counts SlowDown calls that lowered the bucket's rate (and
+	// paused it, at the full rate);
 	// IsolatedStrikes those that did not (no other rate-limit answer in
 	// the fleet within a second).
 	SlowDowns, IsolatedStrikes int64
+	// HeldStrikes counts SlowDown calls that came before the end of the
+	// last pause: answers to calls granted before that slow-down took
+	// effect, which neither pause again nor lower the rate again.
+	HeldStrikes int64
 	// Compensations counts late calls (Observe saw the answer come later
 	// than the fleet's latency envelope) whose excess pushed the schedule
 	// back.
@@ -247,7 +252,7 @@ type Limiter struct {
 		slowDowns, resets, beyondHorizon  atomic.Int64
 		compensations                     atomic.Int64
 		lateDrops, stalledSamples         atomic.Int64
-		isolatedStrikes                   atomic.Int64
+		isolatedStrikes, heldStrikes      atomic.Int64
 		lastHorizonWarn, publishFailing   atomic.Int64
 	}
 
@@ -454,7 +459,8 @@ func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 	interval := l.Interval()
 	sent := l.now()
 	v, err := l.run(ctx, &l.stats.waitTrips, grantScript, []string{l.keys.gcra},
-		ceilMicros(interval), ceilMicros(l.horizon()), (stateTTL + l.cfg.Horizon).Milliseconds(), aimdRecover)
+		ceilMicros(interval), ceilMicros(l.horizon()), (stateTTL + l.cfg.Horizon).Milliseconds(),
+		aimdRegain.Seconds(), aimdProbe, aimdMargin)
 	recv := l.now()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -629,16 +635,20 @@ const strikeWindow = time.Second
 
 // SlowDown reports a "too many requests" answer. An isolated one (no other
 // in the fleet within the last second) pauses nothing: the caller calls
-// again with its next slot. Otherwise it pauses the whole bucket for d after
-// the slots already granted: no process is granted a slot before max(tat,
-// Redis now) + d, then the schedule runs at full rate again. A pause never
-// shortens an existing one. It returns the Redis error, wrapped.
+// again with its next slot. One that comes before the last slow-down took
+// effect (its hold, aimd.go) answers a call granted before it: it does
+// nothing either. Otherwise it lowers the bucket's rate (aimd.go), and at
+// the full rate it also pauses the whole bucket for d after the slots
+// already granted: no process is granted a slot before max(tat, Redis now)
+// + d, then the schedule runs at the lowered rate. A pause never shortens
+// an existing one. It returns the Redis error, wrapped.
 func (l *Limiter) SlowDown(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("limiter: slow down bucket %q for %s: the pause must be positive", l.bucket, d)
 	}
 	v, err := l.run(ctx, &l.stats.otherTrips, slowDownScript, []string{l.keys.gcra},
-		ceilMicros(d), (stateTTL + d).Milliseconds(), strikeWindow.Microseconds(), aimdDecrease, aimdRecover, aimdMinScale)
+		ceilMicros(d), (stateTTL + d).Milliseconds(), strikeWindow.Microseconds(),
+		aimdDecrease, aimdRegain.Seconds(), aimdProbe, aimdMargin, aimdMinScale)
 	if err != nil {
 		return fmt.Errorf("limiter: slow down bucket %q: %w", l.bucket, err)
 	}
@@ -648,13 +658,22 @@ func (l *Limiter) SlowDown(ctx context.Context, d time.Duration) error {
 	}
 	paused, _ := a[0].(int64)
 	until, _ := a[1].(int64)
-	if paused != 1 {
+	switch paused {
+	case 0:
 		l.stats.isolatedStrikes.Add(1)
 		l.log.DebugContext(ctx, "limiter: an isolated rate-limit answer, no pause")
 		return nil
+	case 2:
+		l.stats.heldStrikes.Add(1)
+		l.log.DebugContext(ctx, "limiter: a rate-limit answer to a call granted before the last slow-down took effect, no further pause")
+		return nil
 	}
 	l.stats.slowDowns.Add(1)
-	l.log.InfoContext(ctx, "limiter paused the bucket after the slots already granted", "pause", d, "until_redis", time.UnixMicro(until).UTC())
+	if paused == 3 {
+		l.log.InfoContext(ctx, "limiter lowered the bucket's rate: rate-limit answers keep coming below the full rate (a quota shared with other callers)")
+		return nil
+	}
+	l.log.InfoContext(ctx, "limiter paused the bucket after the slots already granted and lowered its rate", "pause", d, "until_redis", time.UnixMicro(until).UTC())
 	return nil
 }
 
@@ -790,6 +809,7 @@ func (l *Limiter) Stats() Stats {
 		WaitRoundTrips:  s.waitTrips.Load(),
 		SlowDowns:       s.slowDowns.Load(),
 		IsolatedStrikes: s.isolatedStrikes.Load(),
+		HeldStrikes:     s.heldStrikes.Load(),
 		Compensations:   s.compensations.Load(),
 		LateDrops:       s.lateDrops.Load(),
 		StalledSamples:  s.stalledSamples.Load(),

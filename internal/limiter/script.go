@@ -14,15 +14,41 @@ import (
 // Redis 7 replicates scripts by their effects, so a script may read TIME
 // (and INFO) before it writes.
 
+// scaleLua defines scaleAt(st, now, regain, probe, margin): the bucket's
+// rate scale at now (aimd.go), from the scale s0 last set at scaled and the
+// ceiling c, the scale that drew the strike (st[1], st[2], st[3]; no s0:
+// 1). With knee = c*(1-margin) and t the seconds since scaled, it climbs
+// back concavely to the knee in regain seconds, knee - (knee-s0)*(1-t/regain)^3,
+// then probes above it convexly, knee + probe*(t-regain)^3; at most 1.
+const scaleLua = `
+local function scaleAt(st, now, regain, probe, margin)
+  if not st[1] then
+    return 1
+  end
+  local s0 = tonumber(st[1])
+  local t = math.max(0, (now - (tonumber(st[2]) or now)) / 1000000)
+  local knee = (tonumber(st[3]) or 1) * (1 - margin)
+  local s
+  if s0 >= knee then
+    s = s0 + probe * t * t * t
+  elseif t < regain then
+    local u = 1 - t / regain
+    s = knee - (knee - s0) * u * u * u
+  else
+    local u = t - regain
+    s = knee + probe * u * u * u
+  end
+  return math.min(1, s)
+end
+`
+
 // grantScript grants the next slot.
 //
-//	KEYS[1] gcra hash (tat, pause, srv, scale, scaled, strike)
+//	KEYS[1] gcra hash (tat, pause, srv, scale, scaled, ceil, hold, strike)
 //	ARGV[1] interval µs, ARGV[2] horizon µs, ARGV[3] key TTL ms,
-//	ARGV[4] scale recovered per second
+//	ARGV[4] regain s, ARGV[5] probe /s³, ARGV[6] margin
 //
-// The interval is divided by the bucket's rate scale (aimd.go): scale as
-// last lowered by slowDownScript at scaled, plus ARGV[4] per second since,
-// at most 1.
+// The interval is divided by the bucket's rate scale (aimd.go, scaleAt).
 //
 // A schedule that is missing, or was written by another server (its run_id
 // differs: restored from a snapshot, a promoted replica, a moved slot), is
@@ -34,20 +60,17 @@ import (
 // now in µs, 1 when the schedule was restarted, how far the slot lies
 // beyond max(now, pause) in µs (the queue reserved ahead, for the horizon
 // check), and the rate scale in millionths.
-var grantScript = redis.NewScript(`
+var grantScript = redis.NewScript(scaleLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local horizon = tonumber(ARGV[2])
 local info = redis.pcall('INFO', 'server')
 local srv = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
-local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'srv', 'scale', 'scaled')
+local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'srv', 'scale', 'scaled', 'ceil')
 local tat = tonumber(st[1]) or 0
 local pause = tonumber(st[2]) or 0
-local scale = 1
-if st[4] then
-  scale = math.min(1, tonumber(st[4]) + (now - (tonumber(st[5]) or now)) / 1000000 * tonumber(ARGV[4]))
-end
+local scale = scaleAt({st[4], st[5], st[6]}, now, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 interval = math.ceil(interval / scale)
 local reset = 0
 if st[1] == false or st[3] ~= srv then
@@ -62,25 +85,35 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {slot, now, reset, slot - free, math.floor(scale * 1000000)}
 `)
 
-// slowDownScript notes a "too many requests" answer (a strike) and pauses
-// the schedule unless the strike is isolated: when the previous strike lies
-// more than the window back, it only records this one and answers {0,
-// pause}. Otherwise it makes pause = max(pause, max(tat, now) + d): the
-// pause starts after the slots already granted (the fleet's lookahead), so
-// it leaves a gap of d in the calls, not in the grants.
+// slowDownScript notes a "too many requests" answer (a strike) and acts on
+// it unless it is isolated or held: when the previous strike lies more than
+// the window back, it only records this one and answers {0, pause}; before
+// hold it answers {2, pause}: the strike comes from a call granted before
+// the last slow-down took effect, and says nothing of the rate in force.
+//
+// Otherwise it lowers the bucket's rate scale multiplicatively and makes
+// the scale it lowered the ceiling (aimd.go). At the full rate (scale 1: no
+// quota sharing known, a storm) it also makes pause = max(pause, max(tat,
+// now) + d): the pause starts after the slots already granted (the fleet's
+// lookahead), so it leaves a gap of d in the calls, not in the grants, and
+// hold is the pause end. Below the full rate the lower rate is the answer,
+// and hold is max(tat, now) plus the strike window: when the calls in
+// Tencent's window are all at the lower rate. The rate starts to climb back
+// (scaled) at once below the full rate, and a strike window after the pause
+// at it: a ceiling of 1 says nothing of where the quota's edge lies, so the
+// lower rate is tried for a second first.
 //
 //	KEYS[1] gcra hash
 //	ARGV[1] d µs, ARGV[2] key TTL ms, ARGV[3] strike window µs,
-//	ARGV[4] scale factor on a pause, ARGV[5] scale recovered per second,
-//	ARGV[6] least scale
+//	ARGV[4] scale factor, ARGV[5] regain s, ARGV[6] probe /s³,
+//	ARGV[7] margin, ARGV[8] least scale
 //
-// A pause also lowers the bucket's rate scale multiplicatively (aimd.go).
-//
-// It returns {1 when it paused, else 0, the pause end in µs of Redis time}.
-var slowDownScript = redis.NewScript(`
+// It returns {0 isolated, 1 paused, 2 held, 3 lowered without a pause; the
+// pause end in µs of Redis time}.
+var slowDownScript = redis.NewScript(scaleLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'strike', 'scale', 'scaled')
+local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'strike', 'scale', 'scaled', 'ceil', 'hold')
 local cur = tonumber(st[2]) or 0
 local last = tonumber(st[3])
 redis.call('HSET', KEYS[1], 'strike', string.format('%.0f', now))
@@ -88,19 +121,24 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if last == nil or now - last > tonumber(ARGV[3]) then
   return {0, cur}
 end
-local scale = 1
-if st[4] then
-  scale = math.min(1, tonumber(st[4]) + (now - (tonumber(st[5]) or now)) / 1000000 * tonumber(ARGV[5]))
+if now < (tonumber(st[7]) or 0) then
+  return {2, cur}
 end
-scale = math.max(tonumber(ARGV[6]), scale * tonumber(ARGV[4]))
-redis.call('HSET', KEYS[1], 'scale', string.format('%.6f', scale), 'scaled', string.format('%.0f', now))
-local pause = math.max(tonumber(st[1]) or 0, now) + tonumber(ARGV[1])
-if cur > pause then
-  pause = cur
-else
-  redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
+local ceil = scaleAt({st[4], st[5], st[6]}, now, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+local scale = math.max(tonumber(ARGV[8]), ceil * tonumber(ARGV[4]))
+local ahead = math.max(tonumber(st[1]) or 0, now)
+local hold, scaled, acted = ahead + tonumber(ARGV[3]), now, 3
+if ceil >= 1 then
+  local pause = ahead + tonumber(ARGV[1])
+  if cur < pause then
+    cur = pause
+    redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
+  end
+  hold, scaled, acted = cur, cur + tonumber(ARGV[3]), 1
 end
-return {1, pause}
+redis.call('HSET', KEYS[1], 'scale', string.format('%.6f', scale), 'scaled', string.format('%.0f', scaled),
+  'ceil', string.format('%.6f', ceil), 'hold', string.format('%.0f', hold))
+return {acted, cur}
 `)
 
 // spreadScript publishes this process's tails (when ARGV[2] is not empty) as

@@ -299,38 +299,18 @@ func (m *Manager) fillETA(ctx context.Context, all []Status) {
 	}
 }
 
-// setStateScript moves a campaign from one of the states in ARGV[2..] to
-// ARGV[1]. Returns {moved (0/1), previous state}.
-var setStateScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], 'state')
-if not cur then return {0, ''} end
-for i = 2, #ARGV do
-  if cur == ARGV[i] then
-    redis.call('HSET', KEYS[1], 'state', ARGV[1])
-    return {1, cur}
-  end
-end
-return {0, cur}
-`)
-
 func (m *Manager) setState(ctx context.Context, name string, to State, from ...State) (moved bool, prev State, err error) {
 	if err := ValidateName(name); err != nil {
 		return false, "", err
 	}
-	args := []any{string(to)}
-	for _, f := range from {
-		args = append(args, string(f))
-	}
-	v, err := setStateScript.Run(ctx, m.rdb, []string{keysFor(name).meta}, args...).Slice()
+	moved, cur, err := moveState(ctx, m.rdb, keysFor(name), to, from)
 	if err != nil {
 		return false, "", fmt.Errorf("campaign %s: set state: %w", name, err)
 	}
-	cur, _ := v[1].(string)
 	if cur == "" {
 		return false, "", fmt.Errorf("%w %q: `recallq campaign list` shows them", ErrNotFound, name)
 	}
-	n, _ := v[0].(int64)
-	return n == 1, State(cur), nil
+	return moved, cur, nil
 }
 
 // PauseResult says what pause did.
@@ -429,40 +409,6 @@ func (m *Manager) Pause(ctx context.Context, name string) (PauseResult, error) {
 	return res, err
 }
 
-// unparkScript puts the rows of deleted tasks back at the head of the
-// backlog (if their end was not recorded meanwhile) and forgets the parked
-// entries of tasks that stayed. KEYS: parked, window, backlog, retrying,
-// meta. ARGV: number of deleted ids, deleted ids..., kept ids...
-var unparkScript = redis.NewScript(`
-local nd = tonumber(ARGV[1])
-local back = 0
-for i = 2, #ARGV do
-  local id = ARGV[i]
-  local row = redis.call('HGET', KEYS[1], id)
-  if i <= nd + 1 and row and redis.call('HDEL', KEYS[2], id) == 1 then
-    redis.call('LPUSH', KEYS[3], row)
-    redis.call('SREM', KEYS[4], id)
-    back = back + 1
-  end
-  redis.call('HDEL', KEYS[1], id)
-end
-if back > 0 then redis.call('HINCRBY', KEYS[5], 'fed', -back) end
-return back
-`)
-
-func unpark(ctx context.Context, rdb redis.UniversalClient, name string, deleted, kept []any) (int, error) {
-	if len(deleted)+len(kept) == 0 {
-		return 0, nil
-	}
-	k := keysFor(name)
-	args := append(append([]any{len(deleted)}, deleted...), kept...)
-	n, err := unparkScript.Run(ctx, rdb, []string{k.parked, k.window, k.backlog, k.retrying, k.meta}, args...).Int()
-	if err != nil {
-		return 0, fmt.Errorf("campaign %s: put rows back: %w", name, err)
-	}
-	return n, nil
-}
-
 // recoverParked finishes a pause that died midway: a parked task that is
 // gone from asynq has its row put back; one still there stays.
 func recoverParked(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, name string) error {
@@ -529,25 +475,6 @@ type CancelResult struct {
 // Removed is every row that will not be called (again) because of cancel.
 func (r CancelResult) Removed() int64 { return r.Backlog + int64(r.Queued) + int64(r.Retrying) }
 
-// cancelTaskScript counts one task removed by cancel. KEYS: window,
-// retrying, counts. ARGV: id. Returns 0 (not in the window), 1 (was
-// queued), 2 (was waiting for a retry).
-var cancelTaskScript = redis.NewScript(`
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[3], 'cancelled', 1)
-if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then return 2 end
-return 1
-`)
-
-// cancelBacklogScript drops the backlog. KEYS: backlog, meta, counts.
-var cancelBacklogScript = redis.NewScript(`
-local n = redis.call('LLEN', KEYS[1])
-redis.call('DEL', KEYS[1])
-redis.call('HDEL', KEYS[2], 'feeding')
-if n > 0 then redis.call('HINCRBY', KEYS[3], 'cancelled', n) end
-return n
-`)
-
 // Cancel removes every row of the campaign that has not been called:
 // its backlog and its tasks queued in asynq, and the retries of tasks that
 // failed. Tasks being called end normally (cancel waits up to CancelWait
@@ -572,7 +499,7 @@ func (m *Manager) Cancel(ctx context.Context, name string) (CancelResult, error)
 	if err := recoverParked(ctx, m.rdb, m.insp, name); err != nil {
 		return res, err
 	}
-	n, err := cancelBacklogScript.Run(ctx, m.rdb, []string{k.backlog, k.meta, k.counts}).Int64()
+	n, err := dropBacklog(ctx, m.rdb, k)
 	if err != nil {
 		return res, fmt.Errorf("campaign %s: drop the backlog: %w", name, err)
 	}
@@ -627,14 +554,14 @@ func (m *Manager) removeTasks(ctx context.Context, name string, ids []string, re
 			running = append(running, id) // active
 			continue
 		}
-		v, err := cancelTaskScript.Run(ctx, m.rdb, []string{k.window, k.retrying, k.counts}, id).Int()
+		v, err := countCancelled(ctx, m.rdb, k, id)
 		if err != nil {
 			return nil, fmt.Errorf("campaign %s: count a cancelled task: %w", name, err)
 		}
 		switch v {
-		case 1:
+		case cancelWasQueued:
 			res.Queued++
-		case 2:
+		case cancelWasRetrying:
 			res.Retrying++
 		}
 	}
@@ -682,7 +609,7 @@ func (m *Manager) export(ctx context.Context, name string, w io.Writer, all bool
 		return 0, err
 	}
 	// Campaigns created before the dead letters were indexed list all.
-	all = all || md.audit < 2
+	all = all || md.audit < auditIndexed
 	k := keysFor(name)
 	cw := csv.NewWriter(w)
 	if err := cw.Write(ExportHeader); err != nil {

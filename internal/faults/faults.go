@@ -371,11 +371,11 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, fmt.Errorf("faults: %w", err)
 	}
 	defer func() {
-		if err := s.sim.stop(); err != nil {
+		if err := s.sim.Stop(); err != nil {
 			s.progress("simulator: %v", err)
 		}
 	}()
-	s.progress("simulator at %s; logs in %s", s.sim.url, dir)
+	s.progress("simulator at %s; logs in %s", s.sim.URL, dir)
 
 	names := append([]string{FaultNone}, o.Faults...)
 	if o.SkipBaseline {

@@ -88,7 +88,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	r.insp = asynq.NewInspector(redisOpt)
 	client := asynq.NewClient(redisOpt)
 	defer client.Close()
-	if err := s.sim.reset(ctx); err != nil {
+	if err := s.sim.Reset(ctx); err != nil {
 		return row, err
 	}
 	msgs := campaignMessages(o.Tasks, s.nonce, index, o.Missing)
@@ -133,7 +133,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	if err != nil {
 		return row, err
 	}
-	st, err := s.sim.stats(vctx)
+	st, err := s.sim.Stats(vctx)
 	if err != nil {
 		return row, err
 	}
@@ -186,7 +186,7 @@ func (r *run) startWorker(slot int) (*child, error) {
 	args := []string{WorkerCommand,
 		"--concurrency", strconv.Itoa(o.Concurrency),
 		"--redis-url", "redis://" + r.redis.addr + "/0",
-		"--endpoint", r.s.sim.url,
+		"--endpoint", r.s.sim.URL,
 		"--rate", strconv.FormatFloat(o.Rate, 'g', -1, 64),
 		"--metrics-addr=",
 		"--log-format", "text", "--log-level", "info",

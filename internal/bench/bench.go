@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -481,7 +480,7 @@ func (b *bench) header() {
 	fmt.Fprintf(w, "# recallq bench: the shared limiter against the peers' limiters, end to end\n")
 	fmt.Fprintf(w, "# command: %s\n", o.CommandLine)
 	fmt.Fprintf(w, "# machine: nproc %d, %s, %s/%s, %s, %s; %s\n", runtime.NumCPU(), cpuModel(),
-		runtime.GOOS, runtime.GOARCH, runtime.Version(), redisVersion(), time.Now().UTC().Format(time.RFC3339))
+		runtime.GOOS, runtime.GOARCH, runtime.Version(), redistest.Version(), time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "# simulator: recallq imsim --latency L --fail-rate %v, its own process; cap %d calls in any sliding 1 s (60007 beyond);\n", o.FailRate, Cap)
 	fmt.Fprintf(w, "#   the latency is slept before an arrival is counted; it runs at nice %d when allowed: it stands in for a remote\n", simNice)
 	fmt.Fprintf(w, "#   server, whose clock this machine's load must not stall\n")
@@ -552,20 +551,6 @@ func cpuModel() string {
 		}
 	}
 	return "CPU model unknown"
-}
-
-// redisVersion is redis-server's version, as it reports it.
-func redisVersion() string {
-	out, err := exec.Command("redis-server", "--version").Output()
-	if err != nil {
-		return "redis-server version unknown"
-	}
-	for _, f := range strings.Fields(string(out)) {
-		if v, ok := strings.CutPrefix(f, "v="); ok {
-			return "redis-server " + v
-		}
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func randomHex(n int) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/tim"
@@ -116,7 +117,7 @@ func (b *bench) runConfig(ctx context.Context, sim *simProc, c config) (result, 
 	if err != nil {
 		return result{}, err
 	}
-	loadBefore := loadAverage()
+	loadBefore := childproc.LoadAverage()
 	t0 := time.Now()
 	n, err := b.enqueue(ctx, c.index, b.o.Tasks)
 	if err != nil {
@@ -169,7 +170,7 @@ func (b *bench) runConfig(ctx context.Context, sim *simProc, c config) (result, 
 		res.quota = &q
 		res.notes = append(res.notes, quotaNote(c, st, reps))
 	}
-	load := fmt.Sprintf("; load average (1 min) %s before, %s after", loadBefore, loadAverage())
+	load := fmt.Sprintf("; load average (1 min) %s before, %s after", loadBefore, childproc.LoadAverage())
 	if cpu.ok {
 		load += fmt.Sprintf("; CPU in cores: machine %.2f busy of %d, this benchmark's processes %.2f, other processes %.2f",
 			cpu.machine, runtime.NumCPU(), cpu.ours, cpu.others)
@@ -234,7 +235,7 @@ func (f *fleet) stop() []string {
 			defer wg.Done()
 			if err := w.Stop(stopGrace); err != nil && !w.KilledOnPurpose() {
 				mu.Lock()
-				problems = append(problems, fmt.Sprintf("%s: %v; its log ends: %s", w.Name(), err, oneLine(w.Tail(3))))
+				problems = append(problems, fmt.Sprintf("%s: %v; its log ends: %s", w.Name(), err, w.TailLine(3)))
 				mu.Unlock()
 			}
 		}()
@@ -387,7 +388,7 @@ func (b *bench) waitDrained(ctx context.Context, c config, n int, workers []*chi
 		}
 		if allExited(workers) {
 			d.at = now
-			return d, fmt.Errorf("every worker exited before the queue drained; %s's log ends: %s", workers[0].Name(), oneLine(workers[0].Tail(3)))
+			return d, fmt.Errorf("every worker exited before the queue drained; %s's log ends: %s", workers[0].Name(), workers[0].TailLine(3))
 		}
 		if now.After(deadline) {
 			d.at = now
@@ -461,22 +462,6 @@ func killNotes(st imsim.Stats, d drainResult) []string {
 	}
 	return notes
 }
-
-// loadAverage is the machine's 1-minute load average, or "?": the machine
-// may be shared, and a busy one explains a noisy row.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return "?"
-}
-
-// oneLine joins a log tail into one line for a note.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // badPodAdmin is the bad pod's TIM_ADMIN: an account the simulator does not
 // know as an admin, so it answers 90009 (a configuration error) to it.

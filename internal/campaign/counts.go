@@ -2,9 +2,9 @@ package campaign
 
 import "github.com/recallq/recallq/worker"
 
-// The fields of a campaign's counts hash (keys.counts). Go code names them
-// only through these constants; the Lua scripts (recordScript, settleScript,
-// cancelTaskScript) still spell them and must agree.
+// The fields of a campaign's counts hash (keys.counts). Code names them
+// only through these constants; the Lua scripts get them from store.go's
+// luaNames.
 const (
 	fieldRecalled        = "recalled"
 	fieldAlreadyRecalled = "already_recalled"

@@ -15,7 +15,8 @@
 // # Keys
 //
 // Every key of a campaign carries the hash tag {camp:NAME}, so a campaign's
-// Lua scripts work on Redis Cluster:
+// Lua scripts work on Redis Cluster. store.go names them all, and holds
+// every script:
 //
 //	recallq:campaigns                 SET   names of all campaigns
 //	recallq:campaigns:active          SET   those neither done nor cancelled (what the feeder reads)

@@ -400,41 +400,6 @@ func (f *Feeder) withOp(ctx context.Context, name string, fn func() error) error
 	return fn()
 }
 
-// claimScript reserves the next rows of the backlog for one batch: it
-// records the batch's size in meta.feeding, so a batch cut short by a crash
-// is replayed, exactly, by the next one.
-//
-// KEYS: meta, backlog. ARGV: room. Returns {status, replay, rows...}.
-var claimScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return {'state', '0'} end
-local stale = tonumber(redis.call('HGET', KEYS[1], 'feeding') or '0')
-local n = tonumber(ARGV[1])
-if stale > 0 then n = stale end
-local rows = redis.call('LRANGE', KEYS[2], 0, n - 1)
-if #rows == 0 then
-  redis.call('HDEL', KEYS[1], 'feeding')
-  return {'ok', '0'}
-end
-redis.call('HSET', KEYS[1], 'feeding', #rows)
-local out = {'ok', tostring(stale)}
-for i = 1, #rows do out[#out + 1] = rows[i] end
-return out
-`)
-
-// commitScript ends a batch: the rows leave the backlog, the duplicates
-// leave the window and are counted.
-//
-// KEYS: meta, backlog, window, counts. ARGV: rows, duplicates, unusable, ids to drop...
-var commitScript = redis.NewScript(`
-redis.call('LTRIM', KEYS[2], tonumber(ARGV[1]), -1)
-redis.call('HDEL', KEYS[1], 'feeding')
-redis.call('HINCRBY', KEYS[1], 'fed', ARGV[1])
-if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', KEYS[4], 'duplicates', ARGV[2]) end
-if tonumber(ARGV[3]) > 0 then redis.call('HINCRBY', KEYS[4], 'unaccounted', ARGV[3]) end
-for i = 4, #ARGV do redis.call('HDEL', KEYS[3], ARGV[i]) end
-return 1
-`)
-
 // feed moves up to room rows of one campaign into asynq.
 //
 // Order makes it crash-safe: the rows stay in the backlog until every one
@@ -450,15 +415,13 @@ func (f *Feeder) feed(ctx context.Context, v view, room int) (int, error) {
 	}
 	defer unlock(f.rdb, k.op, f.token)
 
-	res, err := claimScript.Run(ctx, f.rdb, []string{k.meta, k.backlog}, room).StringSlice()
+	rows, replay, running, err := claimBatch(ctx, f.rdb, k, room)
 	if err != nil {
 		return 0, fmt.Errorf("campaign %s: claim rows: %w", v.name, err)
 	}
-	if len(res) < 2 || res[0] != "ok" {
+	if !running {
 		return 0, nil // paused or cancelled meanwhile
 	}
-	replay := res[1] != "0"
-	rows := res[2:]
 	if len(rows) == 0 {
 		return 0, nil
 	}
@@ -513,32 +476,20 @@ func (f *Feeder) feed(ctx context.Context, v view, room int) (int, error) {
 			return 0, fmt.Errorf("campaign %s: queue %s: %w", v.name, it.id, err)
 		}
 	}
-	args := append([]any{len(rows), dups, unusable}, drop...)
-	if err := commitScript.Run(ctx, f.rdb, []string{k.meta, k.backlog, k.window, k.counts}, args...).Err(); err != nil {
+	if err := commitBatch(ctx, f.rdb, k, len(rows), dups, unusable, drop); err != nil {
 		return 0, fmt.Errorf("campaign %s: commit a batch: %w", v.name, err)
 	}
 	return len(rows), nil
 }
 
-// doneScript marks a running campaign done once nothing of it is left.
-// KEYS: meta, backlog, window, parked, retrying. ARGV: time.
-var doneScript = redis.NewScript(`
-local m = redis.call('HMGET', KEYS[1], 'state', 'import_done', 'feeding')
-if m[1] ~= 'running' or m[2] ~= '1' or (m[3] and m[3] ~= '0') then return 0 end
-if redis.call('LLEN', KEYS[2]) > 0 or redis.call('HLEN', KEYS[3]) > 0 or redis.call('HLEN', KEYS[4]) > 0 then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'done', 'finished', ARGV[1])
-redis.call('DEL', KEYS[5])
-return 1
-`)
-
+// markDone marks a running campaign done once nothing of it is left, and
+// takes it out of the active set.
 func markDone(ctx context.Context, rdb redis.UniversalClient, name string, now time.Time) error {
-	k := keysFor(name)
-	done, err := doneScript.Run(ctx, rdb, []string{k.meta, k.backlog, k.window, k.parked, k.retrying},
-		now.UTC().Format(time.RFC3339)).Int()
+	done, err := finishIfEmpty(ctx, rdb, keysFor(name), now)
 	if err != nil {
 		return fmt.Errorf("campaign %s: mark done: %w", name, err)
 	}
-	if done == 1 {
+	if done {
 		if err := rdb.SRem(ctx, activeKey, name).Err(); err != nil {
 			return fmt.Errorf("campaign %s: mark done: %w", name, err)
 		}

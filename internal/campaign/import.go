@@ -180,8 +180,7 @@ func Import(ctx context.Context, cfg ImportConfig, in *Input) (ImportResult, err
 // createCampaign creates the campaign's record unless it exists, and
 // returns it.
 func createCampaign(ctx context.Context, cfg ImportConfig, k keys, in *Input) (meta, bool, error) {
-	v, err := createScript.Run(ctx, cfg.Redis, []string{k.meta},
-		cfg.Name, cfg.SDKAppID, cfg.Now().UTC().Format(time.RFC3339), in.Source, string(in.Format), cfg.RequestedBy, cfg.Reason).Int()
+	created, err := createMeta(ctx, cfg.Redis, k, cfg.Name, cfg.SDKAppID, cfg.Now(), in.Source, in.Format, cfg.RequestedBy, cfg.Reason)
 	if err != nil {
 		return meta{}, false, fmt.Errorf("campaign %s: create: %w", cfg.Name, err)
 	}
@@ -189,44 +188,8 @@ func createCampaign(ctx context.Context, cfg ImportConfig, k keys, in *Input) (m
 	if err != nil {
 		return meta{}, false, err
 	}
-	return m, v == 1, nil
+	return m, created, nil
 }
-
-var createScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'name', ARGV[1], 'sdkappid', ARGV[2], 'created', ARGV[3], 'source', ARGV[4],
-  'format', ARGV[5], 'requested_by', ARGV[6], 'reason', ARGV[7], 'state', 'running',
-  'import_rows', 0, 'import_line', 0, 'import_crc', 0, 'import_done', 0, 'rejected', 0, 'audit', 2)
-return 1
-`)
-
-// importBatchScript appends a batch to the backlog and moves the
-// checkpoint, if the checkpoint is where this importer left it (else
-// another import of the campaign is running) and the campaign is not
-// cancelled.
-//
-// KEYS: meta, backlog. ARGV: expected import_rows, new import_rows,
-// import_line, import_crc, rejected, rows...
-var importBatchScript = redis.NewScript(`
-local m = redis.call('HMGET', KEYS[1], 'state', 'import_rows')
-if m[1] == false or m[1] == 'cancelled' then return {'state', tostring(m[1])} end
-if m[2] ~= ARGV[1] then return {'moved', tostring(m[2])} end
-for i = 6, #ARGV, 500 do
-  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 499, #ARGV)))
-end
-redis.call('HSET', KEYS[1], 'import_rows', ARGV[2], 'import_line', ARGV[3], 'import_crc', ARGV[4], 'rejected', ARGV[5])
-return {'ok', ''}
-`)
-
-// importDoneScript marks the import complete. KEYS: meta. ARGV: expected
-// import_rows, rejected, time.
-var importDoneScript = redis.NewScript(`
-local m = redis.call('HMGET', KEYS[1], 'state', 'import_rows')
-if m[1] == false or m[1] == 'cancelled' then return {'state', tostring(m[1])} end
-if m[2] ~= ARGV[1] then return {'moved', tostring(m[2])} end
-redis.call('HSET', KEYS[1], 'import_done', 1, 'rejected', ARGV[2], 'imported', ARGV[3])
-return {'ok', ''}
-`)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -272,8 +235,7 @@ func (im *importer) run(ctx context.Context) error {
 			continue // drain so the reader ends
 		}
 		next := rows + int64(len(b.rows))
-		args := append([]any{rows, next, b.lastLine, b.crc, b.rejected}, b.rows...)
-		v, err := importBatchScript.Run(ctx, im.cfg.Redis, []string{im.k.meta, im.k.backlog}, args...).StringSlice()
+		v, err := pushImportBatch(ctx, im.cfg.Redis, im.k, rows, next, b.lastLine, b.crc, b.rejected, b.rows)
 		if err == nil {
 			err = im.scriptErr(v)
 		}
@@ -291,7 +253,7 @@ func (im *importer) run(ctx context.Context) error {
 	if pushErr != nil {
 		return pushErr
 	}
-	v, err := importDoneScript.Run(ctx, im.cfg.Redis, []string{im.k.meta}, rows, im.rejected.Load(), im.cfg.Now().UTC().Format(time.RFC3339)).StringSlice()
+	v, err := finishImport(ctx, im.cfg.Redis, im.k, rows, im.rejected.Load(), im.cfg.Now())
 	if err == nil {
 		err = im.scriptErr(v)
 	}
@@ -306,11 +268,11 @@ func (im *importer) scriptErr(v []string) error {
 		return fmt.Errorf("unexpected script answer %q", v)
 	}
 	switch v[0] {
-	case "ok":
+	case answerOK:
 		return nil
-	case "state":
+	case answerState:
 		return fmt.Errorf("%w: the campaign is %s (cancelled while importing?)", ErrState, v[1])
-	case "moved":
+	case answerMoved:
 		return fmt.Errorf("%w: the checkpoint moved to %s rows under this run: let the other `campaign start %s` finish, then run again", ErrConcurrentImport, v[1], im.cfg.Name)
 	}
 	return fmt.Errorf("unexpected script answer %q", v)

@@ -36,28 +36,7 @@ func tryLock(ctx context.Context, rdb redis.UniversalClient, key, token string, 
 	return true, nil
 }
 
-var renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`)
-
-var unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)
-
-// renewLock extends the lock if token still holds it.
-func renewLock(ctx context.Context, rdb redis.UniversalClient, key, token string, ttl time.Duration) (bool, error) {
-	n, err := renewScript.Run(ctx, rdb, []string{key}, token, ttl.Milliseconds()).Int()
-	return n == 1, err
-}
-
-// unlock releases the lock if token holds it (best effort, its own timeout).
-func unlock(rdb redis.UniversalClient, key, token string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = unlockScript.Run(ctx, rdb, []string{key}, token).Err()
-}
+// renewLock and unlock, which run scripts, are in store.go.
 
 // waitLock takes key, waiting up to maxWait for its holder.
 func waitLock(ctx context.Context, rdb redis.UniversalClient, key, token string, ttl, maxWait time.Duration) error {

@@ -48,9 +48,6 @@ type meta struct {
 	audit       int64 // 2: dead letters are indexed in dead_ids
 }
 
-var metaFields = []string{"name", "sdkappid", "created", "source", "format", "state", "requested_by", "reason",
-	"import_rows", "import_line", "import_crc", "import_done", "rejected", "fed", "feeding", "imported", "finished", "audit"}
-
 // readMeta reads a campaign's record; ErrNotFound when there is none.
 func readMeta(ctx context.Context, rdb redis.UniversalClient, name string) (meta, error) {
 	cmd := rdb.HMGet(ctx, keysFor(name).meta, metaFields...)

@@ -73,48 +73,6 @@ func NewRecorder(cfg RecorderConfig) *Recorder {
 	return &Recorder{cfg: cfg, warn: rate.Sometimes{First: 1, Interval: 10 * time.Second}}
 }
 
-// recordScript records one event of a campaign task.
-//
-// KEYS: counts, window, retrying, dead, dead_ids. ARGV: task ID, fate,
-// code, audit row (for a dead letter), audit row (for a re-run). A final
-// fate is counted only if it removes the task from the window, so each task
-// is counted once however often it ends. A task not in the window but among
-// the dead letters was run again by hand (asynqmon, the asynq CLI): it
-// leaves the dead letters and counts as what it became; the audit keeps
-// the dead letter and gains a row saying how the re-run ended.
-var recordScript = redis.NewScript(`
-local id, fate = ARGV[1], ARGV[2]
-local row = redis.call('HGET', KEYS[2], id)
-local rerun = false
-if not row then
-  local d = redis.call('HGET', KEYS[5], id)
-  if not d then return 0 end
-  local sp = string.find(d, ' ', 1, true)
-  local old = string.sub(d, 1, sp - 1)
-  row = string.sub(d, sp + 1)
-  redis.call('HDEL', KEYS[5], id)
-  redis.call('HINCRBY', KEYS[1], 'dead_lettered', -1)
-  if redis.call('HINCRBY', KEYS[1], 'dead:' .. old, -1) <= 0 then redis.call('HDEL', KEYS[1], 'dead:' .. old) end
-  redis.call('HSET', KEYS[2], id, row)
-  rerun = true
-end
-if fate == 'retrying' then
-  redis.call('SADD', KEYS[3], id)
-  return 0
-end
-redis.call('SREM', KEYS[3], id)
-redis.call('HDEL', KEYS[2], id)
-redis.call('HINCRBY', KEYS[1], fate, 1)
-if fate == 'dead_lettered' then
-  redis.call('HINCRBY', KEYS[1], 'dead:' .. ARGV[3], 1)
-  local n = redis.call('RPUSH', KEYS[4], ARGV[4])
-  redis.call('HSET', KEYS[5], id, ARGV[3] .. ' ' .. (n - 1) .. ' ' .. row)
-elseif rerun then
-  redis.call('RPUSH', KEYS[4], ARGV[5])
-end
-return 1
-`)
-
 // Record implements worker.Recorder.
 func (r *Recorder) Record(ev worker.Event) {
 	name := ev.Recall.Campaign
@@ -144,7 +102,7 @@ func (r *Recorder) Record(ev worker.Event) {
 	var err error
 	for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-		err = recordScript.Run(ctx, r.cfg.Redis, k.recordKeys(), ev.TaskID, fate, ev.Code, audit, rerun).Err()
+		_, err = recordEnd(ctx, r.cfg.Redis, k, ev.TaskID, fate, ev.Code, audit, rerun)
 		cancel()
 		if err == nil {
 			return

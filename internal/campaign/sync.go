@@ -36,12 +36,6 @@ import (
 // tasks in asynq, holding the campaign's op lock so that it never sees a
 // task that a feeder batch, a pause or a cancel is moving.
 
-// asynq's Redis keys that recallq reads directly (asynq v0.26's layout,
-// pinned by the tests against a real Redis): a task's hash, whose field
-// "state" is its state, and the marker of a paused queue.
-func asynqTaskKey(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }
-func asynqPausedKey(queue string) string   { return "asynq:{" + queue + "}:paused" }
-
 // bulkPaused reports whether asynq's bulk queue is paused.
 func bulkPaused(ctx context.Context, rdb redis.UniversalClient) (bool, error) {
 	n, err := rdb.Exists(ctx, asynqPausedKey(tasks.QueueBulk)).Result()
@@ -73,7 +67,7 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 	states := make([]*redis.StringCmd, 0, len(win))
 	for id := range win {
 		ids = append(ids, id)
-		states = append(states, pipe.HGet(ctx, asynqTaskKey(tasks.QueueBulk, id), "state"))
+		states = append(states, pipe.HGet(ctx, asynqTaskKey(tasks.QueueBulk, id), asynqStateField))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return 0, fmt.Errorf("campaign %s: read task states: %w", name, err)
@@ -88,14 +82,14 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 			_ = rdb.SRem(ctx, k.retrying, queued...).Err()
 		}
 		if len(retrying) > 0 {
-			_ = markRetryingScript.Run(ctx, rdb, []string{k.window, k.retrying}, retrying...).Err()
+			_ = markRetrying(ctx, rdb, k, retrying)
 		}
 	}()
 	for i, id := range ids {
 		state, err := states[i].Result()
 		switch {
 		case errors.Is(err, redis.Nil): // gone: deleted by hand
-			n, err := settleScript.Run(ctx, rdb, []string{k.counts, k.window, k.retrying}, id, fieldDeleted).Int()
+			n, err := settle(ctx, rdb, k, id, fieldDeleted)
 			if err != nil {
 				return settled, fmt.Errorf("campaign %s: settle task %s: %w", name, id, err)
 			}
@@ -131,18 +125,16 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	case err != nil:
 		return 0, fmt.Errorf("campaign %s: look up task %s: %w", name, id, err)
 	}
-	settle := func(fate string) (int, error) {
-		return settleScript.Run(ctx, rdb, []string{k.counts, k.window, k.retrying}, id, fate).Int()
-	}
+	settleAs := func(field string) (int, error) { return settle(ctx, rdb, k, id, field) }
 	if info.State == asynq.TaskStateCompleted {
 		var res worker.Result
 		switch err := json.Unmarshal(info.Result, &res); {
 		case err == nil && res.Code == 0:
-			return settle(fieldRecalled)
+			return settleAs(fieldRecalled)
 		case err == nil && res.Code == 20023:
-			return settle(fieldAlreadyRecalled)
+			return settleAs(fieldAlreadyRecalled)
 		}
-		return settle(fieldUnaccounted)
+		return settleAs(fieldUnaccounted)
 	}
 	// Archived. On its last attempt for a reason not its own, the worker
 	// puts it back: not a dead letter.
@@ -151,7 +143,7 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	}
 	r, err := decodeRow(s)
 	if err != nil {
-		return settle(fieldUnaccounted)
+		return settleAs(fieldUnaccounted)
 	}
 	late := strings.HasSuffix(info.LastErr, asynq.SkipRetry.Error())
 	code, detail, at := worker.StoredCode(info.LastErr), detailArchivedByHand, time.Now()
@@ -165,27 +157,8 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 		detail += "; last error: " + info.LastErr
 	}
 	audit := string(appendFields(nil, strconv.FormatInt(at.UnixMilli(), 10), r.from, r.to, r.msgKey, strconv.Itoa(code), clip(detail)))
-	return recordScript.Run(ctx, rdb, k.recordKeys(), id, fieldDeadLettered, code, audit, "").Int()
+	return recordEnd(ctx, rdb, k, id, fieldDeadLettered, code, audit, "")
 }
-
-// markRetryingScript adds to the retrying set the tasks that are still in
-// the window (one that ended meanwhile must not linger there).
-// KEYS: window, retrying. ARGV: ids.
-var markRetryingScript = redis.NewScript(`
-for i = 1, #ARGV do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then redis.call('SADD', KEYS[2], ARGV[i]) end
-end
-return 0
-`)
-
-// settleScript counts a task of the window that ended without a recorded
-// end. KEYS: counts, window, retrying. ARGV: id, count.
-var settleScript = redis.NewScript(`
-redis.call('SREM', KEYS[3], ARGV[1])
-if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
-return 1
-`)
 
 func clip(s string) string {
 	if len(s) > maxDetail {

@@ -176,6 +176,9 @@ func (c *Child) Tail(lines int) string {
 	return strings.Join(all, "\n")
 }
 
+// TailLine is Tail joined into one line, for a note.
+func (c *Child) TailLine(lines int) string { return strings.Join(strings.Fields(c.Tail(lines)), " ") }
+
 // CountLines counts the occurrences of s in the child's log.
 func (c *Child) CountLines(s string) int {
 	b, err := os.ReadFile(c.log)
@@ -199,4 +202,17 @@ func Env(extra ...string) []string {
 		env = append(env, kv)
 	}
 	return append(env, extra...)
+}
+
+// LoadAverage is the machine's 1-minute load average, or "?": the machine
+// may be shared, and a busy one explains a noisy row of a lab's table.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }

@@ -42,6 +42,7 @@ import (
 
 	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/imsim"
+	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -371,11 +372,11 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, fmt.Errorf("faults: %w", err)
 	}
 	defer func() {
-		if err := s.sim.stop(); err != nil {
+		if err := s.sim.Stop(); err != nil {
 			s.progress("simulator: %v", err)
 		}
 	}()
-	s.progress("simulator at %s; logs in %s", s.sim.url, dir)
+	s.progress("simulator at %s; logs in %s", s.sim.URL, dir)
 
 	names := append([]string{FaultNone}, o.Faults...)
 	if o.SkipBaseline {
@@ -429,7 +430,7 @@ func (s *suite) header() {
 	fmt.Fprintf(w, "# recallq faults: trust under faults, end to end\n")
 	fmt.Fprintf(w, "# command: %s\n", o.CommandLine)
 	fmt.Fprintf(w, "# machine: nproc %d, %s/%s, %s, %s; %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH,
-		runtime.Version(), redisVersion(), time.Now().UTC().Format(time.RFC3339))
+		runtime.Version(), redistest.Version(), time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "# redis: a fresh redis-server per run on loopback, append-only file on: --appendonly yes --appendfsync %s (no RDB snapshots);\n", o.AppendFsync)
 	fmt.Fprintf(w, "#   the figures hold for appendfsync %s. Killing the process loses nothing the kernel has, so %s and always differ only\n", o.AppendFsync, o.AppendFsync)
 	fmt.Fprintf(w, "#   on a machine crash or power loss, which this suite does not simulate\n")

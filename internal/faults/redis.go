@@ -205,20 +205,6 @@ func signalName(sig syscall.Signal) string {
 	return sig.String()
 }
 
-// redisVersion is redis-server's version, as it reports it.
-func redisVersion() string {
-	out, err := exec.Command("redis-server", "--version").Output()
-	if err != nil {
-		return "redis-server version unknown"
-	}
-	for _, f := range strings.Fields(string(out)) {
-		if v, ok := strings.CutPrefix(f, "v="); ok {
-			return "redis-server " + v
-		}
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // sleepCtx sleeps d (nothing if d <= 0) or until ctx ends.
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	if d <= 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
@@ -88,7 +89,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	r.insp = asynq.NewInspector(redisOpt)
 	client := asynq.NewClient(redisOpt)
 	defer client.Close()
-	if err := s.sim.reset(ctx); err != nil {
+	if err := s.sim.Reset(ctx); err != nil {
 		return row, err
 	}
 	msgs := campaignMessages(o.Tasks, s.nonce, index, o.Missing)
@@ -107,7 +108,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 		return row, err
 	}
 
-	loadBefore := loadAverage()
+	loadBefore := childproc.LoadAverage()
 	campaign := fmt.Sprintf("faults-%s-%d", name, s.nonce)
 	r.t0 = time.Now()
 	queued, err := enqueueCampaign(ctx, client, msgs, campaign)
@@ -133,7 +134,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	if err != nil {
 		return row, err
 	}
-	st, err := s.sim.stats(vctx)
+	st, err := s.sim.Stats(vctx)
 	if err != nil {
 		return row, err
 	}
@@ -150,7 +151,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	}
 	row.Notes = append(row.Notes, r.events...)
 	row.Notes = append(row.Notes, fmt.Sprintf("machine load average (1 min): %s before the campaign, %s after the drain (nproc %d; the machine may be shared)",
-		loadBefore, loadAverage(), runtime.NumCPU()))
+		loadBefore, childproc.LoadAverage(), runtime.NumCPU()))
 	row.Notes = append(row.Notes, fmt.Sprintf("simulator: %d calls, answers %s, %d HTTP errors; %d counted against the cap",
 		st.Calls, byCode(st.ByCode), st.HTTPErrors, st.Counted))
 	if n := r.countLogLines("circuit closed"); row.CircuitOpen > 0 || n > 0 {
@@ -186,7 +187,7 @@ func (r *run) startWorker(slot int) (*child, error) {
 	args := []string{WorkerCommand,
 		"--concurrency", strconv.Itoa(o.Concurrency),
 		"--redis-url", "redis://" + r.redis.addr + "/0",
-		"--endpoint", r.s.sim.url,
+		"--endpoint", r.s.sim.URL,
 		"--rate", strconv.FormatFloat(o.Rate, 'g', -1, 64),
 		"--metrics-addr=",
 		"--log-format", "text", "--log-level", "info",
@@ -296,7 +297,7 @@ func (r *run) noteExits() {
 	for _, w := range r.all {
 		if w.Exited() && !r.killed[w] && !r.gone[w] {
 			r.gone[w] = true
-			r.event("CHECK: %s (pid %d) exited on its own (%v); its log ends: %s", w.Name(), w.PID(), w.Err(), oneLine(w.Tail(3)))
+			r.event("CHECK: %s (pid %d) exited on its own (%v); its log ends: %s", w.Name(), w.PID(), w.Err(), w.TailLine(3))
 		}
 	}
 }
@@ -316,7 +317,7 @@ func (r *run) stopWorkers() []string {
 			defer wg.Done()
 			if err := w.Stop(stopGrace); err != nil {
 				mu.Lock()
-				problems = append(problems, fmt.Sprintf("CHECK: %v; its log ends: %s", err, oneLine(w.Tail(3))))
+				problems = append(problems, fmt.Sprintf("CHECK: %v; its log ends: %s", err, w.TailLine(3)))
 				mu.Unlock()
 			}
 		}()
@@ -381,18 +382,3 @@ func busiest(st imsim.Stats, n int) string {
 	}
 	return strings.Join(parts, " ")
 }
-
-// loadAverage is the machine's 1-minute load average, or "?".
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return "?"
-}
-
-// oneLine joins a log tail into one line for a note.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -157,3 +157,148 @@ func TestStrikeBelowTheFullRateCutsWithoutAPause(t *testing.T) {
 		t.Errorf("Stats() SlowDowns=%d, want 1", st.SlowDowns)
 	}
 }
+
+// TestAStrikeCutsToTheRateThatGotThrough: at a strike the fleet's calls
+// that Tencent took in the sliding second that refused one are the share
+// left to recallq, so the cut lands there (less the margin) in one step,
+// not at 0.8 of the rate in force. Before, a first contact at 190/s with a
+// free share of 150/s cut to 152/s, drew a second strike and cut to 121/s.
+func TestAStrikeCutsToTheRateThatGotThrough(t *testing.T) {
+	b := newAIMDBucket(t)
+	// 8 slots at the full rate (9.5/s), then the calls stop: the second
+	// before the strike holds 8 of them, 2 of which are refused.
+	const granted, refused = 8, 2
+	b.strikeAfter(granted)
+	through := float64(granted-refused) * b.iv.Seconds() // as a scale
+	want := through * (1 - aimdMargin)
+	if g := b.gap(); math.Abs(1/g-want) > 0.02 {
+		t.Errorf("after a strike with %d of %d calls through in the last second: rate scale %.3f, want %.3f (scale %.3f got through, less the margin; a blind cut gives %.1f)",
+			granted-refused, granted, 1/g, want, through, aimdDecrease)
+	}
+	if ceil, err := b.rdb.HGet(context.Background(), b.l.keys.gcra, "ceil").Float64(); err != nil || math.Abs(ceil-through) > 0.02 {
+		t.Errorf("ceiling %.3f (%v), want the scale that got through, %.3f", ceil, err, through)
+	}
+}
+
+// strikeAfter takes n slots at the full rate, waits until every one of
+// them lies in the second a rate-limit answer reported now counts, and
+// strikes. It returns the last slot granted.
+func (b *aimdBucket) strikeAfter(n int) Permit {
+	b.t.Helper()
+	last := grabAhead(b.t, b.l, n)
+	if wait := last.RedisSlot.Add(b.l.answerLag() + 50*time.Millisecond).Sub(redisNow(b.t, b.rdb)); wait > 0 {
+		time.Sleep(wait)
+	}
+	b.strike()
+	return last
+}
+
+// TestAFirstCutPausesOnlyUntilTheOldRateLeavesTheWindow: the cut from the
+// full rate to what got through pauses after the slots already granted
+// only so long that no sliding second holds more of the old rate's calls
+// and the new rate's than got through, (old rate / new rate - 1) of a
+// second, not the caller's whole d: a second's pause cost 145 calls at a
+// free share of 150/s.
+func TestAFirstCutPausesOnlyUntilTheOldRateLeavesTheWindow(t *testing.T) {
+	b := newAIMDBucket(t)
+	const granted, refused = 8, 2
+	last := b.strikeAfter(granted)
+	scale := float64(granted-refused) * b.iv.Seconds() * (1 - aimdMargin)
+	gap := time.Duration((1/scale - 1) * float64(strikeWindow))
+	now := redisNow(t, b.rdb)
+	got := nextSlot(t, b.l)
+	if from := last.RedisSlot.Add(b.iv); from.After(now) {
+		now = from // the slots already granted go first
+	}
+	if p := got.Sub(now); p < gap-5*time.Millisecond || p > gap+50*time.Millisecond {
+		t.Errorf("a cut from the full rate to scale %.3f paused %s after the slots already granted, want %s (old rate / new rate - 1 seconds; d is %s)",
+			scale, p, gap, time.Second)
+	}
+}
+
+// observeAfter reports the answer of a call whose slot came 60 ms after
+// p's, as the handler does before it reports a rate-limit answer: the
+// count looks back from that slot. 60 ms keeps every slot granted out of
+// the count's edge bucket (20 ms), which is weighted by the part of it
+// inside.
+func (b *aimdBucket) observeAfter(p Permit) {
+	const after = 60 * time.Millisecond
+	b.l.Observe(Permit{Slot: p.Slot.Add(after), RedisSlot: p.RedisSlot.Add(after)}, p.Slot.Add(after+30*time.Millisecond))
+}
+
+// TestOneStrikeAtMostHalvesTheRate: counts that say almost nothing got
+// through (a storm, or a miscount) cut the rate by half, not to the floor.
+func TestOneStrikeAtMostHalvesTheRate(t *testing.T) {
+	b := newAIMDBucket(t)
+	last := grabAhead(t, b.l, aimdLeastGrants).RedisSlot
+	if wait := last.Add(b.l.answerLag() + 50*time.Millisecond).Sub(redisNow(t, b.rdb)); wait > 0 {
+		time.Sleep(wait)
+	}
+	for range aimdLeastGrants - 1 { // isolated ones: every call refused
+		if err := b.l.SlowDown(context.Background(), time.Second); err != nil {
+			t.Fatal(err)
+		}
+		b.age(2 * time.Second)
+	}
+	b.strike()
+	if g, want := b.gap(), 1/(aimdDeepest*(1-aimdMargin)); !near(g, want) {
+		t.Errorf("after strikes with nearly every call refused: slots %.3f intervals apart, want %.3f (halved)", g, want)
+	}
+}
+
+// TestTheCountLooksBackFromTheRefusedCallsSlot: a 60007 reported late (a
+// slow answer, a busy process) must count the calls that shared the
+// refused call's sliding second, not those of the second before the
+// report: the slot of the call Observe saw last anchors the count. Before,
+// the count looked back from now less a typical answer time, and a report
+// 0.6 s late counted half of them: a cut too deep, or, as the fleet's rate
+// rose into a first contact, too shallow.
+func TestTheCountLooksBackFromTheRefusedCallsSlot(t *testing.T) {
+	b := newAIMDBucket(t)
+	const granted, refused = 8, 2
+	last := grabAhead(t, b.l, granted)
+	if wait := last.RedisSlot.Add(600 * time.Millisecond).Sub(redisNow(t, b.rdb)); wait > 0 {
+		time.Sleep(wait)
+	}
+	b.observeAfter(last)
+	b.strike()
+	through := float64(granted-refused) * b.iv.Seconds()
+	if ceil, err := b.rdb.HGet(context.Background(), b.l.keys.gcra, "ceil").Float64(); err != nil || math.Abs(ceil-through) > 0.02 {
+		t.Errorf("a strike reported 0.6 s after the refused call's slot: ceiling %.3f (%v), want the scale that got through in the second before that slot, %.3f",
+			ceil, err, through)
+	}
+}
+
+// TestSlotsDroppedAsLateDidNotGetThrough: a slot dropped as late (a
+// process descheduled or stopped, a cold start) was granted but never
+// used: the count of what got through must not include it. Before, a
+// fleet starting up on a busy machine, with its first calls late, counted
+// them, cut to 149/s instead of 145/s at a free share of 150/s, and drew
+// a second strike.
+func TestSlotsDroppedAsLateDidNotGetThrough(t *testing.T) {
+	b := newAIMDBucket(t)
+	const granted, dropped, refused = 9, 2, 2
+	var ps []Permit
+	for range granted {
+		ps = append(ps, grabAhead(t, b.l, 1))
+	}
+	for _, p := range ps[:dropped] {
+		if err := p.Admit(p.Slot.Add(time.Second)); !errors.Is(err, ErrLate) {
+			t.Fatalf("Admit a second after the slot = %v, want ErrLate", err)
+		}
+	}
+	last := grabAhead(t, b.l, 1) // carries the drops
+	if wait := ps[granted-1].RedisSlot.Add(100 * time.Millisecond).Sub(redisNow(t, b.rdb)); wait > 0 {
+		time.Sleep(wait)
+	}
+	if last.RedisSlot.Sub(ps[granted-1].RedisSlot) < 100*time.Millisecond {
+		t.Fatalf("the grant that carried the drops came %s after the last slot, want an interval", last.RedisSlot.Sub(ps[granted-1].RedisSlot))
+	}
+	b.observeAfter(ps[granted-1])
+	b.strike()
+	through := float64(granted-dropped-refused) * b.iv.Seconds()
+	if ceil, err := b.rdb.HGet(context.Background(), b.l.keys.gcra, "ceil").Float64(); err != nil || math.Abs(ceil-through) > 0.02 {
+		t.Errorf("%d slots granted, %d of them dropped as late, %d refused: ceiling %.3f (%v), want %.3f",
+			granted, dropped, refused, ceil, err, through)
+	}
+}

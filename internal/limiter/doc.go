@@ -115,15 +115,17 @@
 // through, a cap shared with other clients), the caller reports it with
 // SlowDown. An isolated one, with no other in the fleet within the last
 // second (Redis keeps the time of the last, "strike"), pauses nothing: it
-// costs its caller one more call. Another within the second stores
-// pause_until = max(pause_until, max(tat, Redis now) + d) beside tat. The
-// pause starts after the slots already granted, which lie up to the
-// fleet's lookahead ahead (0.84 s at 16 processes): a pause from Redis now
-// would end inside the lookahead and leave no gap at all. Such a strike
-// also lowers the bucket's rate; strikes that answer calls granted before
-// the cut took effect are held (they neither cut nor pause again), and
-// below the full rate a strike only lowers the rate, without a pause
-// (aimd.go).
+// costs its caller one more call. Another within the second, at the full
+// rate, stores pause_until = max(pause_until, max(tat, Redis now) + gap)
+// beside tat, gap being d, or shorter when the bucket knows how many calls
+// got through (aimd.go). The pause starts after the slots already granted,
+// which lie up to the fleet's lookahead ahead (0.84 s at 16 processes): a
+// pause from Redis now would end inside the lookahead and leave no gap at
+// all. Such a strike also lowers the bucket's rate, to the rate that got
+// through when the bucket's counts of grants and 60007s tell it; strikes
+// that answer calls granted before the cut took effect are held (they
+// neither cut nor pause again), and below the full rate a strike only
+// lowers the rate, without a pause (aimd.go).
 //
 // A per-process golang.org/x/time/rate limiter at Rate sits in front of Redis
 // to protect it from a runaway caller; it is not the shared bucket.

@@ -22,6 +22,10 @@ type keys struct {
 	// other forms): in a rolling deploy each version would delete the
 	// other's entries as malformed. The old hashes expire on their own.
 	spread string
+	// flow is a hash: per flowWidth of Redis time, the slots granted (by
+	// slot time) and the rate-limit answers reported (by report time), in
+	// a ring of flowBuckets fields each (see flowLua).
+	flow string
 }
 
 func newKeys(prefix, bucket string) keys {
@@ -29,5 +33,6 @@ func newKeys(prefix, bucket string) keys {
 	return keys{
 		gcra:   base + "gcra",
 		spread: base + "spread-hist",
+		flow:   base + "flow",
 	}
 }

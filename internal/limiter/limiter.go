@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,6 +152,7 @@ func (p Permit) Admit(now time.Time) error {
 	}
 	if late := now.Sub(p.Slot); late > p.lim.cfg.LateCutoff {
 		p.lim.stats.lateDrops.Add(1)
+		p.lim.noteDrop(p.RedisSlot)
 		return fmt.Errorf("%w: the call would go %s after its slot, more than the cutoff %s", ErrLate, late, p.lim.cfg.LateCutoff)
 	}
 	return nil
@@ -243,6 +245,9 @@ type Limiter struct {
 	scale       atomic.Int64 // the bucket's rate scale in millionths, as the last grant read it; 0: none yet
 	aheadNS     atomic.Int64 // the furthest a grant lay ahead of Redis now lately, ns
 	aheadAt     atomic.Int64 // when aheadNS was seen, unix ns of the local clock
+	lastSlot    atomic.Int64 // RedisSlot of the permit Observe saw last, µs of Redis time; 0: none
+	dropsMu     sync.Mutex
+	drops       []int64 // slots dropped as late since the last grant, µs of Redis time (see noteDrop)
 	window      *spreadWindow
 	stalls      *stallWatch
 
@@ -434,6 +439,7 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 		// as early as Slot-rtt. Later than the cutoff, the slot is lost.
 		if late := l.now().Sub(p.Slot.Add(-p.rtt)); late > l.cfg.LateCutoff {
 			l.stats.lateDrops.Add(1)
+			l.noteDrop(p.RedisSlot)
 			l.log.DebugContext(ctx, "limiter dropped a slot granted too late", "late", late, "cutoff", l.cfg.LateCutoff)
 			continue
 		}
@@ -457,10 +463,11 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 // grant asks Redis for the next slot: one round trip.
 func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 	interval := l.Interval()
+	drops := l.takeDrops()
 	sent := l.now()
-	v, err := l.run(ctx, &l.stats.waitTrips, grantScript, []string{l.keys.gcra},
+	v, err := l.run(ctx, &l.stats.waitTrips, grantScript, []string{l.keys.gcra, l.keys.flow},
 		ceilMicros(interval), ceilMicros(l.horizon()), (stateTTL + l.cfg.Horizon).Milliseconds(),
-		aimdRegain.Seconds(), aimdProbe, aimdMargin)
+		aimdRegain.Seconds(), aimdProbe, aimdMargin, drops)
 	recv := l.now()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -484,6 +491,44 @@ func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 		rtt:       recv.Sub(sent),
 		lim:       l,
 	}, nil
+}
+
+// maxDrops bounds the dropped slots one grant carries.
+const maxDrops = 64
+
+// noteDrop notes a slot dropped as late, to be taken off the bucket's count
+// of slots granted by this process's next grant (no round trip of its own):
+// a slot that was never used got nothing through, and counted as granted it
+// would make a strike's estimate of what got through too high (aimd.go).
+func (l *Limiter) noteDrop(slot time.Time) {
+	if slot.IsZero() {
+		return
+	}
+	l.dropsMu.Lock()
+	if len(l.drops) < maxDrops {
+		l.drops = append(l.drops, slot.UnixMicro())
+	}
+	l.dropsMu.Unlock()
+}
+
+// takeDrops returns the slots noteDrop noted since the last call, as
+// grantScript's ARGV[7], and forgets them: a grant that fails loses them
+// (the estimate is best effort).
+func (l *Limiter) takeDrops() string {
+	l.dropsMu.Lock()
+	defer l.dropsMu.Unlock()
+	if len(l.drops) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i, d := range l.drops {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(d, 10))
+	}
+	l.drops = l.drops[:0]
+	return b.String()
 }
 
 // grantReply is the answer of grantScript, in µs of Redis time.
@@ -581,6 +626,9 @@ func (l *Limiter) Observe(p Permit, done time.Time) {
 	if p.Slot.IsZero() {
 		return
 	}
+	if !p.RedisSlot.IsZero() {
+		l.lastSlot.Store(p.RedisSlot.UnixMicro())
+	}
 	if l.stalls.overlaps(p.Slot.Add(-p.rtt), done) {
 		l.stats.stalledSamples.Add(1)
 		return
@@ -633,7 +681,9 @@ func (l *Limiter) compensate(d time.Duration) {
 // process.
 const strikeWindow = time.Second
 
-// SlowDown reports a "too many requests" answer. An isolated one (no other
+// SlowDown reports a "too many requests" answer, best right after Observe
+// reported the refused call: the slot of the call Observe saw last is where
+// the bucket looks back from to tell how many calls got through (aimd.go). An isolated one (no other
 // in the fleet within the last second) pauses nothing: the caller calls
 // again with its next slot. One that comes before the last slow-down took
 // effect (its hold, aimd.go) answers a call granted before it: it does
@@ -646,18 +696,23 @@ func (l *Limiter) SlowDown(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("limiter: slow down bucket %q for %s: the pause must be positive", l.bucket, d)
 	}
-	v, err := l.run(ctx, &l.stats.otherTrips, slowDownScript, []string{l.keys.gcra},
+	iv := l.Interval()
+	v, err := l.run(ctx, &l.stats.otherTrips, slowDownScript, []string{l.keys.gcra, l.keys.flow},
 		ceilMicros(d), (stateTTL + d).Milliseconds(), strikeWindow.Microseconds(),
-		aimdDecrease, aimdRegain.Seconds(), aimdProbe, aimdMargin, aimdMinScale)
+		aimdDecrease, aimdRegain.Seconds(), aimdProbe, aimdMargin, aimdMinScale,
+		ceilMicros(iv), ceilMicros(l.answerLag()), aimdDeepest, aimdLeastGrants, l.lastSlot.Load())
 	if err != nil {
 		return fmt.Errorf("limiter: slow down bucket %q: %w", l.bucket, err)
 	}
 	a, _ := v.([]any)
-	if len(a) != 2 {
+	if len(a) != 5 {
 		return fmt.Errorf("limiter: slow down bucket %q: unexpected script answer %v", l.bucket, v)
 	}
-	paused, _ := a[0].(int64)
-	until, _ := a[1].(int64)
+	var n [5]int64
+	for i := range a {
+		n[i], _ = a[i].(int64)
+	}
+	paused, until := n[0], n[1]
 	switch paused {
 	case 0:
 		l.stats.isolatedStrikes.Add(1)
@@ -668,12 +723,18 @@ func (l *Limiter) SlowDown(ctx context.Context, d time.Duration) error {
 		l.log.DebugContext(ctx, "limiter: a rate-limit answer to a call granted before the last slow-down took effect, no further pause")
 		return nil
 	}
+	rate := func(millionths int64) float64 { return float64(millionths) / 1e6 / iv.Seconds() }
+	attrs := []any{"rate", rate(n[2]), "ceiling", rate(n[3])}
+	if n[4] >= 0 {
+		attrs = append(attrs, "got_through", n[4])
+	}
 	l.stats.slowDowns.Add(1)
 	if paused == 3 {
-		l.log.InfoContext(ctx, "limiter lowered the bucket's rate: rate-limit answers keep coming below the full rate (a quota shared with other callers)")
+		l.log.InfoContext(ctx, "limiter lowered the bucket's rate: rate-limit answers keep coming below the full rate (a quota shared with other callers)", attrs...)
 		return nil
 	}
-	l.log.InfoContext(ctx, "limiter paused the bucket after the slots already granted and lowered its rate", "pause", d, "until_redis", time.UnixMicro(until).UTC())
+	l.log.InfoContext(ctx, "limiter paused the bucket after the slots already granted and lowered its rate",
+		append(attrs, "pause", d, "until_redis", time.UnixMicro(until).UTC())...)
 	return nil
 }
 

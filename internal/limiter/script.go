@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -42,13 +43,83 @@ local function scaleAt(st, now, regain, probe, margin)
 end
 `
 
+// The flow counters (aimd.go): how many slots the fleet was granted and how
+// many rate-limit answers it reported, per flowWidth of Redis time, so that
+// a strike can tell the rate that got through. Each is a ring of
+// flowBuckets fields of the flow hash, "g<i>" for grants (at their slot
+// time) and "r<i>" for rate-limit answers (when reported), i the bucket's
+// epoch (t / flowWidth) modulo flowBuckets, holding epoch*flowMult + count:
+// a field left by an older turn of the ring reads as 0. The ring spans
+// 5.12 s: a second back for the sum plus how far ahead slots are granted
+// (lookahead and pause); a slot granted further ahead than that overwrites
+// a bucket still to be read and is not counted (a lower estimate: a deeper
+// cut, at most aimdDeepest). A count saturates at flowMult-1 (500,000
+// calls/s).
+const (
+	flowWidth   = 20000 // µs
+	flowBuckets = 256
+	flowMult    = 10000
+)
+
+// flowLua defines flowAdd(key, kind, t), which counts one event of kind
+// ('g' or 'r') at t µs, flowRemove(key, kind, t), which takes one back, and
+// flowSum(key, kind, from, to), the events of kind in (from, to], the
+// buckets at the edges weighted by the part of them inside.
+var flowLua = `
+local FLOW_W, FLOW_N, FLOW_M = ` + strconv.Itoa(flowWidth) + `, ` + strconv.Itoa(flowBuckets) + `, ` + strconv.Itoa(flowMult) + `
+local function flowAdd(key, kind, t)
+  local e = math.floor(t / FLOW_W)
+  local f = kind .. (e % FLOW_N)
+  local v = tonumber(redis.call('HGET', key, f))
+  if v and math.floor(v / FLOW_M) == e then
+    v = math.min(v + 1, e * FLOW_M + FLOW_M - 1)
+  else
+    v = e * FLOW_M + 1
+  end
+  redis.call('HSET', key, f, string.format('%.0f', v))
+end
+local function flowRemove(key, kind, t)
+  local e = math.floor(t / FLOW_W)
+  local f = kind .. (e % FLOW_N)
+  local v = tonumber(redis.call('HGET', key, f))
+  if v and math.floor(v / FLOW_M) == e and v > e * FLOW_M then
+    redis.call('HSET', key, f, string.format('%.0f', v - 1))
+  end
+end
+local function flowSum(key, kind, from, to)
+  local e0, e1 = math.floor(from / FLOW_W), math.floor(to / FLOW_W)
+  if e1 - e0 >= FLOW_N then
+    e0 = e1 - FLOW_N + 1
+  end
+  local fields = {}
+  for e = e0, e1 do
+    fields[#fields + 1] = kind .. (e % FLOW_N)
+  end
+  local vs = redis.call('HMGET', key, unpack(fields))
+  local sum = 0
+  for k = 1, #vs do
+    local e = e0 + k - 1
+    local v = tonumber(vs[k])
+    if v and math.floor(v / FLOW_M) == e then
+      local lo, hi = math.max(from, e * FLOW_W), math.min(to, (e + 1) * FLOW_W)
+      sum = sum + (v - e * FLOW_M) * math.max(0, hi - lo) / FLOW_W
+    end
+  end
+  return sum
+end
+`
+
 // grantScript grants the next slot.
 //
 //	KEYS[1] gcra hash (tat, pause, srv, scale, scaled, ceil, hold, strike)
+//	KEYS[2] flow hash
 //	ARGV[1] interval µs, ARGV[2] horizon µs, ARGV[3] key TTL ms,
-//	ARGV[4] regain s, ARGV[5] probe /s³, ARGV[6] margin
+//	ARGV[4] regain s, ARGV[5] probe /s³, ARGV[6] margin,
+//	ARGV[7] slots this process dropped as late, µs, comma-separated, or ''
 //
 // The interval is divided by the bucket's rate scale (aimd.go, scaleAt).
+// The slot is counted in the flow hash at its time (flowAdd), and the
+// dropped slots are taken off (flowRemove): they got nothing through.
 //
 // A schedule that is missing, or was written by another server (its run_id
 // differs: restored from a snapshot, a promoted replica, a moved slot), is
@@ -60,7 +131,7 @@ end
 // now in µs, 1 when the schedule was restarted, how far the slot lies
 // beyond max(now, pause) in µs (the queue reserved ahead, for the horizon
 // check), and the rate scale in millionths.
-var grantScript = redis.NewScript(scaleLua + `
+var grantScript = redis.NewScript(scaleLua + flowLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -82,6 +153,11 @@ local free = math.max(now, pause)
 local slot = math.max(tat, free)
 redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', slot + interval), 'srv', srv)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+flowAdd(KEYS[2], 'g', slot)
+for d in string.gmatch(ARGV[7], '%d+') do
+  flowRemove(KEYS[2], 'g', tonumber(d))
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {slot, now, reset, slot - free, math.floor(scale * 1000000)}
 `)
 
@@ -90,27 +166,48 @@ return {slot, now, reset, slot - free, math.floor(scale * 1000000)}
 // the window back, it only records this one and answers {0, pause}; before
 // hold it answers {2, pause}: the strike comes from a call granted before
 // the last slow-down took effect, and says nothing of the rate in force.
+// Every answer is counted in the flow hash (flowAdd 'r').
 //
-// Otherwise it lowers the bucket's rate scale multiplicatively and makes
-// the scale it lowered the ceiling (aimd.go). At the full rate (scale 1: no
-// quota sharing known, a storm) it also makes pause = max(pause, max(tat,
-// now) + d): the pause starts after the slots already granted (the fleet's
-// lookahead), so it leaves a gap of d in the calls, not in the grants, and
-// hold is the pause end. Below the full rate the lower rate is the answer,
-// and hold is max(tat, now) plus the strike window: when the calls in
-// Tencent's window are all at the lower rate. The rate starts to climb back
-// (scaled) at once below the full rate, and a strike window after the pause
-// at it: a ceiling of 1 says nothing of where the quota's edge lies, so the
-// lower rate is tried for a second first.
+// Otherwise it lowers the bucket's rate scale to what got through (aimd.go):
+// D, the slots granted in the second before the refused call's slot minus
+// the rate-limit answers reported in the second before now, is how many of
+// the fleet's calls Tencent took in the sliding second that refused this
+// one. The refused call's slot is the one the caller's Observe saw last
+// (a concurrent call's may come between: its slot lies as near), or,
+// unknown or more than 5 s old, now - lag (lag: how long after its slot a
+// call's answer typically comes). The ceiling is D as a scale
+// (D times the full-rate interval), at most the scale in force and at
+// least deepest times it, and the new scale the ceiling less the margin.
+// With fewer than least-grants slots counted (no flow yet: a new version's
+// first strike, an idle bucket) the ceiling is the scale in force and the
+// new scale the ceiling times the scale factor.
 //
-//	KEYS[1] gcra hash
+// At the full rate (scale 1: no quota sharing known, a storm) it also
+// makes pause = max(pause, max(tat, now) + gap): the pause starts after the
+// slots already granted (the fleet's lookahead), so it leaves a gap in the
+// calls, not in the grants. The gap is d without an estimate; with one it
+// is the strike window times (scale in force / new scale - 1), at most d:
+// long enough that no sliding second holds more than D of the old rate's
+// calls and the new rate's together (a second that starts with x s of
+// calls at the old rate r0 holds at most r0*x + r1*(1-x-gap) <= r1 when
+// gap >= x*(r0/r1 - 1)), so that the cut costs no more calls than it must.
+// Below the full rate the lower rate is the answer. Either way hold is
+// max(tat, now) plus the strike window, when the calls in Tencent's window
+// are all at the lower rate, and at least the pause end. The rate starts
+// to climb back (scaled) at once below the full rate, and a strike window
+// after the pause at it.
+//
+//	KEYS[1] gcra hash, KEYS[2] flow hash
 //	ARGV[1] d µs, ARGV[2] key TTL ms, ARGV[3] strike window µs,
 //	ARGV[4] scale factor, ARGV[5] regain s, ARGV[6] probe /s³,
-//	ARGV[7] margin, ARGV[8] least scale
+//	ARGV[7] margin, ARGV[8] least scale, ARGV[9] full-rate interval µs,
+//	ARGV[10] lag µs, ARGV[11] deepest, ARGV[12] least grants,
+//	ARGV[13] the refused call's slot µs, 0 when unknown
 //
 // It returns {0 isolated, 1 paused, 2 held, 3 lowered without a pause; the
-// pause end in µs of Redis time}.
-var slowDownScript = redis.NewScript(scaleLua + `
+// pause end in µs of Redis time; the new scale and ceiling in millionths
+// (0 unless lowered); D per second, -1 when not estimated}.
+var slowDownScript = redis.NewScript(scaleLua + flowLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'strike', 'scale', 'scaled', 'ceil', 'hold')
@@ -118,27 +215,46 @@ local cur = tonumber(st[2]) or 0
 local last = tonumber(st[3])
 redis.call('HSET', KEYS[1], 'strike', string.format('%.0f', now))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+flowAdd(KEYS[2], 'r', now)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
 if last == nil or now - last > tonumber(ARGV[3]) then
-  return {0, cur}
+  return {0, cur, 0, 0, -1}
 end
 if now < (tonumber(st[7]) or 0) then
-  return {2, cur}
+  return {2, cur, 0, 0, -1}
 end
-local ceil = scaleAt({st[4], st[5], st[6]}, now, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
-local scale = math.max(tonumber(ARGV[8]), ceil * tonumber(ARGV[4]))
+local inforce = scaleAt({st[4], st[5], st[6]}, now, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+local upto = now - tonumber(ARGV[10])
+local refusedSlot = tonumber(ARGV[13])
+if refusedSlot > now - 5000000 and refusedSlot <= now then
+  upto = refusedSlot
+end
+local granted = flowSum(KEYS[2], 'g', upto - 1000000, upto)
+local ceil, scale, through = inforce, inforce * tonumber(ARGV[4]), -1
+if granted >= tonumber(ARGV[12]) then
+  local to = (math.floor(now / FLOW_W) + 1) * FLOW_W -- every answer counted lies before now
+  through = math.max(0, granted - flowSum(KEYS[2], 'r', to - 1000000, to))
+  ceil = math.min(inforce, math.max(inforce * tonumber(ARGV[11]), through * tonumber(ARGV[9]) / 1000000))
+  scale = ceil * (1 - tonumber(ARGV[7]))
+end
+scale = math.max(tonumber(ARGV[8]), scale)
 local ahead = math.max(tonumber(st[1]) or 0, now)
 local hold, scaled, acted = ahead + tonumber(ARGV[3]), now, 3
-if ceil >= 1 then
-  local pause = ahead + tonumber(ARGV[1])
+if inforce >= 1 then
+  local gap = tonumber(ARGV[1])
+  if through >= 0 then
+    gap = math.min(gap, math.ceil(tonumber(ARGV[3]) * (inforce / scale - 1)))
+  end
+  local pause = ahead + gap
   if cur < pause then
     cur = pause
     redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
   end
-  hold, scaled, acted = cur, cur + tonumber(ARGV[3]), 1
+  hold, scaled, acted = math.max(cur, ahead + tonumber(ARGV[3])), cur + tonumber(ARGV[3]), 1
 end
 redis.call('HSET', KEYS[1], 'scale', string.format('%.6f', scale), 'scaled', string.format('%.0f', scaled),
   'ceil', string.format('%.6f', ceil), 'hold', string.format('%.0f', hold))
-return {acted, cur}
+return {acted, cur, math.floor(scale * 1000000), math.floor(ceil * 1000000), math.floor(through)}
 `)
 
 // spreadScript publishes this process's tails (when ARGV[2] is not empty) as

@@ -1,6 +1,6 @@
 // Package enqueue is the producer side of recallq: the library other Go
-// services import to queue recalls of Tencent Cloud Chat one-to-one
-// messages.
+// services import to queue recalls of Tencent Cloud Chat messages,
+// one-to-one (Recall) and in groups (GroupRecall, GroupRecalls).
 //
 //	c, err := enqueue.New(enqueue.Config{RedisURL: os.Getenv("REDIS_URL"), SDKAppID: 1400000000})
 //	res, err := c.Recall(ctx, tasks.Recall{FromAccount: "vinson", ToAccount: "dramon", MsgKey: "31906_833502_1572869830"})
@@ -89,7 +89,57 @@ func (c *Client) queue(ctx context.Context, r tasks.Recall, queue string) (Resul
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{TaskID: r.TaskID()}
+	return c.enqueue(ctx, t, r.TaskID())
+}
+
+// GroupRecall validates g and queues the recall of its one message on the
+// urgent lane; g.SDKAppID may be left zero. Its errors are Recall's. The
+// worker packs the seqs of one group waiting at the same time into one
+// call, whoever queued them.
+func (c *Client) GroupRecall(ctx context.Context, g tasks.GroupRecall) (Result, error) {
+	if g.SDKAppID == 0 {
+		g.SDKAppID = c.cfg.SDKAppID
+	}
+	t, err := tasks.NewGroupTask(g, tasks.Options{Queue: tasks.QueueUrgent, MaxRetry: c.cfg.MaxRetry, Retention: c.cfg.Retention})
+	if err != nil {
+		return Result{}, err
+	}
+	return c.enqueue(ctx, t, g.TaskID())
+}
+
+// GroupRecalls queues one task per seq of g's group (and topic): g with
+// MsgSeq set to each of seqs in turn, on the urgent lane. It validates
+// every seq before it queues any (a bad one: an error naming the field,
+// nothing queued) and returns one Result per seq, in order; on a Redis
+// failure it returns the Results of the seqs queued before it.
+func (c *Client) GroupRecalls(ctx context.Context, g tasks.GroupRecall, seqs []uint64) ([]Result, error) {
+	if len(seqs) == 0 {
+		return nil, fmt.Errorf("%w: %w", tasks.ErrInvalid, &tasks.FieldError{Field: "MsgSeq", Reason: "no MsgSeq given: give at least one"})
+	}
+	if g.SDKAppID == 0 {
+		g.SDKAppID = c.cfg.SDKAppID
+	}
+	all := make([]tasks.GroupRecall, len(seqs))
+	for i, seq := range seqs {
+		all[i] = g
+		all[i].MsgSeq = seq
+		if err := all[i].Validate(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]Result, 0, len(seqs))
+	for _, one := range all {
+		res, err := c.GroupRecall(ctx, one)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func (c *Client) enqueue(ctx context.Context, t *asynq.Task, id string) (Result, error) {
+	res := Result{TaskID: id}
 	switch _, err := c.c.EnqueueContext(ctx, t); {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		res.AlreadyQueued = true

@@ -51,3 +51,29 @@ func ExampleClient_Recall_invalid() {
 	// bad field: MsgKey
 	// invalid recall: MsgKey: is empty: give the MsgKey Tencent returned when the message was sent
 }
+
+func ExampleClient_GroupRecalls() {
+	c, err := enqueue.New(enqueue.Config{RedisURL: redisURL, SDKAppID: 1400000000})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	g := tasks.GroupRecall{GroupID: "@TGS#2J4SZEAEL", RequestedBy: "moderator:ana", Reason: "spam wave"}
+	res, err := c.GroupRecalls(context.Background(), g, []uint64{101, 102})
+	if err != nil {
+		log.Fatal(err)
+	}
+	again, err := c.GroupRecalls(context.Background(), g, []uint64{102, 103})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range append(res, again...) {
+		fmt.Println(r.TaskID, r.AlreadyQueued)
+	}
+	// Output:
+	// grecall_8a9137e7acee3ec6e6350988cb3f89f2 false
+	// grecall_fcca496f308d51dc3aaecb3dc2b3caef false
+	// grecall_fcca496f308d51dc3aaecb3dc2b3caef true
+	// grecall_ddbd4d68fbf72aeeec400edd611618f6 false
+}

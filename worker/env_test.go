@@ -38,6 +38,8 @@ type env struct {
 	sim      *imsim.Sim
 	api      *tim.Client
 	lim      *limiter.Limiter
+	glim     *limiter.Limiter // group_msg_recall's bucket
+	calls    groupCallLog
 	insp     *asynq.Inspector
 	enq      *enqueue.Client
 	logs     *logtest.Buffer
@@ -59,6 +61,9 @@ type envOptions struct {
 	retryBase        time.Duration // default 20ms
 	// front wraps the simulator's handler (to break connections, say).
 	front func(http.Handler) http.Handler
+	// groupLinger is the bulk lane's linger of group batches (default
+	// the handler's); groupUrgentLinger the urgent lane's.
+	groupLinger, groupUrgentLinger time.Duration
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -94,6 +99,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.lim.Close() })
+	e.glim, err = limiter.New(limiter.Config{Redis: rdb, App: testApp, API: tim.APIGroupRecall, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.glim.Close() })
 	opt := asynq.RedisClientOpt{Addr: e.redis.Addr}
 	e.insp = asynq.NewInspector(opt)
 	t.Cleanup(func() { e.insp.Close() })
@@ -117,7 +127,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 			Handler: worker.HandlerConfig{
 				SDKAppID: testApp, API: e.api, Limiter: e.lim, Secrets: []string{testSecret},
 				ConfigRetryDelay: o.configRetryDelay, OutageRetryDelay: o.outageRetryDelay, BreakerThreshold: o.breakerThreshold, SlowDown: 20 * time.Millisecond,
-				Recorder: &e.events,
+				Recorder:     &e.events,
+				GroupLimiter: e.glim, GroupLinger: o.groupLinger, GroupUrgentLinger: o.groupUrgentLinger,
+				OnGroupCall: e.calls.add,
 				OnBreaker: func(open bool, _ worker.Outcome) {
 					e.breaker.mu.Lock()
 					e.breaker.changes = append(e.breaker.changes, open)
@@ -152,10 +164,16 @@ func (e *env) recall(r tasks.Recall) string {
 // waitTask polls the task until ok says it has arrived, and returns it.
 func (e *env) waitTask(id string, what string, ok func(*asynq.TaskInfo) bool) *asynq.TaskInfo {
 	e.t.Helper()
+	return e.waitTaskIn(tasks.QueueUrgent, id, what, ok)
+}
+
+// waitTaskIn is waitTask for a task of queue.
+func (e *env) waitTaskIn(queue, id string, what string, ok func(*asynq.TaskInfo) bool) *asynq.TaskInfo {
+	e.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var last *asynq.TaskInfo
 	for time.Now().Before(deadline) {
-		info, err := e.insp.GetTaskInfo(tasks.QueueUrgent, id)
+		info, err := e.insp.GetTaskInfo(queue, id)
 		if err == nil {
 			last = info
 			if ok(info) {
@@ -251,4 +269,22 @@ func (l *eventLog) fates(taskID string) []worker.Fate {
 		}
 	}
 	return out
+}
+
+// groupCallLog keeps every group call the handler reported.
+type groupCallLog struct {
+	mu    sync.Mutex
+	calls []worker.GroupCall
+}
+
+func (l *groupCallLog) add(c worker.GroupCall) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, c)
+}
+
+func (l *groupCallLog) all() []worker.GroupCall {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]worker.GroupCall(nil), l.calls...)
 }

@@ -1,6 +1,8 @@
 // Package worker is the consumer side of recallq: the asynq handler that
-// turns a recall task into one admin_msgwithdraw call, and the server that
-// runs it.
+// turns a recall task into one admin_msgwithdraw call, or a group recall
+// task into its seq's share of one group_msg_recall call (batch.go packs
+// up to ten waiting seqs of a group into a call), and the server that runs
+// it.
 //
 // Every call first takes a slot from the limiter that all workers of the
 // app share, so that together they stay under Tencent's 200 calls/s. What
@@ -82,15 +84,22 @@ type Limiter interface {
 
 // Event describes one API call's result, for metrics and summaries.
 type Event struct {
-	TaskID  string
-	Queue   string
-	Recall  tasks.Recall
-	Code    int   // Tencent's ErrorCode; NoAnswer when no answer was read
-	Class   Class // the answer's class
-	Fate    Fate  // what became of the task
-	Err     error // the transport error when Code is NoAnswer (redacted)
-	Waited  time.Duration
-	Latency time.Duration
+	TaskID string
+	Queue  string
+	// Recall is the one-to-one recall. For a group recall it is the
+	// group task seen through the same fields (GroupRecallAsRecall), so
+	// that what reads Recall (campaign counts and audits) works unchanged.
+	Recall tasks.Recall
+	// Group is the group recall, nil for a one-to-one recall.
+	Group *tasks.GroupRecall
+	// CallSeqs is how many seqs the group call carried (0: one-to-one).
+	CallSeqs int
+	Code     int   // Tencent's ErrorCode; NoAnswer when no answer was read
+	Class    Class // the answer's class
+	Fate     Fate  // what became of the task
+	Err      error // the transport error when Code is NoAnswer (redacted)
+	Waited   time.Duration
+	Latency  time.Duration
 }
 
 // Recorder receives an Event after every API call (metrics, campaign
@@ -164,6 +173,21 @@ type HandlerConfig struct {
 	// OnBreaker is told when the configuration-error circuit opens and
 	// closes (for metrics). Optional.
 	OnBreaker func(open bool, o Outcome)
+	// GroupAPI makes group recall calls. Default: API, when it implements
+	// GroupAPI (*tim.Client does).
+	GroupAPI GroupAPI
+	// GroupLimiter is the app's shared bucket of group_msg_recall (a
+	// bucket of its own: each API has its own cap). Without it group
+	// recall tasks are kept, not called, and the worker says why.
+	GroupLimiter Limiter
+	// GroupLinger and GroupUrgentLinger are how long a batch of group
+	// recalls waits for more seqs of its group before it asks for a slot
+	// (batch.go). Defaults DefaultGroupLinger and DefaultGroupUrgentLinger;
+	// negative: no linger.
+	GroupLinger, GroupUrgentLinger time.Duration
+	// OnGroupCall is told about every group_msg_recall call (for
+	// metrics). It must not block. Optional.
+	OnGroupCall func(GroupCall)
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -179,6 +203,7 @@ type Handler struct {
 	// lastAttempt notes tasks on their last attempt (set by Run; nil: off).
 	lastAttempt *lastAttempts
 	lastGood    atomic.Int64 // unix ns of the last done or dead-letter answer; 0: none yet
+	batches     *batcher     // packs group recalls into calls
 }
 
 // NewHandler applies the defaults and validates cfg.
@@ -212,15 +237,36 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second},
-		breaker: newBreaker(cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)}, nil
+	if cfg.GroupAPI == nil {
+		cfg.GroupAPI, _ = cfg.API.(GroupAPI)
+	}
+	switch {
+	case cfg.GroupLinger == 0:
+		cfg.GroupLinger = DefaultGroupLinger
+	case cfg.GroupLinger < 0:
+		cfg.GroupLinger = 0
+	}
+	switch {
+	case cfg.GroupUrgentLinger == 0:
+		cfg.GroupUrgentLinger = DefaultGroupUrgentLinger
+	case cfg.GroupUrgentLinger < 0:
+		cfg.GroupUrgentLinger = 0
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second},
+		breaker: newBreaker(cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)}
+	h.batches = newBatcher(h)
+	return h, nil
 }
 
 // ProcessTask recalls one message. See the package comment for what each
 // answer leads to.
 func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	end := h.lastAttempt.begin(ctx)
-	err := h.scrub(h.process(ctx, t))
+	process := h.process
+	if t.Type() == tasks.TypeGroupRecall {
+		process = h.processGroup
+	}
+	err := h.scrub(process(ctx, t))
 	end(err)
 	return err
 }
@@ -312,15 +358,32 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 // decide applies the outcome table to one answer. again means: call once
 // more now, within this attempt.
 func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe int64, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
-	if o.Class != Configuration && (o.Class != SigStale || !*sigRefreshed) {
+	switch {
+	case o.Class == Configuration:
+		h.breaker.failure(ctx, log, o, probe)
+	case o.Class == SigStale && *sigRefreshed:
+		h.breaker.failure(ctx, log, refusedAgain(o), probe)
+	default:
 		h.breaker.success(ctx, log)
 	}
 	if o.Class == Done || o.Class == DeadLetter {
 		h.lastGood.Store(h.cfg.Now().UnixNano())
 	}
+	if o.Class == RateLimited {
+		if err := h.cfg.Limiter.SlowDown(ctx, h.cfg.SlowDown); err != nil {
+			log.WarnContext(ctx, "could not share the slow-down", "err", err)
+		}
+	}
+	return h.settle(ctx, log, o, rateLimited, sigRefreshed)
+}
+
+// settle decides what becomes of one task by its answer's row, once what
+// concerns the app (the breaker, the slow-down, the last good answer) is
+// done: by decide for a one-to-one call, by the batch for a group call.
+func (h *Handler) settle(ctx context.Context, log *slog.Logger, o Outcome, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
 	switch o.Class {
 	case Done:
-		if o.Code == 20023 {
+		if o.Code != 0 {
 			log.InfoContext(ctx, "already recalled", "code", o.Code)
 		} else {
 			log.DebugContext(ctx, "recalled")
@@ -330,9 +393,6 @@ func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe
 		log.WarnContext(ctx, "dead-lettered", "code", o.Code, "meaning", o.Meaning)
 		return fmt.Errorf("%w: %w", o.answer(), asynq.SkipRetry), false
 	case RateLimited:
-		if err := h.cfg.Limiter.SlowDown(ctx, h.cfg.SlowDown); err != nil {
-			log.WarnContext(ctx, "could not share the slow-down", "err", err)
-		}
 		*rateLimited++
 		if *rateLimited <= h.cfg.RateLimitedInPlace {
 			return nil, true
@@ -345,16 +405,19 @@ func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe
 			log.InfoContext(ctx, "UserSig refused; calling again with a new one", "code", o.Code)
 			return nil, true
 		}
-		o = Outcome{Code: o.Code, Class: Configuration, Meaning: o.Meaning + " (again, with a fresh UserSig)",
-			Fix: "check TIM_SECRET_KEY, TIM_SDKAPPID and TIM_ADMIN"}
-		h.breaker.failure(ctx, log, o, probe)
-		return h.configError(ctx, log, o), false
+		return h.configError(ctx, log, refusedAgain(o)), false
 	case Configuration:
-		h.breaker.failure(ctx, log, o, probe)
 		return h.configError(ctx, log, o), false
 	default: // Transient, Unknown
 		return h.transient(ctx, log, o, nil), false
 	}
+}
+
+// refusedAgain is the configuration error of a UserSig refused (o, a
+// SigStale row) again after the client made a fresh one.
+func refusedAgain(o Outcome) Outcome {
+	return Outcome{Code: o.Code, Class: Configuration, Meaning: o.Meaning + " (again, with a fresh UserSig)",
+		Fix: "check TIM_SECRET_KEY, TIM_SDKAPPID and TIM_ADMIN", API: o.API}
 }
 
 // Fate is what became of a task after one API call.
@@ -363,7 +426,7 @@ type Fate string
 const (
 	// FateRecalled: the message was recalled; the task completes.
 	FateRecalled Fate = "recalled"
-	// FateAlreadyRecalled: 20023; the task completes.
+	// FateAlreadyRecalled: 20023 (a group seq: 10030); the task completes.
 	FateAlreadyRecalled Fate = "already_recalled"
 	// FateDeadLettered: the task is archived.
 	FateDeadLettered Fate = "dead_lettered"
@@ -392,7 +455,7 @@ func fateOf(code int, err error, again bool) Fate {
 	switch {
 	case again:
 		return FateCalledAgain
-	case err == nil && code == 20023:
+	case err == nil && code != 0: // 20023, 10030: done, and counted apart
 		return FateAlreadyRecalled
 	case err == nil:
 		return FateRecalled

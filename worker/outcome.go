@@ -48,6 +48,10 @@ type Outcome struct {
 	Class   Class
 	Meaning string // Tencent's meaning, for logs and stored task errors
 	Fix     string // for Config rows: what the operator must do
+	// API is the API whose answers the row reads: tim.APIWithdraw,
+	// tim.APIGroupRecall, or "" for a code every REST API shares (0, and
+	// 60000-79999: the gateway's, the UserSig's, the SDKAppID's).
+	API string
 }
 
 // UnknownRetries is how many attempts a task answered with an unknown code
@@ -61,57 +65,121 @@ const NoAnswer = -1
 
 // noAnswer is the row of a call that got no answer on a path that is not
 // misconfigured (see pathOutcomes for those): transient.
-var noAnswer = Outcome{NoAnswer, Transient, "no answer", ""}
+var noAnswer = Outcome{Code: NoAnswer, Class: Transient, Meaning: "no answer"}
 
 // outcomes is the one table that maps every Tencent result code we know to
-// our behaviour (the README's "What happens to each answer" lists it);
-// the worker's tests pin each row end to end.
-var outcomes = withSigRefusals(map[int]Outcome{
-	0:     {0, Done, "recalled", ""},
-	20023: {20023, Done, "the message has already been recalled", ""},
+// our behaviour, for both APIs (the README's "What happens to each answer"
+// lists it); the worker's tests pin each row end to end. A row's API says
+// whose answer it reads: the two APIs' own codes do not overlap, and the
+// codes every REST API shares have one row for both.
+var outcomes = withSigRefusals(rows(
+	api("", map[int]Outcome{
+		0: {Class: Done, Meaning: "recalled"},
 
-	20022: {20022, DeadLetter, "the message to recall does not exist", ""},
-	90001: {90001, DeadLetter, "the JSON request could not be parsed", ""},
-	90003: {90003, DeadLetter, "To_Account is missing or the account does not exist", ""},
-	90008: {90008, DeadLetter, "From_Account is missing or the account does not exist", ""},
-	90054: {90054, DeadLetter, "invalid MsgKey", ""},
+		60008: {Class: Transient, Meaning: "service timeout or HTTP format error"},
+		60014: {Class: Transient, Meaning: "account switch or account check timeout"},
+		70169: {Class: Transient, Meaning: "internal timeout"},
+		70500: {Class: Transient, Meaning: "internal server error"},
 
-	91000: {91000, Transient, "internal service error", ""},
-	60008: {60008, Transient, "service timeout or HTTP format error", ""},
-	60014: {60014, Transient, "account switch or account check timeout", ""},
-	70169: {70169, Transient, "internal timeout", ""},
-	70500: {70500, Transient, "internal server error", ""},
+		60007: {Class: RateLimited, Meaning: "REST API call frequency exceeds the limit"},
+		60011: {Class: RateLimited, Meaning: "SDKAppID request frequency exceeded"},
+		60018: {Class: RateLimited, Meaning: "requests too frequent"},
+		60019: {Class: RateLimited, Meaning: "requests too frequent"},
 
-	60007: {60007, RateLimited, "REST API call frequency exceeds the limit", ""},
-	60011: {60011, RateLimited, "SDKAppID request frequency exceeded", ""},
-	60018: {60018, RateLimited, "requests too frequent", ""},
-	60019: {60019, RateLimited, "requests too frequent", ""},
+		// SigStale: the codes the client renews the UserSig after
+		// (tim.SigRefusal), added by withSigRefusals.
 
-	// SigStale: the codes the client renews the UserSig after
-	// (tim.SigRefusal), added by withSigRefusals.
+		60002: {Class: Configuration, Meaning: "HTTP parse error", Fix: "check TIM_ENDPOINT / TIM_REGION: the request URL is malformed"},
+		60003: {Class: Configuration, Meaning: "request JSON parse error", Fix: "check TIM_ENDPOINT: something between recallq and Tencent rewrites the body"},
+		60006: {Class: Configuration, Meaning: "SDKAppID invalid", Fix: "check TIM_SDKAPPID against the Chat console"},
+		60009: {Class: Configuration, Meaning: "request resource error", Fix: "check TIM_ENDPOINT: the path is wrong"},
+		60010: {Class: Configuration, Meaning: "the request requires app admin permissions", Fix: "set TIM_ADMIN to an app admin account"},
+		60012: {Class: Configuration, Meaning: "SDKAppID missing from the request", Fix: "set TIM_SDKAPPID"},
+		60016: {Class: Configuration, Meaning: "SDKAppID disabled", Fix: "re-enable the app in the Chat console"},
+		60017: {Class: Configuration, Meaning: "request disabled", Fix: "check the app's status in the Chat console"},
+		60020: {Class: Configuration, Meaning: "package expired, plan not purchased or in arrears", Fix: "renew the Chat plan in the console"},
+		60021: {Class: Configuration, Meaning: "caller IP not allowed", Fix: "add the workers' egress IPs to the app's IP allowlist"},
+		60025: {Class: Configuration, Meaning: "bad SDKAppID, identifier, UserSig or contenttype in the URL", Fix: "check TIM_SDKAPPID, TIM_ADMIN and TIM_SECRET_KEY"},
+		60026: {Class: Configuration, Meaning: "the domain and the SDKAppID's data centre do not match", Fix: "set TIM_REGION to the region the app was created in"},
+		60028: {Class: Configuration, Meaning: "trial edition REST volume limit reached within 24 h", Fix: "upgrade the plan or wait for the 24 h window"},
+		70003: {Class: Configuration, Meaning: "UserSig illegal", Fix: "check TIM_SECRET_KEY and TIM_SDKAPPID"},
+		70009: {Class: Configuration, Meaning: "UserSig verification failed", Fix: "check TIM_SECRET_KEY: it must be the app's current key"},
+		70013: {Class: Configuration, Meaning: "UserSig's UserID does not match", Fix: "check TIM_ADMIN"},
+		70014: {Class: Configuration, Meaning: "UserSig's SDKAppID does not match", Fix: "check TIM_SDKAPPID"},
+		70016: {Class: Configuration, Meaning: "the app's key is missing", Fix: "generate a key in the Chat console and set TIM_SECRET_KEY"},
+		70020: {Class: Configuration, Meaning: "SDKAppID not found", Fix: "check TIM_SDKAPPID"},
+		70050: {Class: Configuration, Meaning: "UserSig failed and the caller is rate limited for a minute", Fix: "check TIM_SECRET_KEY; Tencent re-verifies after one minute"},
+	}),
 
-	90009: {90009, Configuration, "the request requires app admin permissions", "set TIM_ADMIN to an app admin account (Chat console > App admin)"},
-	60002: {60002, Configuration, "HTTP parse error", "check TIM_ENDPOINT / TIM_REGION: the request URL is malformed"},
-	60003: {60003, Configuration, "request JSON parse error", "check TIM_ENDPOINT: something between recallq and Tencent rewrites the body"},
-	60006: {60006, Configuration, "SDKAppID invalid", "check TIM_SDKAPPID against the Chat console"},
-	60009: {60009, Configuration, "request resource error", "check TIM_ENDPOINT: the path is wrong"},
-	60010: {60010, Configuration, "the request requires app admin permissions", "set TIM_ADMIN to an app admin account"},
-	60012: {60012, Configuration, "SDKAppID missing from the request", "set TIM_SDKAPPID"},
-	60016: {60016, Configuration, "SDKAppID disabled", "re-enable the app in the Chat console"},
-	60017: {60017, Configuration, "request disabled", "check the app's status in the Chat console"},
-	60020: {60020, Configuration, "package expired, plan not purchased or in arrears", "renew the Chat plan in the console"},
-	60021: {60021, Configuration, "caller IP not allowed", "add the workers' egress IPs to the app's IP allowlist"},
-	60025: {60025, Configuration, "bad SDKAppID, identifier, UserSig or contenttype in the URL", "check TIM_SDKAPPID, TIM_ADMIN and TIM_SECRET_KEY"},
-	60026: {60026, Configuration, "the domain and the SDKAppID's data centre do not match", "set TIM_REGION to the region the app was created in"},
-	60028: {60028, Configuration, "trial edition REST volume limit reached within 24 h", "upgrade the plan or wait for the 24 h window"},
-	70003: {70003, Configuration, "UserSig illegal", "check TIM_SECRET_KEY and TIM_SDKAPPID"},
-	70009: {70009, Configuration, "UserSig verification failed", "check TIM_SECRET_KEY: it must be the app's current key"},
-	70013: {70013, Configuration, "UserSig's UserID does not match", "check TIM_ADMIN"},
-	70014: {70014, Configuration, "UserSig's SDKAppID does not match", "check TIM_SDKAPPID"},
-	70016: {70016, Configuration, "the app's key is missing", "generate a key in the Chat console and set TIM_SECRET_KEY"},
-	70020: {70020, Configuration, "SDKAppID not found", "check TIM_SDKAPPID"},
-	70050: {70050, Configuration, "UserSig failed and the caller is rate limited for a minute", "check TIM_SECRET_KEY; Tencent re-verifies after one minute"},
-})
+	// admin_msgwithdraw's own codes.
+	api(tim.APIWithdraw, map[int]Outcome{
+		20023: {Class: Done, Meaning: "the message has already been recalled"},
+
+		20022: {Class: DeadLetter, Meaning: "the message to recall does not exist"},
+		90001: {Class: DeadLetter, Meaning: "the JSON request could not be parsed"},
+		90003: {Class: DeadLetter, Meaning: "To_Account is missing or the account does not exist"},
+		90008: {Class: DeadLetter, Meaning: "From_Account is missing or the account does not exist"},
+		90054: {Class: DeadLetter, Meaning: "invalid MsgKey"},
+
+		91000: {Class: Transient, Meaning: "internal service error"},
+
+		90009: {Class: Configuration, Meaning: "the request requires app admin permissions", Fix: "set TIM_ADMIN to an app admin account (Chat console > App admin)"},
+	}),
+
+	// group_msg_recall's own codes: a seq's RetCode in RecallRetList, or
+	// the call's ErrorCode, which then decides for every seq of the call
+	// (GroupSeqOutcome).
+	api(tim.APIGroupRecall, map[int]Outcome{
+		// Tencent does not document whether recalling a recalled seq
+		// answers 0 or 10030; both are done. 10030 also means "no such
+		// message": a wrong MsgSeq then reads as done, the price of never
+		// dead-lettering a message an earlier attempt whose answer was
+		// lost did recall. The metrics count it under its own code.
+		10030: {Class: Done, Meaning: "no such message: already recalled (or never in the group)"},
+
+		10031: {Class: DeadLetter, Meaning: "the message is past the recall time limit (roaming retention)"},
+		10032: {Class: DeadLetter, Meaning: "the message cannot be recalled"},
+		10033: {Class: DeadLetter, Meaning: "the group's type does not allow message recall"},
+		10004: {Class: DeadLetter, Meaning: "invalid parameter (GroupId, TopicId or MsgSeqList)"},
+		10010: {Class: DeadLetter, Meaning: "the group does not exist any more (dismissed)"},
+		10011: {Class: DeadLetter, Meaning: "the JSON request could not be parsed"},
+		10015: {Class: DeadLetter, Meaning: "no group has this GroupId"},
+
+		10002: {Class: Transient, Meaning: "internal server error"},
+
+		10006: {Class: RateLimited, Meaning: "operation frequency limit exceeded"},
+		10023: {Class: RateLimited, Meaning: "frequency limit exceeded"},
+
+		10041: {Class: Configuration, Meaning: "the app has group message recall disabled", Fix: "enable group message recall for the app in the Chat console"},
+		10003: {Class: Configuration, Meaning: "no such command: the request did not reach group_msg_recall", Fix: "check TIM_ENDPOINT (or a proxy rewriting paths)"},
+		10007: {Class: Configuration, Meaning: "no permission", Fix: "set TIM_ADMIN to an app admin account"},
+		10026: {Class: Configuration, Meaning: "the app's use of this command is disabled", Fix: "ask Tencent why group_msg_recall is disabled for the SDKAppID"},
+	}),
+))
+
+// api sets the Code and API of each row of table.
+func api(name string, table map[int]Outcome) map[int]Outcome {
+	for code, o := range table {
+		o.Code, o.API = code, name
+		table[code] = o
+	}
+	return table
+}
+
+// rows joins tables whose codes do not overlap; a code twice is a bug of
+// the table, caught at start.
+func rows(tables ...map[int]Outcome) map[int]Outcome {
+	all := map[int]Outcome{}
+	for _, t := range tables {
+		for code, o := range t {
+			if _, dup := all[code]; dup {
+				panic(fmt.Sprintf("worker: outcome table: code %d twice", code))
+			}
+			all[code] = o
+		}
+	}
+	return all
+}
 
 // withSigRefusals adds the SigStale rows to table: the answers after which
 // the client itself makes the next call carry a new UserSig, as it lists
@@ -120,7 +188,7 @@ var outcomes = withSigRefusals(map[int]Outcome{
 func withSigRefusals(table map[int]Outcome) map[int]Outcome {
 	for _, code := range tim.SigRefusalCodes() {
 		meaning, _ := tim.SigRefusal(code)
-		table[code] = Outcome{code, SigStale, meaning, ""}
+		table[code] = Outcome{Code: code, Class: SigStale, Meaning: meaning}
 	}
 	return table
 }
@@ -130,13 +198,13 @@ func withSigRefusals(table map[int]Outcome) map[int]Outcome {
 // errors like the codes above, never the task's fault. Code is NoAnswer.
 var pathOutcomes = map[tim.PathFault]Outcome{
 	tim.PathCertificate: {NoAnswer, Configuration, "the TLS certificate was not accepted (x509)",
-		"check TIM_ENDPOINT, and that the image has CA certificates (and a TLS-intercepting proxy's CA)"},
+		"check TIM_ENDPOINT, and that the image has CA certificates (and a TLS-intercepting proxy's CA)", ""},
 	tim.PathDNS: {NoAnswer, Configuration, "the endpoint's host name does not exist (DNS)",
-		"check TIM_REGION / TIM_ENDPOINT and the pod's DNS"},
+		"check TIM_REGION / TIM_ENDPOINT and the pod's DNS", ""},
 	tim.PathProxyRefused: {NoAnswer, Configuration, "a proxy or gateway refused the request (HTTP 401, 403, 407 or CONNECT refused)",
-		"allow the workers' egress to Tencent's domain in the proxy (HTTPS_PROXY) or firewall"},
+		"allow the workers' egress to Tencent's domain in the proxy (HTTPS_PROXY) or firewall", ""},
 	tim.PathNotFound: {NoAnswer, Configuration, "the URL does not lead to Tencent's REST API (HTTP 404, 405 or 410)",
-		"check TIM_ENDPOINT: scheme://host[:port] of Tencent's REST API or the simulator, no path"},
+		"check TIM_ENDPOINT: scheme://host[:port] of Tencent's REST API or the simulator, no path", ""},
 }
 
 // ClassifyTransport returns the row for err, an error of the API client
@@ -148,24 +216,61 @@ func ClassifyTransport(err error) (o Outcome, ok bool) {
 	return o, ok
 }
 
-// Classify returns the row for code (NoAnswer: transient); a code not in
-// the table is Unknown.
-func Classify(code int) Outcome {
+// Classify returns the row for code as admin_msgwithdraw's answer
+// (NoAnswer: transient); a code not in the table for that API is Unknown.
+func Classify(code int) Outcome { return classify(tim.APIWithdraw, code) }
+
+// ClassifyGroup returns the row for code as group_msg_recall's answer, a
+// call's ErrorCode or a seq's RetCode (NoAnswer: transient); a code not in
+// the table for that API is Unknown.
+func ClassifyGroup(code int) Outcome { return classify(tim.APIGroupRecall, code) }
+
+func classify(apiName string, code int) Outcome {
 	if code == NoAnswer {
 		return noAnswer
 	}
-	if o, ok := outcomes[code]; ok {
+	if o, ok := outcomes[code]; ok && (o.API == "" || o.API == apiName) {
 		return o
 	}
-	return Outcome{Code: code, Class: Unknown, Meaning: "unknown result code"}
+	return Outcome{Code: code, Class: Unknown, Meaning: "unknown result code", API: apiName}
 }
 
-// Outcomes returns every row of the table of Tencent's codes, ordered by
-// code (NoAnswer, not a code of Tencent's, is not among them).
-func Outcomes() []Outcome {
+// notListed is the row of a seq the answer of a successful group call did
+// not list (or listed twice with different codes): nothing says it was
+// recalled, so it is not done; it is tried again.
+var notListed = Outcome{Code: NoAnswer, Class: Transient, Meaning: "Tencent's answer did not list this MsgSeq", API: tim.APIGroupRecall}
+
+// GroupSeqOutcome returns the row that decides one seq of a
+// group_msg_recall call that was answered (resp, with err nil): the
+// call's ErrorCode's row for every seq when it is not 0; otherwise the
+// seq's own RetCode's row, read from RecallRetList individually (a call
+// answering 0 may hold failed seqs); a seq the list does not answer is
+// transient, never done.
+func GroupSeqOutcome(callCode int, seq tim.SeqResult) Outcome {
+	switch {
+	case callCode != 0:
+		return ClassifyGroup(callCode)
+	case !seq.Answered:
+		return notListed
+	}
+	return ClassifyGroup(seq.RetCode)
+}
+
+// Outcomes returns every row of admin_msgwithdraw's table (its own codes
+// and the shared ones), ordered by code (NoAnswer, not a code of
+// Tencent's, is not among them).
+func Outcomes() []Outcome { return outcomesOf(tim.APIWithdraw) }
+
+// GroupOutcomes returns every row of group_msg_recall's table (its own
+// codes and the shared ones), ordered by code.
+func GroupOutcomes() []Outcome { return outcomesOf(tim.APIGroupRecall) }
+
+func outcomesOf(apiName string) []Outcome {
 	rows := make([]Outcome, 0, len(outcomes))
 	for _, o := range outcomes {
-		rows = append(rows, o)
+		if o.API == "" || o.API == apiName {
+			rows = append(rows, o)
+		}
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Code < rows[j].Code })
 	return rows

@@ -15,7 +15,8 @@ import (
 // shows it on the task's page, `asynq task inspect` prints it): small JSON
 // saying how the recall ended.
 type Result struct {
-	// Code is Tencent's ErrorCode: 0 (recalled) or 20023 (already recalled).
+	// Code is Tencent's ErrorCode: 0 (recalled) or 20023 (already
+	// recalled); for a group recall the seq's RetCode, 0 or 10030.
 	Code int `json:"code"`
 	// Meaning is the code's meaning from the outcome table.
 	Meaning string `json:"meaning"`
@@ -25,6 +26,8 @@ type Result struct {
 	Attempts int `json:"attempts"`
 	// Time is when the answer came.
 	Time time.Time `json:"time"`
+	// CallSeqs, for a group recall, is how many seqs the call carried.
+	CallSeqs int `json:"call_seqs,omitempty"`
 }
 
 // writeResult stores the task's Result through asynq's ResultWriter. A

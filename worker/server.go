@@ -127,6 +127,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mux := asynq.NewServeMux()
 	running := &inFlight{ids: map[string]bool{}}
 	mux.Handle(tasks.TypeRecall, running.track(h))
+	mux.Handle(tasks.TypeGroupRecall, running.track(h))
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

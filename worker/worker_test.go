@@ -41,68 +41,7 @@ func TestEveryOutcomeRowEndToEnd(t *testing.T) {
 	}
 	for _, rw := range rows {
 		t.Run(fmt.Sprintf("%d_%s", rw.o.Code, rw.o.Class), func(t *testing.T) {
-			fate := func() []int { return e.sim.Fate(rw.r.FromAccount, rw.r.ToAccount, rw.r.MsgKey) }
-			wantFates := func(want ...worker.Fate) {
-				t.Helper()
-				if got := e.events.fates(rw.id); !slices.Equal(got, want) {
-					t.Errorf("recorded fates %v, want %v", got, want)
-				}
-			}
-			switch rw.o.Class {
-			case worker.Done:
-				info := e.waitTask(rw.id, "completed", inState(asynq.TaskStateCompleted))
-				if info.Retried != 0 {
-					t.Errorf("retried %d times", info.Retried)
-				}
-				if got := fate(); len(got) != 1 || got[0] != rw.o.Code {
-					t.Errorf("simulator answered %v, want exactly [%d]", got, rw.o.Code)
-				}
-				if rw.o.Code == 20023 {
-					wantFates(worker.FateAlreadyRecalled)
-				} else {
-					wantFates(worker.FateRecalled)
-				}
-			case worker.DeadLetter:
-				info := e.waitTask(rw.id, "archived", inState(asynq.TaskStateArchived))
-				if want := fmt.Sprintf("tencent %d: %s", rw.o.Code, rw.o.Meaning); !strings.Contains(info.LastErr, want) {
-					t.Errorf("stored error %q does not say %q", info.LastErr, want)
-				}
-				if info.Retried != 0 || len(fate()) != 1 {
-					t.Errorf("dead letter was retried: retried=%d calls=%v", info.Retried, fate())
-				}
-				wantFates(worker.FateDeadLettered)
-			case worker.Transient:
-				info := e.waitTask(rw.id, "completed", inState(asynq.TaskStateCompleted))
-				if info.Retried != 1 {
-					t.Errorf("retried = %d, want 1 (one transient failure used one retry)", info.Retried)
-				}
-				if got := fate(); !slices.Equal(got, []int{rw.o.Code, 0}) {
-					t.Errorf("simulator answered %v, want [%d 0]", got, rw.o.Code)
-				}
-				wantFates(worker.FateRetrying, worker.FateRecalled)
-			case worker.RateLimited, worker.SigStale:
-				info := e.waitTask(rw.id, "completed", inState(asynq.TaskStateCompleted))
-				if info.Retried != 0 {
-					t.Errorf("retried = %d: a %s answer used up a retry", info.Retried, rw.o.Class)
-				}
-				if got := fate(); !slices.Equal(got, []int{rw.o.Code, 0}) {
-					t.Errorf("simulator answered %v, want [%d 0] (tried again in place)", got, rw.o.Code)
-				}
-				wantFates(worker.FateCalledAgain, worker.FateRecalled)
-			case worker.Configuration:
-				info := e.waitTask(rw.id, "retrying after a configuration error", func(i *asynq.TaskInfo) bool {
-					return i.State == asynq.TaskStateRetry && strings.Contains(i.LastErr, "configuration error")
-				})
-				if info.Retried != 0 {
-					t.Errorf("retried = %d: a configuration error used up a retry", info.Retried)
-				}
-				if !strings.Contains(info.LastErr, fmt.Sprint(rw.o.Code)) || !strings.Contains(info.LastErr, "fix:") {
-					t.Errorf("stored error %q should name the code and the fix", info.LastErr)
-				}
-				wantFates(worker.FateKept)
-			default:
-				t.Fatalf("row %d has class %s, which the table must not use", rw.o.Code, rw.o.Class)
-			}
+			pinRow(t, e, tasks.QueueUrgent, rw.id, rw.o, func() []int { return e.sim.Fate(rw.r.FromAccount, rw.r.ToAccount, rw.r.MsgKey) })
 		})
 	}
 	if !strings.Contains(e.logs.String(), `"level":"ERROR","msg":"configuration error`) {
@@ -438,4 +377,74 @@ func TestDeadlineOnTheLastAttemptIsPutBack(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "put back in its queue") {
 		t.Errorf("the task was never archived and put back: the test did not reach the last-attempt path\n%s", e.logs.String())
 	}
+}
+
+// pinRow checks where the task id of queue, answered once with o's code
+// (fate: what the simulator answered it, in order), ended up in asynq and
+// which fates the handler recorded: the row's promise, end to end. It
+// returns the task's final info.
+func pinRow(t *testing.T, e *env, queue, id string, o worker.Outcome, fate func() []int) (info *asynq.TaskInfo) {
+	t.Helper()
+	wantFates := func(want ...worker.Fate) {
+		t.Helper()
+		if got := e.events.fates(id); !slices.Equal(got, want) {
+			t.Errorf("recorded fates %v, want %v", got, want)
+		}
+	}
+	switch o.Class {
+	case worker.Done:
+		info = e.waitTaskIn(queue, id, "completed", inState(asynq.TaskStateCompleted))
+		if info.Retried != 0 {
+			t.Errorf("retried %d times", info.Retried)
+		}
+		if got := fate(); len(got) != 1 || got[0] != o.Code {
+			t.Errorf("simulator answered %v, want exactly [%d]", got, o.Code)
+		}
+		if o.Code != 0 {
+			wantFates(worker.FateAlreadyRecalled)
+		} else {
+			wantFates(worker.FateRecalled)
+		}
+	case worker.DeadLetter:
+		info = e.waitTaskIn(queue, id, "archived", inState(asynq.TaskStateArchived))
+		if want := fmt.Sprintf("tencent %d: %s", o.Code, o.Meaning); !strings.Contains(info.LastErr, want) {
+			t.Errorf("stored error %q does not say %q", info.LastErr, want)
+		}
+		if info.Retried != 0 || len(fate()) != 1 {
+			t.Errorf("dead letter was retried: retried=%d calls=%v", info.Retried, fate())
+		}
+		wantFates(worker.FateDeadLettered)
+	case worker.Transient:
+		info = e.waitTaskIn(queue, id, "completed", inState(asynq.TaskStateCompleted))
+		if info.Retried != 1 {
+			t.Errorf("retried = %d, want 1 (one transient failure used one retry)", info.Retried)
+		}
+		if got := fate(); !slices.Equal(got, []int{o.Code, 0}) {
+			t.Errorf("simulator answered %v, want [%d 0]", got, o.Code)
+		}
+		wantFates(worker.FateRetrying, worker.FateRecalled)
+	case worker.RateLimited, worker.SigStale:
+		info = e.waitTaskIn(queue, id, "completed", inState(asynq.TaskStateCompleted))
+		if info.Retried != 0 {
+			t.Errorf("retried = %d: a %s answer used up a retry", info.Retried, o.Class)
+		}
+		if got := fate(); !slices.Equal(got, []int{o.Code, 0}) {
+			t.Errorf("simulator answered %v, want [%d 0] (tried again in place)", got, o.Code)
+		}
+		wantFates(worker.FateCalledAgain, worker.FateRecalled)
+	case worker.Configuration:
+		info = e.waitTaskIn(queue, id, "retrying after a configuration error", func(i *asynq.TaskInfo) bool {
+			return i.State == asynq.TaskStateRetry && strings.Contains(i.LastErr, "configuration error")
+		})
+		if info.Retried != 0 {
+			t.Errorf("retried = %d: a configuration error used up a retry", info.Retried)
+		}
+		if !strings.Contains(info.LastErr, fmt.Sprint(o.Code)) || !strings.Contains(info.LastErr, "fix:") {
+			t.Errorf("stored error %q should name the code and the fix", info.LastErr)
+		}
+		wantFates(worker.FateKept)
+	default:
+		t.Fatalf("row %d has class %s, which the table must not use", o.Code, o.Class)
+	}
+	return info
 }

@@ -69,6 +69,9 @@ type Config struct {
 	// or compares another limiter. The shared limiter runs either way
 	// (metrics, the feeder's rate). Optional.
 	WrapLimiter func(*limiter.Limiter) (worker.Limiter, error)
+	// WrapGroupLimiter is WrapLimiter for the group_msg_recall bucket.
+	// Optional.
+	WrapGroupLimiter func(*limiter.Limiter) (worker.Limiter, error)
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -80,6 +83,9 @@ type Worker struct {
 	API *tim.Client
 	// Limiter is the app's shared limiter for APIWithdraw.
 	Limiter *limiter.Limiter
+	// GroupLimiter is the app's shared limiter for APIGroupRecall: a
+	// bucket of its own (each API has its own cap), at the same Rate.
+	GroupLimiter *limiter.Limiter
 	// Metrics records every call; ServeMetrics serves them.
 	Metrics *metrics.Metrics
 	// Feeder hands campaign rows to the bulk queue; nil with
@@ -123,13 +129,32 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w.close = append(w.close, w.Limiter.Close)
+	w.GroupLimiter, err = limiter.New(limiter.Config{
+		Redis:     cfg.Redis,
+		App:       app.SDKAppID,
+		API:       tim.APIGroupRecall,
+		Rate:      cfg.Rate,
+		AheadBulk: cfg.AheadBulk,
+		Logger:    log,
+	})
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	w.close = append(w.close, w.GroupLimiter.Close)
 	if err := w.watch(); err != nil {
 		w.Close()
 		return nil, err
 	}
-	var lim worker.Limiter = w.Limiter
+	var lim, glim worker.Limiter = w.Limiter, w.GroupLimiter
 	if cfg.WrapLimiter != nil {
 		if lim, err = cfg.WrapLimiter(w.Limiter); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	if cfg.WrapGroupLimiter != nil {
+		if glim, err = cfg.WrapGroupLimiter(w.GroupLimiter); err != nil {
 			w.Close()
 			return nil, err
 		}
@@ -142,6 +167,8 @@ func New(cfg Config) (*Worker, error) {
 	}
 	h := &w.cfg.Handler
 	h.SDKAppID, h.API, h.Limiter, h.Secrets = app.SDKAppID, api, lim, []string{app.SecretKey}
+	h.GroupAPI, h.GroupLimiter = api, glim
+	h.OnGroupCall = chainGroupCall(h.OnGroupCall, m.GroupCalled)
 	// Metrics and campaign counts see every call, after any other recorder.
 	h.Recorder = worker.Recorders(h.Recorder, m, rec)
 	h.OnBreaker = chainBreaker(h.OnBreaker, m.BreakerChanged)
@@ -167,8 +194,9 @@ func (c *Config) validate() error {
 		return errors.New("assembly: Config.Queue is not set")
 	case c.App.SDKAppID == 0:
 		return errors.New("assembly: Config.App.SDKAppID is not set: the worker serves one app")
-	case c.Worker.Redis != nil || h.SDKAppID != 0 || h.API != nil || h.Limiter != nil || h.Secrets != nil:
-		return errors.New("assembly: Config.Worker sets Redis or the Handler's SDKAppID, API, Limiter or Secrets: New builds them from Config.Queue and Config.App")
+	case c.Worker.Redis != nil || h.SDKAppID != 0 || h.API != nil || h.Limiter != nil || h.Secrets != nil ||
+		h.GroupAPI != nil || h.GroupLimiter != nil:
+		return errors.New("assembly: Config.Worker sets Redis or the Handler's SDKAppID, API, Limiter, GroupAPI, GroupLimiter or Secrets: New builds them from Config.Queue and Config.App")
 	case f.Redis != nil || f.Queue != nil || f.SDKAppID != 0 || f.Rate != nil || f.Logger != nil:
 		return errors.New("assembly: Config.Feeder sets Redis, Queue, SDKAppID, Rate or Logger: New sets them from the rest of Config")
 	}
@@ -279,6 +307,13 @@ func chainSigRefresh(first, then func(string)) func(string) {
 		return then
 	}
 	return func(reason string) { first(reason); then(reason) }
+}
+
+func chainGroupCall(first, then func(worker.GroupCall)) func(worker.GroupCall) {
+	if first == nil {
+		return then
+	}
+	return func(c worker.GroupCall) { first(c); then(c) }
 }
 
 func chainBreaker(first, then func(bool, worker.Outcome)) func(bool, worker.Outcome) {

@@ -34,6 +34,24 @@ func TestEnqueueQueuesOnceThenSaysAlreadyQueued(t *testing.T) {
 	}
 }
 
+// TestEnqueueGroupQueuesOneTaskPerSeq: --group with --seq queues one task
+// per seq, one line each; a seq queued before says so.
+func TestEnqueueGroupQueuesOneTaskPerSeq(t *testing.T) {
+	s := redistest.Start(t)
+	t.Setenv("REDIS_URL", s.URL)
+	t.Setenv("TIM_SDKAPPID", "1400000000")
+	code, out, errOut := run(t, "enqueue", "--group", "@TGS#2J4SZEAEL", "--seq", "101,102")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "grecall_") || !strings.HasSuffix(lines[1], " queued") {
+		t.Fatalf("first: code=%d out=%q err=%q", code, out, errOut)
+	}
+	code, out, errOut = run(t, "enqueue", "--group", "@TGS#2J4SZEAEL", "--seq", "102,103", "--reason", "spam")
+	lines2 := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines2) != 2 || lines2[0] != strings.Fields(lines[1])[0]+" already queued" || strings.Contains(lines2[1], "already") {
+		t.Fatalf("second: code=%d out=%q err=%q", code, out, errOut)
+	}
+}
+
 func TestBadInputSaysWhatToFix(t *testing.T) {
 	t.Setenv("TIM_SDKAPPID", "1400000000")
 	t.Setenv("TIM_SECRET_KEY", "")
@@ -60,6 +78,11 @@ func TestBadInputSaysWhatToFix(t *testing.T) {
 		{"bad redis url", map[string]string{"TIM_SECRET_KEY": "k"}, []string{"worker", "--redis-url", "http://:hunter2@x"}, "use redis://host:port/db"},
 		{"bad region", map[string]string{"TIM_SECRET_KEY": "k"}, []string{"worker", "--region", "mars"}, "mars"},
 		{"unknown flag", nil, []string{"enqueue", "--secret-key", "x"}, "unknown flag"},
+		{"group without seq", nil, []string{"enqueue", "--group", "g"}, "--seq: give the messages' MsgSeqs"},
+		{"group seq 0", nil, []string{"enqueue", "--group", "g", "--seq", "1,0"}, "--seq: \"0\" is not a MsgSeq"},
+		{"seq without group", nil, []string{"enqueue", "--seq", "5"}, "--group: is empty"},
+		{"group and msgkey", nil, []string{"enqueue", "--group", "g", "--seq", "1", "--msgkey", "k"}, "give one or the other"},
+		{"long group", nil, []string{"enqueue", "--group", strings.Repeat("g", 49), "--seq", "1"}, "--group: is 49 bytes long"},
 		{"bad latency", map[string]string{"TIM_SECRET_KEY": "k"}, []string{"imsim", "--latency", "fast"}, "--latency \"fast\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -65,6 +65,15 @@ const (
 	// SigRefreshes counts UserSig generations by reason (tim's SigReason
 	// constants).
 	SigRefreshes = "recallq_usersig_refreshes_total"
+	// GroupRecallsTotal counts group recall tasks' seqs by fate and code
+	// as RecallsTotal counts one-to-one recalls (code: a code of
+	// worker.GroupOutcomes; 10030, already recalled, is done and counted
+	// under its own code).
+	GroupRecallsTotal = "recallq_group_recalls_total"
+	// GroupCallsTotal counts group_msg_recall calls by the call's code
+	// ("-1": no answer); GroupCallSeqs is how many seqs each carried.
+	GroupCallsTotal = "recallq_group_calls_total"
+	GroupCallSeqs   = "recallq_group_call_seqs"
 	// BreakerOpen is 1 while this worker's configuration-error circuit is
 	// open (this worker has stopped calling; the others go on), else 0.
 	BreakerOpen = "recallq_breaker_open"
@@ -112,6 +121,9 @@ type Metrics struct {
 	log *slog.Logger
 
 	recalls      *prometheus.CounterVec
+	groupRecalls *prometheus.CounterVec
+	groupCalls   *prometheus.CounterVec
+	groupSeqs    prometheus.Histogram
 	latency      prometheus.Histogram
 	wait         *prometheus.HistogramVec
 	backoffs     *prometheus.CounterVec
@@ -119,9 +131,10 @@ type Metrics struct {
 	sigs         *prometheus.CounterVec
 	breaker      prometheus.Gauge
 
-	codes   map[int]string       // the label value of every known code
-	fates   map[worker.Fate]bool // the known fates
-	reasons map[string]bool      // tim's SigReason constants
+	codes      map[int]string       // the label value of every known code
+	groupCodes map[int]string       // the same for group_msg_recall
+	fates      map[worker.Fate]bool // the known fates
+	reasons    map[string]bool      // tim's SigReason constants
 }
 
 // New returns a Metrics with every recallq series registered, plus the Go
@@ -137,6 +150,19 @@ func New(cfg Config) *Metrics {
 			Name: RecallsTotal,
 			Help: "admin_msgwithdraw calls by what became of the recall (fate) and Tencent's code (-1: no answer, other: a code outside the outcome table). Final fates count each recall once.",
 		}, []string{"fate", "code"}),
+		groupRecalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: GroupRecallsTotal,
+			Help: "Group recall tasks (one MsgSeq each) by what became of them (fate) and the seq's code (10030: already recalled, done; -1: no answer). Final fates count each seq once.",
+		}, []string{"fate", "code"}),
+		groupCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: GroupCallsTotal,
+			Help: "group_msg_recall calls by the call's ErrorCode (-1: no answer); each carries up to 10 seqs of one group.",
+		}, []string{"code"}),
+		groupSeqs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    GroupCallSeqs,
+			Help:    "How many seqs (tasks) each group_msg_recall call carried: the cap counts calls, so more is faster.",
+			Buckets: []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    APILatency,
 			Help:    "Time from a call's slot to Tencent's answer (or the transport error), in seconds.",
@@ -163,14 +189,21 @@ func New(cfg Config) *Metrics {
 			Name: BreakerOpen,
 			Help: "1 while the configuration-error circuit is open: the app's calls are stopped until a probe succeeds. The worker's error log says what to fix.",
 		}),
-		codes:   map[int]string{worker.NoAnswer: strconv.Itoa(worker.NoAnswer)},
-		fates:   map[worker.Fate]bool{},
-		reasons: map[string]bool{},
+		codes:      map[int]string{worker.NoAnswer: strconv.Itoa(worker.NoAnswer)},
+		groupCodes: map[int]string{worker.NoAnswer: strconv.Itoa(worker.NoAnswer)},
+		fates:      map[worker.Fate]bool{},
+		reasons:    map[string]bool{},
 	}
 	for _, o := range worker.Outcomes() {
 		m.codes[o.Code] = strconv.Itoa(o.Code)
 		if o.Class == worker.RateLimited {
 			m.backoffs.WithLabelValues(m.codes[o.Code]) // present at 0, so increase() sees the first
+		}
+	}
+	for _, o := range worker.GroupOutcomes() {
+		m.groupCodes[o.Code] = strconv.Itoa(o.Code)
+		if o.Class == worker.RateLimited {
+			m.backoffs.WithLabelValues(m.groupCodes[o.Code])
 		}
 	}
 	for _, f := range worker.Fates() {
@@ -184,7 +217,7 @@ func New(cfg Config) *Metrics {
 	for _, q := range []string{tasks.QueueUrgent, tasks.QueueBulk} {
 		m.wait.WithLabelValues(q)
 	}
-	m.reg.MustRegister(m.recalls, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs, m.breaker,
+	m.reg.MustRegister(m.recalls, m.groupRecalls, m.groupCalls, m.groupSeqs, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs, m.breaker,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -201,7 +234,11 @@ func fateLabels() []string {
 // Record counts one API call. It implements worker.Recorder; it only
 // updates counters and histograms, so it is cheap on the call path.
 func (m *Metrics) Record(ev worker.Event) {
-	code, ok := m.codes[ev.Code]
+	codes := m.codes
+	if ev.Group != nil {
+		codes = m.groupCodes
+	}
+	code, ok := codes[ev.Code]
 	if !ok {
 		code = other
 	}
@@ -209,8 +246,13 @@ func (m *Metrics) Record(ev worker.Event) {
 	if !m.fates[ev.Fate] {
 		fate = other
 	}
-	m.recalls.WithLabelValues(fate, code).Inc()
-	m.latency.Observe(ev.Latency.Seconds())
+	if ev.Group != nil {
+		// The call's latency is GroupCalled's, once per call.
+		m.groupRecalls.WithLabelValues(fate, code).Inc()
+	} else {
+		m.recalls.WithLabelValues(fate, code).Inc()
+		m.latency.Observe(ev.Latency.Seconds())
+	}
 	m.wait.WithLabelValues(queueLabel(ev.Queue)).Observe(ev.Waited.Seconds())
 	switch {
 	case ev.Class == worker.RateLimited:
@@ -221,6 +263,18 @@ func (m *Metrics) Record(ev worker.Event) {
 		ev.Class == worker.SigStale && ev.Fate == worker.FateKept:
 		m.configErrors.Inc()
 	}
+}
+
+// GroupCalled counts one group_msg_recall call; it fits
+// worker.HandlerConfig.OnGroupCall.
+func (m *Metrics) GroupCalled(c worker.GroupCall) {
+	code, ok := m.groupCodes[c.Code]
+	if !ok {
+		code = other
+	}
+	m.groupCalls.WithLabelValues(code).Inc()
+	m.groupSeqs.Observe(float64(c.Seqs))
+	m.latency.Observe(c.Latency.Seconds())
 }
 
 // BreakerChanged follows the configuration-error circuit; it fits

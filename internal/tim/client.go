@@ -70,6 +70,8 @@ const (
 	APIWithdraw = "admin_msgwithdraw"
 	// APIRoam reads a conversation's history.
 	APIRoam = "admin_getroammsg"
+	// APIGroupRecall recalls up to MaxGroupRecallSeqs messages of a group.
+	APIGroupRecall = "group_msg_recall"
 )
 
 // pathWithdraw is the path of the admin_msgwithdraw API.

@@ -11,7 +11,7 @@ import (
 
 // pathGroupRecall is the path of group_msg_recall ("Recalling Group
 // Messages").
-const pathGroupRecall = "/v4/group_open_http_svc/group_msg_recall"
+const pathGroupRecall = "/v4/group_open_http_svc/" + APIGroupRecall
 
 // MaxGroupRecallSeqs is the most MsgSeqs one group_msg_recall call takes.
 const MaxGroupRecallSeqs = 10

@@ -40,19 +40,11 @@ one line each. The worker recalls up to ten seqs of a group in one call.`,
 			}
 			r.SDKAppID = id
 			if err := r.Validate(); err != nil {
-				var fe *tasks.FieldError
-				if errors.As(err, &fe) {
-					return usagef("--%s: %s", flagFor(fe.Field), fe.Reason)
-				}
-				return usageError{err}
+				return fieldUsage(err, flagFor)
 			}
-			conn, err := app.redis()
+			c, conn, err := app.enqueuer(id)
 			if err != nil {
 				return err
-			}
-			c, err := enqueue.New(enqueue.Config{Redis: conn.AsynqOpt(), SDKAppID: id})
-			if err != nil {
-				return usageError{err}
 			}
 			defer c.Close()
 			res, err := c.Recall(cmd.Context(), r)
@@ -96,20 +88,12 @@ func (gf groupFlags) enqueue(cmd *cobra.Command, g *globals, app *appFlags, id u
 		one := base
 		one.MsgSeq = seq
 		if err := one.Validate(); err != nil {
-			var fe *tasks.FieldError
-			if errors.As(err, &fe) {
-				return usagef("--%s: %s", groupFlagFor(fe.Field), fe.Reason)
-			}
-			return usageError{err}
+			return fieldUsage(err, groupFlagFor)
 		}
 	}
-	conn, err := app.redis()
+	c, conn, err := app.enqueuer(id)
 	if err != nil {
 		return err
-	}
-	c, err := enqueue.New(enqueue.Config{Redis: conn.AsynqOpt(), SDKAppID: id})
-	if err != nil {
-		return usageError{err}
 	}
 	defer c.Close()
 	res, err := c.GroupRecalls(cmd.Context(), base, seqs)
@@ -182,4 +166,28 @@ func flagFor(field string) string {
 		return "sdkappid"
 	}
 	return field
+}
+
+// fieldUsage turns a payload's validation error into a usage error that
+// names the flag (flagOf maps the payload field to it).
+func fieldUsage(err error, flagOf func(string) string) error {
+	var fe *tasks.FieldError
+	if errors.As(err, &fe) {
+		return usagef("--%s: %s", flagOf(fe.Field), fe.Reason)
+	}
+	return usageError{err}
+}
+
+// enqueuer opens the producer client of app id, and the Redis connection
+// whose errors redisconn.Explain reads.
+func (a *appFlags) enqueuer(id uint64) (*enqueue.Client, *redisconn.Conn, error) {
+	conn, err := a.redis()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := enqueue.New(enqueue.Config{Redis: conn.AsynqOpt(), SDKAppID: id})
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	return c, conn, nil
 }

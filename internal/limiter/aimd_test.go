@@ -182,15 +182,17 @@ func TestAStrikeCutsToTheRateThatGotThrough(t *testing.T) {
 
 // strikeAfter takes n slots at the full rate, waits until every one of
 // them lies in the second a rate-limit answer reported now counts, and
-// strikes. It returns the last slot granted.
-func (b *aimdBucket) strikeAfter(n int) Permit {
+// strikes. It returns the last slot granted and Redis's clock just before
+// the strike: the scripts anchor a pause no earlier than that.
+func (b *aimdBucket) strikeAfter(n int) (last Permit, struck time.Time) {
 	b.t.Helper()
-	last := grabAhead(b.t, b.l, n)
+	last = grabAhead(b.t, b.l, n)
 	if wait := last.RedisSlot.Add(b.l.answerLag() + 50*time.Millisecond).Sub(redisNow(b.t, b.rdb)); wait > 0 {
 		time.Sleep(wait)
 	}
+	struck = redisNow(b.t, b.rdb)
 	b.strike()
-	return last
+	return last, struck
 }
 
 // TestAFirstCutPausesOnlyUntilTheOldRateLeavesTheWindow: the cut from the
@@ -202,15 +204,19 @@ func (b *aimdBucket) strikeAfter(n int) Permit {
 func TestAFirstCutPausesOnlyUntilTheOldRateLeavesTheWindow(t *testing.T) {
 	b := newAIMDBucket(t)
 	const granted, refused = 8, 2
-	last := b.strikeAfter(granted)
+	last, struck := b.strikeAfter(granted)
 	scale := float64(granted-refused) * b.iv.Seconds() * (1 - aimdMargin)
 	gap := time.Duration((1/scale - 1) * float64(strikeWindow))
+	// The pause runs from the strike (somewhere between struck and now, on
+	// a loaded machine tens of milliseconds apart) or from the end of the
+	// slots already granted, whichever is later.
 	now := redisNow(t, b.rdb)
 	got := nextSlot(t, b.l)
-	if from := last.RedisSlot.Add(b.iv); from.After(now) {
-		now = from // the slots already granted go first
+	if from := last.RedisSlot.Add(b.iv); from.After(struck) {
+		struck = from // the slots already granted go first
 	}
-	if p := got.Sub(now); p < gap-5*time.Millisecond || p > gap+50*time.Millisecond {
+	late := max(now.Sub(struck), 0)
+	if p := got.Sub(struck); p < gap-5*time.Millisecond || p > gap+late+50*time.Millisecond {
 		t.Errorf("a cut from the full rate to scale %.3f paused %s after the slots already granted, want %s (old rate / new rate - 1 seconds; d is %s)",
 			scale, p, gap, time.Second)
 	}

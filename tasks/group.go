@@ -110,5 +110,5 @@ func NewGroupTask(g GroupRecall, o Options) (*asynq.Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newTask(TypeGroupRecall, payload, g.TaskID(), o)
+	return newTask(TypeGroupRecall, payload, g.TaskID(), g.SDKAppID, o)
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -28,12 +29,44 @@ import (
 // (Tencent's v4/openim/admin_msgwithdraw).
 const TypeRecall = "recall:c2c"
 
-// Queue names. Workers serve QueueUrgent strictly before QueueBulk, so a
-// single recall a moderator queues never waits behind a bulk campaign.
+// Lanes. Workers serve an app's urgent queue strictly before its bulk
+// queue, so a single recall a moderator queues never waits behind a bulk
+// campaign. Each app has its own pair of queues (AppQueue), so that two
+// apps on one Redis never take each other's tasks and one app's backlog
+// never delays another's recalls. The lane names are also the queues of
+// recallq before it had an app in the queue name (LegacyQueues): workers
+// still serve those, so nothing queued before an upgrade is lost.
 const (
 	QueueUrgent = "recall_urgent"
 	QueueBulk   = "recall_bulk"
 )
+
+// AppQueue is the asynq queue of lane (QueueUrgent or QueueBulk) for the
+// app sdkAppID: "recall_urgent:1400000000".
+func AppQueue(lane string, sdkAppID uint64) string {
+	return lane + ":" + strconv.FormatUint(sdkAppID, 10)
+}
+
+// LegacyQueues are the queues of every app before AppQueue; workers serve
+// them after their own and move another app's task to its app's queue.
+var LegacyQueues = []string{QueueUrgent, QueueBulk}
+
+// ParseQueue reads an asynq queue name of recallq's: its lane and app
+// (app 0 for a legacy queue). ok is false for any other queue.
+func ParseQueue(q string) (lane string, sdkAppID uint64, ok bool) {
+	lane, app, hasApp := strings.Cut(q, ":")
+	if lane != QueueUrgent && lane != QueueBulk {
+		return "", 0, false
+	}
+	if !hasApp {
+		return lane, 0, true
+	}
+	id, err := strconv.ParseUint(app, 10, 64)
+	if err != nil || id == 0 || strconv.FormatUint(id, 10) != app {
+		return "", 0, false
+	}
+	return lane, id, true
+}
 
 // Limits on the payload's fields.
 const (
@@ -240,7 +273,8 @@ func Decode(b []byte) (Recall, error) {
 
 // Options tunes NewTask. The zero value gives the defaults.
 type Options struct {
-	// Queue is QueueUrgent (default) or QueueBulk.
+	// Queue is the lane, QueueUrgent (default) or QueueBulk; the task goes
+	// to that lane's queue of its app (AppQueue).
 	Queue string
 	// MaxRetry is how many transient failures the task may have before it
 	// is dead-lettered. Default DefaultMaxRetry.
@@ -261,12 +295,13 @@ func NewTask(r Recall, o Options) (*asynq.Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newTask(TypeRecall, payload, r.TaskID(), o)
+	return newTask(TypeRecall, payload, r.TaskID(), r.SDKAppID, o)
 }
 
-// newTask returns the asynq task of a validated payload with its ID, the
-// queue, retry budget and retention of o (defaults applied) and DefaultTimeout.
-func newTask(typeName string, payload []byte, id string, o Options) (*asynq.Task, error) {
+// newTask returns the asynq task of a validated payload with its ID, its
+// app's queue of o's lane, the retry budget and retention of o (defaults
+// applied) and DefaultTimeout.
+func newTask(typeName string, payload []byte, id string, sdkAppID uint64, o Options) (*asynq.Task, error) {
 	if o.Queue == "" {
 		o.Queue = QueueUrgent
 	}
@@ -281,7 +316,7 @@ func newTask(typeName string, payload []byte, id string, o Options) (*asynq.Task
 	}
 	return asynq.NewTask(typeName, payload,
 		asynq.TaskID(id),
-		asynq.Queue(o.Queue),
+		asynq.Queue(AppQueue(o.Queue, sdkAppID)),
 		asynq.MaxRetry(o.MaxRetry),
 		asynq.Timeout(DefaultTimeout),
 		asynq.Retention(o.Retention),

@@ -29,6 +29,12 @@ const (
 	testSecret = "s3cret-key-0123456789abcdef0123456789abcdef0123456789abcdef"
 )
 
+// The test app's queues.
+var (
+	urgentQ = tasks.AppQueue(tasks.QueueUrgent, testApp)
+	bulkQ   = tasks.AppQueue(tasks.QueueBulk, testApp)
+)
+
 // env is a whole recall pipeline for one test: a real redis-server, the
 // simulator behind a real HTTP server, the Tencent client, the shared
 // limiter, a running worker and the producer library.
@@ -164,7 +170,7 @@ func (e *env) recall(r tasks.Recall) string {
 // waitTask polls the task until ok says it has arrived, and returns it.
 func (e *env) waitTask(id string, what string, ok func(*asynq.TaskInfo) bool) *asynq.TaskInfo {
 	e.t.Helper()
-	return e.waitTaskIn(tasks.QueueUrgent, id, what, ok)
+	return e.waitTaskIn(urgentQ, id, what, ok)
 }
 
 // waitTaskIn is waitTask for a task of queue.
@@ -287,4 +293,21 @@ func (l *groupCallLog) all() []worker.GroupCall {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]worker.GroupCall(nil), l.calls...)
+}
+
+// keptForOtherApp checks that the task of app testApp+1 stays pending in
+// that app's urgent queue, untouched, while this worker (of testApp) runs,
+// and that calls (the simulator's count) stays 0.
+func (e *env) keptForOtherApp(id string, calls func() int) {
+	e.t.Helper()
+	q := tasks.AppQueue(tasks.QueueUrgent, testApp+1)
+	info := e.waitTaskIn(q, id, "pending", inState(asynq.TaskStatePending))
+	time.Sleep(500 * time.Millisecond) // ten times the worker's queue check
+	info = e.waitTaskIn(q, id, "still pending", inState(asynq.TaskStatePending))
+	if info.Retried != 0 || info.LastErr != "" {
+		e.t.Errorf("another app's task was taken: retried=%d last_err=%q", info.Retried, info.LastErr)
+	}
+	if n := calls(); n != 0 {
+		e.t.Errorf("the API was called %d times for another app's task", n)
+	}
 }

@@ -27,9 +27,7 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 		log = log.With("topic_id", g.TopicID)
 	}
 	if g.SDKAppID != h.cfg.SDKAppID {
-		return h.configError(ctx, log, Outcome{Class: Configuration,
-			Meaning: fmt.Sprintf("the task is for SDKAppID %d but this worker serves %d", g.SDKAppID, h.cfg.SDKAppID),
-			Fix:     "run a worker with TIM_SDKAPPID set to the task's app"})
+		return h.otherApp(ctx, log, t, g.SDKAppID)
 	}
 	if h.cfg.GroupLimiter == nil || h.cfg.GroupAPI == nil {
 		return h.configError(ctx, log, Outcome{Class: Configuration,
@@ -42,7 +40,7 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 	}
 	defer h.breaker.release(probe)
 
-	k := batchKey{group: g.GroupID, topic: g.TopicID, urgent: queue != tasks.QueueBulk}
+	k := batchKey{group: g.GroupID, topic: g.TopicID, urgent: laneOf(queue) == LaneUrgent}
 	sigRefreshed := false
 	for rateLimited := 0; ; {
 		m := &member{seq: g.MsgSeq, probe: probe, sigRefreshed: sigRefreshed, joined: h.cfg.Now(), out: make(chan batchAnswer, 1)}

@@ -71,7 +71,7 @@ func TestEveryGroupOutcomeRowEndToEnd(t *testing.T) {
 	}
 	for _, rw := range rows {
 		t.Run(fmt.Sprintf("%d_%s", rw.o.Code, rw.o.Class), func(t *testing.T) {
-			info := pinRow(t, e, tasks.QueueUrgent, rw.id, rw.o, func() []int { return e.sim.GroupFate(rw.group, "", 3) })
+			info := pinRow(t, e, urgentQ, rw.id, rw.o, func() []int { return e.sim.GroupFate(rw.group, "", 3) })
 			if info.State != asynq.TaskStateCompleted {
 				return
 			}
@@ -127,16 +127,16 @@ func TestGroupTasksOfOneGroupShareOneCall(t *testing.T) {
 	for seq, id := range ids {
 		switch want[seq] {
 		case "dead":
-			info := e.waitTaskIn(tasks.QueueBulk, id, "archived", inState(asynq.TaskStateArchived))
+			info := e.waitTaskIn(bulkQ, id, "archived", inState(asynq.TaskStateArchived))
 			if !strings.Contains(info.LastErr, "tencent 10031") {
 				t.Errorf("seq %d: stored error %q", seq, info.LastErr)
 			}
 		case "kept":
-			e.waitTaskIn(tasks.QueueBulk, id, "kept", func(i *asynq.TaskInfo) bool {
+			e.waitTaskIn(bulkQ, id, "kept", func(i *asynq.TaskInfo) bool {
 				return i.State == asynq.TaskStateRetry && i.Retried == 0 && strings.Contains(i.LastErr, "10041")
 			})
 		case "retried":
-			info := e.waitTaskIn(tasks.QueueBulk, id, "completed", inState(asynq.TaskStateCompleted))
+			info := e.waitTaskIn(bulkQ, id, "completed", inState(asynq.TaskStateCompleted))
 			if info.Retried != 1 {
 				t.Errorf("seq %d: retried %d, want 1", seq, info.Retried)
 			}
@@ -144,7 +144,7 @@ func TestGroupTasksOfOneGroupShareOneCall(t *testing.T) {
 				t.Errorf("seq %d: simulator answered %v, want [12345 0]", seq, got)
 			}
 		default:
-			info := e.waitTaskIn(tasks.QueueBulk, id, "completed", inState(asynq.TaskStateCompleted))
+			info := e.waitTaskIn(bulkQ, id, "completed", inState(asynq.TaskStateCompleted))
 			if info.Retried != 0 {
 				t.Errorf("seq %d: retried %d", seq, info.Retried)
 			}
@@ -183,7 +183,7 @@ func TestGroupBatchesCarryAtMostTenSeqs(t *testing.T) {
 	}
 	ids = append(ids, e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: "b", MsgSeq: 1}))
 	for _, id := range ids {
-		e.waitTaskIn(tasks.QueueBulk, id, "completed", inState(asynq.TaskStateCompleted))
+		e.waitTaskIn(bulkQ, id, "completed", inState(asynq.TaskStateCompleted))
 	}
 	var sizes []int
 	sum := 0
@@ -216,7 +216,7 @@ func TestGroupConfigErrorsOpenTheBreakerPerCall(t *testing.T) {
 		ids = append(ids, e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: "a", MsgSeq: seq}))
 	}
 	for _, id := range ids {
-		e.waitTaskIn(tasks.QueueBulk, id, "kept", func(i *asynq.TaskInfo) bool {
+		e.waitTaskIn(bulkQ, id, "kept", func(i *asynq.TaskInfo) bool {
 			return i.State == asynq.TaskStateRetry && i.Retried == 0 && strings.Contains(i.LastErr, "configuration error")
 		})
 	}
@@ -228,7 +228,7 @@ func TestGroupConfigErrorsOpenTheBreakerPerCall(t *testing.T) {
 	}
 	for _, g := range []string{"b", "c"} {
 		id := e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: g, MsgSeq: 1})
-		e.waitTaskIn(tasks.QueueBulk, id, "kept", func(i *asynq.TaskInfo) bool {
+		e.waitTaskIn(bulkQ, id, "kept", func(i *asynq.TaskInfo) bool {
 			return i.State == asynq.TaskStateRetry && i.Retried == 0
 		})
 	}
@@ -265,7 +265,7 @@ func TestGroupRateLimitSlowsTheGroupBucketOnce(t *testing.T) {
 		ids = append(ids, e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: "g", MsgSeq: seq}))
 	}
 	for _, id := range ids {
-		info := e.waitTaskIn(tasks.QueueBulk, id, "completed", inState(asynq.TaskStateCompleted))
+		info := e.waitTaskIn(bulkQ, id, "completed", inState(asynq.TaskStateCompleted))
 		if info.Retried != 0 {
 			t.Errorf("%s retried %d", id, info.Retried)
 		}
@@ -286,10 +286,5 @@ func TestGroupRateLimitSlowsTheGroupBucketOnce(t *testing.T) {
 func TestGroupTaskForAnotherAppIsKept(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	id := e.queueGroup(tasks.QueueUrgent, tasks.GroupRecall{SDKAppID: testApp + 1, GroupID: "g", MsgSeq: 1})
-	e.waitTask(id, "kept", func(i *asynq.TaskInfo) bool {
-		return i.State == asynq.TaskStateRetry && i.Retried == 0 && strings.Contains(i.LastErr, "SDKAppID")
-	})
-	if got := e.sim.GroupStats().Calls; got != 0 {
-		t.Errorf("%d calls for another app's task", got)
-	}
+	e.keptForOtherApp(id, func() int { return int(e.sim.GroupStats().Calls) })
 }

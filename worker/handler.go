@@ -202,8 +202,11 @@ type Handler struct {
 	breaker  *breaker
 	// lastAttempt notes tasks on their last attempt (set by Run; nil: off).
 	lastAttempt *lastAttempts
-	lastGood    atomic.Int64 // unix ns of the last done or dead-letter answer; 0: none yet
-	batches     *batcher     // packs group recalls into calls
+	// queues moves another app's task to its app's queue (set by Run;
+	// nil: such a task is a configuration error).
+	queues   *asynq.Client
+	lastGood atomic.Int64 // unix ns of the last done or dead-letter answer; 0: none yet
+	batches  *batcher     // packs group recalls into calls
 }
 
 // NewHandler applies the defaults and validates cfg.
@@ -283,14 +286,9 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 	queue, _ := asynq.GetQueueName(ctx)
 	log := h.log.With("task_id", id, "queue", queue, "msg_key", r.MsgKey)
 	if r.SDKAppID != h.cfg.SDKAppID {
-		return h.configError(ctx, log, Outcome{Class: Configuration,
-			Meaning: fmt.Sprintf("the task is for SDKAppID %d but this worker serves %d", r.SDKAppID, h.cfg.SDKAppID),
-			Fix:     "run a worker with TIM_SDKAPPID set to the task's app"})
+		return h.otherApp(ctx, log, t, r.SDKAppID)
 	}
-	lane := LaneUrgent
-	if queue == tasks.QueueBulk {
-		lane = LaneBulk
-	}
+	lane := laneOf(queue)
 	// This process's configuration-error circuit: while it is open the
 	// task goes back without a call (but for one probe now and then) and
 	// without using a retry; the other workers of the app take it.

@@ -16,6 +16,10 @@ import (
 
 // putBack decides from the note and asynq's state alone; several workers
 // may run it at once.
+
+// lastAttemptQ is the urgent queue of the app these tasks are for.
+var lastAttemptQ = tasks.AppQueue(tasks.QueueUrgent, 1400000000)
+
 func TestPutBackFollowsTheNotes(t *testing.T) {
 	srv := redistest.Start(t)
 	opt := asynq.RedisClientOpt{Addr: srv.Addr}
@@ -37,7 +41,7 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 		if _, err := c.Enqueue(task); err != nil {
 			t.Fatal(err)
 		}
-		if err := insp.ArchiveTask(tasks.QueueUrgent, r.TaskID()); err != nil {
+		if err := insp.ArchiveTask(lastAttemptQ, r.TaskID()); err != nil {
 			t.Fatal(err)
 		}
 		return r.TaskID()
@@ -45,10 +49,10 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 	due, notDue, ownFault := archived(1), archived(2), archived(3)
 	ctx := context.Background()
 	rdb.HSet(ctx, LastAttemptsKey,
-		lastAttemptField(tasks.QueueUrgent, due), noteKept+fmt.Sprint(now.Add(-time.Second).UnixMilli()),
-		lastAttemptField(tasks.QueueUrgent, notDue), noteKept+fmt.Sprint(now.Add(time.Minute).UnixMilli()),
-		lastAttemptField(tasks.QueueUrgent, ownFault), noteRunning, // archived with no lease or deadline error
-		lastAttemptField(tasks.QueueUrgent, "recall_gone"), noteRunning)
+		lastAttemptField(lastAttemptQ, due), noteKept+fmt.Sprint(now.Add(-time.Second).UnixMilli()),
+		lastAttemptField(lastAttemptQ, notDue), noteKept+fmt.Sprint(now.Add(time.Minute).UnixMilli()),
+		lastAttemptField(lastAttemptQ, ownFault), noteRunning, // archived with no lease or deadline error
+		lastAttemptField(lastAttemptQ, "recall_gone"), noteRunning)
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -71,13 +75,13 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 		t.Fatalf("put back %d tasks, want the due one", total)
 	}
 	for id, want := range map[string]asynq.TaskState{due: asynq.TaskStatePending, notDue: asynq.TaskStateArchived, ownFault: asynq.TaskStateArchived} {
-		info, err := insp.GetTaskInfo(tasks.QueueUrgent, id)
+		info, err := insp.GetTaskInfo(lastAttemptQ, id)
 		if err != nil || info.State != want {
 			t.Errorf("task %s: %v %v, want %v", id, info, err, want)
 		}
 	}
 	notes, _ := rdb.HKeys(ctx, LastAttemptsKey).Result()
-	if len(notes) != 1 || notes[0] != lastAttemptField(tasks.QueueUrgent, notDue) {
+	if len(notes) != 1 || notes[0] != lastAttemptField(lastAttemptQ, notDue) {
 		t.Errorf("notes left %v, want only the one not yet due", notes)
 	}
 	if !notOwnFault(asynq.ErrLeaseExpired.Error()) || !notOwnFault(context.DeadlineExceeded.Error()) || notOwnFault("tencent 20022: x: skip retry for the task") {

@@ -104,6 +104,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer closeLast()
 	h.lastAttempt = last
+	h.queues = asynq.NewClient(cfg.Redis)
+	defer h.queues.Close()
 	if cfg.LastAttemptCheck <= 0 {
 		cfg.LastAttemptCheck = DefaultLastAttemptCheck
 	}
@@ -114,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency: cfg.Concurrency,
 		// Single recalls first, always; campaigns take what is left.
-		Queues:                   map[string]int{tasks.QueueUrgent: 10, tasks.QueueBulk: 1},
+		Queues:                   Queues(cfg.Handler.SDKAppID),
 		StrictPriority:           true,
 		IsFailure:                IsFailure,
 		RetryDelayFunc:           RetryDelay(cfg.RetryBase, cfg.RetryMax),

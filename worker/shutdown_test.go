@@ -84,7 +84,7 @@ func TestShutdownIsBoundedWhenRedisHangs(t *testing.T) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		info, err := insp.GetTaskInfo("recall_urgent", ids[0])
+		info, err := insp.GetTaskInfo(urgentQ, ids[0])
 		if err == nil && info.State == asynq.TaskStateActive {
 			break
 		}

@@ -354,7 +354,7 @@ func (b *bench) waitDrained(ctx context.Context, c config, n int, workers []*chi
 	deadline := time.Now().Add(timeout)
 	quiet := 0 // samples in a row with only the killed worker's tasks left
 	for {
-		info, err := b.insp.GetQueueInfo(tasks.QueueUrgent)
+		info, err := b.insp.GetQueueInfo(tasks.AppQueue(tasks.QueueUrgent, sdkAppID))
 		now := time.Now()
 		if err == nil {
 			done := info.Completed + info.Archived

@@ -33,7 +33,7 @@ func TestRerunDeadLetterThatSucceedsBecomesRecalled(t *testing.T) {
 	}
 
 	e.sim.Reset() // the cause is fixed
-	if err := e.insp.RunTask(tasks.QueueBulk, taskIDOfRow(rows[0])); err != nil {
+	if err := e.insp.RunTask(bulkQ, taskIDOfRow(rows[0])); err != nil {
 		t.Fatal(err)
 	}
 	e.waitFor("the re-run to be counted", 10*time.Second, func() bool { return e.status("rerun").Recalled == 3 })
@@ -68,7 +68,7 @@ func TestRerunDeadLetterThatFailsAgainIsCountedOnce(t *testing.T) {
 	e.importRows("again", rows)
 	e.waitState("again", StateDone, 20*time.Second)
 	e.sim.Force(rows[0].msgKey, 20022, 0)
-	if err := e.insp.RunTask(tasks.QueueBulk, taskIDOfRow(rows[0])); err != nil {
+	if err := e.insp.RunTask(bulkQ, taskIDOfRow(rows[0])); err != nil {
 		t.Fatal(err)
 	}
 	e.waitFor("the new dead letter", 10*time.Second, func() bool { return e.status("again").DeadByCode["20022"] == 1 })
@@ -86,7 +86,7 @@ func TestRerunDeadLetterThatFailsAgainIsCountedOnce(t *testing.T) {
 func TestPausedBulkQueuePausesFeeding(t *testing.T) {
 	e := newEnv(t)
 	e.importRows("held", msgRows(0, 40))
-	if err := e.insp.PauseQueue(tasks.QueueBulk); err != nil {
+	if err := e.insp.PauseQueue(bulkQ); err != nil {
 		t.Fatal(err)
 	}
 	e.startPipeline(pipelineOptions{feeder: FeederConfig{Window: 5}})
@@ -99,10 +99,10 @@ func TestPausedBulkQueuePausesFeeding(t *testing.T) {
 	if st.Backlog != 40 || st.InQueue != 0 || e.calls() != 0 {
 		t.Fatalf("with the bulk queue paused the feeder moved rows: %+v, %d calls", st, e.calls())
 	}
-	if !st.QueuePaused || !strings.Contains(st.Waiting, "recall_bulk is paused") || !strings.Contains(st.Waiting, "asynq queue unpause") {
+	if !st.QueuePaused || !strings.Contains(st.Waiting, bulkQ+" is paused") || !strings.Contains(st.Waiting, "asynq queue unpause") {
 		t.Fatalf("status does not say why nothing moves: queue_paused=%v waiting=%q", st.QueuePaused, st.Waiting)
 	}
-	if err := e.insp.UnpauseQueue(tasks.QueueBulk); err != nil {
+	if err := e.insp.UnpauseQueue(bulkQ); err != nil {
 		t.Fatal(err)
 	}
 	st = e.waitState("held", StateDone, 20*time.Second)
@@ -133,10 +133,10 @@ func TestRetryRunNowByHandCountsAsQueued(t *testing.T) {
 		st := e.status("runnow")
 		return st.Retrying == 1 && st.Recalled == 1
 	})
-	if err := e.insp.PauseQueue(tasks.QueueBulk); err != nil { // so that it stays queued where the test can see it
+	if err := e.insp.PauseQueue(bulkQ); err != nil { // so that it stays queued where the test can see it
 		t.Fatal(err)
 	}
-	if err := e.insp.RunTask(tasks.QueueBulk, taskIDOfRow(rows[0])); err != nil {
+	if err := e.insp.RunTask(bulkQ, taskIDOfRow(rows[0])); err != nil {
 		t.Fatal(err)
 	}
 	e.waitFor("the task run now to count as queued", 5*time.Second, func() bool {
@@ -144,7 +144,7 @@ func TestRetryRunNowByHandCountsAsQueued(t *testing.T) {
 		return st.Retrying == 0 && st.InQueue == 1
 	})
 	e.sim.Reset()
-	if err := e.insp.UnpauseQueue(tasks.QueueBulk); err != nil {
+	if err := e.insp.UnpauseQueue(bulkQ); err != nil {
 		t.Fatal(err)
 	}
 	st := e.waitState("runnow", StateDone, 10*time.Second)

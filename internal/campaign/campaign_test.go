@@ -118,7 +118,7 @@ func TestCampaignDrainsEndToEndWithCountsAndAudit(t *testing.T) {
 	check("after the drain")
 	// The audit is recallq's own: it does not depend on asynq's archive,
 	// which trims (10,000 tasks, 90 days).
-	if n, err := e.insp.DeleteAllArchivedTasks(tasks.QueueBulk); err != nil || n != 9 {
+	if n, err := e.insp.DeleteAllArchivedTasks(bulkQ); err != nil || n != 9 {
 		t.Fatalf("deleted %d archived tasks (%v), want 9", n, err)
 	}
 	check("after asynq's archive was emptied")
@@ -303,7 +303,7 @@ func TestFeederKeepsOnlyTheWindowInAsynq(t *testing.T) {
 	cancel()
 	wg.Wait()
 	st := e.status("window")
-	info, err := e.insp.GetQueueInfo(tasks.QueueBulk)
+	info, err := e.insp.GetQueueInfo(bulkQ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestFeederReplaysABatchCutShortByACrash(t *testing.T) {
 	cancel()
 	wg.Wait()
 	st := e.status("replay")
-	info, _ := e.insp.GetQueueInfo(tasks.QueueBulk)
+	info, _ := e.insp.GetQueueInfo(bulkQ)
 	if st.InQueue != 40 || st.Duplicates != 0 || info.Pending != 40 {
 		t.Fatalf("in queue %d, duplicates %d, asynq pending %d; want 40, 0, 40", st.InQueue, st.Duplicates, info.Pending)
 	}
@@ -366,7 +366,7 @@ func TestDuplicatesAreQueuedOnceAndCounted(t *testing.T) {
 	cancel()
 	wg.Wait()
 	st, earlier := e.status("dups"), e.status("earlier")
-	info, _ := e.insp.GetQueueInfo(tasks.QueueBulk)
+	info, _ := e.insp.GetQueueInfo(bulkQ)
 	// Which campaign queues rows 5-7 first depends on the feeder's order;
 	// either way each message is queued once.
 	if st.Queued != 11 || st.Duplicates+earlier.Duplicates != 4 || st.InQueue+earlier.InQueue != 10 || info.Pending != 10 {
@@ -453,10 +453,10 @@ func TestReconciliationSettlesTasksWhoseEndWasNeverRecorded(t *testing.T) {
 	id := func(r row) string {
 		return tasks.Recall{SDKAppID: testApp, FromAccount: r.from, ToAccount: r.to, MsgKey: r.msgKey}.TaskID()
 	}
-	if err := e.insp.DeleteTask(tasks.QueueBulk, id(rows[0])); err != nil {
+	if err := e.insp.DeleteTask(bulkQ, id(rows[0])); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.insp.ArchiveTask(tasks.QueueBulk, id(rows[1])); err != nil {
+	if err := e.insp.ArchiveTask(bulkQ, id(rows[1])); err != nil {
 		t.Fatal(err)
 	}
 	ev := deadEvent(rows[2], 0)

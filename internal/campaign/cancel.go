@@ -2,13 +2,8 @@ package campaign
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"github.com/hibiken/asynq"
-
-	"github.com/recallq/recallq/tasks"
 )
 
 // CancelResult says what cancel removed.
@@ -103,11 +98,12 @@ func (m *Manager) Cancel(ctx context.Context, name string) (CancelResult, error)
 // cancelled; it returns those that are being called.
 func (m *Manager) removeTasks(ctx context.Context, name string, ids []string, res *CancelResult) (running []string, err error) {
 	k := keysFor(name)
+	app, err := appOf(ctx, m.rdb, name)
+	if err != nil {
+		return nil, err
+	}
 	for _, id := range ids {
-		err := m.insp.DeleteTask(tasks.QueueBulk, id)
-		switch {
-		case err == nil, errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		default:
+		if err := deleteTask(m.insp, app, id); err != nil {
 			running = append(running, id) // active
 			continue
 		}

@@ -303,16 +303,16 @@ func (f *Feeder) pass(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	paused, err := bulkPaused(ctx, f.rdb)
+	paused, err := bulkPaused(ctx, f.rdb, f.cfg.SDKAppID)
 	if err != nil {
 		return false, err
 	}
 	if paused != f.paused {
 		f.paused = paused
 		if paused {
-			f.log.InfoContext(ctx, "asynq's bulk queue is paused: campaigns are not fed until it is unpaused", "queue", tasks.QueueBulk)
+			f.log.InfoContext(ctx, "asynq's bulk queue is paused: campaigns are not fed until it is unpaused", "queue", tasks.AppQueue(tasks.QueueBulk, f.cfg.SDKAppID))
 		} else {
-			f.log.InfoContext(ctx, "asynq's bulk queue is unpaused: feeding again", "queue", tasks.QueueBulk)
+			f.log.InfoContext(ctx, "asynq's bulk queue is unpaused: feeding again", "queue", tasks.AppQueue(tasks.QueueBulk, f.cfg.SDKAppID))
 		}
 	}
 	now := f.cfg.Now()

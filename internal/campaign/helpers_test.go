@@ -19,6 +19,7 @@ import (
 	"github.com/recallq/recallq/internal/redisconn"
 	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/internal/tim"
+	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
 
@@ -39,6 +40,9 @@ type env struct {
 	sim   *imsim.Sim
 	api   *tim.Client
 }
+
+// bulkQ is the test app's bulk queue.
+var bulkQ = tasks.AppQueue(tasks.QueueBulk, testApp)
 
 func newEnv(t *testing.T) *env {
 	t.Helper()

@@ -85,9 +85,8 @@ func (m *Manager) Pause(ctx context.Context, name string) (PauseResult, error) {
 	}
 	var deleted, kept []any
 	for id := range win {
-		err := m.insp.DeleteTask(tasks.QueueBulk, id)
-		switch {
-		case err == nil, errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		switch err := deleteTask(m.insp, md.sdkAppID, id); {
+		case err == nil:
 			if inBacklog[id] {
 				if err := m.rdb.HDel(ctx, k.window, id).Err(); err != nil {
 					return res, fmt.Errorf("campaign %s: %w", name, err)
@@ -114,11 +113,15 @@ func recoverParked(ctx context.Context, rdb redis.UniversalClient, insp *asynq.I
 	if err != nil || len(ids) == 0 {
 		return err
 	}
+	app, err := appOf(ctx, rdb, name)
+	if err != nil {
+		return err
+	}
 	var gone, there []any
 	for _, id := range ids {
-		_, err := insp.GetTaskInfo(tasks.QueueBulk, id)
+		_, err := taskInfo(insp, app, id)
 		switch {
-		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		case errors.Is(err, asynq.ErrTaskNotFound):
 			gone = append(gone, id)
 		case err != nil:
 			return fmt.Errorf("campaign %s: look up parked task %s: %w", name, id, err)

@@ -165,20 +165,25 @@ func (m *Manager) fillWaiting(ctx context.Context, all []Status) error {
 	if len(all) == 0 {
 		return nil
 	}
-	paused, err := bulkPaused(ctx, m.rdb)
-	if err != nil {
-		return fmt.Errorf("read the bulk queue's state: %w", err)
-	}
+	paused := map[uint64]bool{}
 	feeding := map[uint64]bool{}
 	for i := range all {
 		s := &all[i]
-		s.QueuePaused = paused
+		p, ok := paused[s.SDKAppID]
+		if !ok {
+			var err error
+			if p, err = bulkPaused(ctx, m.rdb, s.SDKAppID); err != nil {
+				return fmt.Errorf("read the bulk queue's state: %w", err)
+			}
+			paused[s.SDKAppID] = p
+		}
+		s.QueuePaused = p
 		if s.State != StateRunning || s.Remaining() == 0 {
 			continue
 		}
-		if paused {
-			s.Waiting = fmt.Sprintf("asynq's queue %s is paused (from asynqmon or `asynq queue pause`): nothing is fed or called until it is unpaused there (or `asynq queue unpause %s`)",
-				tasks.QueueBulk, tasks.QueueBulk)
+		if p {
+			q := tasks.AppQueue(tasks.QueueBulk, s.SDKAppID)
+			s.Waiting = fmt.Sprintf("asynq's queue %s is paused (from asynqmon or `asynq queue pause`): nothing is fed or called until it is unpaused there (or `asynq queue unpause %s`)", q, q)
 			continue
 		}
 		live, ok := feeding[s.SDKAppID]

@@ -36,9 +36,9 @@ import (
 // tasks in asynq, holding the campaign's op lock so that it never sees a
 // task that a feeder batch, a pause or a cancel is moving.
 
-// bulkPaused reports whether asynq's bulk queue is paused.
-func bulkPaused(ctx context.Context, rdb redis.UniversalClient) (bool, error) {
-	n, err := rdb.Exists(ctx, asynqPausedKey(tasks.QueueBulk)).Result()
+// bulkPaused reports whether asynq's bulk queue of the app is paused.
+func bulkPaused(ctx context.Context, rdb redis.UniversalClient, app uint64) (bool, error) {
+	n, err := rdb.Exists(ctx, asynqPausedKey(tasks.AppQueue(tasks.QueueBulk, app))).Result()
 	return n == 1, err
 }
 
@@ -62,12 +62,22 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 	if err != nil || len(win) == 0 {
 		return 0, err
 	}
+	app, err := appOf(ctx, rdb, name)
+	if err != nil {
+		return 0, err
+	}
+	// A task is in its app's bulk queue or, fed before the upgrade that
+	// gave queues their app, in the legacy one: it is gone only when it
+	// is in neither.
+	queues := bulkQueues(app)
 	ids := make([]string, 0, len(win))
 	pipe := rdb.Pipeline()
-	states := make([]*redis.StringCmd, 0, len(win))
+	var states [len(queues)][]*redis.StringCmd
 	for id := range win {
 		ids = append(ids, id)
-		states = append(states, pipe.HGet(ctx, asynqTaskKey(tasks.QueueBulk, id), asynqStateField))
+		for q, queue := range queues {
+			states[q] = append(states[q], pipe.HGet(ctx, asynqTaskKey(queue, id), asynqStateField))
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return 0, fmt.Errorf("campaign %s: read task states: %w", name, err)
@@ -86,7 +96,10 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 		}
 	}()
 	for i, id := range ids {
-		state, err := states[i].Result()
+		state, err := states[0][i].Result()
+		if errors.Is(err, redis.Nil) {
+			state, err = states[1][i].Result()
+		}
 		switch {
 		case errors.Is(err, redis.Nil): // gone: deleted by hand
 			n, err := settle(ctx, rdb, k, id, fieldDeleted)
@@ -106,7 +119,7 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 		case state != "archived" && state != "completed":
 			continue // alive
 		}
-		n, err := settleEnded(ctx, rdb, insp, name, id, win[id])
+		n, err := settleEnded(ctx, rdb, insp, name, app, id, win[id])
 		if err != nil {
 			return settled, err
 		}
@@ -116,11 +129,11 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 }
 
 // settleEnded settles one archived or completed task of the window.
-func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, name, id, s string) (int, error) {
+func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, name string, app uint64, id, s string) (int, error) {
 	k := keysFor(name)
-	info, err := insp.GetTaskInfo(tasks.QueueBulk, id)
+	info, err := taskInfo(insp, app, id)
 	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+	case errors.Is(err, asynq.ErrTaskNotFound):
 		return 0, nil // gone meanwhile: the next sync counts it
 	case err != nil:
 		return 0, fmt.Errorf("campaign %s: look up task %s: %w", name, id, err)
@@ -138,7 +151,7 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	}
 	// Archived. On its last attempt for a reason not its own, the worker
 	// puts it back: not a dead letter.
-	if kept, err := rdb.HExists(ctx, worker.LastAttemptsKey, tasks.QueueBulk+"/"+id).Result(); err != nil || kept {
+	if kept, err := rdb.HExists(ctx, worker.LastAttemptsKey, info.Queue+"/"+id).Result(); err != nil || kept {
 		return 0, err
 	}
 	r, err := decodeRow(s)

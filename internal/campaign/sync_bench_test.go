@@ -11,7 +11,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/recallq/recallq/internal/redistest"
-	"github.com/recallq/recallq/tasks"
 )
 
 // BenchmarkSyncWindow measures one check of a campaign's window against
@@ -57,7 +56,7 @@ func BenchmarkSyncWindow(b *testing.B) {
 			b.Fatal(err)
 		}
 		// Every task queued in asynq, not only entered in the window.
-		if qi, err := insp.GetQueueInfo(tasks.QueueBulk); err == nil && qi.Pending == DefaultWindow && st.InQueue == DefaultWindow {
+		if qi, err := insp.GetQueueInfo(bulkQ); err == nil && qi.Pending == DefaultWindow && st.InQueue == DefaultWindow {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -118,7 +118,7 @@ func TestNoSecretReachesAnyOutput(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			info, err := insp.GetTaskInfo(tasks.QueueUrgent, rows[name].TaskID())
+			info, err := insp.GetTaskInfo(tasks.AppQueue(tasks.QueueUrgent, app), rows[name].TaskID())
 			if err == nil && ok(info) {
 				return info
 			}
@@ -146,8 +146,8 @@ func TestNoSecretReachesAnyOutput(t *testing.T) {
 
 	basic := "Basic " + basicAuth("oncall", dashPass)
 	for _, path := range []string{"/", "/api/queues", "/api/redis_info", "/api/servers",
-		"/api/queues/recall_urgent/retry_tasks", "/api/queues/recall_urgent/archived_tasks",
-		"/api/queues/recall_urgent/completed_tasks"} {
+		"/api/queues/recall_urgent:1400000000/retry_tasks", "/api/queues/recall_urgent:1400000000/archived_tasks",
+		"/api/queues/recall_urgent:1400000000/completed_tasks"} {
 		responses = append(responses, do(t, "GET", "http://"+dashAddr+path, basic, nil, http.StatusOK))
 	}
 	metrics := do(t, "GET", "http://"+metricsAddr+"/metrics", "", nil, http.StatusOK)

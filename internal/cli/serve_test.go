@@ -135,7 +135,7 @@ func TestServeQueuesAsTheTokensNameAndStopsOnCancel(t *testing.T) {
 			if err != nil || resp.StatusCode != http.StatusAccepted || got.Status != intake.StatusQueued {
 				t.Fatalf("POST: %d %+v %v", resp.StatusCode, got, err)
 			}
-			info, err := asynq.NewInspectorFromRedisClient(rs.Client(t)).GetTaskInfo(tasks.QueueUrgent, got.TaskID)
+			info, err := asynq.NewInspectorFromRedisClient(rs.Client(t)).GetTaskInfo(tasks.AppQueue(tasks.QueueUrgent, 1400000000), got.TaskID)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -183,7 +183,7 @@ func Run(ctx context.Context, o Options) error {
 	bar := newProgress(o.Out, len(plan.recalls), "recalling")
 	var info *asynq.QueueInfo
 	for {
-		info, err = insp.GetQueueInfo(tasks.QueueUrgent)
+		info, err = insp.GetQueueInfo(tasks.AppQueue(tasks.QueueUrgent, sdkAppID))
 		if err != nil {
 			return fmt.Errorf("read the queue: %w", err)
 		}
@@ -239,7 +239,7 @@ func (r *recorder) Record(ev worker.Event) {
 }
 
 func summarize(out io.Writer, insp *asynq.Inspector, info *asynq.QueueInfo, rec *recorder, sim *imsim.Sim, p *plan, lim *limiter.Limiter) error {
-	archived, err := insp.ListArchivedTasks(tasks.QueueUrgent, asynq.PageSize(p.size()+10))
+	archived, err := insp.ListArchivedTasks(tasks.AppQueue(tasks.QueueUrgent, sdkAppID), asynq.PageSize(p.size()+10))
 	if err != nil {
 		return fmt.Errorf("list dead letters: %w", err)
 	}

@@ -78,10 +78,10 @@ func TestDemoServesMetrics(t *testing.T) {
 		{metrics.LimiterInterval, nil},
 		{metrics.LimiterSpread, nil},
 		{metrics.LimiterSlowDowns, nil},
-		{"asynq_queue_size", []string{"queue", tasks.QueueUrgent}},
-		{"asynq_tasks_enqueued_total", []string{"queue", tasks.QueueUrgent, "state", "completed"}},
-		{"asynq_tasks_enqueued_total", []string{"queue", tasks.QueueUrgent, "state", "archived"}},
-		{"asynq_tasks_processed_total", []string{"queue", tasks.QueueUrgent}},
+		{"asynq_queue_size", []string{"queue", tasks.AppQueue(tasks.QueueUrgent, sdkAppID)}},
+		{"asynq_tasks_enqueued_total", []string{"queue", tasks.AppQueue(tasks.QueueUrgent, sdkAppID), "state", "completed"}},
+		{"asynq_tasks_enqueued_total", []string{"queue", tasks.AppQueue(tasks.QueueUrgent, sdkAppID), "state", "archived"}},
+		{"asynq_tasks_processed_total", []string{"queue", tasks.AppQueue(tasks.QueueUrgent, sdkAppID)}},
 	} {
 		if v, ok := sample(fams, tc.name, tc.pairs...); !ok || v <= 0 {
 			t.Errorf("%s%v = %v (present %v), want > 0", tc.name, tc.pairs, v, ok)

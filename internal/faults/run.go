@@ -116,7 +116,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 		return row, err
 	}
 	r.event("queued %d recalls of campaign %s on %s in %.1f s (%d of them of missing messages)",
-		queued, campaign, tasks.QueueBulk, time.Since(r.t0).Seconds(), missing)
+		queued, campaign, tasks.AppQueue(tasks.QueueBulk, sdkAppID), time.Since(r.t0).Seconds(), missing)
 
 	d, err := r.drain(ctx, inj, queued)
 	if err != nil {
@@ -251,7 +251,7 @@ func (r *run) drain(ctx context.Context, inj injector, queued int) (drainResult,
 	done := 0
 	for {
 		l := look{now: time.Now(), queued: queued}
-		if info, err := r.insp.GetQueueInfo(tasks.QueueBulk); err == nil {
+		if info, err := r.insp.GetQueueInfo(tasks.AppQueue(tasks.QueueBulk, sdkAppID)); err == nil {
 			d.last, l.info = info, info
 			done = info.Completed + info.Archived
 		}

@@ -44,7 +44,7 @@ func finalStates(insp *asynq.Inspector) (map[string]finalState, error) {
 		{asynq.TaskStateArchived, insp.ListArchivedTasks},
 	} {
 		for page := 1; ; page++ {
-			infos, err := l.list(tasks.QueueBulk, asynq.Page(page), asynq.PageSize(listPageSize))
+			infos, err := l.list(tasks.AppQueue(tasks.QueueBulk, sdkAppID), asynq.Page(page), asynq.PageSize(listPageSize))
 			if err != nil {
 				return nil, fmt.Errorf("list %s tasks, page %d: %w", l.state, page, err)
 			}

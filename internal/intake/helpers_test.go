@@ -21,6 +21,9 @@ import (
 
 const testApp = 1400000000
 
+// urgentQ is the test app's urgent queue.
+var urgentQ = tasks.AppQueue(tasks.QueueUrgent, testApp)
+
 // The test tokens. Their secrets must never appear in a log.
 var (
 	opsToken     = Token{Name: "ops-console", Secret: "tok-ops-6f1d9c2a8b7e4f30"}
@@ -91,7 +94,7 @@ func (e *env) inspector(t *testing.T) *asynq.Inspector {
 // queued returns how many tasks the urgent lane holds.
 func (e *env) queued(t *testing.T) int {
 	t.Helper()
-	qi, err := e.inspector(t).GetQueueInfo(tasks.QueueUrgent)
+	qi, err := e.inspector(t).GetQueueInfo(urgentQ)
 	if err != nil {
 		return 0 // the queue was never used
 	}

@@ -36,7 +36,7 @@ func TestPostOneRecallIsIdempotent(t *testing.T) {
 		t.Fatalf("%d tasks queued, want 1", n)
 	}
 	// The task carries the app, who asked (the token's name) and why.
-	info, err := e.inspector(t).GetTaskInfo(tasks.QueueUrgent, want)
+	info, err := e.inspector(t).GetTaskInfo(urgentQ, want)
 	if err != nil {
 		t.Fatal(err)
 	}

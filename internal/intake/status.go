@@ -15,7 +15,8 @@ import (
 type Task struct {
 	// ID is the task ID.
 	ID string `json:"id"`
-	// Queue is tasks.QueueUrgent or tasks.QueueBulk.
+	// Queue is the asynq queue that holds the task: the app's urgent or
+	// bulk queue (tasks.AppQueue), or a legacy one (tasks.LegacyQueues).
 	Queue string `json:"queue"`
 	// State is pending, active, scheduled, retry, archived (dead-lettered)
 	// or completed.
@@ -80,8 +81,10 @@ func queuedBy(info *asynq.TaskInfo, who string) bool {
 	return err == nil && who != "" && r.RequestedBy == who
 }
 
-// findTask looks for the task in the urgent lane, then the bulk lane. It
-// returns an error wrapping asynq.ErrTaskNotFound when neither holds it.
+// findTask looks for the task in the app's urgent queue, then its bulk
+// queue, then the legacy queues (tasks queued before queues carried the
+// app). It returns an error wrapping asynq.ErrTaskNotFound when none holds
+// it.
 func (s *Server) findTask(ctx context.Context, id string) (*asynq.TaskInfo, error) {
 	type found struct {
 		info *asynq.TaskInfo
@@ -90,7 +93,8 @@ func (s *Server) findTask(ctx context.Context, id string) (*asynq.TaskInfo, erro
 	// asynq's Inspector takes no context: bound the lookup here.
 	done := make(chan found, 1)
 	go func() {
-		for _, q := range []string{tasks.QueueUrgent, tasks.QueueBulk} {
+		app := s.cfg.SDKAppID
+		for _, q := range []string{tasks.AppQueue(tasks.QueueUrgent, app), tasks.AppQueue(tasks.QueueBulk, app), tasks.QueueUrgent, tasks.QueueBulk} {
 			info, err := s.inspect.GetTaskInfo(q, id)
 			switch {
 			case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):

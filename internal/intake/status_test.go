@@ -24,9 +24,9 @@ func TestGetQueuedTask(t *testing.T) {
 		t.Fatalf("GET: %d %s", rec.Code, rec.Body)
 	}
 	got := decodeAs[Task](t, rec)
-	if got.ID != id || got.Queue != tasks.QueueUrgent || got.State != "pending" ||
+	if got.ID != id || got.Queue != urgentQ || got.State != "pending" ||
 		got.Retried != 0 || got.MaxRetry != tasks.DefaultMaxRetry || got.LastError != "" {
-		t.Fatalf("GET answered %+v; want %s pending on %s, 0 of %d retries", got, id, tasks.QueueUrgent, tasks.DefaultMaxRetry)
+		t.Fatalf("GET answered %+v; want %s pending on %s, 0 of %d retries", got, id, urgentQ, tasks.DefaultMaxRetry)
 	}
 	if got.NextProcessAt.IsZero() || !got.CompletedAt.IsZero() || !got.LastFailedAt.IsZero() {
 		t.Fatalf("GET answered times %+v", got)
@@ -36,7 +36,7 @@ func TestGetQueuedTask(t *testing.T) {
 	}
 
 	// The dead-letter set is a state like any other.
-	if err := e.inspector(t).ArchiveTask(tasks.QueueUrgent, id); err != nil {
+	if err := e.inspector(t).ArchiveTask(urgentQ, id); err != nil {
 		t.Fatal(err)
 	}
 	rec = e.do(t, http.MethodGet, "/v1/recalls/"+id, opsToken.Secret, "")
@@ -61,8 +61,9 @@ func TestGetFindsBulkTasks(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET: %d %s", rec.Code, rec.Body)
 	}
-	if got := decodeAs[Task](t, rec); got.Queue != tasks.QueueBulk || got.State != "pending" {
-		t.Fatalf("GET answered %+v, want pending on %s", got, tasks.QueueBulk)
+	bulkQ := tasks.AppQueue(tasks.QueueBulk, testApp)
+	if got := decodeAs[Task](t, rec); got.Queue != bulkQ || got.State != "pending" {
+		t.Fatalf("GET answered %+v, want pending on %s", got, bulkQ)
 	}
 }
 

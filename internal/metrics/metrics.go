@@ -295,9 +295,11 @@ func (m *Metrics) SigRefreshed(reason string) {
 	m.sigs.WithLabelValues(reason).Inc()
 }
 
+// queueLabel is the lane of a queue (an app's queue and the legacy one of
+// its lane share it), so the label stays bounded.
 func queueLabel(q string) string {
-	if q == tasks.QueueUrgent || q == tasks.QueueBulk {
-		return q
+	if lane, _, ok := tasks.ParseQueue(q); ok {
+		return lane
 	}
 	return other
 }

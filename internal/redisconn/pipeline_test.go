@@ -45,7 +45,7 @@ func checkQueuesAndLimiter(t *testing.T, conn *redisconn.Conn) {
 	}
 	insp := asynq.NewInspector(conn.AsynqOpt())
 	defer insp.Close()
-	info, err := insp.GetTaskInfo(tasks.QueueUrgent, r.TaskID())
+	info, err := insp.GetTaskInfo(tasks.AppQueue(tasks.QueueUrgent, testApp), r.TaskID())
 	if err != nil {
 		t.Fatalf("inspect through %s: %v", conn, err)
 	}
@@ -222,7 +222,7 @@ func waitAllCompleted(ctx context.Context, t *testing.T, conn *redisconn.Conn, n
 	defer insp.Close()
 	var last string
 	for {
-		q, err := insp.GetQueueInfo(tasks.QueueUrgent)
+		q, err := insp.GetQueueInfo(tasks.AppQueue(tasks.QueueUrgent, testApp))
 		if err == nil {
 			last = fmt.Sprintf("completed %d pending %d active %d scheduled %d retry %d archived %d",
 				q.Completed, q.Pending, q.Active, q.Scheduled, q.Retry, q.Archived)

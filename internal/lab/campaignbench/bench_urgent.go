@@ -247,7 +247,7 @@ type fleet struct {
 }
 
 func (f *fleet) Record(ev worker.Event) {
-	if ev.Queue == tasks.QueueUrgent && ev.Fate.Final() {
+	if lane, _, _ := tasks.ParseQueue(ev.Queue); lane == tasks.QueueUrgent && ev.Fate.Final() {
 		f.mu.Lock()
 		f.waits = append(f.waits, ev.Waited)
 		f.mu.Unlock()

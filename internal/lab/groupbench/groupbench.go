@@ -193,7 +193,7 @@ func runOne(ctx context.Context, o Options, dir, redisURL, endpoint string, sim 
 	defer insp.Close()
 	deadline := time.Now().Add(o.DrainTimeout)
 	for {
-		info, err := insp.GetQueueInfo(tasks.QueueBulk)
+		info, err := insp.GetQueueInfo(tasks.AppQueue(tasks.QueueBulk, benchApp))
 		if err == nil && info.Pending+info.Active+info.Scheduled+info.Retry == 0 {
 			break
 		}

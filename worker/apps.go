@@ -1,0 +1,80 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/tasks"
+)
+
+// Queues returns the asynq queues a worker of the app sdkAppID serves, with
+// their priorities (asynq's StrictPriority: higher first): the app's urgent
+// queue, the legacy urgent queue, the app's bulk queue, the legacy bulk
+// queue. The legacy queues (tasks.LegacyQueues) hold what producers queued
+// before queues carried the app; every worker keeps serving them, so an
+// upgrade loses nothing, and moves another app's task found there to that
+// app's own queue (Handler: moveToApp).
+func Queues(sdkAppID uint64) map[string]int {
+	return map[string]int{
+		tasks.AppQueue(tasks.QueueUrgent, sdkAppID): 4,
+		tasks.QueueUrgent:                         3,
+		tasks.AppQueue(tasks.QueueBulk, sdkAppID): 2,
+		tasks.QueueBulk:                           1,
+	}
+}
+
+// laneOf is the lane of the queue a task came from: bulk for either bulk
+// queue, urgent otherwise.
+func laneOf(queue string) Lane {
+	if lane, _, _ := tasks.ParseQueue(queue); lane == tasks.QueueBulk {
+		return LaneBulk
+	}
+	return LaneUrgent
+}
+
+// otherApp handles a task for an app this worker does not serve. Where the
+// handler can queue (it runs under Run), the task moves to its own app's
+// queue of the same lane, with its ID, type, payload and retry budget (the
+// count of retries it used starts again), and this copy completes: it
+// came from a legacy queue (an upgrade), or a producer put it in the wrong
+// app's queue by hand. It is never archived and never bounced back to a
+// queue nobody serves for it: if no worker serves its app, it waits in
+// that app's queue, and every worker reports it (unserved.go). Without a
+// queue client (a Handler used alone), it is a configuration error as
+// before: the task goes back without using a retry.
+func (h *Handler) otherApp(ctx context.Context, log *slog.Logger, t *asynq.Task, app uint64) error {
+	o := Outcome{Class: Configuration,
+		Meaning: fmt.Sprintf("the task is for SDKAppID %d but this worker serves %d", app, h.cfg.SDKAppID),
+		Fix:     fmt.Sprintf("run a worker for app %d (TIM_SDKAPPID, or an entry in TIM_APPS_FILE)", app)}
+	if h.queues == nil {
+		return h.configError(ctx, log, o)
+	}
+	id, _ := asynq.GetTaskID(ctx)
+	queue, _ := asynq.GetQueueName(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	if !ok || maxRetry <= 0 {
+		maxRetry = tasks.DefaultMaxRetry
+	}
+	lane := tasks.QueueUrgent
+	if laneOf(queue) == LaneBulk {
+		lane = tasks.QueueBulk
+	}
+	to := tasks.AppQueue(lane, app)
+	_, err := h.queues.EnqueueContext(ctx, asynq.NewTask(t.Type(), t.Payload()),
+		asynq.TaskID(id), asynq.Queue(to), asynq.MaxRetry(maxRetry),
+		asynq.Timeout(tasks.DefaultTimeout), asynq.Retention(tasks.DefaultRetention))
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		log.Info("task of another app: a copy already waits in its app's queue; this one completes", "app", app, "to_queue", to)
+		return nil
+	case err != nil:
+		log.Warn("task of another app: could not move it to its app's queue; it goes back and is tried again", "app", app, "to_queue", to, "err", err)
+		return &retryLater{reason: "could not move the task to its app's queue " + to + ": " + err.Error()}
+	}
+	log.Info("task of another app moved to its app's queue", "app", app, "from_queue", queue, "to_queue", to)
+	return nil
+}

@@ -1,0 +1,61 @@
+package worker_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/tasks"
+)
+
+// legacyTask queues r as recallq did before queues carried the app: in the
+// lane's queue shared by every app, with the same ID and options.
+func (e *env) legacyTask(lane string, r tasks.Recall) string {
+	e.t.Helper()
+	if r.SDKAppID == 0 {
+		r.SDKAppID = testApp
+	}
+	payload, err := r.Encode()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
+	defer c.Close()
+	if _, err := c.EnqueueContext(context.Background(), asynq.NewTask(tasks.TypeRecall, payload), asynq.TaskID(r.TaskID()),
+		asynq.Queue(lane), asynq.MaxRetry(tasks.DefaultMaxRetry), asynq.Timeout(tasks.DefaultTimeout),
+		asynq.Retention(tasks.DefaultRetention)); err != nil {
+		e.t.Fatal(err)
+	}
+	return r.TaskID()
+}
+
+// Upgrading from the queues every app shared loses nothing: what waits
+// in them is recalled by the app's workers, and another app's task moves
+// to its own app's queue (where that app's workers find it), untouched.
+func TestUpgradeServesTheLegacyQueues(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	urgent := e.legacyTask(tasks.QueueUrgent, msg(1))
+	bulk := e.legacyTask(tasks.QueueBulk, msg(2))
+	other := msg(3)
+	other.SDKAppID = testApp + 1
+	foreign := e.legacyTask(tasks.QueueBulk, other)
+
+	for q, id := range map[string]string{tasks.QueueUrgent: urgent, tasks.QueueBulk: bulk} {
+		info := e.waitTaskIn(q, id, "completed", inState(asynq.TaskStateCompleted))
+		if info.Retried != 0 {
+			t.Errorf("legacy task in %s: retried %d", q, info.Retried)
+		}
+	}
+	e.waitTaskIn(tasks.QueueBulk, foreign, "completed (moved)", inState(asynq.TaskStateCompleted))
+	moved := e.waitTaskIn(tasks.AppQueue(tasks.QueueBulk, testApp+1), foreign, "pending in its app's queue", inState(asynq.TaskStatePending))
+	if r, err := tasks.Decode(moved.Payload); err != nil || r != other {
+		t.Errorf("moved task's payload = %+v, %v; want %+v", r, err, other)
+	}
+	if moved.MaxRetry != tasks.DefaultMaxRetry || moved.Type != tasks.TypeRecall {
+		t.Errorf("moved task: type %s, max retry %d", moved.Type, moved.MaxRetry)
+	}
+	if n := e.sim.Stats().Calls; n != 2 {
+		t.Errorf("%d calls, want 2 (one per task of this app, none for the other app's)", n)
+	}
+}

@@ -475,3 +475,52 @@ func TestReconciliationSettlesTasksWhoseEndWasNeverRecorded(t *testing.T) {
 		t.Fatal("a done campaign is still in the feeder's index")
 	}
 }
+
+// TestWindowTasksInTheLegacyQueueSurviveTheUpgrade: a campaign fed before
+// queues carried the app has its window in the legacy bulk queue. After
+// the upgrade the feeder's sync, a pause and a cancel find those tasks
+// there: none is counted deleted while it still waits.
+func TestWindowTasksInTheLegacyQueueSurviveTheUpgrade(t *testing.T) {
+	e := newEnv(t)
+	rows := msgRows(0, 3)
+	e.importRows("old", rows)
+	ctx := context.Background()
+	// As the feeder before the upgrade did: the rows move to the window,
+	// the tasks to recall_bulk.
+	k := keysFor("old")
+	c := asynq.NewClientFromRedisClient(e.rdb)
+	for _, r := range rows {
+		rc := tasks.Recall{SDKAppID: testApp, FromAccount: r.from, ToAccount: r.to, MsgKey: r.msgKey, Campaign: "old"}
+		payload, err := rc.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.EnqueueContext(ctx, asynq.NewTask(tasks.TypeRecall, payload), asynq.TaskID(rc.TaskID()), asynq.Queue(tasks.QueueBulk)); err != nil {
+			t.Fatal(err)
+		}
+		s, err := e.rdb.LPop(ctx, k.backlog).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.rdb.HSet(ctx, k.window, rc.TaskID(), s).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := syncWindow(ctx, e.rdb, e.insp, "old")
+	if err != nil || n != 0 {
+		t.Fatalf("sync settled %d (%v); want 0: the tasks wait in %s", n, err, tasks.QueueBulk)
+	}
+	if st := e.status("old"); st.Deleted != 0 || st.InQueue != 3 {
+		t.Fatalf("after sync: %+v; want 3 in the queue, none deleted", st)
+	}
+	res, err := e.mgr.Cancel(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Queued != 3 {
+		t.Fatalf("cancel: %+v; want the 3 legacy tasks removed as queued", res)
+	}
+	if qi, err := e.insp.GetQueueInfo(tasks.QueueBulk); err != nil || qi.Pending != 0 {
+		t.Fatalf("legacy bulk queue after cancel: %+v, %v; want empty", qi, err)
+	}
+}

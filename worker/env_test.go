@@ -52,6 +52,7 @@ type env struct {
 	sigsSeen *sigRecorder
 	refresh  atomic.Int64
 	events   eventLog
+	unserved unservedLog
 	breaker  struct {
 		mu      sync.Mutex
 		changes []bool
@@ -70,6 +71,8 @@ type envOptions struct {
 	// groupLinger is the bulk lane's linger of group batches (default
 	// the handler's); groupUrgentLinger the urgent lane's.
 	groupLinger, groupUrgentLinger time.Duration
+	// unservedCheck is the worker's UnservedCheck (default the worker's).
+	unservedCheck time.Duration
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -129,6 +132,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 			DelayedTaskCheckInterval: 100 * time.Millisecond,
 			RetryBase:                o.retryBase,
 			RetryMax:                 5 * o.retryBase,
+			UnservedCheck:            o.unservedCheck,
+			OnUnserved:               e.unserved.set,
 			Logger:                   log,
 			Handler: worker.HandlerConfig{
 				SDKAppID: testApp, API: e.api, Limiter: e.lim, Secrets: []string{testSecret},

@@ -58,6 +58,14 @@ type Config struct {
 	// Started, if set, is called once the asynq server has started taking
 	// tasks (a readiness probe waits for it). Optional.
 	Started func()
+	// UnservedCheck is how often the worker looks for recall tasks of an
+	// app that no running worker serves (unserved.go). Default
+	// DefaultUnservedCheck.
+	UnservedCheck time.Duration
+	// OnUnserved, if set, gets each look's result: the unserved queues
+	// and how many tasks wait in each (empty when there are none).
+	// Optional.
+	OnUnserved func(map[string]int)
 }
 
 // Run serves recall tasks until ctx is done, then shuts down gracefully:
@@ -113,6 +121,15 @@ func Run(ctx context.Context, cfg Config) error {
 	lastDone := make(chan struct{})
 	go func() { defer close(lastDone); last.run(lastCtx, cfg.LastAttemptCheck) }()
 	defer func() { stopLast(); <-lastDone }()
+	if cfg.UnservedCheck <= 0 {
+		cfg.UnservedCheck = DefaultUnservedCheck
+	}
+	u := &unserved{insp: asynq.NewInspector(cfg.Redis), log: cfg.Logger.With("component", "unserved"),
+		report: cfg.OnUnserved, since: map[string]time.Time{}, now: time.Now}
+	defer u.insp.Close()
+	unservedDone := make(chan struct{})
+	go func() { defer close(unservedDone); u.run(lastCtx, cfg.UnservedCheck) }()
+	defer func() { stopLast(); <-unservedDone }()
 	srv := asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency: cfg.Concurrency,
 		// Single recalls first, always; campaigns take what is left.

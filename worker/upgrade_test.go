@@ -2,7 +2,11 @@ package worker_test
 
 import (
 	"context"
+	"maps"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -57,5 +61,55 @@ func TestUpgradeServesTheLegacyQueues(t *testing.T) {
 	}
 	if n := e.sim.Stats().Calls; n != 2 {
 		t.Errorf("%d calls, want 2 (one per task of this app, none for the other app's)", n)
+	}
+}
+
+// unservedLog keeps the worker's last report of unserved queues.
+type unservedLog struct {
+	mu   sync.Mutex
+	last map[string]int
+}
+
+func (u *unservedLog) set(m map[string]int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.last = maps.Clone(m)
+}
+
+func (u *unservedLog) get() map[string]int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return maps.Clone(u.last)
+}
+
+// A task for an app that no running worker serves is kept where it is and
+// reported loudly, with the app and the fix, until a worker of the app
+// takes it.
+func TestTaskOfAnUnservedAppIsReported(t *testing.T) {
+	e := newEnv(t, envOptions{unservedCheck: 100 * time.Millisecond})
+	r := msg(1)
+	r.SDKAppID = testApp + 1
+	id := e.recall(r)
+	e.recall(msg(2)) // served: never reported
+	q := tasks.AppQueue(tasks.QueueUrgent, testApp+1)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.unserved.get()[q] != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("unserved report = %v; want %s: 1", e.unserved.get(), q)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := e.unserved.get(); len(got) != 1 {
+		t.Errorf("unserved report = %v; want only %s", got, q)
+	}
+	logs := e.logs.String()
+	for _, want := range []string{"no running worker serves", `"sdkappid":1400000001`, "TIM_APPS_FILE"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log does not say %q:\n%s", want, logs)
+		}
+	}
+	info := e.waitTaskIn(q, id, "pending", inState(asynq.TaskStatePending))
+	if info.Retried != 0 {
+		t.Errorf("the unserved task was taken: retried %d", info.Retried)
 	}
 }

@@ -172,6 +172,7 @@ func New(cfg Config) (*Worker, error) {
 	// Metrics and campaign counts see every call, after any other recorder.
 	h.Recorder = worker.Recorders(h.Recorder, m, rec)
 	h.OnBreaker = chainBreaker(h.OnBreaker, m.BreakerChanged)
+	w.cfg.OnUnserved = chainUnserved(w.cfg.OnUnserved, m.Unserved)
 	if !cfg.NoFeeder {
 		fc := cfg.Feeder
 		fc.Redis, fc.Queue, fc.SDKAppID, fc.Logger = cfg.Redis, cfg.Queue, app.SDKAppID, log
@@ -314,6 +315,13 @@ func chainGroupCall(first, then func(worker.GroupCall)) func(worker.GroupCall) {
 		return then
 	}
 	return func(c worker.GroupCall) { first(c); then(c) }
+}
+
+func chainUnserved(first, then func(map[string]int)) func(map[string]int) {
+	if first == nil {
+		return then
+	}
+	return func(q map[string]int) { first(q); then(q) }
 }
 
 func chainBreaker(first, then func(bool, worker.Outcome)) func(bool, worker.Outcome) {

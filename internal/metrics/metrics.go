@@ -77,6 +77,9 @@ const (
 	// BreakerOpen is 1 while this worker's configuration-error circuit is
 	// open (this worker has stopped calling; the others go on), else 0.
 	BreakerOpen = "recallq_breaker_open"
+	// UnservedTasks counts recall tasks waiting in the queue of an app that
+	// no running worker serves (kept; the error log names the app).
+	UnservedTasks = "recallq_unserved_tasks"
 
 	// The shared limiter, read at scrape time.
 	LimiterInterval      = "recallq_limiter_interval_seconds"
@@ -130,6 +133,7 @@ type Metrics struct {
 	configErrors prometheus.Counter
 	sigs         *prometheus.CounterVec
 	breaker      prometheus.Gauge
+	unserved     prometheus.Gauge
 
 	codes      map[int]string       // the label value of every known code
 	groupCodes map[int]string       // the same for group_msg_recall
@@ -189,6 +193,10 @@ func New(cfg Config) *Metrics {
 			Name: BreakerOpen,
 			Help: "1 while the configuration-error circuit is open: the app's calls are stopped until a probe succeeds. The worker's error log says what to fix.",
 		}),
+		unserved: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: UnservedTasks,
+			Help: "Recall tasks waiting in the queue of an app no running worker serves (kept, not called); the worker's error log names the app and the fix.",
+		}),
 		codes:      map[int]string{worker.NoAnswer: strconv.Itoa(worker.NoAnswer)},
 		groupCodes: map[int]string{worker.NoAnswer: strconv.Itoa(worker.NoAnswer)},
 		fates:      map[worker.Fate]bool{},
@@ -217,7 +225,7 @@ func New(cfg Config) *Metrics {
 	for _, q := range []string{tasks.QueueUrgent, tasks.QueueBulk} {
 		m.wait.WithLabelValues(q)
 	}
-	m.reg.MustRegister(m.recalls, m.groupRecalls, m.groupCalls, m.groupSeqs, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs, m.breaker,
+	m.reg.MustRegister(m.recalls, m.groupRecalls, m.groupCalls, m.groupSeqs, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs, m.breaker, m.unserved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -285,6 +293,16 @@ func (m *Metrics) BreakerChanged(open bool, _ worker.Outcome) {
 	} else {
 		m.breaker.Set(0)
 	}
+}
+
+// Unserved sets the count of tasks waiting for an app no running worker
+// serves; it fits worker.Config.OnUnserved.
+func (m *Metrics) Unserved(queues map[string]int) {
+	n := 0
+	for _, c := range queues {
+		n += c
+	}
+	m.unserved.Set(float64(n))
 }
 
 // SigRefreshed counts one UserSig generation; it is tim.Config.OnSigRefresh.

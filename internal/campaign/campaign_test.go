@@ -52,15 +52,15 @@ func TestCampaignDrainsEndToEndWithCountsAndAudit(t *testing.T) {
 		e.sim.ForgetMessage(r.from, r.to, r.msgKey) // 20022
 	}
 	rows = append(rows, missing...)
-	badKey := []row{{"u300", "v300", "not-a-key"}, {"u301", "v301", "x_1"}, {"u302", "v302", "3_3"}} // 90054
+	badKey := []row{c2c("u300", "v300", "not-a-key"), c2c("u301", "v301", "x_1"), c2c("u302", "v302", "3_3")} // 90054
 	rows = append(rows, badKey...)
 	e.sim.DropAccount("ghost")
-	gone := []row{{"ghost", "v400", "400_1_1"}, {"ghost", "v401", "401_1_1"}} // 90008
+	gone := []row{c2c("ghost", "v400", "400_1_1"), c2c("ghost", "v401", "401_1_1")} // 90008
 	rows = append(rows, gone...)
 	flaky := msgRow(500)
 	e.sim.Force(flaky.msgKey, 91000, 1)          // fails once, then recalled
 	rows = append(rows, flaky, msgRow(0))        // and msgRow(0) twice: a duplicate
-	rows = append(rows, row{"u600", "v600", ""}) // rejected at import
+	rows = append(rows, c2c("u600", "v600", "")) // rejected at import
 
 	res := e.importRows("drain", rows)
 	if res.New != int64(len(rows)-1) || res.Rejected != 1 {

@@ -69,7 +69,7 @@ func TestRejectsFileNeutralisesFormulasAndImportsBackUnchanged(t *testing.T) {
 	}
 	var want []row
 	for _, r := range hostile {
-		want = append(want, row{r.FromAccount, r.ToAccount, r.MsgKey})
+		want = append(want, c2c(r.FromAccount, r.ToAccount, r.MsgKey))
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("read back %q\nwant        %q", got, want)
@@ -78,7 +78,7 @@ func TestRejectsFileNeutralisesFormulasAndImportsBackUnchanged(t *testing.T) {
 
 func TestExportNeutralisesFormulas(t *testing.T) {
 	e := newEnv(t)
-	e.importRows("formula", []row{{"u1", "v1", "1_1_1"}})
+	e.importRows("formula", []row{c2c("u1", "v1", "1_1_1")})
 	r := tasks.Recall{SDKAppID: testApp, Campaign: "formula", FromAccount: "@u", ToAccount: "+v", MsgKey: "=k"}
 	id := r.TaskID()
 	// As if the feeder had queued the task: the recorder audits only those.

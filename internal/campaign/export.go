@@ -12,7 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
 
@@ -22,13 +21,24 @@ func CodeMeaning(code int) string {
 	if code == worker.NoAnswer {
 		return "no answer (network error, timeout or HTTP error)"
 	}
-	return worker.Classify(code).Meaning
+	return outcome(code).Meaning
+}
+
+// outcome is the outcome table's row for code, an answer of
+// admin_msgwithdraw or of group_msg_recall (a campaign holds tasks of
+// both; no code is in both APIs' rows with different meanings).
+func outcome(code int) worker.Outcome {
+	if o := worker.Classify(code); o.Class != worker.Unknown {
+		return o
+	}
+	return worker.ClassifyGroup(code)
 }
 
 // ExportHeader is the header of `campaign export`. The first three columns
-// are those of a campaign file: fix what made them fail and the export can
-// be imported again as a campaign of its own.
-var ExportHeader = []string{colFrom, colTo, colMsgKey, "code", "meaning", "detail", "time"}
+// are those of a campaign file of one-to-one messages, the last three those
+// of group messages (a row fills the three of its kind): fix what made them
+// fail and the export can be imported again as a campaign of its own.
+var ExportHeader = []string{colFrom, colTo, colMsgKey, "code", "meaning", "detail", "time", colGroupID, colTopicID, colMsgSeq}
 
 // exportChunk is how many audit rows one round trip reads.
 const exportChunk = 1000
@@ -77,7 +87,10 @@ func (m *Manager) export(ctx context.Context, name string, w io.Writer, all bool
 				if err != nil {
 					return n, fmt.Errorf("campaign %s: audit row %d: %w", name, n+1, err)
 				}
-				id := tasks.Recall{SDKAppID: md.sdkAppID, FromAccount: a.from, ToAccount: a.to, MsgKey: a.msgKey}.TaskID()
+				id, err := a.row.taskID(md.sdkAppID)
+				if err != nil {
+					return n, fmt.Errorf("campaign %s: audit row %d: %w", name, n+1, err)
+				}
 				current = append(current, pipe.HGet(ctx, k.deadIDs, id))
 			}
 			if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -93,7 +106,9 @@ func (m *Manager) export(ctx context.Context, name string, w io.Writer, all bool
 				continue
 			}
 			code, _ := strconv.Atoi(a.code)
-			if err := cw.Write(neutraliseAll([]string{a.from, a.to, a.msgKey, a.code, CodeMeaning(code), a.detail, a.at.Format(time.RFC3339Nano)})); err != nil {
+			r := a.row
+			if err := cw.Write(neutraliseAll([]string{r.from, r.to, r.msgKey, a.code, CodeMeaning(code), a.detail, a.at.Format(time.RFC3339Nano),
+				r.groupID, r.topicID, r.msgSeq})); err != nil {
 				return n, err
 			}
 			n++

@@ -436,11 +436,10 @@ func (f *Feeder) feed(ctx context.Context, v view, room int) (int, error) {
 	for _, s := range rows {
 		r, err := decodeRow(s)
 		if err == nil {
-			rc := base
-			rc.FromAccount, rc.ToAccount, rc.MsgKey = r.from, r.to, r.msgKey
 			var t *asynq.Task
-			if t, err = tasks.NewTask(rc, f.cfg.Task); err == nil {
-				items = append(items, item{id: rc.TaskID(), row: s, task: t})
+			var id string
+			if t, id, err = r.task(base, f.cfg.Task); err == nil {
+				items = append(items, item{id: id, row: s, task: t})
 				continue
 			}
 		}

@@ -15,11 +15,15 @@ import (
 // line, from the header to the input's last line, each line in exactly one.
 // A row (queued, or a duplicate the feeder finds) or a reject names the line
 // it starts on, which an operator uses to find it. A quote left open must not
-// take more than maxRecordLines lines with it.
+// take more than maxRecordLines lines with it. A row is of one kind and
+// holds only that kind's fields.
 func FuzzReadInput(f *testing.F) {
 	f.Add([]byte("From_Account,To_Account,MsgKey\na,b,\"c\nd,e,f\n"), false)
 	f.Add([]byte("MsgKey,From_Account,To_Account,note\n1,a,b,\"x\n\ny\"\n\n2,c,\"d\n"), false)
 	f.Add([]byte("{\"From_Account\":\"a\",\"To_Account\":\"b\",\"MsgKey\":\"k\",\"MsgKey\":\"k\"}\n\n{\n"), true)
+	f.Add([]byte("GroupId,MsgSeq,TopicId\n@TGS#1,1,\n@TGS#1,x,\"t\n,2\n"), false)
+	f.Add([]byte("From_Account,To_Account,MsgKey,GroupId,TopicId,MsgSeq\na,b,k,,,\n,,,g,,1\na,,,g,,\n"), false)
+	f.Add([]byte("{\"GroupId\":\"g\",\"MsgSeq\":1}\n{\"GroupId\":\"g\",\"MsgSeq\":1e3,\"From_Account\":\"a\"}\n"), true)
 	f.Fuzz(func(t *testing.T, data []byte, jsonl bool) {
 		format := FormatCSV
 		if jsonl {
@@ -61,6 +65,9 @@ func FuzzReadInput(f *testing.F) {
 			}
 			if rec.reject != "" && rec.last != rec.line {
 				t.Fatalf("a reject of lines %d-%d: a bad record must give back the lines after its first", rec.line, rec.last)
+			}
+			if a, b, c := rec.row.fields(); rec.reject == "" && !rec.blank && rec.row != rowOf(rec.row.kind, a, b, c) {
+				t.Fatalf("row %+v of line %d mixes the fields of two kinds", rec.row, rec.line)
 			}
 			covered = rec.last
 		}

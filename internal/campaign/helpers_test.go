@@ -174,6 +174,11 @@ func (e *env) startPipeline(o pipelineOptions) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lc.API = tim.APIGroupRecall
+	glim, err := limiter.New(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -183,7 +188,7 @@ func (e *env) startPipeline(o pipelineOptions) {
 			Redis: e.opt, Concurrency: 8, Logger: e.log,
 			TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 100 * time.Millisecond,
 			RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
-			Handler: worker.HandlerConfig{SDKAppID: testApp, API: e.api, Limiter: lim, Secrets: []string{testSecret},
+			Handler: worker.HandlerConfig{SDKAppID: testApp, API: e.api, Limiter: lim, GroupLimiter: glim, Secrets: []string{testSecret},
 				Recorder: NewRecorder(RecorderConfig{Redis: e.rdb, Logger: e.log})},
 		})
 		if err != nil {
@@ -197,6 +202,7 @@ func (e *env) startPipeline(o pipelineOptions) {
 		cancel()
 		wg.Wait()
 		lim.Close()
+		glim.Close()
 	})
 }
 
@@ -254,3 +260,6 @@ func (e *env) waitState(name string, s State, limit time.Duration) Status {
 
 // calls is how many calls the simulator has answered.
 func (e *env) calls() int64 { return e.sim.Stats().Calls }
+
+// c2c is the one-to-one row from, to, msgKey.
+func c2c(from, to, msgKey string) row { return row{from: from, to: to, msgKey: msgKey} }

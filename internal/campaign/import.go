@@ -322,7 +322,7 @@ func (im *importer) read(ctx context.Context, out chan<- batch) error {
 		verified = true
 		return nil
 	}
-	recall := tasks.Recall{SDKAppID: im.cfg.SDKAppID, Campaign: im.cfg.Name, RequestedBy: ck.requestedBy, Reason: ck.reason}
+	base := tasks.Recall{SDKAppID: im.cfg.SDKAppID, Campaign: im.cfg.Name, RequestedBy: ck.requestedBy, Reason: ck.reason}
 	b := batch{rows: make([]any, 0, im.cfg.BatchSize)}
 	var buf []byte
 	for {
@@ -350,13 +350,14 @@ func (im *importer) read(ctx context.Context, out chan<- batch) error {
 		}
 		im.records.Add(1)
 		if r.reject == "" {
-			recall.FromAccount, recall.ToAccount, recall.MsgKey = r.row.from, r.row.to, r.row.msgKey
-			r.reject = rejectReason(recall.Validate())
+			var err error
+			r.row, err = r.row.validate(base)
+			r.reject = rejectReason(err)
 		}
 		if r.reject != "" {
 			im.rejected.Add(1)
 			if im.cfg.Rejects != nil {
-				if err := im.cfg.Rejects(Reject{Line: r.line, Reason: r.reject, FromAccount: echo(r.row.from), ToAccount: echo(r.row.to), MsgKey: echo(r.row.msgKey)}); err != nil {
+				if err := im.cfg.Rejects(rejectOf(r)); err != nil {
 					return err
 				}
 			}

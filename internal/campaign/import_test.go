@@ -55,7 +55,7 @@ func importBytes(t *testing.T, e *env, name string, data []byte, batch int, r io
 func TestImportResumesAfterACrashQueuingEachRowOnce(t *testing.T) {
 	e := newEnv(t)
 	rows := msgRows(0, 5000)
-	rows = append(rows, row{"bad", "", "1_1_1"}) // one reject, to keep line numbers honest
+	rows = append(rows, c2c("bad", "", "1_1_1")) // one reject, to keep line numbers honest
 	rows = append(rows, msgRows(5000, 6000)...)
 	data := csvOf(rows)
 

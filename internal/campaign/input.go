@@ -24,10 +24,16 @@ const (
 	// from its first byte when the extension says nothing (stdin).
 	FormatAuto Format = "auto"
 	// FormatCSV: a header line naming From_Account, To_Account and MsgKey
-	// (any order; other columns are ignored), then one message per record.
+	// for one-to-one messages, or GroupId and MsgSeq (TopicId optional) for
+	// group messages (any order; other columns are ignored), then one
+	// message per record. A header naming both sets (as an export or a
+	// rejects file does) takes each record as the kind whose columns it
+	// fills (see rowFrom).
 	FormatCSV Format = "csv"
 	// FormatJSONL: one JSON object per line with the keys From_Account,
-	// To_Account and MsgKey (string values); blank lines are skipped.
+	// To_Account and MsgKey (string values), or GroupId, MsgSeq (a number,
+	// or a string of digits) and TopicId (optional); blank lines are
+	// skipped. Each line's kind is the keys it gives (see rowFrom).
 	FormatJSONL Format = "jsonl"
 )
 
@@ -43,13 +49,6 @@ func ParseFormat(s string) (Format, error) {
 	}
 	return "", fmt.Errorf("%w: format %q: use auto, csv or jsonl", ErrBadInput, s)
 }
-
-// Column names, as Tencent spells the fields.
-const (
-	colFrom   = "From_Account"
-	colTo     = "To_Account"
-	colMsgKey = "MsgKey"
-)
 
 // Bounds on a record, the same for CSV and JSON Lines: a longer line or
 // record is rejected, not buffered, so memory stays flat whatever the input.
@@ -200,10 +199,11 @@ func (l *lineReader) unread(lines []line) {
 // the next line, so the lines it had read are read again as records of
 // their own.
 type csvReader struct {
-	lines       *lineReader
-	from, to, k int // column indexes
-	need        int // fields a record must have
-	header      record
+	lines      *lineReader
+	cols       [len(inputCols)]int // each of inputCols' index in a record, -1 when the header lacks it
+	c2c, group bool                // the header names every column a row of the kind needs
+	need       int                 // fields a record must have
+	header     record
 
 	fields []string // reused between records
 	ends   []int    // each field's end in buf
@@ -211,12 +211,13 @@ type csvReader struct {
 }
 
 func newCSVReader(br *bufio.Reader) (*csvReader, error) {
-	c := &csvReader{lines: &lineReader{br: br}, from: -1, to: -1, k: -1}
+	c := &csvReader{lines: &lineReader{br: br}}
 	var header []string
 	for {
 		rec, fields, err := c.read()
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: the input is empty: the first line must be the header %s,%s,%s", ErrBadInput, colFrom, colTo, colMsgKey)
+			return nil, fmt.Errorf("%w: the input is empty: the first line must be the header %s,%s,%s (or %s,%s for group messages)",
+				ErrBadInput, colFrom, colTo, colMsgKey, colGroupID, colMsgSeq)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: header: %w", ErrBadInput, err)
@@ -237,18 +238,38 @@ func newCSVReader(br *bufio.Reader) (*csvReader, error) {
 		}
 		cols[h] = i
 	}
-	var idx [3]int
-	for n, want := range []string{colFrom, colTo, colMsgKey} {
-		i, ok := cols[want]
-		if !ok {
-			return nil, fmt.Errorf("%w: header %q has no column %s: the first line must name the columns %s,%s,%s (exact spelling, any order)",
-				ErrBadInput, strings.Join(header, ","), want, colFrom, colTo, colMsgKey)
+	missing := func(names ...string) string {
+		for _, name := range names {
+			if _, ok := cols[name]; !ok {
+				return name
+			}
 		}
-		idx[n] = i
+		return ""
+	}
+	hasAny := func(names ...string) bool {
+		return slices.ContainsFunc(names, func(n string) bool { _, ok := cols[n]; return ok })
+	}
+	noC2C, noGroup := missing(colFrom, colTo, colMsgKey), missing(colGroupID, colMsgSeq)
+	c.c2c, c.group = noC2C == "", noGroup == ""
+	for n, name := range inputCols {
+		// The columns of a kind the header does not name whole are others.
+		i, ok := cols[name]
+		if !ok || (n < groupCols && !c.c2c) || (n >= groupCols && !c.group) {
+			i = -1
+		}
+		c.cols[n] = i
 		c.need = max(c.need, i+1)
 	}
-	c.from, c.to, c.k = idx[0], idx[1], idx[2]
-	return c, nil
+	switch {
+	case c.c2c || c.group:
+		return c, nil
+	case hasAny(colGroupID, colTopicID, colMsgSeq) && !hasAny(colFrom, colTo, colMsgKey):
+		// No one-to-one column, some group one: a file of group messages.
+		return nil, fmt.Errorf("%w: header %q has no column %s: a file of group messages names the columns %s,%s (and %s for a topic's messages; exact spelling, any order)",
+			ErrBadInput, strings.Join(header, ","), noGroup, colGroupID, colMsgSeq, colTopicID)
+	}
+	return nil, fmt.Errorf("%w: header %q has no column %s: the first line must name the columns %s,%s,%s (exact spelling, any order), or %s,%s for group messages",
+		ErrBadInput, strings.Join(header, ","), noC2C, colFrom, colTo, colMsgKey, colGroupID, colMsgSeq)
 }
 
 func (c *csvReader) next() (record, error) {
@@ -259,7 +280,11 @@ func (c *csvReader) next() (record, error) {
 	if rec.reject != "" {
 		return rec, nil
 	}
-	rec.row = row{from: unneutralise(field(fields, c.from)), to: unneutralise(field(fields, c.to)), msgKey: unneutralise(field(fields, c.k))}
+	var vals [len(inputCols)]string
+	for i, col := range c.cols {
+		vals[i] = unneutralise(field(fields, col))
+	}
+	rec.row, rec.reject = rowFrom(vals, c.c2c, c.group)
 	if len(fields) < c.need {
 		rec.reject = fmt.Sprintf("has %d fields; the header names %d", len(fields), c.need)
 	}
@@ -390,15 +415,12 @@ func (c *csvReader) parse(first line, more *[]line) string {
 // endField ends the field being read at the end of c.buf.
 func (c *csvReader) endField() { c.ends = append(c.ends, len(c.buf)) }
 
-// column names the column i if it is one of the three a row needs, else "".
+// column names the column i if it is one of inputCols, else "".
 func (c *csvReader) column(i int) string {
-	switch i {
-	case c.from:
-		return colFrom
-	case c.to:
-		return colTo
-	case c.k:
-		return colMsgKey
+	for n, col := range c.cols {
+		if col == i {
+			return inputCols[n]
+		}
 	}
 	return ""
 }
@@ -409,6 +431,45 @@ func field(fields []string, i int) string {
 		return ""
 	}
 	return fields[i]
+}
+
+// inputCols are the columns (CSV) or keys (JSON Lines) a row is read
+// from: a one-to-one message's, then a group message's (c2cCols, groupCols).
+var inputCols = [...]string{colFrom, colTo, colMsgKey, colGroupID, colTopicID, colMsgSeq}
+
+// c2cCols and groupCols are the ranges of inputCols of each kind.
+const (
+	c2cCols   = 0 // From_Account, To_Account, MsgKey
+	groupCols = 3 // GroupId, TopicId, MsgSeq
+)
+
+// rowFrom makes the row of one record from the values of inputCols (""
+// for one the input does not give). c2c and group say whether the input
+// names the columns of each kind (a CSV file's header; both for JSON
+// Lines). Named alone, a kind is every row's. Named both, a row that fills
+// a group column and no one-to-one column is a group message, any other a
+// one-to-one message, and one that fills columns of both kinds is
+// rejected: reject says why, "" for a row.
+func rowFrom(v [len(inputCols)]string, c2c, group bool) (r row, reject string) {
+	c := rowOf(kindC2C, v[c2cCols], v[c2cCols+1], v[c2cCols+2])
+	g := rowOf(kindGroup, v[groupCols], v[groupCols+1], v[groupCols+2])
+	switch {
+	case !group:
+		return c, ""
+	case !c2c:
+		return g, ""
+	}
+	fills := func(vals []string) bool { return slices.ContainsFunc(vals, func(s string) bool { return s != "" }) }
+	switch c2cFilled, groupFilled := fills(v[c2cCols:groupCols]), fills(v[groupCols:]); {
+	case c2cFilled && groupFilled:
+		both := c
+		both.groupID, both.topicID, both.msgSeq = g.groupID, g.topicID, g.msgSeq
+		return both, fmt.Sprintf("gives both a one-to-one message (%s, %s, %s) and a group message (%s, %s, %s): a row is one message; give one of them, and each on its own row",
+			colFrom, colTo, colMsgKey, colGroupID, colTopicID, colMsgSeq)
+	case groupFilled:
+		return g, ""
+	}
+	return c, ""
 }
 
 // echo cuts s to at most maxEcho bytes, on a character boundary: what a
@@ -431,9 +492,6 @@ type jsonlReader struct {
 	lines *lineReader
 }
 
-// jsonFields are the fields a JSON Lines row gives.
-var jsonFields = []string{colFrom, colTo, colMsgKey}
-
 func (j *jsonlReader) next() (record, error) {
 	ln, err := j.lines.next()
 	if err != nil {
@@ -455,32 +513,39 @@ func (j *jsonlReader) next() (record, error) {
 		return rec, nil
 	}
 	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		if want := strictjson.Miscased(k, jsonFields); want != "" {
+		if want := strictjson.Miscased(k, inputCols[:]); want != "" {
 			rec.reject = fmt.Sprintf("%s: names are case-sensitive: write %s", echo(k), want)
 			return rec, nil
 		}
 	}
-	var vals [3]string
-	for i, name := range jsonFields {
+	var vals [len(inputCols)]string
+	for i, name := range inputCols {
 		raw, ok := obj[name]
 		if !ok {
 			continue
 		}
+		if name == colMsgSeq && raw.Kind() == '0' {
+			vals[i] = string(raw) // a number: rowFrom's validation says if it is a MsgSeq
+			continue
+		}
 		v, err := strictjson.String(raw)
 		if err != nil {
+			if name == colMsgSeq {
+				err = errors.New("want a number or a string of digits, got " + strings.TrimPrefix(err.Error(), "want a string, got "))
+			}
 			rec.reject = name + ": " + err.Error()
 			return rec, nil
 		}
 		vals[i] = v
 	}
-	rec.row = row{from: vals[0], to: vals[1], msgKey: vals[2]}
+	rec.row, rec.reject = rowFrom(vals, true, true)
 	return rec, nil
 }
 
 func jsonReason(err error) string {
 	switch {
 	case errors.Is(err, strictjson.ErrNotObject):
-		return "not a JSON object: a row is {\"From_Account\":\"...\",\"To_Account\":\"...\",\"MsgKey\":\"...\"}"
+		return "not a JSON object: a row is {\"From_Account\":\"...\",\"To_Account\":\"...\",\"MsgKey\":\"...\"} or {\"GroupId\":\"...\",\"MsgSeq\":123}"
 	case errors.Is(err, strictjson.ErrSyntax):
 		return "not valid JSON: " + err.Error()
 	}

@@ -30,7 +30,7 @@ func TestStrayQuoteRejectsItsLineAndQueuesTheRest(t *testing.T) {
 	if len(rejects) != 1 || rejects[0].Line != 4 || !strings.Contains(rejects[0].Reason, "not closed on its line") {
 		t.Fatalf("rejects %+v; want line 4, a quote not closed on its line", rejects)
 	}
-	if queued[2] != (row{"u3", "v3", "3_1_1"}) {
+	if queued[2] != (c2c("u3", "v3", "3_1_1")) {
 		t.Fatalf("the row after the stray quote is %+v, want u3", queued[2])
 	}
 }
@@ -44,11 +44,11 @@ func TestQuotedFieldIsBoundedByLinesAndBytes(t *testing.T) {
 		"a4,b4,4_4_4,\"" + strings.Repeat("y", maxLine) + "\"\n" + // 110: too long
 		"a5,b5,5_5_5,\"" + strings.Repeat("z\n", 10) + "\"\n" // 111-121: fine
 	got, rejects, res := readAll(t, e, "bounds", "x.csv", content)
-	want := []row{{"a1", "b1", "1_1_1"}}
+	want := []row{c2c("a1", "b1", "1_1_1")}
 	for range maxRecordLines + 5 {
-		want = append(want, row{"a3", "b3", "3_3_3"})
+		want = append(want, c2c("a3", "b3", "3_3_3"))
 	}
-	want = append(want, row{"a5", "b5", "5_5_5"})
+	want = append(want, c2c("a5", "b5", "5_5_5"))
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("queued %d rows, want %d", len(got), len(want))
 	}
@@ -72,7 +72,7 @@ func TestHugeFieldIsRejectedAndItsEchoTruncated(t *testing.T) {
 		"a,b," + strings.Repeat("m", 1000) + "\n" + // within the line bound, but too long a MsgKey
 		"a,b,1_1_1\n"
 	got, rejects, res := readAll(t, e, "huge", "x.csv", content)
-	if !reflect.DeepEqual(got, []row{{"a", "b", "1_1_1"}}) || res.Lines != 5 {
+	if !reflect.DeepEqual(got, []row{c2c("a", "b", "1_1_1")}) || res.Lines != 5 {
 		t.Fatalf("queued %+v, %d lines; want the last row, 5 lines", got, res.Lines)
 	}
 	if len(rejects) != 3 {
@@ -96,7 +96,7 @@ func TestCSVRefusesSpacesAndControlCharactersLikeEveryDoor(t *testing.T) {
 		"u,v,\"1\xff\"\n" +
 		"u,v,2_2_2\n"
 	got, rejects, res := readAll(t, e, "spaces", "x.csv", content)
-	if !reflect.DeepEqual(got, []row{{"u", "v", "2_2_2"}}) {
+	if !reflect.DeepEqual(got, []row{c2c("u", "v", "2_2_2")}) {
 		t.Fatalf("queued %+v", got)
 	}
 	want := map[int]string{2: "From_Account: starts or ends with a space", 3: "not closed on its line", 4: `bare "`, 5: "MsgKey: is not valid UTF-8"}
@@ -123,7 +123,7 @@ func TestJSONLinesIsAsStrictAsTheIntake(t *testing.T) {
 		`{"From_Account":"a","To_Account":"b","MsgKey":"multi\nline"}` + "\n" + // 7
 		`{"From_Account":"a","To_Account":"b","MsgKey":"k7","note":"x"}` + "\n" // 8
 	got, rejects, res := readAll(t, e, "strict-jsonl", "x.jsonl", content)
-	if !reflect.DeepEqual(got, []row{{"a", "b", "k7"}}) {
+	if !reflect.DeepEqual(got, []row{c2c("a", "b", "k7")}) {
 		t.Fatalf("queued %+v", got)
 	}
 	want := map[int]string{

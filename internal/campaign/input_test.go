@@ -37,7 +37,7 @@ func TestFormatIsDecidedByFlagExtensionThenContent(t *testing.T) {
 	}
 }
 
-func TestCSVHeaderMustNameTheThreeColumns(t *testing.T) {
+func TestCSVHeaderMustNameTheColumnsOfAKind(t *testing.T) {
 	for _, tc := range []struct {
 		name, header string
 		want         string // "" = accepted
@@ -48,6 +48,11 @@ func TestCSVHeaderMustNameTheThreeColumns(t *testing.T) {
 		{"wrong case", "from_account,To_Account,MsgKey", "no column From_Account"},
 		{"twice", "From_Account,To_Account,MsgKey,MsgKey", `column "MsgKey" twice`},
 		{"empty input", "", "the input is empty"},
+		{"group", "GroupId,MsgSeq", ""},
+		{"group with a topic, any order", "TopicId,MsgSeq,note,GroupId", ""},
+		{"group without MsgSeq", "GroupId,TopicId,Msg_Seq", "no column MsgSeq: a file of group messages"},
+		{"both kinds, as an export", strings.Join(ExportHeader, ","), ""},
+		{"one-to-one, a GroupId column among the others", "From_Account,To_Account,MsgKey,GroupId", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := OpenInput(strings.NewReader(tc.header+"\n"), "x.csv", FormatAuto)
@@ -109,7 +114,7 @@ func TestCSVRowsKeepTheirLineNumbersAndRejectsSayWhy(t *testing.T) {
 		"\n" + // 9: blank, skipped
 		"6_6_6,mallory,\"ni,ck\"\n" // 10
 	rows, rejects, res := readAll(t, e, "csv-lines", "x.csv", content)
-	wantRows := []row{{"alice", "bob", "1_1_1"}, {"mallory", "ni,ck", "6_6_6"}}
+	wantRows := []row{c2c("alice", "bob", "1_1_1"), c2c("mallory", "ni,ck", "6_6_6")}
 	if !reflect.DeepEqual(rows, wantRows) {
 		t.Errorf("queued %q, want %q", rows, wantRows)
 	}
@@ -144,7 +149,7 @@ func TestJSONLinesRowsAndRejects(t *testing.T) {
 		`{"From_Account":"` + strings.Repeat("y", maxLine) + `"}` + "\n" + // 8: too long
 		`{"From_Account":"mallory","To_Account":"nick","MsgKey":"3_3_3"}` // 9: no final newline
 	rows, rejects, _ := readAll(t, e, "jsonl-lines", "-", content)
-	wantRows := []row{{"alice", "bob", "1_1_1"}, {"ivan", "judy", "2_2_2"}, {"mallory", "nick", "3_3_3"}}
+	wantRows := []row{c2c("alice", "bob", "1_1_1"), c2c("ivan", "judy", "2_2_2"), c2c("mallory", "nick", "3_3_3")}
 	if !reflect.DeepEqual(rows, wantRows) {
 		t.Errorf("queued %q, want %q", rows, wantRows)
 	}
@@ -169,7 +174,8 @@ func TestRejectsFileListsEachRejectWithItsFields(t *testing.T) {
 		t.Fatalf("a clean import left a rejects file: %v", err)
 	}
 	rf = &RejectsFile{Path: path}
-	for _, r := range []Reject{{Line: 7, Reason: "MsgKey: is empty", FromAccount: "a", ToAccount: "b"}, {Line: 9, Reason: "not valid CSV: x, y"}} {
+	for _, r := range []Reject{{Line: 7, Reason: "MsgKey: is empty", FromAccount: "a", ToAccount: "b"}, {Line: 9, Reason: "not valid CSV: x, y"},
+		{Line: 11, Reason: "MsgSeq: is missing or 0", GroupID: "@TGS#1", MsgSeq: "0"}} {
 		if err := rf.Write(r); err != nil {
 			t.Fatal(err)
 		}
@@ -186,11 +192,52 @@ func TestRejectsFileListsEachRejectWithItsFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{RejectsHeader, {"a", "b", "", "7", "MsgKey: is empty"}, {"", "", "", "9", "not valid CSV: x, y"}}
+	want := [][]string{RejectsHeader, {"a", "b", "", "7", "MsgKey: is empty", "", "", ""}, {"", "", "", "9", "not valid CSV: x, y", "", "", ""},
+		{"", "", "", "11", "MsgSeq: is missing or 0", "'@TGS#1", "", "0"}} // neutralised; the reader takes the quote off
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("rejects file = %q, want %q", got, want)
 	}
 	if DefaultRejectsPath("c", "/data/in.csv") != "/data/c.rejects.csv" || DefaultRejectsPath("c", "-") != "c.rejects.csv" {
 		t.Fatal("default rejects path is not beside the input (or in the working directory for stdin)")
+	}
+}
+
+// TestRowKindIsDecidedByTheColumnsItFills reads a CSV file naming both
+// kinds' columns (an export, a rejects file) and JSON Lines: each row is
+// the kind whose fields it gives, a row giving both is rejected.
+func TestRowKindIsDecidedByTheColumnsItFills(t *testing.T) {
+	e := newEnv(t)
+	both := "gives both a one-to-one message"
+	for _, tc := range []struct {
+		name, source, content string
+		rejects               map[int]string
+	}{
+		{"csv", "x.csv", strings.Join(RejectsHeader, ",") + "\n" +
+			"a,b,1_1_1,2,why,,,\n" + // 2
+			",,,3,why,@TGS#1,,5\n" + // 3
+			"a,b,1_1_1,4,why,@TGS#1,,5\n", // 4
+			map[int]string{4: both}},
+		{"jsonl", "x.jsonl", `{"From_Account":"a","To_Account":"b","MsgKey":"1_1_1"}` + "\n" +
+			`{"GroupId":"@TGS#1","MsgSeq":5}` + "\n" +
+			`{"From_Account":"a","GroupId":"@TGS#1","MsgSeq":5}` + "\n" +
+			`{"GroupId":"@TGS#1","MsgSeq":5.5}` + "\n" +
+			`{"GroupId":"@TGS#1","MsgSeq":true}` + "\n",
+			map[int]string{3: both, 4: `MsgSeq: "5.5" is not a whole number`, 5: "MsgSeq: want a number or a string of digits, got a JSON boolean"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows, rejects, _ := readAll(t, e, "kinds-"+tc.name, tc.source, tc.content)
+			want := []row{c2c("a", "b", "1_1_1"), groupRow("@TGS#1", "", 5)}
+			if !reflect.DeepEqual(rows, want) {
+				t.Errorf("queued %+v, want %+v", rows, want)
+			}
+			if len(rejects) != len(tc.rejects) {
+				t.Fatalf("rejects %+v, want %v", rejects, tc.rejects)
+			}
+			for _, r := range rejects {
+				if !strings.HasPrefix(r.Reason, tc.rejects[r.Line]) || (r.GroupID != "@TGS#1" && !strings.Contains(r.Reason, "JSON boolean")) { // a value of the wrong type is not echoed
+					t.Errorf("reject line %d %q (group %q), want %q", r.Line, r.Reason, r.GroupID, tc.rejects[r.Line])
+				}
+			}
+		})
 	}
 }

@@ -139,7 +139,8 @@ func taskIDOf(md meta, s string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	return tasks.Recall{SDKAppID: md.sdkAppID, FromAccount: r.from, ToAccount: r.to, MsgKey: r.msgKey}.TaskID(), true
+	id, err := r.taskID(md.sdkAppID)
+	return id, err == nil
 }
 
 // Resume feeds a paused campaign again. Errors: ErrNotFound, ErrState

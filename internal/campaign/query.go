@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/recallq/recallq/internal/capture"
@@ -19,9 +20,14 @@ import (
 // a query (the capture index or admin_getroammsg) rather than a file.
 const FormatQuery Format = "query"
 
-// Row is one one-to-one message to recall.
+// Row is one message to recall: a one-to-one message (From, To, MsgKey),
+// or a group message (Group true: GroupID, TopicID, MsgSeq).
 type Row struct {
 	From, To, MsgKey string
+	// Group marks a group message.
+	Group            bool
+	GroupID, TopicID string
+	MsgSeq           uint64
 }
 
 // ImportRows imports rows found by a query as the campaign cfg.Name, as
@@ -35,13 +41,14 @@ func ImportRows(ctx context.Context, cfg ImportConfig, source string, rows []Row
 	return Import(ctx, cfg, in)
 }
 
-// SenderRows reads the messages q selects from the capture's index: the
-// one-to-one ones as rows to import, in the index's order, and the number
-// of group messages among them (not rows: group recall has no task yet).
+// SenderRows reads the messages q selects from the capture's index, one-to-one
+// and group ones alike, as rows to import, in the index's order; groups is
+// how many of the rows are group messages.
 func SenderRows(ctx context.Context, ix *capture.Index, q capture.Query) (rows []Row, groups int, err error) {
 	err = ix.Each(ctx, q, func(m capture.Message) error {
 		if m.Kind == capture.Group {
 			groups++
+			rows = append(rows, Row{Group: true, GroupID: m.GroupID, MsgSeq: m.MsgSeq})
 			return nil
 		}
 		rows = append(rows, Row{From: m.From, To: m.To, MsgKey: m.MsgKey})
@@ -62,7 +69,11 @@ func (r *rowReader) next() (record, error) {
 	}
 	x := r.rows[r.i]
 	r.i++
-	return record{line: r.i, row: row{from: x.From, to: x.To, msgKey: x.MsgKey}}, nil
+	rec := record{line: r.i, row: row{from: x.From, to: x.To, msgKey: x.MsgKey}}
+	if x.Group {
+		rec.row = row{kind: kindGroup, groupID: x.GroupID, topicID: x.TopicID, msgSeq: strconv.FormatUint(x.MsgSeq, 10)}
+	}
+	return rec, nil
 }
 
 // RoamAPI reads one-to-one history (*tim.Client).

@@ -200,28 +200,43 @@ func TestSpamWaveCapturedQueriedAndRecalled(t *testing.T) {
 		}
 		others = append(others, o)
 	}
-	if _, err := e.sim.SendGroup(ctx, "spammer", "@TGS#lobby", now); err != nil {
-		t.Fatal(err)
-	}
-	var rows []Row
-	groups := 0
-	err = ix.Each(ctx, capture.Query{SDKAppID: testApp, From: "spammer", Since: now.Add(-6 * time.Hour)}, func(m capture.Message) error {
-		if m.Kind == capture.Group {
-			groups++
-			return nil
+	var groupWave, groupOthers []imsim.SentGroupMessage
+	for i, at := range []time.Duration{0, 90 * time.Minute, 7 * time.Hour} { // the last before the window
+		m, err := e.sim.SendGroup(ctx, "spammer", fmt.Sprintf("@TGS#lobby%d", i%2), now.Add(-at))
+		if err != nil {
+			t.Fatal(err)
 		}
-		rows = append(rows, Row{From: m.From, To: m.To, MsgKey: m.MsgKey})
-		return nil
-	})
-	if err != nil || len(rows) != len(wave) || groups != 1 {
-		t.Fatalf("query: %d C2C, %d group, %v; want %d and 1", len(rows), groups, err, len(wave))
+		o, err := e.sim.SendGroup(ctx, "user1", "@TGS#lobby0", now.Add(-at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		groupOthers = append(groupOthers, o)
+		if at < 6*time.Hour {
+			groupWave = append(groupWave, m)
+		} else {
+			groupOthers = append(groupOthers, m)
+		}
+	}
+	rows, groups, err := SenderRows(ctx, ix, capture.Query{SDKAppID: testApp, From: "spammer", Since: now.Add(-6 * time.Hour), Until: now.Add(time.Second)})
+	if err != nil || len(rows) != len(wave)+len(groupWave) || groups != len(groupWave) {
+		t.Fatalf("query: %d rows, %d group, %v; want %d and %d", len(rows), groups, err, len(wave)+len(groupWave), len(groupWave))
 	}
 	if _, err := ImportRows(ctx, ImportConfig{Redis: e.rdb, Name: "wave", SDKAppID: testApp}, "capture: --sender spammer", rows); err != nil {
 		t.Fatal(err)
 	}
 	st := e.waitState("wave", StateDone, 30*time.Second)
-	if st.Recalled != int64(len(wave)) {
-		t.Fatalf("status %+v: want all %d recalled", st, len(wave))
+	if st.Recalled != int64(len(rows)) || st.Queued != int64(len(rows)) {
+		t.Fatalf("status %+v: want all %d recalled", st, len(rows))
+	}
+	for _, m := range groupWave {
+		if f := e.sim.GroupFate(m.GroupID, "", m.MsgSeq); !slices.Equal(f, []int{0}) {
+			t.Fatalf("the spammer's group message %s/%d: fate %v, want [0]", m.GroupID, m.MsgSeq, f)
+		}
+	}
+	for _, m := range groupOthers {
+		if f := e.sim.GroupFate(m.GroupID, "", m.MsgSeq); f != nil {
+			t.Fatalf("a group message outside the query was touched: %+v fate %v", m, f)
+		}
 	}
 	for _, m := range wave {
 		if f := e.sim.Fate(m.From, m.To, m.MsgKey); !slices.Equal(f, []int{0}) {

@@ -84,10 +84,7 @@ func (r *Recorder) Record(ev worker.Event) {
 		return
 	}
 	var audit, rerun string
-	auditRow := func(detail string) string {
-		return string(appendFields(nil, strconv.FormatInt(r.cfg.Now().UnixMilli(), 10),
-			ev.Recall.FromAccount, ev.Recall.ToAccount, ev.Recall.MsgKey, strconv.Itoa(ev.Code), clip(detail)))
-	}
+	auditRow := func(detail string) string { return encodeAudit(r.cfg.Now(), eventRow(ev), ev.Code, detail) }
 	switch fate {
 	case fieldRecalled, fieldAlreadyRecalled:
 		rerun = auditRow(detailRerunPrefix + strings.ReplaceAll(fate, "_", " "))
@@ -118,16 +115,30 @@ var _ worker.Recorder = (*Recorder)(nil)
 
 // auditRow is one dead letter of the audit.
 type auditRow struct {
-	at                     time.Time
-	from, to, msgKey, code string
-	detail                 string
+	at     time.Time
+	row    row
+	code   string
+	detail string
+}
+
+// encodeAudit is the audit row of the message r at at: its kind (as a
+// stored row's, codec.go), then the time, r's three fields, the code and
+// the detail, cut to maxDetail.
+func encodeAudit(at time.Time, r row, code int, detail string) string {
+	a, b, c := r.fields()
+	return string(appendFields(appendKind(nil, r.kind), strconv.FormatInt(at.UnixMilli(), 10),
+		a, b, c, strconv.Itoa(code), clip(detail)))
 }
 
 func decodeAudit(s string) (auditRow, error) {
-	f, err := decodeFields([]byte(s), 6)
+	k, rest, err := cutKind([]byte(s))
+	if err != nil {
+		return auditRow{}, err
+	}
+	f, err := decodeFields(rest, 6)
 	if err != nil {
 		return auditRow{}, err
 	}
 	ms, _ := strconv.ParseInt(f[0], 10, 64)
-	return auditRow{at: time.UnixMilli(ms).UTC(), from: f[1], to: f[2], msgKey: f[3], code: f[4], detail: f[5]}, nil
+	return auditRow{at: time.UnixMilli(ms).UTC(), row: rowOf(k, f[1], f[2], f[3]), code: f[4], detail: f[5]}, nil
 }

@@ -13,14 +13,24 @@ import (
 type Reject struct {
 	Line   int    // the input line the record starts on
 	Reason string // what is wrong and how to fix it
-	// The fields as read (empty when the record could not be parsed).
+	// The fields as read (empty when the record could not be parsed, or
+	// gives no such field): a one-to-one message's, a group message's.
 	FromAccount, ToAccount, MsgKey string
+	GroupID, TopicID, MsgSeq       string
+}
+
+// rejectOf is the Reject of a record that is not queued.
+func rejectOf(r record) Reject {
+	return Reject{Line: r.line, Reason: r.reject, FromAccount: echo(r.row.from), ToAccount: echo(r.row.to), MsgKey: echo(r.row.msgKey),
+		GroupID: echo(r.row.groupID), TopicID: echo(r.row.topicID), MsgSeq: echo(r.row.msgSeq)}
 }
 
 // RejectsHeader is the header of a rejects file. Its first three columns
-// are those of a campaign file, so a fixed rejects file can be imported as
-// a campaign of its own (the other columns are ignored).
-var RejectsHeader = []string{colFrom, colTo, colMsgKey, "line", "reason"}
+// and its last three are those of a campaign file of one-to-one messages
+// and of group messages, so a fixed rejects file can be imported as a
+// campaign of its own (each row is the kind whose columns it fills; line
+// and reason are ignored).
+var RejectsHeader = []string{colFrom, colTo, colMsgKey, "line", "reason", colGroupID, colTopicID, colMsgSeq}
 
 // DefaultRejectsPath is NAME.rejects.csv beside the input file, or in the
 // working directory when the input is stdin.
@@ -56,7 +66,8 @@ func (r *RejectsFile) Write(rej Reject) error {
 		}
 	}
 	r.n++
-	return r.w.Write(neutraliseAll([]string{rej.FromAccount, rej.ToAccount, rej.MsgKey, strconv.Itoa(rej.Line), rej.Reason}))
+	return r.w.Write(neutraliseAll([]string{rej.FromAccount, rej.ToAccount, rej.MsgKey, strconv.Itoa(rej.Line), rej.Reason,
+		rej.GroupID, rej.TopicID, rej.MsgSeq}))
 }
 
 // Count is how many rejects were written.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -144,7 +143,7 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 		switch err := json.Unmarshal(info.Result, &res); {
 		case err == nil && res.Code == 0:
 			return settleAs(fieldRecalled)
-		case err == nil && res.Code == 20023:
+		case err == nil && outcome(res.Code).Class == worker.Done: // 20023, 10030
 			return settleAs(fieldAlreadyRecalled)
 		}
 		return settleAs(fieldUnaccounted)
@@ -169,8 +168,7 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	if info.LastErr != "" {
 		detail += "; last error: " + info.LastErr
 	}
-	audit := string(appendFields(nil, strconv.FormatInt(at.UnixMilli(), 10), r.from, r.to, r.msgKey, strconv.Itoa(code), clip(detail)))
-	return recordEnd(ctx, rdb, k, id, fieldDeadLettered, code, audit, "")
+	return recordEnd(ctx, rdb, k, id, fieldDeadLettered, code, encodeAudit(at, r, code, detail), "")
 }
 
 func clip(s string) string {

@@ -63,9 +63,10 @@ func newCampaignStartCmd(g *globals) *cobra.Command {
 		Use:   "start --name NAME (FILE | --sender USER --since 6h | --conversation A,B --since T)",
 		Short: "Import a file of messages to recall (CSV, JSON Lines, or - for stdin), or find them by sender or conversation",
 		Long: `Import FILE into the campaign NAME, creating it. FILE is CSV with the header
-From_Account,To_Account,MsgKey (any order, other columns ignored), or JSON Lines
-with those keys, or - for stdin; the format comes from the extension (.csv,
-.jsonl, .ndjson), else from the content. Each row is checked; bad rows are
+From_Account,To_Account,MsgKey for one-to-one messages, or GroupId,MsgSeq (and
+TopicId for a topic's messages) for group messages (any order, other columns
+ignored), or JSON Lines with those keys, or - for stdin; the format comes from
+the extension (.csv, .jsonl, .ndjson), else from the content. Each row is checked; bad rows are
 reported with their line number and written to the rejects file, the others
 are queued. Memory stays flat whatever the size.
 
@@ -77,8 +78,8 @@ Instead of FILE, --sender USER finds what USER sent in the window (--since,
 from Tencent's after-send callbacks, and --conversation A,B finds the
 one-to-one history of A and B with admin_getroammsg (its own 200 calls/s in the
 shared limiter; messages already recalled are skipped). --dry-run prints how
-many messages of each kind would be queued and queues nothing. Group messages
-are counted but not queued: recallq cannot recall them yet.`,
+many messages of each kind would be queued and queues nothing. --sender finds
+the user's group messages too, and queues them with the one-to-one ones.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -468,10 +469,11 @@ func newCampaignExportCmd(g *globals) *cobra.Command {
 		Use:   "export NAME [--output FILE] [--history]",
 		Short: "Write every dead-lettered recall of a campaign as CSV",
 		Long: `Write every dead-lettered recall of the campaign as CSV: From_Account,
-To_Account, MsgKey, code, meaning, detail, time. recallq keeps them all itself
-(asynq's archive keeps at most 10,000 tasks and trims the rest). The first
-three columns make a campaign file: fix the cause and start a new campaign
-from the export. A dead letter run again (from asynqmon or the asynq CLI) that
+To_Account, MsgKey, code, meaning, detail, time, GroupId, TopicId, MsgSeq (a
+one-to-one message fills the first three, a group message the last three).
+recallq keeps them all itself (asynq's archive keeps at most 10,000 tasks and
+trims the rest). The export is a campaign file: fix the cause and start a new
+campaign from it. A dead letter run again (from asynqmon or the asynq CLI) that
 then ended otherwise is no longer listed; --history lists every row of the
 audit, those too, with a row for how each re-run ended.`,
 		Args: cobra.ExactArgs(1),

@@ -177,39 +177,36 @@ func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags,
 
 	if q.dryRun {
 		fmt.Fprintf(g.stdout, "campaign %s (dry run): %s\n", name, what)
-		fmt.Fprintf(g.stdout, "  one-to-one messages to queue  %d\n", len(rows))
+		fmt.Fprintf(g.stdout, "  one-to-one messages to queue  %d\n", len(rows)-groups)
 		if q.sender != "" {
-			fmt.Fprintf(g.stdout, "  group messages found          %d (group recall is not supported yet: these would not be queued)\n", groups)
+			fmt.Fprintf(g.stdout, "  group messages to queue       %d\n", groups)
 		}
 		fmt.Fprintln(g.stdout, "nothing was queued (--dry-run)")
 		return nil
 	}
-	if len(rows) == 0 && groups == 0 {
+	if len(rows) == 0 {
 		fmt.Fprintf(g.stdout, "campaign %s: no message found (%s); nothing to queue, no campaign created\n", name, what)
 		return nil
 	}
-	var res campaign.ImportResult
-	if len(rows) > 0 {
-		fmt.Fprintf(g.stdout, "campaign %s: %d one-to-one messages found (%s)\n", name, len(rows), what)
-		res, err = campaign.ImportRows(ctx, campaign.ImportConfig{Redis: rdb, Name: name, SDKAppID: id, RequestedBy: requestedBy, Reason: reason},
-			"query: "+strings.TrimPrefix(rerun, "recallq campaign start --name "+name+" "), rows)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("campaign %s: interrupted after %d new rows (kept); to queue the rest run: %s", name, res.New, rerun)
-			}
-			if errors.Is(err, campaign.ErrInputChanged) {
-				return usageError{fmt.Errorf("%w; a query campaign re-run must give the same absolute window, e.g.: %s", err, rerun)}
-			}
-			return campaignErr(err)
+	found := fmt.Sprintf("%d one-to-one messages", len(rows)-groups)
+	if q.sender != "" {
+		found += fmt.Sprintf(" and %d group messages", groups)
+	}
+	fmt.Fprintf(g.stdout, "campaign %s: %s found (%s)\n", name, found, what)
+	res, err := campaign.ImportRows(ctx, campaign.ImportConfig{Redis: rdb, Name: name, SDKAppID: id, RequestedBy: requestedBy, Reason: reason},
+		"query: "+strings.TrimPrefix(rerun, "recallq campaign start --name "+name+" "), rows)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("campaign %s: interrupted after %d new rows (kept); to queue the rest run: %s", name, res.New, rerun)
 		}
-		fmt.Fprintf(g.stdout, "campaign %s: %d new, %d already queued, %d rejected\n", name, res.New, res.Already, res.Rejected)
-		fmt.Fprintf(g.stdout, "workers (recallq worker) recall them at the shared rate; follow with: recallq campaign status %s --watch\n", name)
-		fmt.Fprintf(g.stdout, "if interrupted, run again with the same window: %s\n", rerun)
+		if errors.Is(err, campaign.ErrInputChanged) {
+			return usageError{fmt.Errorf("%w; a query campaign re-run must give the same absolute window, e.g.: %s", err, rerun)}
+		}
+		return campaignErr(err)
 	}
-	if groups > 0 {
-		return fmt.Errorf("campaign %s: %d group messages of %s were found but NOT queued: recallq cannot recall group messages yet (a group recall task type is planned); the one-to-one messages above were queued",
-			name, groups, q.sender)
-	}
+	fmt.Fprintf(g.stdout, "campaign %s: %d new, %d already queued, %d rejected\n", name, res.New, res.Already, res.Rejected)
+	fmt.Fprintf(g.stdout, "workers (recallq worker) recall them at the shared rate; follow with: recallq campaign status %s --watch\n", name)
+	fmt.Fprintf(g.stdout, "if interrupted, run again with the same window: %s\n", rerun)
 	return nil
 }
 

@@ -87,7 +87,7 @@ func runWave(ctx context.Context, out io.Writer, sim *imsim.Sim, rdb redis.Unive
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "campaign %s: %d one-to-one messages found and queued; %d group message found, not queued (group recall is not supported yet)\n", waveName, res.New, groups)
+	fmt.Fprintf(out, "campaign %s: %d one-to-one messages found and queued; %d group message found, not queued (campaigns do not queue group recalls yet)\n", waveName, res.New, groups)
 
 	mgr, err := campaign.NewManager(campaign.ManagerConfig{Redis: rdb, Queue: queue, Logger: log})
 	if err != nil {

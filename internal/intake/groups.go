@@ -51,11 +51,7 @@ func (s *Server) postGroupRecalls(w http.ResponseWriter, r *http.Request) {
 		writeError(w, derr.status, derr.msg, derr.problems)
 		return
 	}
-	ids := make([]string, len(recalls))
-	for i, g := range recalls {
-		ids[i] = g.TaskID()
-	}
-	results, ok := s.enqueueEach(w, r, ids, func(ctx context.Context, i int) (enqueue.Result, error) {
+	results, ok := s.enqueueEach(w, r, taskIDs(recalls), func(ctx context.Context, i int) (enqueue.Result, error) {
 		return s.queue.GroupRecall(ctx, recalls[i])
 	})
 	if ok {

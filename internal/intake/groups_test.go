@@ -154,14 +154,7 @@ func TestGroupTaskIsWhatEnqueueQueues(t *testing.T) {
 }
 
 func TestBadGroupRequestsNameTheField(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		body    string
-		status  int
-		fields  []string // every problem's field, in order
-		rows    []int    // every problem's row (-1 = none)
-		message string   // in the error
-	}{
+	for _, tc := range []refusal{
 		{"empty GroupId", `{"GroupId":"","MsgSeq":[1]}`,
 			422, []string{"GroupId"}, []int{-1}, "the group recall is invalid; nothing was queued: GroupId: is empty: give the GroupId"},
 		{"no GroupId", `{"MsgSeq":[1]}`, 422, []string{"GroupId"}, []int{-1}, "GroupId: is empty"},
@@ -219,32 +212,7 @@ func TestBadGroupRequestsNameTheField(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			rec := e.do(t, http.MethodPost, "/v1/group-recalls", opsToken.Secret, tc.body)
-			if rec.Code != tc.status {
-				t.Fatalf("status %d, want %d (%s)", rec.Code, tc.status, rec.Body)
-			}
-			got := decodeAs[ErrorResponse](t, rec)
-			if !strings.Contains(got.Error, tc.message) {
-				t.Errorf("error %q does not say %q", got.Error, tc.message)
-			}
-			var fields []string
-			var rows []int
-			for _, p := range got.Invalid {
-				fields = append(fields, p.Field)
-				row := -1
-				if p.Row != nil {
-					row = *p.Row
-				}
-				rows = append(rows, row)
-				if p.Reason == "" {
-					t.Errorf("problem %s has no reason", p.Field)
-				}
-			}
-			if !slices.Equal(fields, tc.fields) || !slices.Equal(rows, tc.rows) {
-				t.Errorf("problems %+v: fields %q rows %v, want %q %v", got.Invalid, fields, rows, tc.fields, tc.rows)
-			}
-			if n := e.queued(t); n != 0 {
-				t.Errorf("a rejected request queued %d tasks", n)
-			}
+			e.checkRefused(t, rec, tc)
 		})
 	}
 }
@@ -261,15 +229,8 @@ func TestGroupSeqLimit(t *testing.T) {
 	}
 	e := newEnv(t, func(c *Config) { c.MaxBatch = 5 })
 	rec := e.do(t, http.MethodPost, "/v1/group-recalls", opsToken.Secret, groupJSON("g", "", seqs(6)...))
-	if rec.Code != http.StatusUnprocessableEntity {
-		t.Fatalf("6 seqs with a limit of 5: %d, want 422 (%s)", rec.Code, rec.Body)
-	}
-	if got := decodeAs[ErrorResponse](t, rec); !strings.Contains(got.Error, "MsgSeq: has 6 MsgSeq; at most 5 are allowed in one request: split them") {
-		t.Fatalf("error %q does not give the limit", got.Error)
-	}
-	if n := e.queued(t); n != 0 {
-		t.Fatalf("an oversized request queued %d tasks", n)
-	}
+	e.checkRefused(t, rec, refusal{status: http.StatusUnprocessableEntity, fields: []string{"MsgSeq"}, rows: []int{-1},
+		message: "MsgSeq: has 6 MsgSeq; at most 5 are allowed in one request: split them"})
 	if res := e.postGroup(t, opsToken.Secret, groupJSON("g", "", seqs(5)...)); res.StatusCode != http.StatusAccepted {
 		t.Fatalf("5 seqs with a limit of 5: %d", res.StatusCode)
 	}

@@ -102,11 +102,7 @@ func (s *Server) postRecalls(w http.ResponseWriter, r *http.Request) {
 		writeError(w, derr.status, derr.msg, derr.problems)
 		return
 	}
-	ids := make([]string, len(recalls))
-	for i, rc := range recalls {
-		ids[i] = rc.TaskID()
-	}
-	results, ok := s.enqueueEach(w, r, ids, func(ctx context.Context, i int) (enqueue.Result, error) {
+	results, ok := s.enqueueEach(w, r, taskIDs(recalls), func(ctx context.Context, i int) (enqueue.Result, error) {
 		return s.queue.Recall(ctx, recalls[i])
 	})
 	if !ok {
@@ -161,6 +157,15 @@ func (s *Server) enqueueEach(w http.ResponseWriter, r *http.Request, ids []strin
 	s.log.InfoContext(r.Context(), "intake: recalls accepted",
 		"client", requester(r.Context()), "path", r.URL.Path, "recalls", len(results), "queued", queued, "already_queued", len(results)-queued)
 	return results, true
+}
+
+// taskIDs are the deterministic task IDs of payloads.
+func taskIDs[T interface{ TaskID() string }](payloads []T) []string {
+	ids := make([]string, len(payloads))
+	for i, p := range payloads {
+		ids[i] = p.TaskID()
+	}
+	return ids
 }
 
 // enqueueAll runs enqueueEach's queuing and returns the first Redis error.

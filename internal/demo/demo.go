@@ -186,7 +186,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Out, "queued %d group recalls of %d groups, one task per MsgSeq (and %d duplicates, each answered \"already queued\")\n",
+	fmt.Fprintf(o.Out, "queued %d group recalls of %d groups and topics, one task per MsgSeq (and %d duplicates, each answered \"already queued\")\n",
 		groups.size(), len(groups.batches), gdups)
 	total := plan.size() + groups.size()
 

@@ -65,7 +65,7 @@ func checkGroupRows(t *testing.T, out string) {
 			t.Errorf("the group_msg_recall codes lack %q:\n%s", row, onTheWay)
 		}
 	}
-	if !strings.Contains(out, "queued 23 group recalls of 5 groups, one task per MsgSeq (and 5 duplicates") {
+	if !strings.Contains(out, "queued 23 group recalls of 5 groups and topics, one task per MsgSeq (and 5 duplicates") {
 		t.Errorf("the demo does not say how many group recalls it queued:\n%s", out)
 	}
 }

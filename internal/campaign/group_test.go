@@ -114,7 +114,7 @@ func TestGroupDeadLetterRunAgainLeavesTheExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.insp.RunTask("recall_bulk", id); err != nil {
+	if err := e.insp.RunTask(bulkQ, id); err != nil {
 		t.Fatalf("run the dead letter again: %v", err)
 	}
 	e.waitFor("the re-run to be counted", 10*time.Second, func() bool { return e.status("again").Recalled == 3 })

@@ -7,8 +7,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/recallq/recallq/tasks"
 )
 
 // PauseResult says what pause did.

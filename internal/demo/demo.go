@@ -1,8 +1,9 @@
 // Package demo runs recallq end to end inside one process, with no Redis
 // and no Tencent account: an in-memory Redis (miniredis), the simulator of
 // Tencent's endpoint, a real worker and the real producer library. It
-// queues a few hundred recalls chosen to hit every outcome, shows progress,
-// and ends with what happened to each class of result; then a spam wave is
+// queues a few hundred recalls chosen to hit every outcome, and group
+// recalls of a few groups whose MsgSeqs hit the group outcomes (groups.go),
+// shows progress, and ends with what happened to each class of result; then a spam wave is
 // captured from the simulator's after-send callbacks and recalled as one
 // campaign found by sender (wave.go); then a digest of the
 // worker's metrics (the series it serves on /metrics when
@@ -112,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 	queue := asynq.RedisClientOpt{Addr: mr.Addr()}
-	rec := &recorder{byCode: map[int]int{}, final: map[string]int{}}
+	rec := &recorder{byCode: map[int]int{}, groupByCode: map[int]int{}, final: map[string]int{}}
 	w, err := assembly.New(assembly.Config{
 		Redis: rdb,
 		Queue: queue,
@@ -133,6 +134,10 @@ func Run(ctx context.Context, o Options) error {
 	defer w.Close()
 	plan := makePlan(o.Count)
 	if err := plan.prepare(ctx, sim, w.API); err != nil {
+		return err
+	}
+	groups := makeGroupPlan()
+	if err := groups.prepare(sim); err != nil {
 		return err
 	}
 	wctx, stopWorker := context.WithCancel(ctx)
@@ -177,10 +182,17 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	fmt.Fprintf(o.Out, "queued %d recalls (and %d duplicates, each answered \"already queued\")\n", len(plan.recalls), dups)
+	gdups, err := groups.queue(ctx, c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "queued %d group recalls of %d groups and topics, one task per MsgSeq (and %d duplicates, each answered \"already queued\")\n",
+		groups.size(), len(groups.batches), gdups)
+	total := plan.size() + groups.size()
 
 	insp := asynq.NewInspector(queue)
 	defer insp.Close()
-	bar := newProgress(o.Out, len(plan.recalls), "recalling")
+	bar := newProgress(o.Out, total, "recalling")
 	var info *asynq.QueueInfo
 	for {
 		info, err = insp.GetQueueInfo(tasks.AppQueue(tasks.QueueUrgent, sdkAppID))
@@ -188,7 +200,7 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("read the queue: %w", err)
 		}
 		bar.set(info.Completed + info.Archived)
-		if info.Completed+info.Archived >= len(plan.recalls) {
+		if info.Completed+info.Archived >= total {
 			break
 		}
 		select {
@@ -199,7 +211,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	bar.done()
-	err = summarize(o.Out, insp, info, rec, sim, plan, w.Limiter)
+	err = summarize(o.Out, insp, info, rec, sim, plan, groups, w.Limiter)
 	if err == nil {
 		err = runWave(ctx, o.Out, sim, rdb, queue, o.Logger)
 	}
@@ -222,92 +234,162 @@ func randomKey() string {
 	return hex.EncodeToString(b)
 }
 
-// recorder counts every API call's result.
+// recorder counts every API call's result: one-to-one calls, and each
+// seq of a group call.
 type recorder struct {
-	mu     sync.Mutex
-	calls  int
-	byCode map[int]int
-	final  map[string]int // task ID -> last code
+	mu          sync.Mutex
+	calls       int
+	byCode      map[int]int    // admin_msgwithdraw's answers
+	groupByCode map[int]int    // group_msg_recall's answers, per seq
+	final       map[string]int // task ID -> last code
 }
 
 func (r *recorder) Record(ev worker.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
-	r.byCode[ev.Code]++
+	if ev.Group != nil {
+		r.groupByCode[ev.Code]++
+	} else {
+		r.byCode[ev.Code]++
+	}
 	r.final[ev.TaskID] = ev.Code
 }
 
-func summarize(out io.Writer, insp *asynq.Inspector, info *asynq.QueueInfo, rec *recorder, sim *imsim.Sim, p *plan, lim *limiter.Limiter) error {
-	archived, err := insp.ListArchivedTasks(tasks.AppQueue(tasks.QueueUrgent, sdkAppID), asynq.PageSize(p.size()+10))
+// ended is how many tasks of one type reached each final state.
+type ended struct {
+	completed, archived int
+	recalled, already   int            // completed: code 0, and the "already recalled" code
+	deadBy              map[string]int // archived, by deadLabel
+}
+
+// endedOf reads the final state of the urgent lane's tasks of type typ back
+// from Redis; already is the code that means "already recalled".
+func endedOf(insp *asynq.Inspector, typ string, page int, final map[string]int, already int) (ended, error) {
+	e := ended{deadBy: map[string]int{}}
+	completed, err := insp.ListCompletedTasks(tasks.AppQueue(tasks.QueueUrgent, sdkAppID), asynq.PageSize(page))
 	if err != nil {
-		return fmt.Errorf("list dead letters: %w", err)
+		return e, fmt.Errorf("list completed tasks: %w", err)
 	}
-	deadBy := map[string]int{}
-	for _, t := range archived {
-		deadBy[deadLabel(t.LastErr)]++
-	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	recalled, already := 0, 0
-	for _, code := range rec.final {
-		switch code {
+	for _, t := range completed {
+		if t.Type != typ {
+			continue
+		}
+		e.completed++
+		switch final[t.ID] {
 		case 0:
-			recalled++
-		case 20023:
-			already++
+			e.recalled++
+		case already:
+			e.already++
 		}
 	}
-	fmt.Fprintf(out, "\nwhat happened to %d recalls (final asynq state, read back from Redis):\n", p.size())
+	archived, err := insp.ListArchivedTasks(tasks.AppQueue(tasks.QueueUrgent, sdkAppID), asynq.PageSize(page))
+	if err != nil {
+		return e, fmt.Errorf("list dead letters: %w", err)
+	}
+	for _, t := range archived {
+		if t.Type == typ {
+			e.archived++
+			e.deadBy[deadLabel(t.LastErr, typ)]++
+		}
+	}
+	return e, nil
+}
+
+// write prints what happened to the tasks: their final states, the dead
+// letters by answer, and the urgent lane's tasks not yet ended.
+func (e ended) write(out io.Writer, alreadyNote string, pending int) {
 	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "  completed\t%d\t(recalled %d, already recalled 20023: %d)\n", info.Completed, recalled, already)
-	fmt.Fprintf(tw, "  dead-lettered\t%d\t\n", info.Archived)
-	keys := make([]string, 0, len(deadBy))
-	for k := range deadBy {
+	fmt.Fprintf(tw, "  completed\t%d\t(recalled %d, %s: %d)\n", e.completed, e.recalled, alreadyNote, e.already)
+	fmt.Fprintf(tw, "  dead-lettered\t%d\t\n", e.archived)
+	keys := make([]string, 0, len(e.deadBy))
+	for k := range e.deadBy {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(tw, "    %s\t%d\t\n", k, deadBy[k])
+		fmt.Fprintf(tw, "    %s\t%d\t\n", k, e.deadBy[k])
 	}
-	fmt.Fprintf(tw, "  still pending or retrying\t%d\t\n", info.Pending+info.Retry+info.Scheduled+info.Active)
+	fmt.Fprintf(tw, "  still pending or retrying\t%d\t\n", pending)
 	tw.Flush()
+}
 
-	fmt.Fprintf(out, "\non the way (every API call, by Tencent code):\n")
-	tw = tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
-	codes := make([]int, 0, len(rec.byCode))
-	for c := range rec.byCode {
+// writeCodes prints a table of answers by code, each with its row of the
+// outcome table.
+func writeCodes(out io.Writer, byCode map[int]int, classify func(int) worker.Outcome) {
+	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
+	codes := make([]int, 0, len(byCode))
+	for c := range byCode {
 		codes = append(codes, c)
 	}
 	sort.Ints(codes)
 	for _, c := range codes {
-		o := worker.Classify(c)
+		o := classify(c)
 		what := o.Meaning
 		if c == worker.NoAnswer {
 			what = "no answer (network)"
 		}
-		fmt.Fprintf(tw, "  %d\t%d\t%s -> %s\n", c, rec.byCode[c], what, o.Class)
+		fmt.Fprintf(tw, "  %d\t%d\t%s -> %s\n", c, byCode[c], what, o.Class)
 	}
 	tw.Flush()
+}
+
+func summarize(out io.Writer, insp *asynq.Inspector, info *asynq.QueueInfo, rec *recorder, sim *imsim.Sim, p *plan, gp *groupPlan, lim *limiter.Limiter) error {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	page := p.size() + gp.size() + 10
+	one, err := endedOf(insp, tasks.TypeRecall, page, rec.final, 20023)
+	if err != nil {
+		return err
+	}
+	group, err := endedOf(insp, tasks.TypeGroupRecall, page, rec.final, 10030)
+	if err != nil {
+		return err
+	}
+	pending := info.Pending + info.Retry + info.Scheduled + info.Active
+	fmt.Fprintf(out, "\nwhat happened to %d recalls (final asynq state, read back from Redis):\n", p.size())
+	one.write(out, "already recalled 20023", pending)
+	fmt.Fprintf(out, "\nwhat happened to %d group recalls (one task per MsgSeq; final asynq state, read back from Redis):\n", gp.size())
+	group.write(out, "already recalled or never sent 10030", pending)
+
+	fmt.Fprintf(out, "\non the way (every API call, by Tencent code):\n")
+	writeCodes(out, rec.byCode, worker.Classify)
+	fmt.Fprintf(out, "\non the way (every seq of every group_msg_recall call, by Tencent code):\n")
+	writeCodes(out, rec.groupByCode, worker.ClassifyGroup)
 	st := sim.Stats()
 	fmt.Fprintf(out, "\nthe simulator saw %d calls; the most in any sliding second: %d (cap 200); calls refused by the cap (60007): %d\n",
 		st.Calls, st.MaxInAnyWindow, st.Rejected60007)
+	carried := 0
+	for _, n := range rec.groupByCode {
+		carried += n
+	}
+	fmt.Fprintf(out, "and %d group_msg_recall calls carrying %d seqs in all (up to ten a call)\n", sim.GroupStats().Calls, carried)
 	fmt.Fprintf(out, "shared limiter spacing: %s per call\n", lim.Interval().Round(10*time.Microsecond))
-	if lost := p.size() - info.Completed - info.Archived; lost != 0 {
+	if lost := p.size() - one.completed - one.archived; lost != 0 {
 		return fmt.Errorf("%d recalls did not reach a final state", lost)
 	}
-	if want := p.wantDead(); info.Archived != want {
-		return fmt.Errorf("%d recalls were dead-lettered, the plan expects %d", info.Archived, want)
+	if want := p.wantDead(); one.archived != want {
+		return fmt.Errorf("%d recalls were dead-lettered, the plan expects %d", one.archived, want)
+	}
+	if lost := gp.size() - group.completed - group.archived; lost != 0 {
+		return fmt.Errorf("%d group recalls did not reach a final state", lost)
+	}
+	if want := gp.wantDead(); group.archived != want {
+		return fmt.Errorf("%d group recalls were dead-lettered, the plan expects %d", group.archived, want)
 	}
 	return nil
 }
 
-// deadLabel names a dead letter by the answer its stored error starts
-// with, e.g. "tencent 20022: the message to recall does not exist", or
-// "no answer".
-func deadLabel(lastErr string) string {
+// deadLabel names a dead letter of type typ by the answer its stored
+// error starts with, e.g. "tencent 20022: the message to recall does not
+// exist", or "no answer".
+func deadLabel(lastErr, typ string) string {
 	code := worker.StoredCode(lastErr)
-	return (&worker.AnswerError{Code: code, Meaning: worker.Classify(code).Meaning}).Error()
+	classify := worker.Classify
+	if typ == tasks.TypeGroupRecall {
+		classify = worker.ClassifyGroup
+	}
+	return (&worker.AnswerError{Code: code, Meaning: classify(code).Meaning}).Error()
 }
 
 var errPlan = errors.New("demo plan")

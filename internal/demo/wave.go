@@ -70,7 +70,8 @@ func runWave(ctx context.Context, out io.Writer, sim *imsim.Sim, rdb redis.Unive
 			others = append(others, m)
 		}
 	}
-	if _, err := sim.SendGroup(ctx, waveSender, "@TGS#demo-lobby", now); err != nil {
+	lobby, err := sim.SendGroup(ctx, waveSender, "@TGS#demo-lobby", now)
+	if err != nil {
 		return fmt.Errorf("send the wave: %w", err)
 	}
 	st := cs.Stats()
@@ -87,7 +88,7 @@ func runWave(ctx context.Context, out io.Writer, sim *imsim.Sim, rdb redis.Unive
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "campaign %s: %d one-to-one messages found and queued; %d group message found, not queued (group recall is not supported yet)\n", waveName, res.New, groups)
+	fmt.Fprintf(out, "campaign %s: %d messages found and queued (%d one-to-one, %d group)\n", waveName, res.New, len(rows)-groups, groups)
 
 	mgr, err := campaign.NewManager(campaign.ManagerConfig{Redis: rdb, Queue: queue, Logger: log})
 	if err != nil {
@@ -125,9 +126,14 @@ func runWave(ctx context.Context, out io.Writer, sim *imsim.Sim, rdb redis.Unive
 		}
 	}
 	fmt.Fprintf(out, "campaign %s done: %d recalled, %d already recalled, %d dead-lettered\n", waveName, cst.Recalled, cst.AlreadyRecalled, cst.DeadLettered)
-	fmt.Fprintf(out, "the simulator confirms: %d of the %d wave messages recalled; %d of the %d other users' messages untouched\n", recalled, waveSize, untouched, waveOthers)
-	if recalled != waveSize || untouched != waveOthers {
-		return fmt.Errorf("spam wave: %d of %d recalled, %d of %d others untouched", recalled, waveSize, untouched, waveOthers)
+	groupRecalled := 0
+	if f := sim.GroupFate(lobby.GroupID, "", lobby.MsgSeq); len(f) > 0 && f[len(f)-1] == 0 {
+		groupRecalled = 1
+	}
+	fmt.Fprintf(out, "the simulator confirms: %d of the %d wave messages recalled, and %d of its 1 group message; %d of the %d other users' messages untouched\n",
+		recalled, waveSize, groupRecalled, untouched, waveOthers)
+	if recalled != waveSize || groupRecalled != 1 || untouched != waveOthers {
+		return fmt.Errorf("spam wave: %d of %d recalled, %d of 1 group message, %d of %d others untouched", recalled, waveSize, groupRecalled, untouched, waveOthers)
 	}
 	return nil
 }

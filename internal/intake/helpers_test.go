@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -82,6 +83,51 @@ func (e *env) do(t *testing.T, method, path, token, body string) *httptest.Respo
 func (e *env) post(t *testing.T, body string) *httptest.ResponseRecorder {
 	t.Helper()
 	return e.do(t, http.MethodPost, "/v1/recalls", opsToken.Secret, body)
+}
+
+// refusal is a request the intake must refuse, and how.
+type refusal struct {
+	name    string
+	body    string
+	status  int
+	fields  []string // every problem's field, in order
+	rows    []int    // every problem's row (-1 = none)
+	message string   // in the error
+}
+
+// checkRefused checks the answer to a request that must be refused as
+// want says: its status, that its error says the message, every
+// problem's field and row in order, each with a reason, and that nothing
+// was queued.
+func (e *env) checkRefused(t *testing.T, rec *httptest.ResponseRecorder, want refusal) {
+	t.Helper()
+	status, message, wantFields, wantRows := want.status, want.message, want.fields, want.rows
+	if rec.Code != status {
+		t.Fatalf("status %d, want %d (%s)", rec.Code, status, rec.Body)
+	}
+	got := decodeAs[ErrorResponse](t, rec)
+	if !strings.Contains(got.Error, message) {
+		t.Errorf("error %q does not say %q", got.Error, message)
+	}
+	var fields []string
+	var rows []int
+	for _, p := range got.Invalid {
+		fields = append(fields, p.Field)
+		row := -1
+		if p.Row != nil {
+			row = *p.Row
+		}
+		rows = append(rows, row)
+		if p.Reason == "" {
+			t.Errorf("problem %s has no reason", p.Field)
+		}
+	}
+	if !slices.Equal(fields, wantFields) || !slices.Equal(rows, wantRows) {
+		t.Errorf("problems %+v: fields %q rows %v, want %q %v", got.Invalid, fields, rows, wantFields, wantRows)
+	}
+	if n := e.queued(t); n != 0 {
+		t.Errorf("a rejected request queued %d tasks", n)
+	}
 }
 
 // inspector reads the intake's Redis directly.

@@ -1,17 +1,19 @@
 // Package intake is recallq's HTTP front door for services not written in
-// Go: an authenticated JSON API that queues recalls (one or a batch per
-// request) through the enqueue library and reports a queued task's state.
+// Go: an authenticated JSON API that queues recalls (one-to-one, one or a
+// batch per request; group messages, one group's MsgSeqs per request)
+// through the enqueue library and reports a queued task's state.
 // Its contract is openapi.yaml, embedded and served at /openapi.yaml; a test
 // holds the handler to it.
 //
 // Routes:
 //
-//	POST /v1/recalls       queue one recall or a batch (bearer token)
-//	GET  /v1/recalls/{id}  a task's state (bearer token)
-//	GET  /healthz          the process is up
-//	GET  /readyz           Redis answers PING
-//	GET  /openapi.yaml     the API's description
-//	GET  /metrics          failed and throttled logins, for Prometheus
+//	POST /v1/recalls        queue one recall or a batch (bearer token)
+//	POST /v1/group-recalls  queue group messages by MsgSeq, one task each (bearer token)
+//	GET  /v1/recalls/{id}   a task's state, one-to-one or group (bearer token)
+//	GET  /healthz           the process is up
+//	GET  /readyz            Redis answers PING
+//	GET  /openapi.yaml      the API's description
+//	GET  /metrics           failed and throttled logins, for Prometheus
 package intake
 
 import (
@@ -44,7 +46,8 @@ const (
 	// DefaultBurst is how many requests a token may make at once before
 	// DefaultRate applies.
 	DefaultBurst = 100
-	// DefaultMaxBatch is the most recalls one request may carry.
+	// DefaultMaxBatch is the most recalls one request may carry: the
+	// recalls of a batch, or the MsgSeqs of a group recall.
 	DefaultMaxBatch = 1000
 	// DefaultMaxBodyBytes bounds a request body: 1 MiB holds a full batch of
 	// typical recalls.
@@ -75,7 +78,8 @@ type Config struct {
 	// Burst is how many requests a token may make at once. Default
 	// DefaultBurst.
 	Burst int
-	// MaxBatch is the most recalls one request may carry. Default
+	// MaxBatch is the most recalls one request may carry (one-to-one
+	// recalls of a batch, or MsgSeqs of a group recall). Default
 	// DefaultMaxBatch.
 	MaxBatch int
 	// MaxBodyBytes bounds a request body. Default DefaultMaxBodyBytes.
@@ -204,6 +208,7 @@ type route struct {
 func (s *Server) routes() []route {
 	return []route{
 		{http.MethodPost, "/v1/recalls", s.authenticated(http.HandlerFunc(s.postRecalls))},
+		{http.MethodPost, "/v1/group-recalls", s.authenticated(http.HandlerFunc(s.postGroupRecalls))},
 		{http.MethodGet, "/v1/recalls/{id}", s.authenticated(http.HandlerFunc(s.getRecall))},
 		{http.MethodGet, "/healthz", http.HandlerFunc(s.healthz)},
 		{http.MethodGet, "/readyz", http.HandlerFunc(s.readyz)},

@@ -84,14 +84,15 @@ func TestOpenAPIRoutesMatchHandler(t *testing.T) {
 // specTypes maps each schema of the spec to the Go type the handler reads
 // or writes for it.
 var specTypes = map[string]any{
-	"RecallRequest": RecallRequest{},
-	"BatchRequest":  BatchRequest{},
-	"Queued":        Queued{},
-	"BatchResponse": BatchResponse{},
-	"Task":          Task{},
-	"ErrorResponse": ErrorResponse{},
-	"Problem":       Problem{},
-	"Health":        Health{},
+	"RecallRequest":      RecallRequest{},
+	"GroupRecallRequest": GroupRecallRequest{},
+	"BatchRequest":       BatchRequest{},
+	"Queued":             Queued{},
+	"BatchResponse":      BatchResponse{},
+	"Task":               Task{},
+	"ErrorResponse":      ErrorResponse{},
+	"Problem":            Problem{},
+	"Health":             Health{},
 }
 
 func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
@@ -189,8 +190,8 @@ func TestOpenAPIExamplesAreAccepted(t *testing.T) {
 			sent++
 		}
 	}
-	if sent < 3 {
-		t.Fatalf("the spec has %d request examples; want one recall, one without reason and a batch", sent)
+	if sent < 5 {
+		t.Fatalf("the spec has %d request examples; want one recall, one without reason, a batch, a group and a topic", sent)
 	}
 	// The id parameter's example is the task of the "one" example.
 	param := specRoute(t, doc, "GET /v1/recalls/{id}").Operation.Parameters.GetByInAndName("path", "id")
@@ -223,6 +224,8 @@ func TestOpenAPIResponsesMatchHandler(t *testing.T) {
 
 	queued := decodeAs[Queued](t, e.post(t, recallJSON("a", "b", "1_1_1"))).TaskID
 	good := recallJSON("a", "b", "1_1_2")
+	groupQueued := decodeAs[BatchResponse](t, e.do(t, "POST", "/v1/group-recalls", opsToken.Secret, groupJSON("g", "t", 1))).Recalls[0].TaskID
+	group := groupJSON("g", "", 1, 2, 3)
 	ops := opsToken.Secret
 	for _, tc := range []struct {
 		op     string
@@ -243,7 +246,15 @@ func TestOpenAPIResponsesMatchHandler(t *testing.T) {
 		{"POST /v1/recalls", limited.s, "POST", "/v1/recalls", ops, good, 202},
 		{"POST /v1/recalls", limited.s, "POST", "/v1/recalls", ops, good, 429},
 		{"POST /v1/recalls", down, "POST", "/v1/recalls", ops, good, 503},
+		{"POST /v1/group-recalls", e.s, "POST", "/v1/group-recalls", ops, group, 202},
+		{"POST /v1/group-recalls", e.s, "POST", "/v1/group-recalls", ops, `{"GroupId":"g","MsgSeq":["1"]}`, 400},
+		{"POST /v1/group-recalls", e.s, "POST", "/v1/group-recalls", "", group, 401},
+		{"POST /v1/group-recalls", e.s, "POST", "/v1/group-recalls", ops, `{"reason":"` + strings.Repeat("x", DefaultMaxBodyBytes) + `"}`, 413},
+		{"POST /v1/group-recalls", e.s, "POST", "/v1/group-recalls", ops, `{"GroupId":"g","MsgSeq":[1,0]}`, 422},
+		{"POST /v1/group-recalls", limited.s, "POST", "/v1/group-recalls", ops, group, 429}, // after the POSTs above
+		{"POST /v1/group-recalls", down, "POST", "/v1/group-recalls", ops, group, 503},
 		{"GET /v1/recalls/{id}", e.s, "GET", "/v1/recalls/" + queued, ops, "", 200},
+		{"GET /v1/recalls/{id}", e.s, "GET", "/v1/recalls/" + groupQueued, ops, "", 200},
 		{"GET /v1/recalls/{id}", e.s, "GET", "/v1/recalls/" + queued, "", "", 401},
 		{"GET /v1/recalls/{id}", e.s, "GET", "/v1/recalls/" + taskID("x", "y", "z"), ops, "", 404},
 		{"GET /v1/recalls/{id}", limited.s, "GET", "/v1/recalls/" + queued, ops, "", 429},

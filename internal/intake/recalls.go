@@ -93,14 +93,8 @@ var recallFields = []string{"From_Account", "To_Account", "MsgKey", "reason"}
 // is too large; 422 when the shape is right but values are not (an empty
 // field, one too long, an empty or too large batch); 503 when Redis fails.
 func (s *Server) postRecalls(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
-				"the body is larger than %d bytes: split the batch into smaller requests", mbe.Limit), nil)
-			return
-		}
-		writeError(w, http.StatusBadRequest, "cannot read the body: "+err.Error(), nil)
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
 	recalls, batch, derr := s.decode(body, requester(r.Context()))
@@ -108,13 +102,51 @@ func (s *Server) postRecalls(w http.ResponseWriter, r *http.Request) {
 		writeError(w, derr.status, derr.msg, derr.problems)
 		return
 	}
-	results, err := s.enqueueAll(r.Context(), recalls)
+	results, ok := s.enqueueEach(w, r, taskIDs(recalls), func(ctx context.Context, i int) (enqueue.Result, error) {
+		return s.queue.Recall(ctx, recalls[i])
+	})
+	if !ok {
+		return
+	}
+	if batch {
+		writeJSON(w, http.StatusAccepted, BatchResponse{Recalls: results})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, results[0])
+}
+
+// readBody reads a request's body, bounded by ServeHTTP. It answers 413
+// for a body over the bound and 400 for one that cannot be read, and then
+// returns false.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+				"the body is larger than %d bytes: split the request into smaller ones", mbe.Limit), nil)
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "cannot read the body: "+err.Error(), nil)
+		return nil, false
+	}
+	return body, true
+}
+
+// enqueueEach queues the tasks of a request, whose deterministic IDs are
+// ids, by calling queue with each index, a few at a time, and logs what
+// was accepted. A task whose ID appears twice is queued once; its later
+// rows say already_queued. On the first Redis error the rest are not
+// tried: it answers 503 and returns false. A client retries the whole
+// request, and what was queued reports already_queued.
+func (s *Server) enqueueEach(w http.ResponseWriter, r *http.Request, ids []string,
+	queue func(ctx context.Context, i int) (enqueue.Result, error)) ([]Queued, bool) {
+	results, err := s.enqueueAll(r.Context(), ids, queue)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "intake: cannot queue recalls",
-			"client", requester(r.Context()), "recalls", len(recalls), "err", s.logRedisErr(err))
+			"client", requester(r.Context()), "recalls", len(ids), "err", s.logRedisErr(err))
 		writeError(w, http.StatusServiceUnavailable,
 			"cannot queue the recalls: "+whyRedisFailed(err)+"; send the same request again later: recalls already queued are reported as already_queued", nil)
-		return
+		return nil, false
 	}
 	var queued int
 	for _, q := range results {
@@ -123,26 +155,27 @@ func (s *Server) postRecalls(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.log.InfoContext(r.Context(), "intake: recalls accepted",
-		"client", requester(r.Context()), "recalls", len(results), "queued", queued, "already_queued", len(results)-queued)
-	if batch {
-		writeJSON(w, http.StatusAccepted, BatchResponse{Recalls: results})
-		return
-	}
-	writeJSON(w, http.StatusAccepted, results[0])
+		"client", requester(r.Context()), "path", r.URL.Path, "recalls", len(results), "queued", queued, "already_queued", len(results)-queued)
+	return results, true
 }
 
-// enqueueAll queues every recall, a few at a time. A message that appears
-// twice is queued once; its later rows say already_queued. It returns the
-// first Redis error, after which the rest are not tried: a client retries
-// the whole request, and what was queued reports already_queued.
-func (s *Server) enqueueAll(ctx context.Context, recalls []tasks.Recall) ([]Queued, error) {
+// taskIDs are the deterministic task IDs of payloads.
+func taskIDs[T interface{ TaskID() string }](payloads []T) []string {
+	ids := make([]string, len(payloads))
+	for i, p := range payloads {
+		ids[i] = p.TaskID()
+	}
+	return ids
+}
+
+// enqueueAll runs enqueueEach's queuing and returns the first Redis error.
+func (s *Server) enqueueAll(ctx context.Context, ids []string, queue func(context.Context, int) (enqueue.Result, error)) ([]Queued, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
 	defer cancel()
-	results := make([]Queued, len(recalls))
-	first := make(map[string]bool, len(recalls))
-	jobs := make(chan int, len(recalls))
-	for i, rc := range recalls {
-		id := rc.TaskID()
+	results := make([]Queued, len(ids))
+	first := make(map[string]bool, len(ids))
+	jobs := make(chan int, len(ids))
+	for i, id := range ids {
 		results[i] = Queued{TaskID: id, Status: StatusAlreadyQueued}
 		if !first[id] {
 			first[id] = true
@@ -161,7 +194,7 @@ func (s *Server) enqueueAll(ctx context.Context, recalls []tasks.Recall) ([]Queu
 				if ctx.Err() != nil {
 					return
 				}
-				res, err := s.queue.Recall(ctx, recalls[i])
+				res, err := queue(ctx, i)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -225,7 +258,7 @@ func (s *Server) decode(body []byte, requestedBy string) ([]tasks.Recall, bool, 
 	var problems []Problem
 	for _, k := range slices.Sorted(maps.Keys(top)) {
 		if k != "recalls" {
-			problems = append(problems, Problem{Field: k, malformed: true,
+			problems = append(problems, Problem{Field: memberName(k), malformed: true,
 				Reason: `is not a field of a batch: a batch is {"recalls":[...]} and nothing else`})
 		}
 	}
@@ -269,27 +302,40 @@ func (s *Server) decode(body []byte, requestedBy string) ([]tasks.Recall, bool, 
 	return out, true, nil
 }
 
-// bodyError answers a body strictjson refused. Invalid UTF-8 in a value is
-// a bad value (422, like an empty or too long one), named by its field;
-// a field given twice is a bad shape (400), named too; the rest is not
-// JSON or not an object (400).
+// bodyError answers a body of recalls strictjson refused (see bodyProblem).
 func bodyError(err error) *decodeError {
+	p, derr := bodyProblem(err, shapeHint, "recalls")
+	switch {
+	case derr != nil:
+		return derr
+	case p.Row != nil:
+		return problemsError(true, 0, []Problem{*p})
+	}
+	return problemsError(false, 1, []Problem{*p})
+}
+
+// bodyProblem reads a body strictjson refused. Invalid UTF-8 in a value
+// is a bad value (422, like an empty or too long one), named by its field;
+// a field given twice is a bad shape (400), named too, with its row when
+// it lies in an element of the member list; it returns that problem. The
+// rest is not JSON or not an object: it returns the 400 answer, which
+// gives hint, the body's shape.
+func bodyProblem(err error, hint, list string) (*Problem, *decodeError) {
 	var se *strictjson.Error
 	if !errors.As(err, &se) || se.Field() == "" {
-		return &decodeError{status: http.StatusBadRequest, msg: "the body " + err.Error() + ": " + shapeHint}
+		return nil, &decodeError{status: http.StatusBadRequest, msg: "the body " + err.Error() + ": " + hint}
 	}
 	p := Problem{Field: se.Field(), Reason: se.Err.Error(), malformed: !errors.Is(err, strictjson.ErrInvalidUTF8)}
 	var tokens []string
 	for tok := range se.Pointer.Tokens() {
 		tokens = append(tokens, tok)
 	}
-	if len(tokens) >= 2 && tokens[0] == "recalls" {
+	if len(tokens) >= 2 && tokens[0] == list {
 		if row, err := strconv.Atoi(tokens[1]); err == nil {
 			p.Row = &row
-			return problemsError(true, 0, []Problem{p})
 		}
 	}
-	return problemsError(false, 1, []Problem{p})
+	return &p, nil
 }
 
 // recall reads one recall from obj and validates it. It returns the first
@@ -308,11 +354,8 @@ func (s *Server) recall(obj map[string]jsontext.Value, prefix string, row *int, 
 		RequestedBy: requestedBy,
 	}
 	if err := rc.Validate(); err != nil {
-		p := Problem{Field: prefix, Row: row, Reason: err.Error()}
-		var fe *tasks.FieldError
-		if errors.As(err, &fe) {
-			p.Field, p.Reason = prefix+fe.Field, fe.Reason
-		}
+		p := fieldProblem(err)
+		p.Field, p.Row = prefix+p.Field, row
 		return tasks.Recall{}, &p
 	}
 	return rc, nil
@@ -327,7 +370,7 @@ func decodeRecall(obj map[string]jsontext.Value, prefix string, row *int) (Recal
 			if want := strictjson.Miscased(k, recallFields); want != "" {
 				reason = "is not a field of a recall: names are case-sensitive: write " + want
 			}
-			return RecallRequest{}, &Problem{Field: prefix + k, Row: row, malformed: true, Reason: reason}
+			return RecallRequest{}, &Problem{Field: prefix + memberName(k), Row: row, malformed: true, Reason: reason}
 		}
 	}
 	var rr RecallRequest
@@ -353,21 +396,27 @@ func decodeRecall(obj map[string]jsontext.Value, prefix string, row *int) (Recal
 	return rr, nil
 }
 
-// problemsError is the answer to a request with bad recalls: 400 if any is
-// malformed, else 422; every bad recall listed; nothing queued.
+// problemsError is the answer to a request with bad recalls (see refused).
 func problemsError(batch bool, total int, problems []Problem) *decodeError {
-	status := http.StatusUnprocessableEntity
-	for _, p := range problems {
-		if p.malformed {
-			status = http.StatusBadRequest
-		}
-	}
 	what := "the recall is invalid"
 	switch {
 	case batch && total == 0: // the body could not be read to its end
 		what = "a recall of the batch is invalid"
 	case batch:
 		what = fmt.Sprintf("%d of %d recalls are invalid", len(problems), total)
+	}
+	return refused(what, problems)
+}
+
+// refused is the answer to a request with problems: 400 if any is
+// malformed, else 422; what was wrong, every problem listed; nothing
+// queued.
+func refused(what string, problems []Problem) *decodeError {
+	status := http.StatusUnprocessableEntity
+	for _, p := range problems {
+		if p.malformed {
+			status = http.StatusBadRequest
+		}
 	}
 	return &decodeError{status: status, problems: problems,
 		msg: what + "; nothing was queued: " + describeProblems(problems)}
@@ -380,4 +429,13 @@ func describeProblems(problems []Problem) string {
 		s += fmt.Sprintf(" (and %d more, listed in \"invalid\")", n)
 	}
 	return s
+}
+
+// memberName is how a problem names a member the body should not have: by
+// its name, or `""` for the empty name, so that no problem names nothing.
+func memberName(k string) string {
+	if k == "" {
+		return `""`
+	}
+	return k
 }

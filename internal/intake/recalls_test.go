@@ -86,14 +86,7 @@ func TestPostBatchIsIdempotentPerRecall(t *testing.T) {
 
 func TestBadRequestsNameTheFieldAndRow(t *testing.T) {
 	good := recallJSON("s", "u1", "1_1_1")
-	for _, tc := range []struct {
-		name    string
-		body    string
-		status  int
-		fields  []string // every problem's field, in order
-		rows    []int    // every problem's row (-1 = none)
-		message string   // in the error
-	}{
+	for _, tc := range []refusal{
 		{"single with an empty MsgKey", `{"From_Account":"a","To_Account":"b","MsgKey":""}`,
 			422, []string{"MsgKey"}, []int{-1}, "the recall is invalid; nothing was queued: MsgKey: is empty: give the MsgKey"},
 		{"single without To_Account", `{"From_Account":"a","MsgKey":"k"}`,
@@ -148,32 +141,7 @@ func TestBadRequestsNameTheFieldAndRow(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			rec := e.post(t, tc.body)
-			if rec.Code != tc.status {
-				t.Fatalf("status %d, want %d (%s)", rec.Code, tc.status, rec.Body)
-			}
-			got := decodeAs[ErrorResponse](t, rec)
-			if !strings.Contains(got.Error, tc.message) {
-				t.Errorf("error %q does not say %q", got.Error, tc.message)
-			}
-			var fields []string
-			var rows []int
-			for _, p := range got.Invalid {
-				fields = append(fields, p.Field)
-				row := -1
-				if p.Row != nil {
-					row = *p.Row
-				}
-				rows = append(rows, row)
-				if p.Reason == "" {
-					t.Errorf("problem %s has no reason", p.Field)
-				}
-			}
-			if !slices.Equal(fields, tc.fields) || !slices.Equal(rows, tc.rows) {
-				t.Errorf("problems %+v: fields %q rows %v, want %q %v", got.Invalid, fields, rows, tc.fields, tc.rows)
-			}
-			if n := e.queued(t); n != 0 {
-				t.Errorf("a rejected request queued %d tasks", n)
-			}
+			e.checkRefused(t, rec, tc)
 		})
 	}
 }

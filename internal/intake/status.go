@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -11,10 +12,21 @@ import (
 	"github.com/recallq/recallq/tasks"
 )
 
-// Task is a queued recall's state, as asynq keeps it.
+// Task is a queued recall's state, as asynq keeps it, and what it recalls.
 type Task struct {
 	// ID is the task ID.
 	ID string `json:"id"`
+	// Type is tasks.TypeRecall (one-to-one) or tasks.TypeGroupRecall.
+	Type string `json:"type"`
+	// FromAccount, ToAccount and MsgKey name a one-to-one recall's message.
+	FromAccount string `json:"From_Account,omitempty"`
+	ToAccount   string `json:"To_Account,omitempty"`
+	MsgKey      string `json:"MsgKey,omitempty"`
+	// GroupID, TopicID (when given) and MsgSeq name a group recall's
+	// message.
+	GroupID string `json:"GroupId,omitempty"`
+	TopicID string `json:"TopicId,omitempty"`
+	MsgSeq  uint64 `json:"MsgSeq,omitempty"`
 	// Queue is the asynq queue that holds the task: the app's urgent or
 	// bulk queue (tasks.AppQueue), or a legacy one (tasks.LegacyQueues).
 	Queue string `json:"queue"`
@@ -37,55 +49,79 @@ type Task struct {
 	CompletedAt time.Time `json:"completed_at,omitzero"`
 }
 
-// getRecall answers a task's state: 200, 404 for an ID no queue holds (or
-// holds no longer: a finished task is kept tasks.DefaultRetention) or that
-// another client queued, 503 when Redis fails.
+// getRecall answers a task's state, one-to-one or group: 200, 404 for an
+// ID no queue holds (or holds no longer: a finished task is kept
+// tasks.DefaultRetention) or that another client queued, 503 when Redis
+// fails.
 func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	notFound := func() {
 		writeError(w, http.StatusNotFound, "no recall task "+id+
-			": check the task_id POST /v1/recalls returned; finished tasks are kept for "+tasks.DefaultRetention.String(), nil)
+			": check the task_id POST /v1/recalls or /v1/group-recalls returned; finished tasks are kept for "+tasks.DefaultRetention.String(), nil)
 	}
-	if !tasks.IsTaskID(id) { // anything else cannot name a recall: not looked up
+	typ := taskType(id)
+	if typ == "" { // anything else cannot name a recall: not looked up
 		notFound()
 		return
 	}
-	info, err := s.findTask(r.Context(), id)
+	info, err := s.findTask(r.Context(), id, typ)
+	var task Task
 	switch {
-	case errors.Is(err, asynq.ErrTaskNotFound), err == nil && !queuedBy(info, requester(r.Context())):
+	case errors.Is(err, asynq.ErrTaskNotFound):
 		notFound()
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "intake: cannot look up a task", "task_id", id, "err", s.logRedisErr(err))
 		writeError(w, http.StatusServiceUnavailable, "cannot look up the task: "+whyRedisFailed(err)+"; try again later", nil)
+	case !readPayload(info, requester(r.Context()), &task):
+		notFound()
 	default:
-		writeJSON(w, http.StatusOK, Task{
-			ID:            info.ID,
-			Queue:         info.Queue,
-			State:         info.State.String(),
-			Retried:       info.Retried,
-			MaxRetry:      tasks.RetryBudget(info.MaxRetry),
-			LastError:     info.LastErr,
-			LastFailedAt:  info.LastFailedAt.UTC(),
-			NextProcessAt: info.NextProcessAt.UTC(),
-			CompletedAt:   info.CompletedAt.UTC(),
-		})
+		task.ID, task.Type, task.Queue, task.State = info.ID, info.Type, info.Queue, info.State.String()
+		task.Retried, task.MaxRetry, task.LastError = info.Retried, tasks.RetryBudget(info.MaxRetry), info.LastErr
+		task.LastFailedAt, task.NextProcessAt, task.CompletedAt = info.LastFailedAt.UTC(), info.NextProcessAt.UTC(), info.CompletedAt.UTC()
+		writeJSON(w, http.StatusOK, task)
 	}
 }
 
-// queuedBy reports whether the client named who queued the task. A token
-// reads only its own recalls: task IDs are derived from the accounts and
-// the MsgKey, so reading any ID would tell any client whether any message
-// was recalled. A task whose payload does not decode is no one's.
-func queuedBy(info *asynq.TaskInfo, who string) bool {
-	r, err := tasks.Decode(info.Payload)
-	return err == nil && who != "" && r.RequestedBy == who
+// taskType is the task type an ID of that shape belongs to: tasks.TypeRecall
+// for tasks.IsTaskID's shape, tasks.TypeGroupRecall for the same shape
+// after tasks.GroupTaskIDPrefix; "" for anything else.
+func taskType(id string) string {
+	if tasks.IsTaskID(id) {
+		return tasks.TypeRecall
+	}
+	if rest, ok := strings.CutPrefix(id, tasks.GroupTaskIDPrefix); ok && tasks.IsTaskID(tasks.TaskIDPrefix+rest) {
+		return tasks.TypeGroupRecall
+	}
+	return ""
 }
 
-// findTask looks for the task in the app's urgent queue, then its bulk
-// queue, then the legacy queues (tasks queued before queues carried the
-// app). It returns an error wrapping asynq.ErrTaskNotFound when none holds
-// it.
-func (s *Server) findTask(ctx context.Context, id string) (*asynq.TaskInfo, error) {
+// readPayload fills t with what the task recalls and reports whether the
+// client named who queued it. A token reads only its own recalls: task IDs
+// are derived from the accounts and the MsgKey, or the group and the
+// MsgSeq, so reading any ID would tell any client whether any message was
+// recalled. A task whose payload does not decode is no one's.
+func readPayload(info *asynq.TaskInfo, who string, t *Task) bool {
+	if who == "" {
+		return false
+	}
+	switch info.Type {
+	case tasks.TypeRecall:
+		r, err := tasks.Decode(info.Payload)
+		t.FromAccount, t.ToAccount, t.MsgKey = r.FromAccount, r.ToAccount, r.MsgKey
+		return err == nil && r.RequestedBy == who
+	case tasks.TypeGroupRecall:
+		g, err := tasks.DecodeGroupRecall(info.Payload)
+		t.GroupID, t.TopicID, t.MsgSeq = g.GroupID, g.TopicID, g.MsgSeq
+		return err == nil && g.RequestedBy == who
+	}
+	return false
+}
+
+// findTask looks for the task of type typ in the app's urgent queue, then
+// its bulk queue, then the legacy queues (tasks queued before queues
+// carried the app). It returns an error wrapping asynq.ErrTaskNotFound
+// when none holds it.
+func (s *Server) findTask(ctx context.Context, id, typ string) (*asynq.TaskInfo, error) {
 	type found struct {
 		info *asynq.TaskInfo
 		err  error
@@ -102,7 +138,7 @@ func (s *Server) findTask(ctx context.Context, id string) (*asynq.TaskInfo, erro
 			case err != nil:
 				done <- found{err: err}
 				return
-			case info.Type != tasks.TypeRecall:
+			case info.Type != typ:
 				continue
 			}
 			done <- found{info: info}

@@ -40,6 +40,7 @@ import (
 	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/internal/sleep"
 	"github.com/recallq/recallq/worker"
 )
 
@@ -446,7 +447,7 @@ func (b *bench) waitQuiet(ctx context.Context) (string, error) {
 	var busy float64
 	for {
 		a := takeCPU()
-		if err := sleepCtx(ctx, time.Second); err != nil {
+		if err := sleep.For(ctx, time.Second); err != nil {
 			return "", err
 		}
 		use := cpuBetween(a, takeCPU(), 0)

@@ -18,6 +18,7 @@ import (
 	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/sleep"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
@@ -407,7 +408,7 @@ func (b *bench) waitDrained(ctx context.Context, c config, n int, workers []*chi
 func killAligned(ctx context.Context, w *child, simStart time.Time) (*killInfo, error) {
 	phase := time.Since(simStart) % time.Second
 	wait := (killPhase - phase + time.Second) % time.Second
-	if err := sleepCtx(ctx, wait); err != nil {
+	if err := sleep.For(ctx, wait); err != nil {
 		return nil, err
 	}
 	k := &killInfo{at: time.Now(), pid: w.PID()}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/recallq/recallq/enqueue"
 	"github.com/recallq/recallq/internal/childproc"
+	"github.com/recallq/recallq/internal/fanout"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/sleep"
@@ -304,43 +305,18 @@ func (b *bench) enqueue(ctx context.Context, cfgIndex, n int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
 	defer cancel()
 	var queued atomic.Int64
-	var once sync.Once
-	var firstErr error
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range enqueueWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				res, err := cl.Recall(ctx, tasks.Recall{
-					FromAccount: "bench_sender",
-					ToAccount:   fmt.Sprintf("user%d", i),
-					MsgKey:      fmt.Sprintf("%d_%d_%d", b.nonce, cfgIndex, i),
-				})
-				switch {
-				case err != nil:
-					once.Do(func() { firstErr = err; cancel() })
-				case !res.AlreadyQueued:
-					queued.Add(1)
-				}
-			}
-		}()
-	}
-feed:
-	for i := range n {
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-			break feed
+	err = fanout.Each(ctx, n, enqueueWorkers, func(ctx context.Context, i int) error {
+		res, err := cl.Recall(ctx, tasks.Recall{
+			FromAccount: "bench_sender",
+			ToAccount:   fmt.Sprintf("user%d", i),
+			MsgKey:      fmt.Sprintf("%d_%d_%d", b.nonce, cfgIndex, i),
+		})
+		if err == nil && !res.AlreadyQueued {
+			queued.Add(1)
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return 0, fmt.Errorf("queue the recalls: %w", firstErr)
-	}
-	if err := ctx.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return 0, fmt.Errorf("queue the recalls: %w", err)
 	}
 	return int(queued.Load()), nil

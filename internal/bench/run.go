@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -228,21 +227,12 @@ func (b *bench) startFleet(dir string, c config, endpoint string) (*fleet, error
 // and describes those that did not stop cleanly, but for the kill run's
 // victim.
 func (f *fleet) stop() []string {
-	var mu sync.Mutex
 	var problems []string
-	var wg sync.WaitGroup
-	for _, w := range f.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.Stop(stopGrace); err != nil && !w.KilledOnPurpose() {
-				mu.Lock()
-				problems = append(problems, fmt.Sprintf("%s: %v; its log ends: %s", w.Name(), err, w.TailLine(3)))
-				mu.Unlock()
-			}
-		}()
+	for i, err := range childproc.StopAll(f.workers, stopGrace) {
+		if w := f.workers[i]; err != nil && !w.KilledOnPurpose() {
+			problems = append(problems, fmt.Sprintf("%s: %v; its log ends: %s", w.Name(), err, w.TailLine(3)))
+		}
 	}
-	wg.Wait()
 	sort.Strings(problems)
 	return problems
 }

@@ -306,24 +306,18 @@ func (r *run) noteExits() {
 // stopWorkers SIGTERMs every running worker and waits for each (stopGrace),
 // returning the problems.
 func (r *run) stopWorkers() []string {
-	var mu sync.Mutex
-	var problems []string
-	var wg sync.WaitGroup
+	var running []*child
 	for _, w := range r.workers {
-		if w == nil || w.Exited() {
-			continue
+		if w != nil && !w.Exited() {
+			running = append(running, w)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.Stop(stopGrace); err != nil {
-				mu.Lock()
-				problems = append(problems, fmt.Sprintf("CHECK: %v; its log ends: %s", err, w.TailLine(3)))
-				mu.Unlock()
-			}
-		}()
 	}
-	wg.Wait()
+	var problems []string
+	for i, err := range childproc.StopAll(running, stopGrace) {
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("CHECK: %v; its log ends: %s", err, running[i].TailLine(3)))
+		}
+	}
 	sort.Strings(problems)
 	return problems
 }

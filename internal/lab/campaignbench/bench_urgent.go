@@ -3,8 +3,6 @@ package campaignbench
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +26,7 @@ import (
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/internal/simproc"
 	"github.com/recallq/recallq/internal/sleep"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
@@ -153,7 +152,7 @@ func BenchUrgent(ctx context.Context, o BenchUrgentOptions) error {
 	if err != nil {
 		return err
 	}
-	b := &urgentBench{o: o, srv: srv, rdb: redis.NewClient(opt), secret: randomHex(32),
+	b := &urgentBench{o: o, srv: srv, rdb: redis.NewClient(opt), secret: simproc.NewSecret(),
 		log: slog.New(slog.NewTextHandler(o.Progress, &slog.HandlerOptions{Level: slog.LevelError}))}
 	defer b.rdb.Close()
 	b.sim, err = imsim.New(imsim.Config{SDKAppID: benchApp, SecretKey: b.secret, LatencyMin: o.LatencyMin, LatencyMax: o.LatencyMax})
@@ -232,12 +231,6 @@ func BenchUrgent(ctx context.Context, o BenchUrgentOptions) error {
 		fmt.Fprintf(o.Out, "  %-62s %11.1f %11.1f %10.2f%% %12s\n", s.name, c.commands, c.scripts, c.cpu, per)
 	}
 	return nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // fleet is the running worker servers.

@@ -9,7 +9,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"sort"
 	"strconv"
@@ -138,12 +137,7 @@ func (b *urgentBench) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // empty queues; and what asynq's polling of empty queues costs Redis.
 func BenchUrgent(ctx context.Context, o BenchUrgentOptions) error {
 	o.defaults()
-	dir, err := os.MkdirTemp("", "recallq-bench-urgent-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := redistest.Launch(dir)
+	srv, err := redistest.LaunchTemp("recallq-bench-urgent-")
 	if err != nil {
 		return err
 	}

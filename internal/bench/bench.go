@@ -23,8 +23,6 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -37,9 +35,10 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/internal/simproc"
+	"github.com/recallq/recallq/internal/sleep"
 	"github.com/recallq/recallq/worker"
 )
 
@@ -81,7 +80,7 @@ const (
 const pollEvery = 100 * time.Millisecond
 
 // sdkAppID is the simulated app.
-const sdkAppID = 1400000000
+const sdkAppID = simproc.SDKAppID
 
 // DefaultLatencies, DefaultProcs and DefaultLimiters are the defaults of the
 // Options fields of the same names.
@@ -317,7 +316,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	b := &bench{o: o, dir: dir, secret: randomHex(32), nonce: time.Now().Unix()}
+	b := &bench{o: o, dir: dir, secret: simproc.NewSecret(), nonce: time.Now().Unix()}
 	defer func() {
 		b.procs.KillAll()
 		if err == nil && !o.Keep {
@@ -446,7 +445,7 @@ func (b *bench) waitQuiet(ctx context.Context) (string, error) {
 	var busy float64
 	for {
 		a := takeCPU()
-		if err := sleepCtx(ctx, time.Second); err != nil {
+		if err := sleep.For(ctx, time.Second); err != nil {
 			return "", err
 		}
 		use := cpuBetween(a, takeCPU(), 0)
@@ -466,7 +465,7 @@ func (b *bench) waitQuiet(ctx context.Context) (string, error) {
 
 // appEnv is a child's environment: the simulated app and its secret.
 func (b *bench) appEnv() []string {
-	return childproc.Env("TIM_SDKAPPID="+strconv.Itoa(sdkAppID), "TIM_SECRET_KEY="+b.secret)
+	return simproc.AppEnv(b.secret)
 }
 
 // header prints the machine, the command and what every column means.
@@ -551,10 +550,4 @@ func cpuModel() string {
 		}
 	}
 	return "CPU model unknown"
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/sleep"
 )
 
 // fixedWindowKey is the Redis key of the fixed-window counter of app id:
@@ -77,7 +78,7 @@ func (f *fixedWindow) Wait(ctx context.Context, _ limiter.Lane) (limiter.Permit,
 			now := time.Now()
 			return limiter.Permit{Slot: now, Waited: now.Sub(start)}, nil
 		}
-		if err := sleepCtx(ctx, time.Duration(v)*time.Millisecond); err != nil {
+		if err := sleep.For(ctx, time.Duration(v)*time.Millisecond); err != nil {
 			return limiter.Permit{}, err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/sleep"
 )
 
 // localLimiter is the per-process limit that asynq's documentation
@@ -38,7 +39,7 @@ func newLocalLimiter(perSecond float64) *localLimiter {
 func (l *localLimiter) Wait(ctx context.Context, _ limiter.Lane) (limiter.Permit, error) {
 	start := l.now()
 	if d := time.Unix(0, l.pause.Load()).Sub(start); d > 0 {
-		if err := sleepCtx(ctx, d); err != nil {
+		if err := sleep.For(ctx, d); err != nil {
 			return limiter.Permit{}, err
 		}
 	}
@@ -61,17 +62,5 @@ func (l *localLimiter) SlowDown(_ context.Context, d time.Duration) error {
 		if cur >= until || l.pause.CompareAndSwap(cur, until) {
 			return nil
 		}
-	}
-}
-
-// sleepCtx sleeps d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

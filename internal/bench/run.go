@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,8 +15,10 @@ import (
 
 	"github.com/recallq/recallq/enqueue"
 	"github.com/recallq/recallq/internal/childproc"
+	"github.com/recallq/recallq/internal/fanout"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
+	"github.com/recallq/recallq/internal/sleep"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
@@ -226,21 +227,12 @@ func (b *bench) startFleet(dir string, c config, endpoint string) (*fleet, error
 // and describes those that did not stop cleanly, but for the kill run's
 // victim.
 func (f *fleet) stop() []string {
-	var mu sync.Mutex
 	var problems []string
-	var wg sync.WaitGroup
-	for _, w := range f.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.Stop(stopGrace); err != nil && !w.KilledOnPurpose() {
-				mu.Lock()
-				problems = append(problems, fmt.Sprintf("%s: %v; its log ends: %s", w.Name(), err, w.TailLine(3)))
-				mu.Unlock()
-			}
-		}()
+	for i, err := range childproc.StopAll(f.workers, stopGrace) {
+		if w := f.workers[i]; err != nil && !w.KilledOnPurpose() {
+			problems = append(problems, fmt.Sprintf("%s: %v; its log ends: %s", w.Name(), err, w.TailLine(3)))
+		}
 	}
-	wg.Wait()
 	sort.Strings(problems)
 	return problems
 }
@@ -303,43 +295,18 @@ func (b *bench) enqueue(ctx context.Context, cfgIndex, n int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
 	defer cancel()
 	var queued atomic.Int64
-	var once sync.Once
-	var firstErr error
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range enqueueWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				res, err := cl.Recall(ctx, tasks.Recall{
-					FromAccount: "bench_sender",
-					ToAccount:   fmt.Sprintf("user%d", i),
-					MsgKey:      fmt.Sprintf("%d_%d_%d", b.nonce, cfgIndex, i),
-				})
-				switch {
-				case err != nil:
-					once.Do(func() { firstErr = err; cancel() })
-				case !res.AlreadyQueued:
-					queued.Add(1)
-				}
-			}
-		}()
-	}
-feed:
-	for i := range n {
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-			break feed
+	err = fanout.Each(ctx, n, enqueueWorkers, func(ctx context.Context, i int) error {
+		res, err := cl.Recall(ctx, tasks.Recall{
+			FromAccount: "bench_sender",
+			ToAccount:   fmt.Sprintf("user%d", i),
+			MsgKey:      fmt.Sprintf("%d_%d_%d", b.nonce, cfgIndex, i),
+		})
+		if err == nil && !res.AlreadyQueued {
+			queued.Add(1)
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return 0, fmt.Errorf("queue the recalls: %w", firstErr)
-	}
-	if err := ctx.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return 0, fmt.Errorf("queue the recalls: %w", err)
 	}
 	return int(queued.Load()), nil
@@ -407,7 +374,7 @@ func (b *bench) waitDrained(ctx context.Context, c config, n int, workers []*chi
 func killAligned(ctx context.Context, w *child, simStart time.Time) (*killInfo, error) {
 	phase := time.Since(simStart) % time.Second
 	wait := (killPhase - phase + time.Second) % time.Second
-	if err := sleepCtx(ctx, wait); err != nil {
+	if err := sleep.For(ctx, wait); err != nil {
 		return nil, err
 	}
 	k := &killInfo{at: time.Now(), pid: w.PID()}

@@ -163,6 +163,25 @@ func (c *Child) Stop(grace time.Duration) error {
 	return fmt.Errorf("%s (pid %d) did not stop within %s of SIGTERM and was killed", c.name, c.PID(), grace)
 }
 
+// StopAll stops every child of cs at once (Stop with grace each) and
+// returns their errors in cs's order; a nil child is passed over.
+func StopAll(cs []*Child, grace time.Duration) []error {
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		if c == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.Stop(grace)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
 // Tail returns the last lines of the child's log, for an error message.
 func (c *Child) Tail(lines int) string {
 	b, err := os.ReadFile(c.log)

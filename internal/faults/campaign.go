@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/recallq/recallq/internal/fanout"
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -58,39 +58,9 @@ func (m message) recall(campaign string) tasks.Recall {
 }
 
 // forEach runs fn on every message, width at a time, and returns the first
-// error (which stops the rest).
+// error (which stops the rest): fanout.Each over msgs.
 func forEach(ctx context.Context, msgs []message, width int, fn func(ctx context.Context, i int, m message) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var once sync.Once
-	var firstErr error
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range width {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				if err := fn(ctx, i, msgs[i]); err != nil {
-					once.Do(func() { firstErr = err; cancel() })
-				}
-			}
-		}()
-	}
-feed:
-	for i := range msgs {
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
+	return fanout.Each(ctx, len(msgs), width, func(ctx context.Context, i int) error { return fn(ctx, i, msgs[i]) })
 }
 
 // forgetMissing tells the simulator that the missing messages do not exist.

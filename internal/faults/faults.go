@@ -30,19 +30,16 @@ package faults
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/internal/simproc"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -51,7 +48,7 @@ import (
 const WorkerCommand = "worker"
 
 // sdkAppID is the simulated app.
-const sdkAppID = 1400000000
+const sdkAppID = simproc.SDKAppID
 
 // Cap is the simulator's limit, Tencent's for admin_msgwithdraw: calls in
 // any sliding second.
@@ -351,7 +348,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("faults: %w", err)
 	}
-	s := &suite{o: o, dir: dir, secret: randomHex(32), nonce: time.Now().Unix()}
+	s := &suite{o: o, dir: dir, secret: simproc.NewSecret(), nonce: time.Now().Unix()}
 	defer func() {
 		s.procs.KillAll()
 		keep := o.Keep || err != nil
@@ -413,7 +410,7 @@ func (s *suite) baseFaults() simFaults {
 
 // appEnv is a child's environment: the simulated app and its secret.
 func (s *suite) appEnv() []string {
-	return childproc.Env("TIM_SDKAPPID="+strconv.Itoa(sdkAppID), "TIM_SECRET_KEY="+s.secret)
+	return simproc.AppEnv(s.secret)
 }
 
 func (s *suite) progress(format string, a ...any) {
@@ -494,10 +491,4 @@ func credentialsMeaning(code int) string {
 		return "not an app admin: what a wrong TIM_ADMIN gets"
 	}
 	return worker.Classify(code).Meaning
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/internal/sleep"
 )
 
 // Bounds of the Redis steps.
@@ -148,7 +149,7 @@ func (r *redisProc) restart(ctx context.Context, sig syscall.Signal, down time.D
 		}
 	}
 	info.exited = time.Since(t0)
-	if err := sleepCtx(ctx, down-info.exited); err != nil {
+	if err := sleep.For(ctx, down-info.exited); err != nil {
 		return info, err
 	}
 	if err := r.launch(ctx); err != nil {
@@ -203,19 +204,4 @@ func signalName(sig syscall.Signal) string {
 		return "SIGKILL"
 	}
 	return sig.String()
-}
-
-// sleepCtx sleeps d (nothing if d <= 0) or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

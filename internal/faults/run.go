@@ -17,6 +17,7 @@ import (
 
 	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/imsim"
+	"github.com/recallq/recallq/internal/sleep"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -227,7 +228,7 @@ func (r *run) waitWorkers(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the workers did not all start within %s", workersReadyTimeout)
 		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+		if err := sleep.For(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -274,7 +275,7 @@ func (r *run) drain(ctx context.Context, inj injector, queued int) (drainResult,
 			r.event("gave up waiting after %s: %d/%d finished", o.DrainTimeout, done, queued)
 			return d, nil
 		}
-		if err := sleepCtx(ctx, o.PollEvery); err != nil {
+		if err := sleep.For(ctx, o.PollEvery); err != nil {
 			return d, err
 		}
 	}
@@ -305,24 +306,18 @@ func (r *run) noteExits() {
 // stopWorkers SIGTERMs every running worker and waits for each (stopGrace),
 // returning the problems.
 func (r *run) stopWorkers() []string {
-	var mu sync.Mutex
-	var problems []string
-	var wg sync.WaitGroup
+	var running []*child
 	for _, w := range r.workers {
-		if w == nil || w.Exited() {
-			continue
+		if w != nil && !w.Exited() {
+			running = append(running, w)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.Stop(stopGrace); err != nil {
-				mu.Lock()
-				problems = append(problems, fmt.Sprintf("CHECK: %v; its log ends: %s", err, w.TailLine(3)))
-				mu.Unlock()
-			}
-		}()
 	}
-	wg.Wait()
+	var problems []string
+	for i, err := range childproc.StopAll(running, stopGrace) {
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("CHECK: %v; its log ends: %s", err, running[i].TailLine(3)))
+		}
+	}
 	sort.Strings(problems)
 	return problems
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/recallq/recallq/internal/sleep"
 )
 
 // GroupRecallPath is the path of the group message recall API the
@@ -120,7 +122,7 @@ func (s *Sim) serveGroup(w http.ResponseWriter, r *http.Request) {
 		res.ActionStatus, res.ErrorCode, res.ErrorInfo = "FAIL", code, infoFor(code, detail)
 	}
 	g.counters.answered(code)
-	if f.AnswerDelay > 0 && !sleep(ctx, f.AnswerDelay) {
+	if f.AnswerDelay > 0 && sleep.For(ctx, f.AnswerDelay) != nil {
 		s.log.DebugContext(ctx, "imsim: client went away before the slow answer", "answer_delay", f.AnswerDelay, "error_code", code)
 	}
 	writeJSON(w, http.StatusOK, res)

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/recallq/recallq/internal/sleep"
 )
 
 // prelude is what every recall API (admin_msgwithdraw, group_msg_recall)
@@ -30,7 +32,7 @@ func (s *Sim) prelude(w http.ResponseWriter, r *http.Request, c *counters) (data
 		latency = f.LatencyTail.draw(s.rng) // tail.go
 	}
 	s.mu.Unlock()
-	if !sleep(ctx, latency) {
+	if sleep.For(ctx, latency) != nil {
 		s.log.DebugContext(ctx, "imsim: client went away during latency", "latency", latency)
 		return nil, nil, f, false
 	}

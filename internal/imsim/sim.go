@@ -101,6 +101,8 @@ import (
 	"time"
 
 	"github.com/tencentyun/tls-sig-api-v2-golang/tencentyun"
+
+	"github.com/recallq/recallq/internal/sleep"
 )
 
 // APIPath is the path of the recall API the simulator serves.
@@ -432,7 +434,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if body.named() && !recorded {
 		s.store.note(body.from, body.to, body.msgKey, code)
 	}
-	if f.AnswerDelay > 0 && !sleep(ctx, f.AnswerDelay) {
+	if f.AnswerDelay > 0 && sleep.For(ctx, f.AnswerDelay) != nil {
 		s.log.DebugContext(ctx, "imsim: client went away before the slow answer", "answer_delay", f.AnswerDelay, "error_code", code)
 	}
 	s.answer(ctx, w, r, body, code, detail)
@@ -583,19 +585,4 @@ func (s *Sim) answer(ctx context.Context, w http.ResponseWriter, r *http.Request
 	s.log.DebugContext(ctx, "imsim: answered",
 		"method", r.Method, "path", r.URL.Path, "error_code", code,
 		"from_account", body.from, "to_account", body.to, "msg_key", body.msgKey)
-}
-
-// sleep waits d or until ctx ends, and reports whether it waited d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

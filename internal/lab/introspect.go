@@ -10,9 +10,10 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/recallq/recallq/internal/cli"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/recallq/recallq/internal/cli"
 )
 
 // This file lets other code look at the command line without running it:

@@ -17,6 +17,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
+
+	"github.com/recallq/recallq/internal/sleep"
 )
 
 // Lane is a class of calls with its own lookahead: an Urgent call queues
@@ -604,16 +606,7 @@ func (l *Limiter) horizon() time.Duration {
 
 // sleep waits d on the local monotonic clock.
 func (l *Limiter) sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-l.done:
-		return ErrClosed
-	}
+	return sleep.ForOr(ctx, d, l.done, ErrClosed)
 }
 
 // Observe reports that the call made under p got its answer at done (local

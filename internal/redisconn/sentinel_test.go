@@ -3,7 +3,6 @@ package redisconn_test
 import (
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,13 +93,8 @@ func TestSentinelFailoverDuringProcessing(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	primary, replica := set.Primary.Client(t), set.Replica.Client(t)
-	if err := primary.Do(ctx, "CLIENT", "PAUSE", 10000, "WRITE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	want := replOffset(ctx, t, primary)
-	for replOffset(ctx, t, replica) < want {
-		time.Sleep(time.Millisecond)
+	if err := set.SyncReplica(ctx, 10*time.Second); err != nil {
+		t.Fatalf("the replica did not catch up: %v", err)
 	}
 	killed := time.Now()
 	doneAtKill, _ := w.done.counts()
@@ -156,26 +150,6 @@ func TestSentinelFailoverDuringProcessing(t *testing.T) {
 	for _, line := range sample(strings.Split(logs, "\n"), "level=WARN", "level=ERROR", "limiter") {
 		t.Logf("  %s", line)
 	}
-}
-
-// replOffset is the replication offset a server has reached.
-func replOffset(ctx context.Context, t *testing.T, rdb *redis.Client) int64 {
-	t.Helper()
-	info, err := rdb.Info(ctx, "replication").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no master_repl_offset in INFO replication")
-	return 0
 }
 
 // sample returns, among the lines holding any of marks, the first of each

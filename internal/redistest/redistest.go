@@ -46,6 +46,7 @@ type Server struct {
 	cmd      *exec.Cmd
 	dir      string
 	password string // requirepass set by a helper of this package
+	tempDir  bool   // dir is LaunchTemp's: Stop removes it
 	busPort  int    // cluster bus port of a cluster node
 }
 
@@ -81,6 +82,26 @@ func Launch(dir string, args ...string) (*Server, error) {
 		return append(append([]string{"--port", fmt.Sprint(port)}, baseArgs(s.dir, port)...), args...), nil
 	})
 }
+
+// LaunchTemp is Launch in a new temporary directory, named after pattern
+// as os.MkdirTemp names it, for a lab's run: Dir names the directory (for
+// the run's other files), and Stop also removes it.
+func LaunchTemp(pattern string) (*Server, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Launch(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.tempDir = true
+	return s, nil
+}
+
+// Dir is the directory the server keeps its files in.
+func (s *Server) Dir() string { return s.dir }
 
 // baseArgs are the arguments every data server on port starts with, but
 // the port's own: loopback, no persistence, files in dir.
@@ -160,14 +181,18 @@ func (s *Server) dial(timeout time.Duration) (net.Conn, error) {
 }
 
 // Stop kills the server (SIGKILL: no shutdown, no save), as a crash
-// would. It is safe to call more than once.
+// would, and removes the directory of LaunchTemp. It is safe to call more
+// than once.
 func (s *Server) Stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		_, _ = s.cmd.Process.Wait()
+		s.cmd = nil
 	}
-	_ = s.cmd.Process.Kill()
-	_, _ = s.cmd.Process.Wait()
-	s.cmd = nil
+	if s.tempDir {
+		os.RemoveAll(s.dir)
+		s.tempDir = false
+	}
 }
 
 // Client returns a go-redis client for the server, closed when t ends. It

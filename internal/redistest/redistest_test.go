@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -39,4 +40,23 @@ func TestStartTLSServesOnlyTLSWithClientCertificates(t *testing.T) {
 	if err := anon.Ping(ctx).Err(); err == nil {
 		t.Fatal("a client without a certificate was served: tls-auth-clients should be on")
 	}
+}
+
+func TestLaunchTempRemovesItsDirectoryOnStop(t *testing.T) {
+	s, err := LaunchTemp("recallq-redistest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	if err := s.Client(t).Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("PING: %v", err)
+	}
+	if _, err := os.Stat(s.Dir()); err != nil {
+		t.Fatalf("the server's directory: %v", err)
+	}
+	s.Stop()
+	if _, err := os.Stat(s.Dir()); !os.IsNotExist(err) {
+		t.Fatalf("after Stop, the directory %s is still there (%v)", s.Dir(), err)
+	}
+	s.Stop() // a second Stop is harmless
 }

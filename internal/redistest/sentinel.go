@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -272,6 +273,52 @@ func (set *SentinelSet) WaitPrimary(ctx context.Context, addr string) error {
 		}
 		return nil
 	})
+}
+
+// SyncReplica pauses writes on the primary (CLIENT PAUSE WRITE for
+// pause) and waits until the replica has reached the primary's replication
+// offset, or ctx ends. Redis replicates asynchronously: a failover right
+// after it loses no write the primary acknowledged.
+func (set *SentinelSet) SyncReplica(ctx context.Context, pause time.Duration) error {
+	primary, replica := set.Primary.client(), set.Replica.client()
+	defer primary.Close()
+	defer replica.Close()
+	if err := primary.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err(); err != nil {
+		return fmt.Errorf("pause the primary's writes: %w", err)
+	}
+	want, err := replOffset(ctx, primary)
+	if err != nil {
+		return fmt.Errorf("the primary's replication offset: %w", err)
+	}
+	for {
+		got, err := replOffset(ctx, replica)
+		if err != nil {
+			return fmt.Errorf("the replica's replication offset: %w", err)
+		}
+		if got >= want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the replica reached offset %d of the primary's %d: %w", got, want, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// replOffset is the replication offset a server has reached
+// (master_repl_offset of INFO replication).
+func replOffset(ctx context.Context, rdb *redis.Client) (int64, error) {
+	info, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, errors.New("no master_repl_offset in INFO replication")
 }
 
 // Stop kills every server of the set. It is safe to call more than once.

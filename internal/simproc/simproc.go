@@ -1,11 +1,16 @@
 // Package simproc runs the simulator (`recallq imsim`) as a child process
 // of the lab's benchmark and fault suite: on a free loopback port, waited
 // for until it answers, and driven through its /sim/ control endpoints.
+// It also names the simulated app the simulator and the lab's workers
+// share: SDKAppID, a fresh secret key per run, and the children's
+// environment that carries them.
 package simproc
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +25,23 @@ import (
 
 // Command is the recallq subcommand that runs the simulator.
 const Command = "imsim"
+
+// SDKAppID is the simulated app: nothing real.
+const SDKAppID = 1400000000
+
+// NewSecret returns a random secret key for the simulated app, 64 hex
+// digits: a new one for every run.
+func NewSecret() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// AppEnv is a child's environment (childproc.Env) naming the simulated
+// app and its secret key.
+func AppEnv(secret string) []string {
+	return childproc.Env("TIM_SDKAPPID="+strconv.Itoa(SDKAppID), "TIM_SECRET_KEY="+secret)
+}
 
 // ReadyTimeout bounds the simulator's start.
 const ReadyTimeout = 15 * time.Second

@@ -103,12 +103,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	dir, err := os.MkdirTemp("", "recallq-bench-capture-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	rs, err := redistest.Launch(dir)
+	rs, err := redistest.LaunchTemp("recallq-bench-capture-")
 	if err != nil {
 		return fmt.Errorf("start redis-server (it must be on PATH): %w", err)
 	}

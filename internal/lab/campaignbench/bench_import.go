@@ -71,12 +71,7 @@ func BenchImport(ctx context.Context, o BenchImportOptions) error {
 	if o.Exe == "" {
 		return errors.New("campaign: BenchImportOptions.Exe is not set")
 	}
-	dir, err := os.MkdirTemp("", "recallq-bench-import-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := redistest.Launch(dir)
+	srv, err := redistest.LaunchTemp("recallq-bench-import-")
 	if err != nil {
 		return err
 	}
@@ -89,7 +84,7 @@ func BenchImport(ctx context.Context, o BenchImportOptions) error {
 	defer rdb.Close()
 	version, _ := rdb.Info(ctx, "server").Result()
 
-	file := filepath.Join(dir, "bench.csv")
+	file := filepath.Join(srv.Dir(), "bench.csv")
 	fmt.Fprintf(o.Progress, "generating %s rows in %s\n", thousands(int64(o.Rows)), file)
 	size, err := writeBenchCSV(file, o.Rows)
 	if err != nil {

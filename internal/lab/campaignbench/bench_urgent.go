@@ -3,15 +3,12 @@ package campaignbench
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"sort"
 	"strconv"
@@ -28,6 +25,8 @@ import (
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/internal/simproc"
+	"github.com/recallq/recallq/internal/sleep"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
@@ -138,12 +137,7 @@ func (b *urgentBench) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // empty queues; and what asynq's polling of empty queues costs Redis.
 func BenchUrgent(ctx context.Context, o BenchUrgentOptions) error {
 	o.defaults()
-	dir, err := os.MkdirTemp("", "recallq-bench-urgent-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := redistest.Launch(dir)
+	srv, err := redistest.LaunchTemp("recallq-bench-urgent-")
 	if err != nil {
 		return err
 	}
@@ -152,7 +146,7 @@ func BenchUrgent(ctx context.Context, o BenchUrgentOptions) error {
 	if err != nil {
 		return err
 	}
-	b := &urgentBench{o: o, srv: srv, rdb: redis.NewClient(opt), secret: randomHex(32),
+	b := &urgentBench{o: o, srv: srv, rdb: redis.NewClient(opt), secret: simproc.NewSecret(),
 		log: slog.New(slog.NewTextHandler(o.Progress, &slog.HandlerOptions{Level: slog.LevelError}))}
 	defer b.rdb.Close()
 	b.sim, err = imsim.New(imsim.Config{SDKAppID: benchApp, SecretKey: b.secret, LatencyMin: o.LatencyMin, LatencyMax: o.LatencyMax})
@@ -231,12 +225,6 @@ func BenchUrgent(ctx context.Context, o BenchUrgentOptions) error {
 		fmt.Fprintf(o.Out, "  %-62s %11.1f %11.1f %10.2f%% %12s\n", s.name, c.commands, c.scripts, c.cpu, per)
 	}
 	return nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // fleet is the running worker servers.
@@ -342,9 +330,9 @@ func (b *urgentBench) urgentRun(ctx context.Context, backlog bool, aheadBulk int
 			return urgentResult{}, err
 		}
 		for _, ok := b.arrived.Load(warm); !ok && ctx.Err() == nil; _, ok = b.arrived.Load(warm) {
-			sleepCtx(ctx, 10*time.Millisecond)
+			_ = sleep.For(ctx, 10*time.Millisecond)
 		}
-		sleepCtx(ctx, time.Second)
+		_ = sleep.For(ctx, time.Second)
 		b.arrived.Clear()
 		fl.mu.Lock()
 		fl.waits = nil
@@ -369,7 +357,7 @@ func (b *urgentBench) urgentRun(ctx context.Context, backlog bool, aheadBulk int
 	queued := make(map[string]time.Time, len(at))
 	start := time.Now()
 	for i, d := range at {
-		sleepCtx(ctx, time.Until(start.Add(d)))
+		_ = sleep.For(ctx, time.Until(start.Add(d)))
 		key := fmt.Sprintf("%s_%d_%d", urgentPrefix, i, start.Unix())
 		t0 := time.Now()
 		if _, err := c.Recall(ctx, tasks.Recall{FromAccount: fmt.Sprintf("urgent%d", i), ToAccount: "moderated", MsgKey: key}); err != nil {
@@ -389,7 +377,7 @@ func (b *urgentBench) urgentRun(ctx context.Context, backlog bool, aheadBulk int
 		if len(lat) == len(queued) || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
-		sleepCtx(ctx, 50*time.Millisecond)
+		_ = sleep.For(ctx, 50*time.Millisecond)
 	}
 	if len(lat) != len(queued) {
 		return urgentResult{}, fmt.Errorf("%d of %d urgent recalls never reached the simulator", len(queued)-len(lat), len(queued))
@@ -459,7 +447,7 @@ func (b *urgentBench) waitSaturated(ctx context.Context) error {
 			fmt.Fprintf(b.o.Progress, "saturated: %d and %d calls in the last two whole seconds\n", ps[n-3], ps[n-2])
 			return nil
 		}
-		sleepCtx(ctx, 200*time.Millisecond)
+		_ = sleep.For(ctx, 200*time.Millisecond)
 	}
 	return fmt.Errorf("the campaign did not saturate the cap within 20 s: %v", b.sim.Stats().PerSecond)
 }
@@ -481,13 +469,13 @@ func (b *urgentBench) idleCost(ctx context.Context, procs int, checkEvery time.D
 		}
 		defer fl.stop()
 	}
-	sleepCtx(ctx, 2*time.Second) // start-up traffic settles
+	_ = sleep.For(ctx, 2*time.Second) // start-up traffic settles
 	s0, err := b.load(ctx)
 	if err != nil {
 		return idleCost{}, err
 	}
 	t0 := time.Now()
-	sleepCtx(ctx, b.o.Idle)
+	_ = sleep.For(ctx, b.o.Idle)
 	s1, err := b.load(ctx)
 	if err != nil {
 		return idleCost{}, err
@@ -524,16 +512,4 @@ func (b *urgentBench) load(ctx context.Context) (idleCost, error) {
 		}
 	}
 	return c, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }

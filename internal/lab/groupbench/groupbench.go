@@ -113,16 +113,12 @@ func Run(ctx context.Context, o Options) error {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	dir, err := os.MkdirTemp("", "recallq-groupbench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	srv, err := redistest.Launch(dir)
+	srv, err := redistest.LaunchTemp("recallq-groupbench-")
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
+	dir := srv.Dir()
 	sim, err := imsim.New(imsim.Config{SDKAppID: benchApp, SecretKey: benchSecret, LatencyMin: o.LatencyMin, LatencyMax: o.LatencyMax})
 	if err != nil {
 		return err

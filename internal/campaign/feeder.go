@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
+	"github.com/recallq/recallq/internal/sleep"
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -184,7 +185,7 @@ func (f *Feeder) Run(ctx context.Context) error {
 				f.warnf(ctx, "campaign feeder cannot reach Redis", err)
 			}
 			if !ok {
-				sleep(ctx, min(f.cfg.LockTTL/4, time.Second))
+				_ = sleep.For(ctx, min(f.cfg.LockTTL/4, time.Second))
 				continue
 			}
 			f.leader.Store(true)
@@ -217,7 +218,7 @@ func (f *Feeder) Run(ctx context.Context) error {
 			f.warnf(ctx, "campaign feeder pass failed; trying again", err)
 		}
 		if !more || err != nil {
-			sleep(ctx, f.cfg.Interval)
+			_ = sleep.For(ctx, f.cfg.Interval)
 		}
 	}
 	return nil
@@ -225,15 +226,6 @@ func (f *Feeder) Run(ctx context.Context) error {
 
 func (f *Feeder) warnf(ctx context.Context, msg string, err error) {
 	f.warn.Do(func() { f.log.WarnContext(ctx, msg, "error", err) })
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // view is what one pass knows of a campaign.

@@ -76,7 +76,7 @@ func ParseTokens(r io.Reader) ([]Token, error) {
 		if limited {
 			list, ok := strings.CutPrefix(strings.TrimSpace(limits), "apps=")
 			if !ok || strings.ContainsAny(list, " \t") {
-				return nil, fmt.Errorf("line %d: %w: the token of %q contains a space, or is followed by something else than apps=: "+
+				return nil, fmt.Errorf("line %d: %w: the token of %q contains a space, or is followed by something other than apps=: "+
 					"write name:token, or name:token apps=1400000000,1400000001 to limit the token to those apps", n, ErrTokens, t.Name)
 			}
 			apps, err := parseAppList(list)

@@ -27,7 +27,7 @@ func TestParseTokens(t *testing.T) {
 			"ops:tok-a apps=1400000000\nbilling: tok-b  apps=1400000001,1400000000 \n",
 			[]Token{{Name: "ops", Secret: "tok-a", Apps: []uint64{1400000000}}, {Name: "billing", Secret: "tok-b", Apps: []uint64{1400000001, 1400000000}}}, ""},
 		{"apps not digits", "ops:" + secret + " apps=prod\n", nil, "line 1: bad bearer tokens: the apps of \"ops\": apps= takes SDKAppIDs in digits"},
-		{"apps with a space", "ops:" + secret + " apps=1, 2\n", nil, "or is followed by something else than apps="},
+		{"apps with a space", "ops:" + secret + " apps=1, 2\n", nil, "or is followed by something other than apps="},
 		{"apps empty", "ops:" + secret + " apps=\n", nil, "apps= takes SDKAppIDs in digits"},
 		{"apps twice", "ops:" + secret + " apps=7,7\n", nil, "the apps of \"ops\" list 7 twice"},
 		{"something else after the token", "ops:" + secret + " app=7\n", nil, "write name:token, or name:token apps=1400000000,1400000001"},

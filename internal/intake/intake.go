@@ -10,17 +10,14 @@
 //	POST /v1/recalls        queue one recall or a batch (bearer token)
 //	POST /v1/group-recalls  queue group messages by MsgSeq, one task each (bearer token)
 //	GET  /v1/recalls/{id}   a task's state, one-to-one or group (bearer token)
-//
-// An intake serves one app or several (Config.Apps); a POST names its app
-// with ?sdkappid=, which may be left out when the intake serves one app.
-// A token may be limited to some of the apps (Token.Apps).
-//
-// Other routes:
-//
 //	GET  /healthz           the process is up
 //	GET  /readyz            Redis answers PING
 //	GET  /openapi.yaml      the API's description
 //	GET  /metrics           failed and throttled logins, for Prometheus
+//
+// An intake serves one app or several (Config.Apps); a POST names its app
+// with ?sdkappid=, which may be left out when the intake serves one app.
+// A token may be limited to some of the apps (Token.Apps).
 package intake
 
 import (

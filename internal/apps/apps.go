@@ -96,17 +96,9 @@ type fileApp struct {
 // Load reads the apps file at path. Relative secret_key_file paths are
 // taken relative to the apps file's folder.
 func Load(path string) ([]App, error) {
-	f, err := os.Open(path)
+	b, err := readAppsFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("TIM_APPS_FILE: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("TIM_APPS_FILE %s: %w", path, err)
-	}
-	if len(b) > maxFileBytes {
-		return nil, fmt.Errorf("TIM_APPS_FILE %s is over %d bytes: it should list apps, not data", path, maxFileBytes)
+		return nil, err
 	}
 	return Parse(b, filepath.Dir(path), os.ReadFile)
 }
@@ -285,4 +277,21 @@ func IDs(list []App) []uint64 {
 		out[i] = a.SDKAppID
 	}
 	return out
+}
+
+// readAppsFile reads the apps file at path, bounded by maxFileBytes.
+func readAppsFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("TIM_APPS_FILE: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("TIM_APPS_FILE %s: %w", path, err)
+	}
+	if len(b) > maxFileBytes {
+		return nil, fmt.Errorf("TIM_APPS_FILE %s is over %d bytes: it should list apps, not data", path, maxFileBytes)
+	}
+	return b, nil
 }

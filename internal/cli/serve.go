@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/recallq/recallq/internal/apps"
 	"github.com/recallq/recallq/internal/intake"
 )
 
@@ -48,8 +49,13 @@ queues recalls (POST /v1/recalls, one or a batch) and reports a task's state
 (GET /v1/recalls/{id}). /healthz, /readyz and /openapi.yaml need no token.
 
 Bearer tokens come from the file INTAKE_TOKENS_FILE names (one name:token a
-line, # comments; the name is recorded as who asked) or from INTAKE_TOKEN (one
-token named "default"); never from a flag.`,
+line, # comments; the name is recorded as who asked; " apps=ID,ID" after the
+token limits it to those apps) or from INTAKE_TOKEN (one token named
+"default"); never from a flag.
+
+The intake serves the app TIM_SDKAPPID names, or every app of TIM_APPS_FILE
+(the workers' apps file: only the SDKAppIDs and names are read, never a key
+file). With several apps, a POST names its app: ?sdkappid=ID.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := errors.Join(envErrs...); err != nil {
@@ -59,7 +65,7 @@ token named "default"); never from a flag.`,
 			if err != nil {
 				return err
 			}
-			id, err := app.appID("the intake")
+			served, err := intakeApps(&app)
 			if err != nil {
 				return err
 			}
@@ -86,7 +92,7 @@ token named "default"); never from a flag.`,
 				}
 			}
 			s, err := intake.New(intake.Config{
-				Addr: addr, RedisURL: app.redisURL, SDKAppID: id, Tokens: toks,
+				Addr: addr, RedisURL: app.redisURL, Apps: served, Tokens: toks,
 				Rate: rate, Burst: burst, MaxBatch: maxBatch, MaxBodyBytes: maxBody, Logger: log,
 			})
 			if err != nil {
@@ -94,7 +100,7 @@ token named "default"); never from a flag.`,
 			}
 			defer s.Close()
 			return s.ListenAndServe(cmd.Context(), func(url string) {
-				fmt.Fprintf(g.stdout, "intake listening on %s (sdkappid %d, %d clients)\n", url, id, len(toks))
+				fmt.Fprintf(g.stdout, "intake listening on %s (%s, %d clients)\n", url, describeServed(served), len(toks))
 			})
 		},
 	}
@@ -135,4 +141,44 @@ func intakeTokens() ([]intake.Token, error) {
 		return toks, nil
 	}
 	return nil, usagef("no bearer token is set: the intake refuses to run open; put name:token lines in a file named by INTAKE_TOKENS_FILE, or one token in INTAKE_TOKEN")
+}
+
+// intakeApps are the apps the intake serves: those of TIM_APPS_FILE, read
+// without their key files (the intake never calls Tencent, and its pod
+// need not mount them), or the one app of TIM_SDKAPPID (--sdkappid).
+func intakeApps(app *appFlags) ([]apps.App, error) {
+	file := os.Getenv("TIM_APPS_FILE")
+	switch {
+	case file != "" && app.sdkAppID != "":
+		return nil, usagef("both TIM_APPS_FILE and TIM_SDKAPPID (--sdkappid) are set: keep TIM_APPS_FILE to serve its apps, or TIM_SDKAPPID for one app")
+	case file != "":
+		list, err := apps.LoadIDs(file)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return list, nil
+	case app.sdkAppID == "":
+		return nil, usagef("TIM_SDKAPPID is not set: the intake needs the app's SDKAppID from the Chat console (env TIM_SDKAPPID or --sdkappid), or the apps file of several apps in TIM_APPS_FILE")
+	}
+	id, err := app.appID("the intake")
+	if err != nil {
+		return nil, err
+	}
+	return []apps.App{{SDKAppID: id, Name: strconv.FormatUint(id, 10)}}, nil
+}
+
+// describeServed names the apps served for the start line:
+// "sdkappid 1400000000" or "apps 1400000000 (prod), 1400000001".
+func describeServed(list []apps.App) string {
+	if len(list) == 1 {
+		return "sdkappid " + strconv.FormatUint(list[0].SDKAppID, 10)
+	}
+	names := make([]string, len(list))
+	for i, a := range list {
+		names[i] = strconv.FormatUint(a.SDKAppID, 10)
+		if a.Name != names[i] {
+			names[i] += " (" + a.Name + ")"
+		}
+	}
+	return "apps " + strings.Join(names, ", ")
 }

@@ -23,7 +23,7 @@ const serveTestSecret = "tok-7c1e0b5d9a2f48e3b6d1"
 // clearServeEnv unsets the intake's settings for the test.
 func clearServeEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{"INTAKE_TOKENS_FILE", "INTAKE_TOKEN", "INTAKE_ADDR", "INTAKE_RATE", "INTAKE_BURST", "INTAKE_MAX_BATCH", "INTAKE_MAX_BODY"} {
+	for _, k := range []string{"INTAKE_TOKENS_FILE", "INTAKE_TOKEN", "INTAKE_ADDR", "INTAKE_RATE", "INTAKE_BURST", "INTAKE_MAX_BATCH", "INTAKE_MAX_BODY", "TIM_APPS_FILE"} {
 		t.Setenv(k, "")
 	}
 }
@@ -40,6 +40,9 @@ func TestServeRefusesToStartAndSaysWhatToSet(t *testing.T) {
 	if err := os.WriteFile(goodFile, []byte("ops:"+serveTestSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	limitedFile := writeFile(t, dir, "limited", "ops:"+serveTestSecret+" apps=1400000000,7\n")
+	appsFile := writeFile(t, dir, "apps.yaml", twoAppsFile)
+	badApps := writeFile(t, dir, "bad.yaml", "apps:\n  - secret_key_file: k\n")
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -52,6 +55,9 @@ func TestServeRefusesToStartAndSaysWhatToSet(t *testing.T) {
 		{"malformed file", map[string]string{"INTAKE_TOKENS_FILE": badFile}, nil, "line 2 has no \":\": write name:token"},
 		{"token as a flag", map[string]string{"INTAKE_TOKEN": serveTestSecret}, []string{"--token", serveTestSecret}, "unknown flag: --token"},
 		{"no app", map[string]string{"INTAKE_TOKEN": serveTestSecret, "TIM_SDKAPPID": ""}, nil, "TIM_SDKAPPID is not set: the intake needs"},
+		{"apps file and an app", map[string]string{"INTAKE_TOKEN": serveTestSecret, "TIM_APPS_FILE": appsFile}, nil, "both TIM_APPS_FILE and TIM_SDKAPPID (--sdkappid) are set"},
+		{"bad apps file", map[string]string{"INTAKE_TOKEN": serveTestSecret, "TIM_SDKAPPID": "", "TIM_APPS_FILE": badApps}, nil, "TIM_APPS_FILE: app 1: sdkappid is missing"},
+		{"token of an app not served", map[string]string{"INTAKE_TOKENS_FILE": limitedFile}, nil, `the token "ops" may use app 7, which the intake does not serve`},
 		{"rate not a number", map[string]string{"INTAKE_TOKEN": serveTestSecret, "INTAKE_RATE": "fast"}, nil, `INTAKE_RATE "fast" is not a number of requests per second`},
 		{"zero rate", map[string]string{"INTAKE_TOKEN": serveTestSecret}, []string{"--rate", "0"}, "--rate (INTAKE_RATE) must be above 0"},
 		{"zero batch", map[string]string{"INTAKE_TOKEN": serveTestSecret, "INTAKE_MAX_BATCH": "0"}, nil, "--max-batch (INTAKE_MAX_BATCH) must be at least 1"},
@@ -98,29 +104,8 @@ func TestServeQueuesAsTheTokensNameAndStopsOnCancel(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			ctx, stop := context.WithCancel(context.Background())
+			base, _, logs, exited, stop := startServe(t, "--log-level", "debug")
 			defer stop()
-			out, logs := &logtest.Buffer{}, &logtest.Buffer{}
-			exited := make(chan int, 1)
-			go func() { exited <- Main(ctx, []string{"serve", "--log-level", "debug"}, out, logs) }()
-
-			var base string
-			deadline := time.Now().Add(10 * time.Second)
-			for base == "" {
-				if line, ok := strings.CutPrefix(out.String(), "intake listening on "); ok {
-					base = strings.Fields(line)[0]
-					break
-				}
-				select {
-				case code := <-exited:
-					t.Fatalf("serve exited with %d: %s", code, logs)
-				default:
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("serve did not start: %s", logs)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
 
 			req, _ := http.NewRequest(http.MethodPost, base+"/v1/recalls",
 				strings.NewReader(`{"From_Account":"vinson","To_Account":"dramon","MsgKey":"31906_833502_1572869830"}`))
@@ -159,5 +144,109 @@ func TestServeQueuesAsTheTokensNameAndStopsOnCancel(t *testing.T) {
 				t.Fatalf("the log does not name the client %q:\n%s", tc.who, logs)
 			}
 		})
+	}
+}
+
+// twoAppsFile is an apps file of two apps whose key files do not exist:
+// the intake never reads them.
+const twoAppsFile = `apps:
+  - sdkappid: 1400000000
+    name: prod
+    secret_key_file: /nonexistent/tim_key_prod
+  - sdkappid: 1400000001
+    secret_key_file: /nonexistent/tim_key_staging
+`
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestServeServesTheAppsFile: with TIM_APPS_FILE, the intake serves its
+// apps without their key files; a POST names its app and lands in that
+// app's queue; a token limited to one app is refused another.
+func TestServeServesTheAppsFile(t *testing.T) {
+	clearServeEnv(t)
+	dir := t.TempDir()
+	rs := redistest.Start(t)
+	t.Setenv("REDIS_URL", rs.URL)
+	t.Setenv("TIM_SDKAPPID", "")
+	t.Setenv("TIM_APPS_FILE", writeFile(t, dir, "apps.yaml", twoAppsFile))
+	t.Setenv("INTAKE_TOKENS_FILE", writeFile(t, dir, "tokens", "support-desk:"+serveTestSecret+" apps=1400000001\n"))
+	t.Setenv("INTAKE_ADDR", "127.0.0.1:0")
+	base, line, logs, exited, stop := startServe(t)
+	defer stop()
+	if !strings.Contains(line, "(apps 1400000000 (prod), 1400000001, 1 clients)") {
+		t.Errorf("the start line does not name the apps: %q", line)
+	}
+	post := func(query string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/recalls"+query,
+			strings.NewReader(`{"From_Account":"vinson","To_Account":"dramon","MsgKey":"31906_833502_1572869830"}`))
+		req.Header.Set("Authorization", "Bearer "+serveTestSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := post("?sdkappid=1400000001")
+	var got intake.Queued
+	err := json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST for app 1400000001: %d %+v %v", resp.StatusCode, got, err)
+	}
+	info, err := asynq.NewInspectorFromRedisClient(rs.Client(t)).GetTaskInfo(tasks.AppQueue(tasks.QueueUrgent, 1400000001), got.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := tasks.Decode(info.Payload); err != nil || r.SDKAppID != 1400000001 || r.RequestedBy != "support-desk" {
+		t.Fatalf("queued %+v (%v); want app 1400000001's, by support-desk", r, err)
+	}
+	for query, want := range map[string]int{"?sdkappid=1400000000": http.StatusForbidden, "": http.StatusUnprocessableEntity} {
+		resp := post(query)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("POST %q: %d, want %d", query, resp.StatusCode, want)
+		}
+	}
+	stop()
+	if code := <-exited; code != exitOK {
+		t.Fatalf("serve exited with %d after cancel: %s", code, logs)
+	}
+	if strings.Contains(logs.String(), serveTestSecret) {
+		t.Fatalf("the token reached the log:\n%s", logs)
+	}
+}
+
+// startServe runs "recallq serve args..." until stop, and waits until it
+// listens: it returns the base URL, the start line, the log, the exit code
+// channel and stop.
+func startServe(t *testing.T, args ...string) (base, line string, logs *logtest.Buffer, exited chan int, stop func()) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	out, logs := &logtest.Buffer{}, &logtest.Buffer{}
+	exited = make(chan int, 1)
+	go func() { exited <- Main(ctx, append([]string{"serve"}, args...), out, logs) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if line, ok := strings.CutPrefix(out.String(), "intake listening on "); ok {
+			return strings.Fields(line)[0], line, logs, exited, stop
+		}
+		select {
+		case code := <-exited:
+			stop()
+			t.Fatalf("serve exited with %d: %s", code, logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("serve did not start: %s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,10 @@ import (
 type Token struct {
 	Name   string
 	Secret string
+	// Apps are the SDKAppIDs of the apps the token may queue recalls of
+	// and read tasks of, each one the intake serves. Default (empty):
+	// every app the intake serves.
+	Apps []uint64
 }
 
 func (t Token) String() string          { return "token " + strconv.Quote(t.Name) }
@@ -44,12 +49,15 @@ const DefaultTokenName = "default"
 // line, never the token.
 var ErrTokens = errors.New("bad bearer tokens")
 
-// ParseTokens reads a tokens file: one "name:token" a line; blank lines and
-// lines starting with "#" are skipped; spaces around the name and the token
-// are ignored. The name may not contain ":"; the token may not contain
-// spaces. It returns an error wrapping ErrTokens that names the line (never
-// the token) for a malformed line, a repeated name or a repeated token, or
-// when the file holds no token at all.
+// ParseTokens reads a tokens file: one "name:token" a line, optionally
+// followed, after a space, by "apps=" and the SDKAppIDs of the apps the
+// token may use, separated by commas ("billing:tok-b apps=1400000000");
+// without it the token may use every app the intake serves. Blank lines
+// and lines starting with "#" are skipped; spaces around the name and the
+// token are ignored. The name may not contain ":"; the token may not
+// contain spaces. It returns an error wrapping ErrTokens that names the
+// line (never the token) for a malformed line, a repeated name or a
+// repeated token, or when the file holds no token at all.
 func ParseTokens(r io.Reader) ([]Token, error) {
 	var toks []Token
 	sc := bufio.NewScanner(r)
@@ -62,8 +70,23 @@ func ParseTokens(r io.Reader) ([]Token, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: line %d has no \":\": write name:token", ErrTokens, n)
 		}
-		toks = append(toks, Token{Name: strings.TrimSpace(name), Secret: strings.TrimSpace(secret)})
-		if err := checkToken(toks[len(toks)-1]); err != nil {
+		t := Token{Name: strings.TrimSpace(name)}
+		secret, limits, limited := strings.Cut(strings.TrimSpace(secret), " ")
+		t.Secret = secret
+		if limited {
+			list, ok := strings.CutPrefix(strings.TrimSpace(limits), "apps=")
+			if !ok || strings.ContainsAny(list, " \t") {
+				return nil, fmt.Errorf("line %d: %w: the token of %q contains a space, or is followed by something other than apps=: "+
+					"write name:token, or name:token apps=1400000000,1400000001 to limit the token to those apps", n, ErrTokens, t.Name)
+			}
+			apps, err := parseAppList(list)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: %w: the apps of %q: %w", n, ErrTokens, t.Name, err)
+			}
+			t.Apps = apps
+		}
+		toks = append(toks, t)
+		if err := checkToken(t); err != nil {
 			return nil, fmt.Errorf("line %d: %w", n, err)
 		}
 	}
@@ -90,7 +113,29 @@ func checkToken(t Token) error {
 	case strings.IndexFunc(t.Secret, unicode.IsSpace) >= 0:
 		return fmt.Errorf("%w: the token of %q contains a space", ErrTokens, t.Name)
 	}
+	for i, id := range t.Apps {
+		switch {
+		case id == 0:
+			return fmt.Errorf("%w: the apps of %q list SDKAppID 0: give the SDKAppIDs from the Chat console", ErrTokens, t.Name)
+		case slices.Contains(t.Apps[:i], id):
+			return fmt.Errorf("%w: the apps of %q list %d twice: list each app once", ErrTokens, t.Name, id)
+		}
+	}
 	return nil
+}
+
+// parseAppList reads "1400000000,1400000001": SDKAppIDs in digits,
+// separated by commas.
+func parseAppList(list string) ([]uint64, error) {
+	var out []uint64
+	for f := range strings.SplitSeq(list, ",") {
+		id, err := strconv.ParseUint(f, 10, 64)
+		if err != nil || id == 0 {
+			return nil, errors.New("apps= takes SDKAppIDs in digits separated by commas, without spaces, such as apps=1400000000,1400000001")
+		}
+		out = append(out, id)
+	}
+	return out, nil
 }
 
 // checkTokens checks each token and that no name or token appears twice.
@@ -113,13 +158,26 @@ func checkTokens(toks []Token) error {
 	return nil
 }
 
-func newClients(toks []Token, r float64, burst int) ([]*client, error) {
+// newClients makes the clients of toks, each with the apps it may use
+// among served (all of them when its token lists none). A token that
+// lists an app not served is refused.
+func newClients(toks []Token, served []uint64, r float64, burst int) ([]*client, error) {
 	if err := checkTokens(toks); err != nil {
 		return nil, err
 	}
 	cs := make([]*client, len(toks))
 	for i, t := range toks {
-		cs[i] = &client{name: t.Name, hash: t.hash(), lim: rate.NewLimiter(rate.Limit(r), burst)}
+		c := &client{name: t.Name, hash: t.hash(), lim: rate.NewLimiter(rate.Limit(r), burst), apps: served, allApps: true}
+		for _, id := range t.Apps {
+			if !slices.Contains(served, id) {
+				return nil, fmt.Errorf("%w: the token %q may use app %d, which the intake does not serve: add the app to the intake's apps (TIM_APPS_FILE) or take it off the token's apps=",
+					ErrTokens, t.Name, id)
+			}
+		}
+		if len(t.Apps) > 0 {
+			c.apps, c.allApps = slices.Clone(t.Apps), false
+		}
+		cs[i] = c
 	}
 	return cs, nil
 }
@@ -177,6 +235,7 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 			return
 		}
 		slotOf(r.Context()).name = c.name
+		slotOf(r.Context()).client = c
 		now := s.cfg.Now()
 		res := c.lim.ReserveN(now, 1)
 		if delay := res.DelayFrom(now); !res.OK() || delay > 0 {
@@ -195,8 +254,13 @@ func (s *Server) authenticated(next http.Handler) http.Handler {
 	})
 }
 
-// clientSlot carries who asked from the authentication to the request log.
-type clientSlot struct{ name string }
+// clientSlot carries who asked from the authentication to the handlers and
+// the request log.
+type clientSlot struct {
+	name   string
+	client *client
+	app    uint64 // the app a POST named (or the one served)
+}
 
 type slotKey struct{}
 

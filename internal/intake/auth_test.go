@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,15 @@ func TestParseTokens(t *testing.T) {
 		err  string // "" = no error
 	}{
 		{"names and tokens, comments and blanks skipped",
-			"# who:token\n\nops-console:tok-a\n  billing : tok-b:with:colons \n", []Token{{"ops-console", "tok-a"}, {"billing", "tok-b:with:colons"}}, ""},
+			"# who:token\n\nops-console:tok-a\n  billing : tok-b:with:colons \n", []Token{{Name: "ops-console", Secret: "tok-a"}, {Name: "billing", Secret: "tok-b:with:colons"}}, ""},
+		{"a token limited to apps",
+			"ops:tok-a apps=1400000000\nbilling: tok-b  apps=1400000001,1400000000 \n",
+			[]Token{{Name: "ops", Secret: "tok-a", Apps: []uint64{1400000000}}, {Name: "billing", Secret: "tok-b", Apps: []uint64{1400000001, 1400000000}}}, ""},
+		{"apps not digits", "ops:" + secret + " apps=prod\n", nil, "line 1: bad bearer tokens: the apps of \"ops\": apps= takes SDKAppIDs in digits"},
+		{"apps with a space", "ops:" + secret + " apps=1, 2\n", nil, "or is followed by something other than apps="},
+		{"apps empty", "ops:" + secret + " apps=\n", nil, "apps= takes SDKAppIDs in digits"},
+		{"apps twice", "ops:" + secret + " apps=7,7\n", nil, "the apps of \"ops\" list 7 twice"},
+		{"something else after the token", "ops:" + secret + " app=7\n", nil, "write name:token, or name:token apps=1400000000,1400000001"},
 		{"no colon", "ops-console " + secret + "\n", nil, "line 1 has no \":\""},
 		{"empty name", "# c\n:" + secret + "\n", nil, "line 2: bad bearer tokens: the name is empty"},
 		{"empty token", "ops:\n", nil, "the token of \"ops\" is empty"},
@@ -40,7 +49,7 @@ func TestParseTokens(t *testing.T) {
 					t.Fatalf("got %v, want %v", got, tc.want)
 				}
 				for i := range got {
-					if got[i] != tc.want[i] {
+					if !reflect.DeepEqual(got[i], tc.want[i]) {
 						t.Fatalf("token %d = %#v (secret %q), want secret %q", i, got[i], got[i].Secret, tc.want[i].Secret)
 					}
 				}

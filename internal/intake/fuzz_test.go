@@ -15,7 +15,7 @@ import (
 func FuzzDecode(f *testing.F) {
 	s := &Server{cfg: Config{SDKAppID: 1400000000, MaxBatch: 5}}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		recalls, batch, derr := s.decode(body, "fuzz")
+		recalls, batch, derr := s.decode(body, 1400000000, "fuzz")
 		if derr != nil {
 			if derr.status != http.StatusBadRequest && derr.status != http.StatusUnprocessableEntity {
 				t.Fatalf("%q: status %d", body, derr.status)
@@ -31,6 +31,9 @@ func FuzzDecode(f *testing.F) {
 		for _, r := range recalls {
 			if err := r.Validate(); err != nil {
 				t.Fatalf("%q: accepted an invalid recall: %v", body, err)
+			}
+			if r.SDKAppID != 1400000000 {
+				t.Fatalf("%q: accepted a recall of app %d, not the request's", body, r.SDKAppID)
 			}
 			for _, v := range []string{r.FromAccount, r.ToAccount, r.MsgKey} {
 				if !bytes.Contains(body, []byte(v)) && !bytes.Contains(body, []byte{'\\'}) {
@@ -49,7 +52,7 @@ func FuzzDecode(f *testing.F) {
 func FuzzDecodeGroup(f *testing.F) {
 	s := &Server{cfg: Config{SDKAppID: 1400000000, MaxBatch: 5}}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		recalls, derr := s.decodeGroup(body, "fuzz")
+		recalls, derr := s.decodeGroup(body, 1400000000, "fuzz")
 		if derr != nil {
 			if derr.status != http.StatusBadRequest && derr.status != http.StatusUnprocessableEntity {
 				t.Fatalf("%q: status %d", body, derr.status)
@@ -70,6 +73,9 @@ func FuzzDecodeGroup(f *testing.F) {
 		for _, g := range recalls {
 			if err := g.Validate(); err != nil {
 				t.Fatalf("%q: accepted an invalid group recall: %v", body, err)
+			}
+			if g.SDKAppID != 1400000000 {
+				t.Fatalf("%q: accepted a group recall of app %d, not the request's", body, g.SDKAppID)
 			}
 			if g.GroupID != recalls[0].GroupID || g.TopicID != recalls[0].TopicID || g.Reason != recalls[0].Reason {
 				t.Fatalf("%q: accepted recalls of more than one group: %+v", body, recalls)

@@ -22,7 +22,8 @@ import (
 // one group (or of one of its topics) by MsgSeq, and optionally why, by
 // Tencent's names. Each MsgSeq becomes one task, as enqueue.GroupRecalls
 // queues them; the worker recalls up to ten waiting seqs of a group in one
-// call. Who asked is the token's name; the app is the intake's.
+// call. Who asked is the token's name; the app is the request's
+// (?sdkappid=, see requestApp).
 type GroupRecallRequest struct {
 	GroupID string   `json:"GroupId"`
 	TopicID string   `json:"TopicId,omitempty"`
@@ -38,15 +39,19 @@ const groupHint = `send {"GroupId":"...","MsgSeq":[1,2,3],"TopicId":"... (option
 // postGroupRecalls queues the recall of messages of one group, one task
 // per MsgSeq, all or nothing: a request with any bad field or MsgSeq
 // queues none and lists every bad one. It answers as postRecalls does (202
-// with a BatchResponse, one Queued per MsgSeq in order; 400, 413, 422,
-// 503); a MsgSeq given twice is queued once and its later rows say
+// with a BatchResponse, one Queued per MsgSeq in order; 400, 403, 413,
+// 422, 503); a MsgSeq given twice is queued once and its later rows say
 // already_queued.
 func (s *Server) postGroupRecalls(w http.ResponseWriter, r *http.Request) {
+	app, ok := s.requestApp(w, r)
+	if !ok {
+		return
+	}
 	body, ok := readBody(w, r)
 	if !ok {
 		return
 	}
-	recalls, derr := s.decodeGroup(body, requester(r.Context()))
+	recalls, derr := s.decodeGroup(body, app, requester(r.Context()))
 	if derr != nil {
 		writeError(w, derr.status, derr.msg, derr.problems)
 		return
@@ -59,11 +64,11 @@ func (s *Server) postGroupRecalls(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// decodeGroup parses a body into its group recalls, one per MsgSeq,
+// decodeGroup parses a body into group recalls of app, one per MsgSeq,
 // validated. It parses strictly, as decode does; a bad request lists every
 // problem: each unknown or mistyped field, the first bad value of the
 // group's fields, and every bad MsgSeq (its field "MsgSeq[3]", its row 3).
-func (s *Server) decodeGroup(body []byte, requestedBy string) ([]tasks.GroupRecall, *decodeError) {
+func (s *Server) decodeGroup(body []byte, app uint64, requestedBy string) ([]tasks.GroupRecall, *decodeError) {
 	const what = "the group recall is invalid"
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil, &decodeError{status: http.StatusBadRequest, msg: "the body is empty: " + groupHint}
@@ -86,7 +91,7 @@ func (s *Server) decodeGroup(body []byte, requestedBy string) ([]tasks.GroupReca
 			problems = append(problems, Problem{Field: memberName(k), malformed: true, Reason: reason})
 		}
 	}
-	g := tasks.GroupRecall{SDKAppID: s.cfg.SDKAppID, RequestedBy: requestedBy}
+	g := tasks.GroupRecall{SDKAppID: app, RequestedBy: requestedBy}
 	typed := true
 	for _, f := range []struct {
 		name string

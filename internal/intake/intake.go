@@ -14,6 +14,10 @@
 //	GET  /readyz            Redis answers PING
 //	GET  /openapi.yaml      the API's description
 //	GET  /metrics           failed and throttled logins, for Prometheus
+//
+// An intake serves one app or several (Config.Apps); a POST names its app
+// with ?sdkappid=, which may be left out when the intake serves one app.
+// A token may be limited to some of the apps (Token.Apps).
 package intake
 
 import (
@@ -31,6 +35,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/recallq/recallq/enqueue"
+	"github.com/recallq/recallq/internal/apps"
 	"github.com/recallq/recallq/internal/loginguard"
 	"github.com/recallq/recallq/internal/redisconn"
 )
@@ -67,8 +72,13 @@ type Config struct {
 	// RedisURL is the Redis that holds the queues. Default
 	// redisconn.DefaultURL.
 	RedisURL string
-	// SDKAppID is the Chat app whose messages are recalled. Required.
+	// SDKAppID is the Chat app whose messages are recalled, for an intake
+	// that serves one app. Set it or Apps.
 	SDKAppID uint64
+	// Apps are the Chat apps whose messages are recalled (as
+	// apps.LoadIDs reads them: only SDKAppID and Name are used). Set it
+	// or SDKAppID. With more than one, every POST names its app.
+	Apps []apps.App
 	// Tokens are the bearer tokens accepted, each with the name recorded as
 	// the task's RequestedBy. At least one is required.
 	Tokens []Token
@@ -107,6 +117,7 @@ type Server struct {
 	rdb     redis.UniversalClient
 	inspect *asynq.Inspector
 	clients []*client
+	apps    []apps.App // the apps served, at least one
 	guard   *loginguard.Guard
 	metrics *prometheus.Registry
 	mux     *http.ServeMux
@@ -117,6 +128,10 @@ type client struct {
 	name string
 	hash [32]byte // sha256 of the token; the token itself is not kept
 	lim  *rate.Limiter
+	// apps are the SDKAppIDs the token may use; allApps says they are
+	// all the intake serves (the token lists none).
+	apps    []uint64
+	allApps bool
 }
 
 // ErrConfig is wrapped by every error New returns for a bad Config.
@@ -152,9 +167,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	served, err := servedApps(cfg)
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case cfg.SDKAppID == 0:
-		return nil, fmt.Errorf("%w: Config.SDKAppID is not set: give the app's SDKAppID from the Chat console", ErrConfig)
 	case len(cfg.Tokens) == 0:
 		return nil, fmt.Errorf("%w: Config.Tokens is empty: give at least one bearer token", ErrConfig)
 	case cfg.Rate < 0:
@@ -166,7 +183,7 @@ func New(cfg Config) (*Server, error) {
 	case cfg.MaxBodyBytes < 1024:
 		return nil, fmt.Errorf("%w: Config.MaxBodyBytes must be at least 1024; got %d", ErrConfig, cfg.MaxBodyBytes)
 	}
-	clients, err := newClients(cfg.Tokens, cfg.Rate, cfg.Burst)
+	clients, err := newClients(cfg.Tokens, apps.IDs(served), cfg.Rate, cfg.Burst)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Config.Tokens: %w", ErrConfig, err)
 	}
@@ -174,7 +191,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: Config.RedisURL: %w", ErrConfig, err)
 	}
-	queue, err := enqueue.New(enqueue.Config{RedisURL: cfg.RedisURL, SDKAppID: cfg.SDKAppID})
+	// Every task the intake queues names its app: the client's app is
+	// never used.
+	queue, err := enqueue.New(enqueue.Config{RedisURL: cfg.RedisURL, SDKAppID: served[0].SDKAppID})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -187,6 +206,7 @@ func New(cfg Config) (*Server, error) {
 		rdb:     rdb,
 		inspect: asynq.NewInspectorFromRedisClient(rdb),
 		clients: clients,
+		apps:    served,
 		guard:   loginguard.New(loginguard.Config{Door: "intake", Logger: cfg.Logger, Now: cfg.Now}),
 		metrics: prometheus.NewRegistry(),
 	}

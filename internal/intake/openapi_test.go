@@ -222,6 +222,8 @@ func TestOpenAPIResponsesMatchHandler(t *testing.T) {
 	}
 	defer down.Close()
 
+	two := twoAppEnv(t) // billing may use app A only
+
 	queued := decodeAs[Queued](t, e.post(t, recallJSON("a", "b", "1_1_1"))).TaskID
 	good := recallJSON("a", "b", "1_1_2")
 	groupQueued := decodeAs[BatchResponse](t, e.do(t, "POST", "/v1/group-recalls", opsToken.Secret, groupJSON("g", "t", 1))).Recalls[0].TaskID
@@ -246,6 +248,10 @@ func TestOpenAPIResponsesMatchHandler(t *testing.T) {
 		{"POST /v1/recalls", limited.s, "POST", "/v1/recalls", ops, good, 202},
 		{"POST /v1/recalls", limited.s, "POST", "/v1/recalls", ops, good, 429},
 		{"POST /v1/recalls", down, "POST", "/v1/recalls", ops, good, 503},
+		{"POST /v1/recalls", two.s, "POST", "/v1/recalls?sdkappid=1400000001", ops, good, 202},
+		{"POST /v1/recalls", two.s, "POST", "/v1/recalls?sdkappid=1400000001", billingToken.Secret, good, 403},
+		{"POST /v1/recalls", two.s, "POST", "/v1/recalls", ops, good, 422},
+		{"POST /v1/recalls", two.s, "POST", "/v1/recalls?sdkappid=x", ops, good, 400},
 		{"POST /v1/group-recalls", e.s, "POST", "/v1/group-recalls", ops, group, 202},
 		{"POST /v1/group-recalls", e.s, "POST", "/v1/group-recalls", ops, `{"GroupId":"g","MsgSeq":["1"]}`, 400},
 		{"POST /v1/group-recalls", e.s, "POST", "/v1/group-recalls", "", group, 401},
@@ -253,6 +259,9 @@ func TestOpenAPIResponsesMatchHandler(t *testing.T) {
 		{"POST /v1/group-recalls", e.s, "POST", "/v1/group-recalls", ops, `{"GroupId":"g","MsgSeq":[1,0]}`, 422},
 		{"POST /v1/group-recalls", limited.s, "POST", "/v1/group-recalls", ops, group, 429}, // after the POSTs above
 		{"POST /v1/group-recalls", down, "POST", "/v1/group-recalls", ops, group, 503},
+		{"POST /v1/group-recalls", two.s, "POST", "/v1/group-recalls?sdkappid=1400000001", ops, group, 202},
+		{"POST /v1/group-recalls", two.s, "POST", "/v1/group-recalls?sdkappid=1400000001", billingToken.Secret, group, 403},
+		{"POST /v1/group-recalls", two.s, "POST", "/v1/group-recalls?sdkappid=1400000009", ops, group, 422},
 		{"GET /v1/recalls/{id}", e.s, "GET", "/v1/recalls/" + queued, ops, "", 200},
 		{"GET /v1/recalls/{id}", e.s, "GET", "/v1/recalls/" + groupQueued, ops, "", 200},
 		{"GET /v1/recalls/{id}", e.s, "GET", "/v1/recalls/" + queued, "", "", 401},

@@ -21,7 +21,7 @@ import (
 
 // RecallRequest is one recall as a client sends it: the message, by
 // Tencent's names, and optionally why. Who asked is the token's name; the
-// app is the intake's.
+// app is the request's (?sdkappid=, see requestApp).
 type RecallRequest struct {
 	FromAccount string `json:"From_Account"`
 	ToAccount   string `json:"To_Account"`
@@ -89,15 +89,21 @@ var recallFields = []string{"From_Account", "To_Account", "MsgKey", "reason"}
 // any bad recall queues none and lists every bad one.
 //
 // Answers: 202 with the task IDs; 400 when the body is not JSON or not the
-// shape of a recall or batch (unknown or mistyped fields); 413 when the body
+// shape of a recall or batch (unknown or mistyped fields), or ?sdkappid= is
+// not a number; 403 when the token may not use the app; 413 when the body
 // is too large; 422 when the shape is right but values are not (an empty
-// field, one too long, an empty or too large batch); 503 when Redis fails.
+// field, one too long, an empty or too large batch, an app missing or not
+// served); 503 when Redis fails.
 func (s *Server) postRecalls(w http.ResponseWriter, r *http.Request) {
+	app, ok := s.requestApp(w, r)
+	if !ok {
+		return
+	}
 	body, ok := readBody(w, r)
 	if !ok {
 		return
 	}
-	recalls, batch, derr := s.decode(body, requester(r.Context()))
+	recalls, batch, derr := s.decode(body, app, requester(r.Context()))
 	if derr != nil {
 		writeError(w, derr.status, derr.msg, derr.problems)
 		return
@@ -143,7 +149,7 @@ func (s *Server) enqueueEach(w http.ResponseWriter, r *http.Request, ids []strin
 	results, err := s.enqueueAll(r.Context(), ids, queue)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "intake: cannot queue recalls",
-			"client", requester(r.Context()), "recalls", len(ids), "err", s.logRedisErr(err))
+			"client", requester(r.Context()), "sdkappid", slotOf(r.Context()).app, "recalls", len(ids), "err", s.logRedisErr(err))
 		writeError(w, http.StatusServiceUnavailable,
 			"cannot queue the recalls: "+whyRedisFailed(err)+"; send the same request again later: recalls already queued are reported as already_queued", nil)
 		return nil, false
@@ -155,7 +161,8 @@ func (s *Server) enqueueEach(w http.ResponseWriter, r *http.Request, ids []strin
 		}
 	}
 	s.log.InfoContext(r.Context(), "intake: recalls accepted",
-		"client", requester(r.Context()), "path", r.URL.Path, "recalls", len(results), "queued", queued, "already_queued", len(results)-queued)
+		"client", requester(r.Context()), "sdkappid", slotOf(r.Context()).app, "path", r.URL.Path,
+		"recalls", len(results), "queued", queued, "already_queued", len(results)-queued)
 	return results, true
 }
 
@@ -231,15 +238,15 @@ type decodeError struct {
 
 const shapeHint = `send one recall {"From_Account":"...","To_Account":"...","MsgKey":"...","reason":"..."} or a batch {"recalls":[...]}`
 
-// decode parses a body into its recalls, validated, and says whether it was
-// a batch. A bad request lists every bad recall, one problem each.
+// decode parses a body into recalls of app, validated, and says whether it
+// was a batch. A bad request lists every bad recall, one problem each.
 //
 // The body is parsed by strictjson, as campaign JSON Lines are: a field
 // given twice, invalid UTF-8 (or an escape that is no character) and a
 // second JSON value are refused, not resolved. Field names are matched
 // exactly; a name that differs from one only in letter case is refused
 // with the right spelling.
-func (s *Server) decode(body []byte, requestedBy string) ([]tasks.Recall, bool, *decodeError) {
+func (s *Server) decode(body []byte, app uint64, requestedBy string) ([]tasks.Recall, bool, *decodeError) {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil, false, &decodeError{status: http.StatusBadRequest, msg: "the body is empty: " + shapeHint}
 	}
@@ -249,7 +256,7 @@ func (s *Server) decode(body []byte, requestedBy string) ([]tasks.Recall, bool, 
 	}
 	rawRows, batch := top["recalls"]
 	if !batch {
-		rc, p := s.recall(top, "", nil, requestedBy)
+		rc, p := recall(top, "", nil, app, requestedBy)
 		if p != nil {
 			return nil, false, problemsError(false, 1, []Problem{*p})
 		}
@@ -289,7 +296,7 @@ func (s *Server) decode(body []byte, requestedBy string) ([]tasks.Recall, bool, 
 				Reason: "is not a JSON object" + `: a recall is {"From_Account":"...","To_Account":"...","MsgKey":"..."}`})
 			continue
 		}
-		rc, p := s.recall(obj, prefix+".", &idx, requestedBy)
+		rc, p := recall(obj, prefix+".", &idx, app, requestedBy)
 		if p != nil {
 			problems = append(problems, *p)
 			continue
@@ -338,15 +345,15 @@ func bodyProblem(err error, hint, list string) (*Problem, *decodeError) {
 	return &p, nil
 }
 
-// recall reads one recall from obj and validates it. It returns the first
-// problem, its field named with prefix.
-func (s *Server) recall(obj map[string]jsontext.Value, prefix string, row *int, requestedBy string) (tasks.Recall, *Problem) {
+// recall reads one recall of app from obj and validates it. It returns the
+// first problem, its field named with prefix.
+func recall(obj map[string]jsontext.Value, prefix string, row *int, app uint64, requestedBy string) (tasks.Recall, *Problem) {
 	rr, p := decodeRecall(obj, prefix, row)
 	if p != nil {
 		return tasks.Recall{}, p
 	}
 	rc := tasks.Recall{
-		SDKAppID:    s.cfg.SDKAppID,
+		SDKAppID:    app,
 		FromAccount: rr.FromAccount,
 		ToAccount:   rr.ToAccount,
 		MsgKey:      rr.MsgKey,

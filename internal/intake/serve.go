@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/recallq/recallq/internal/apps"
 	"github.com/recallq/recallq/internal/httpserve"
 )
 
@@ -43,7 +44,7 @@ func (s *Server) ListenAndServe(ctx context.Context, ready func(url string)) err
 		s.log.WarnContext(ctx, "intake: serving plain HTTP beyond this machine: bearer tokens cross the network readable; "+
 			"put a proxy that terminates TLS in front (or a service mesh with mTLS)", "addr", ln.Addr().String())
 	}
-	s.log.InfoContext(ctx, "intake: listening", "url", url, "redis", s.conn.String(), "sdkappid", s.cfg.SDKAppID,
+	s.log.InfoContext(ctx, "intake: listening", "url", url, "redis", s.conn.String(), "apps", apps.IDs(s.apps),
 		"clients", len(s.clients), "rate", s.cfg.Rate, "burst", s.cfg.Burst, "max_batch", s.cfg.MaxBatch)
 
 	if err := httpserve.Run(ctx, s.log, "intake", srv, ln, s.cfg.ShutdownTimeout, ready); err != nil {

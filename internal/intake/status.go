@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,9 +51,9 @@ type Task struct {
 }
 
 // getRecall answers a task's state, one-to-one or group: 200, 404 for an
-// ID no queue holds (or holds no longer: a finished task is kept
-// tasks.DefaultRetention) or that another client queued, 503 when Redis
-// fails.
+// ID no queue of the token's apps holds (or holds no longer: a finished
+// task is kept tasks.DefaultRetention), that another client queued or
+// that is of an app the token may not use, 503 when Redis fails.
 func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	notFound := func() {
@@ -64,7 +65,8 @@ func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
 		notFound()
 		return
 	}
-	info, err := s.findTask(r.Context(), id, typ)
+	c := slotOf(r.Context()).client
+	info, err := s.findTask(r.Context(), id, typ, c.apps)
 	var task Task
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
@@ -72,7 +74,7 @@ func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "intake: cannot look up a task", "task_id", id, "err", s.logRedisErr(err))
 		writeError(w, http.StatusServiceUnavailable, "cannot look up the task: "+whyRedisFailed(err)+"; try again later", nil)
-	case !readPayload(info, requester(r.Context()), &task):
+	case !readPayload(info, c, &task):
 		notFound()
 	default:
 		task.ID, task.Type, task.Queue, task.State = info.ID, info.Type, info.Queue, info.State.String()
@@ -95,33 +97,34 @@ func taskType(id string) string {
 	return ""
 }
 
-// readPayload fills t with what the task recalls and reports whether the
-// client named who queued it. A token reads only its own recalls: task IDs
-// are derived from the accounts and the MsgKey, or the group and the
-// MsgSeq, so reading any ID would tell any client whether any message was
-// recalled. A task whose payload does not decode is no one's.
-func readPayload(info *asynq.TaskInfo, who string, t *Task) bool {
-	if who == "" {
+// readPayload fills t with what the task recalls and reports whether c
+// queued it, for an app c may still use. A token reads only its own
+// recalls: task IDs are derived from the app, the accounts and the MsgKey,
+// or the group and the MsgSeq, so reading any ID would tell any client
+// whether any message was recalled. A task whose payload does not decode
+// is no one's.
+func readPayload(info *asynq.TaskInfo, c *client, t *Task) bool {
+	if c == nil || c.name == "" {
 		return false
 	}
 	switch info.Type {
 	case tasks.TypeRecall:
 		r, err := tasks.Decode(info.Payload)
 		t.FromAccount, t.ToAccount, t.MsgKey = r.FromAccount, r.ToAccount, r.MsgKey
-		return err == nil && r.RequestedBy == who
+		return err == nil && r.RequestedBy == c.name && slices.Contains(c.apps, r.SDKAppID)
 	case tasks.TypeGroupRecall:
 		g, err := tasks.DecodeGroupRecall(info.Payload)
 		t.GroupID, t.TopicID, t.MsgSeq = g.GroupID, g.TopicID, g.MsgSeq
-		return err == nil && g.RequestedBy == who
+		return err == nil && g.RequestedBy == c.name && slices.Contains(c.apps, g.SDKAppID)
 	}
 	return false
 }
 
-// findTask looks for the task of type typ in the app's urgent queue, then
-// its bulk queue, then the legacy queues (tasks queued before queues
-// carried the app). It returns an error wrapping asynq.ErrTaskNotFound
-// when none holds it.
-func (s *Server) findTask(ctx context.Context, id, typ string) (*asynq.TaskInfo, error) {
+// findTask looks for the task of type typ in the queues of the apps ids,
+// each app's urgent then bulk queue, then in the legacy queues (see
+// taskQueues). It returns an error wrapping asynq.ErrTaskNotFound when
+// none holds it.
+func (s *Server) findTask(ctx context.Context, id, typ string, ids []uint64) (*asynq.TaskInfo, error) {
 	type found struct {
 		info *asynq.TaskInfo
 		err  error
@@ -129,8 +132,7 @@ func (s *Server) findTask(ctx context.Context, id, typ string) (*asynq.TaskInfo,
 	// asynq's Inspector takes no context: bound the lookup here.
 	done := make(chan found, 1)
 	go func() {
-		app := s.cfg.SDKAppID
-		for _, q := range []string{tasks.AppQueue(tasks.QueueUrgent, app), tasks.AppQueue(tasks.QueueBulk, app), tasks.QueueUrgent, tasks.QueueBulk} {
+		for _, q := range taskQueues(ids) {
 			info, err := s.inspect.GetTaskInfo(q, id)
 			switch {
 			case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):

@@ -3,16 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hibiken/asynq"
 
-	"github.com/recallq/recallq/internal/logtest"
 	"github.com/recallq/recallq/internal/metrics"
 	"github.com/recallq/recallq/internal/redistest"
 )
@@ -48,36 +45,10 @@ func TestWorkerServesEveryAppOfTheAppsFile(t *testing.T) {
 	s := redistest.Start(t)
 	t.Setenv("REDIS_URL", s.URL)
 	writeAppsFile(t, true)
-	port, err := redistest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	base := "http://" + addr
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr logtest.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"worker", "--log-format", "json", "--concurrency", "2", "--metrics-addr", addr}, &stdout, &stderr)
-	}()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		code, _ := metricsProbe(base + "/readyz")
-		if code == http.StatusOK {
-			break
-		}
-		select {
-		case c := <-done:
-			t.Fatalf("the worker exited (%d)\n%s", c, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never answered 200 (last %d)\n%s", code, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	addr, done, stderr := startWorker(t, ctx)
+	base := "http://" + addr
 	_, body := metricsProbe(base + "/metrics")
 	for _, want := range []string{metrics.ConfigErrors + `{app="chat-prod"} 0`, metrics.ConfigErrors + `{app="chat-staging"} 0`} {
 		if !strings.Contains(body, want) {
@@ -119,14 +90,7 @@ func TestWorkerServesEveryAppOfTheAppsFile(t *testing.T) {
 	}
 
 	cancel() // SIGTERM
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit code %d\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the worker did not stop")
-	}
+	waitExit(t, done, stderr)
 	if n := strings.Count(stderr.String(), `"msg":"worker stopped"`); n != 2 {
 		t.Errorf("%d workers said they stopped, want 2:\n%s", n, stderr.String())
 	}

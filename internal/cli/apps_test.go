@@ -185,3 +185,34 @@ func TestCampaignListNamesTheApp(t *testing.T) {
 		t.Errorf("campaign status: %d %q %q; want the app chat-staging (1400000001)", code, out, errOut)
 	}
 }
+
+// The worker refuses a single-app setting beside an apps file, naming it,
+// and an --sdkappid that is not in the file.
+func TestWorkerRefusesMixedSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantErr string
+	}{
+		{"TIM_SECRET_KEY", map[string]string{"TIM_SECRET_KEY": "k"}, nil, "TIM_APPS_FILE is set, and so is TIM_SECRET_KEY"},
+		{"--rate", nil, []string{"--rate", "100"}, "TIM_APPS_FILE is set, and so is --rate"},
+		{"RECALL_RATE and --endpoint", map[string]string{"RECALL_RATE": "100"}, []string{"--endpoint", "http://127.0.0.1:1"},
+			"TIM_APPS_FILE is set, and so is RECALL_RATE, --endpoint"},
+		{"an app not in the file", nil, []string{"--sdkappid", "1400000007"}, "--sdkappid 1400000007 is not in TIM_APPS_FILE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			writeAppsFile(t, true)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			code, _, errOut := run(t, append([]string{"worker", "--metrics-addr", ""}, tc.args...)...)
+			if code != exitUsage || !strings.Contains(errOut, tc.wantErr) {
+				t.Errorf("code %d, stderr %q; want %d and %q", code, errOut, exitUsage, tc.wantErr)
+			}
+			if strings.Contains(errOut, "secret-of-") {
+				t.Errorf("the error shows a key: %q", errOut)
+			}
+		})
+	}
+}

@@ -23,8 +23,9 @@ type Workers []*Worker
 // called (after Run has returned). /readyz answers 200 once every worker
 // has started, 503 naming the app while one's configuration-error circuit
 // is open (with the fix), and 503 from the moment ctx ends (shutdown
-// began). Call it before Run. It returns metrics.Listen's error when addr
-// cannot be listened on.
+// began); it pings the first worker's Redis (the worker command gives
+// every app the same). Call it before Run. It returns metrics.Listen's
+// error when addr cannot be listened on.
 func (ws Workers) ServeMetrics(ctx context.Context, addr string) (srv *metrics.Server, stop func(), err error) {
 	if len(ws) == 0 {
 		return nil, nil, errors.New("assembly: no worker to serve the metrics of")

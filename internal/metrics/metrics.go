@@ -406,8 +406,8 @@ func Gatherer(ms ...*Metrics) prometheus.Gatherer {
 // Handler serves m's series in Prometheus's exposition formats.
 func (m *Metrics) Handler() http.Handler { return Handler(m) }
 
-// Handler serves the series of several apps' Metrics (Gatherer) in
-// Prometheus's exposition formats; the first one's logger reports
+// Handler serves the series of several apps' Metrics (Gatherer), at least
+// one, in Prometheus's exposition formats; the first one's logger reports
 // problems.
 func Handler(ms ...*Metrics) http.Handler {
 	first := ms[0]

@@ -12,8 +12,8 @@ package assembly
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -47,9 +47,15 @@ type Config struct {
 	// admin, region or endpoint. Its SDKAppID is required. New adds the
 	// metrics to OnSigRefresh, beside any set here.
 	App tim.Config
-	// Rate is the calls per second that every worker of the app shares.
-	// Default limiter.DefaultRate.
+	// Name is the app's name from the apps file: the app label of every
+	// recallq series (metrics.Config.App) and the app named by /readyz.
+	// Default: the SDKAppID in decimal.
+	Name string
+	// Rate is the admin_msgwithdraw calls per second that every worker of
+	// the app shares. Default limiter.DefaultRate.
 	Rate float64
+	// GroupRate is the same for group_msg_recall. Default: Rate.
+	GroupRate float64
 	// AheadBulk is limiter.Config.AheadBulk: default limiter.DefaultAheadBulk.
 	AheadBulk int
 	// Worker is the server's settings (concurrency, retry delays, Started
@@ -84,7 +90,7 @@ type Worker struct {
 	// Limiter is the app's shared limiter for APIWithdraw.
 	Limiter *limiter.Limiter
 	// GroupLimiter is the app's shared limiter for APIGroupRecall: a
-	// bucket of its own (each API has its own cap), at the same Rate.
+	// bucket of its own (each API has its own cap), at Config.GroupRate.
 	GroupLimiter *limiter.Limiter
 	// Metrics records every call; ServeMetrics serves them.
 	Metrics *metrics.Metrics
@@ -92,6 +98,7 @@ type Worker struct {
 	// Config.NoFeeder.
 	Feeder *campaign.Feeder
 
+	name  string // Config.Name
 	cfg   worker.Config
 	rdb   redis.UniversalClient
 	log   *slog.Logger
@@ -109,14 +116,20 @@ func New(cfg Config) (*Worker, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	m := metrics.New(metrics.Config{Logger: log})
+	if cfg.Name == "" {
+		cfg.Name = strconv.FormatUint(cfg.App.SDKAppID, 10)
+	}
+	if cfg.GroupRate == 0 {
+		cfg.GroupRate = cfg.Rate
+	}
+	m := metrics.New(metrics.Config{Logger: log, App: cfg.Name})
 	app := cfg.App
 	app.OnSigRefresh = chainSigRefresh(app.OnSigRefresh, m.SigRefreshed)
 	api, err := tim.New(app)
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{API: api, Metrics: m, rdb: cfg.Redis, log: log}
+	w := &Worker{API: api, Metrics: m, name: cfg.Name, rdb: cfg.Redis, log: log}
 	w.Limiter, err = limiter.New(limiter.Config{
 		Redis:     cfg.Redis,
 		App:       app.SDKAppID,
@@ -133,7 +146,7 @@ func New(cfg Config) (*Worker, error) {
 		Redis:     cfg.Redis,
 		App:       app.SDKAppID,
 		API:       tim.APIGroupRecall,
-		Rate:      cfg.Rate,
+		Rate:      cfg.GroupRate,
 		AheadBulk: cfg.AheadBulk,
 		Logger:    log,
 	})
@@ -224,39 +237,10 @@ func (w *Worker) rate() float64 {
 }
 
 // ServeMetrics serves /metrics, /healthz and /readyz on addr until the
-// returned stop is called (after Run has returned). /readyz answers 200
-// once the worker has started, 503 while this worker's configuration-error
-// circuit is open (with the fix), and 503 from the moment ctx ends
-// (shutdown began). Call it before Run. It returns metrics.Listen's error
-// when addr cannot be listened on.
+// returned stop is called (after Run has returned): Workers.ServeMetrics
+// for this one worker. Call it before Run.
 func (w *Worker) ServeMetrics(ctx context.Context, addr string) (srv *metrics.Server, stop func(), err error) {
-	srv, err = metrics.Listen(metrics.ServerConfig{Addr: addr, Metrics: w.Metrics, Ping: w.ping, Logger: w.log})
-	if err != nil {
-		return nil, nil, err
-	}
-	w.cfg.Handler.OnBreaker = chainBreaker(w.cfg.Handler.OnBreaker, func(open bool, o worker.Outcome) {
-		if !open {
-			srv.Unready("")
-			return
-		}
-		srv.Unready(fmt.Sprintf("configuration error %d (%s): this worker stopped calling; fix: %s", o.Code, o.Meaning, o.Fix))
-	})
-	started := w.cfg.Started
-	w.cfg.Started = func() {
-		if started != nil {
-			started()
-		}
-		srv.Started()
-	}
-	unwatch := context.AfterFunc(ctx, srv.Stopping)
-	return srv, func() {
-		unwatch()
-		sctx, cancel := context.WithTimeout(context.Background(), MetricsShutdownTimeout)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			w.log.Warn("metrics server did not stop cleanly", "err", err)
-		}
-	}, nil
+	return Workers{w}.ServeMetrics(ctx, addr)
 }
 
 // Run serves recall tasks until ctx ends (worker.Run), with the campaign

@@ -196,7 +196,7 @@ func (m *Manager) fillWaiting(ctx context.Context, all []Status) error {
 			feeding[s.SDKAppID] = live
 		}
 		if !live {
-			s.Waiting = fmt.Sprintf("no worker of app %d is running, so nothing is fed: start `recallq worker` with TIM_SDKAPPID=%d", s.SDKAppID, s.SDKAppID)
+			s.Waiting = fmt.Sprintf("no worker of app %d is running, so nothing is fed: start `recallq worker` with TIM_SDKAPPID=%d, or with the app in its TIM_APPS_FILE", s.SDKAppID, s.SDKAppID)
 		}
 	}
 	return nil

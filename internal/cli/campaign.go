@@ -95,10 +95,11 @@ the user's group messages too, and queues them with the one-to-one ones.`,
 			if len(args) != 1 {
 				return usagef("give the FILE of messages to recall (or - for stdin), or --sender USER / --conversation A,B with --since")
 			}
-			id, err := app.appID("campaign start")
+			one, err := app.oneApp(cmd, "campaign start", false)
 			if err != nil {
 				return err
 			}
+			id := one.SDKAppID
 			f, err := campaign.ParseFormat(format)
 			if err != nil {
 				return usagef("--format: %v", err)
@@ -253,6 +254,10 @@ func newCampaignStatusCmd(g *globals) *cobra.Command {
 			if every <= 0 {
 				return usagef("--interval must be positive; got %s", every)
 			}
+			names, err := appNames()
+			if err != nil {
+				return err
+			}
 			m, closeFn, err := app.manager(rate)
 			if err != nil {
 				return err
@@ -266,11 +271,11 @@ func newCampaignStatusCmd(g *globals) *cobra.Command {
 			if asJSON {
 				return watchJSON(ctx, g.stdout, m, st, watch, every)
 			}
-			printStatus(g.stdout, st)
+			printStatus(g.stdout, st, names)
 			if !watch || final(st.State) {
 				return nil
 			}
-			return watchBar(ctx, g, m, st, every)
+			return watchBar(ctx, g, m, st, every, names)
 		},
 	}
 	app.register(cmd, false)
@@ -304,7 +309,7 @@ func watchJSON(ctx context.Context, out io.Writer, m *campaign.Manager, st campa
 	}
 }
 
-func watchBar(ctx context.Context, g *globals, m *campaign.Manager, st campaign.Status, every time.Duration) error {
+func watchBar(ctx context.Context, g *globals, m *campaign.Manager, st campaign.Status, every time.Duration, names map[uint64]string) error {
 	bar := progress.New(g.stderr, st.Name, progress.Options{Total: st.Queued, Every: max(every, 2*time.Second)})
 	prev, prevAt := st.Ended(), time.Now()
 	measured := 0.0
@@ -334,7 +339,7 @@ func watchBar(ctx context.Context, g *globals, m *campaign.Manager, st campaign.
 		}
 	}
 	bar.Done()
-	printStatus(g.stdout, st)
+	printStatus(g.stdout, st, names)
 	return nil
 }
 
@@ -352,8 +357,9 @@ func etaText(st campaign.Status) string {
 	return fmt.Sprintf("ETA %s at %.1f calls/s (%s)", st.ETA().Round(time.Second), st.Rate, st.RateSource)
 }
 
-func printStatus(out io.Writer, st campaign.Status) {
-	fmt.Fprintf(out, "campaign %s (app %d): %s\n", st.Name, st.SDKAppID, st.State)
+// printStatus prints st; names are the configured apps' (appNames).
+func printStatus(out io.Writer, st campaign.Status, names map[uint64]string) {
+	fmt.Fprintf(out, "campaign %s (app %s): %s\n", st.Name, appLabel(st.SDKAppID, names), st.State)
 	imp := "import complete"
 	if !st.ImportDone {
 		imp = "import still running (or interrupted: run the same start again)"
@@ -422,6 +428,10 @@ func newCampaignListCmd(g *globals) *cobra.Command {
 		Short: "List campaigns, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			names, err := appNames()
+			if err != nil {
+				return err
+			}
 			m, closeFn, err := app.manager(rate)
 			if err != nil {
 				return err
@@ -448,7 +458,7 @@ func newCampaignListCmd(g *globals) *cobra.Command {
 				if s.State == campaign.StateRunning {
 					eta = s.ETA().Round(time.Second).String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.1f%%\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Name, s.State, s.SDKAppID, s.Queued,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f%%\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Name, s.State, appLabel(s.SDKAppID, names), s.Queued,
 					100*float64(s.Ended())/float64(max(s.Queued, 1)), s.Recalled, s.AlreadyRecalled, s.DeadLettered,
 					s.Retrying, s.Pending, s.Created.Format(time.RFC3339), eta)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
+	"github.com/recallq/recallq/internal/apps"
 	"github.com/recallq/recallq/internal/campaign"
 	"github.com/recallq/recallq/internal/capture"
 	"github.com/recallq/recallq/internal/limiter"
@@ -113,10 +114,13 @@ func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags,
 	case q.to != "" && q.sender == "":
 		return usagef("--to narrows --sender: give --sender too")
 	}
-	id, err := app.appID("campaign start")
+	// --conversation calls Tencent: with an apps file, with the app's own
+	// key and settings from the file.
+	one, err := app.oneApp(cmd, "campaign start", q.conversation != "" && os.Getenv("TIM_APPS_FILE") != "")
 	if err != nil {
 		return err
 	}
+	id := one.SDKAppID
 	since, until, err := q.window(time.Now())
 	if err != nil {
 		return err
@@ -165,7 +169,7 @@ func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags,
 		if !ok || a == "" || b == "" || strings.Contains(b, ",") || a == b {
 			return usagef("--conversation %q: give two different accounts, A,B", q.conversation)
 		}
-		found, res, err := q.readConversation(ctx, g, id, rdb, a, b, since, until)
+		found, res, err := q.readConversation(ctx, g, one, rdb, a, b, since, until)
 		if err != nil {
 			return err
 		}
@@ -212,13 +216,20 @@ func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags,
 
 // readConversation pages through admin_getroammsg under the app's own
 // bucket for that API in the shared limiter.
-func (q *queryFlags) readConversation(ctx context.Context, g *globals, id uint64, rdb redis.UniversalClient, a, b string, since, until time.Time) ([]campaign.Row, campaign.ConversationResult, error) {
+// The app's key and settings are an apps file's when it has a key, else
+// the single-app environment's.
+func (q *queryFlags) readConversation(ctx context.Context, g *globals, app apps.App, rdb redis.UniversalClient, a, b string, since, until time.Time) ([]campaign.Row, campaign.ConversationResult, error) {
 	var res campaign.ConversationResult
-	key, err := secretKey()
-	if err != nil {
-		return nil, res, err
+	id := app.SDKAppID
+	tc := tim.Config{SDKAppID: id, SecretKey: string(app.SecretKey), Admin: app.Admin, Region: app.Region, Endpoint: app.Endpoint}
+	if app.SecretKey == "" {
+		key, err := secretKey()
+		if err != nil {
+			return nil, res, err
+		}
+		tc = tim.Config{SDKAppID: id, SecretKey: key, Admin: q.admin, Region: q.region, Endpoint: q.endpoint}
 	}
-	api, err := tim.New(tim.Config{SDKAppID: id, SecretKey: key, Admin: q.admin, Region: q.region, Endpoint: q.endpoint})
+	api, err := tim.New(tc)
 	if err != nil {
 		return nil, res, usageError{err}
 	}

@@ -44,11 +44,16 @@ anything. --open serves without a password, on a loopback address only.`,
 			if err != nil {
 				return err
 			}
+			names, err := appNames()
+			if err != nil {
+				return err
+			}
 			conn, err := app.redis()
 			if err != nil {
 				return err
 			}
 			d, err := dashboard.New(dashboard.Config{
+				AppNames:  names,
 				Addr:      addr,
 				Redis:     conn.AsynqOpt(),
 				RedisName: conn.String(),

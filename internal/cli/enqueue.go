@@ -28,10 +28,11 @@ MsgSeqs; of the topic --topic in a topic community): one task per seq,
 one line each. The worker recalls up to ten seqs of a group in one call.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := app.appID("enqueue")
+			one, err := app.oneApp(cmd, "enqueue", false)
 			if err != nil {
 				return err
 			}
+			id := one.SDKAppID
 			if cmd.Flags().Changed("group") || cmd.Flags().Changed("seq") || cmd.Flags().Changed("topic") {
 				if r.FromAccount != "" || r.ToAccount != "" || r.MsgKey != "" {
 					return usagef("--group recalls group messages; --from, --to and --msgkey recall a one-to-one message: give one or the other")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/recallq/recallq/internal/apps"
 	"github.com/recallq/recallq/internal/redisconn"
 	"github.com/recallq/recallq/internal/tim"
 )
@@ -142,4 +143,154 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// singleAppEnv are the settings of the single-app environment that an
+// apps file replaces: with TIM_APPS_FILE set, each is refused rather than
+// silently ignored.
+var singleAppEnv = []string{"TIM_SDKAPPID", "TIM_SECRET_KEY", "TIM_SECRET_KEY_FILE", "TIM_ADMIN", "TIM_REGION", "TIM_ENDPOINT", "RECALL_RATE"}
+
+// singleAppFlags are their flags (--sdkappid is not among them: with an
+// apps file it picks one of its apps).
+var singleAppFlags = []string{"admin", "region", "endpoint", "rate"}
+
+// configuredApps returns the apps this deployment serves: those of the apps
+// file TIM_APPS_FILE names when it is set (--sdkappid then narrows them to
+// that one app), else the one app of the single-app environment
+// (TIM_SDKAPPID or --sdkappid, TIM_SECRET_KEY[_FILE], --admin, --region,
+// --endpoint, --rate), exactly as before apps files. With keys false the
+// secret keys are not read (the commands that only queue need none, and
+// run where the keys are not mounted): each App's SecretKey is then empty.
+// Every error is a usageError that says what to fix; none shows a key.
+func (a *appFlags) configuredApps(cmd *cobra.Command, who string, keys bool) ([]apps.App, error) {
+	path := os.Getenv("TIM_APPS_FILE")
+	if path == "" {
+		app, err := a.singleApp(who, keys)
+		if err != nil {
+			return nil, err
+		}
+		return []apps.App{app}, nil
+	}
+	var set []string
+	for _, name := range singleAppEnv {
+		if os.Getenv(name) != "" {
+			set = append(set, name)
+		}
+	}
+	for _, name := range singleAppFlags {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+			set = append(set, "--"+name)
+		}
+	}
+	if len(set) > 0 {
+		return nil, usagef("TIM_APPS_FILE is set, and so is %s: with an apps file every app's settings come from the file; unset %s (pick one app of the file with --sdkappid)",
+			strings.Join(set, ", "), strings.Join(set, ", "))
+	}
+	list, err := loadApps(path, keys)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	if a.sdkAppID == "" {
+		return list, nil
+	}
+	id, err := strconv.ParseUint(a.sdkAppID, 10, 64)
+	if err != nil || id == 0 {
+		return nil, usagef("--sdkappid %q is not a number: give the SDKAppID (digits) of one of the apps of TIM_APPS_FILE: %s", a.sdkAppID, appList(list))
+	}
+	app, ok := apps.Find(list, id)
+	if !ok {
+		return nil, usagef("--sdkappid %d is not in TIM_APPS_FILE %s: give one of its apps (%s), or add the app to the file", id, path, appList(list))
+	}
+	return []apps.App{app}, nil
+}
+
+// oneApp is the app a command that acts on one app (enqueue, campaign
+// start) acts on: the single app of the environment, or the one of the
+// apps file that --sdkappid picks; --sdkappid may be left out when the
+// file lists one app.
+func (a *appFlags) oneApp(cmd *cobra.Command, who string, keys bool) (apps.App, error) {
+	list, err := a.configuredApps(cmd, who, keys)
+	if err != nil {
+		return apps.App{}, err
+	}
+	if len(list) > 1 {
+		return apps.App{}, usagef("TIM_APPS_FILE lists %d apps: say which one %s is for with --sdkappid (%s)", len(list), who, appList(list))
+	}
+	return list[0], nil
+}
+
+// singleApp is the app of the single-app environment; with keys, its
+// secret key and Tencent settings are checked too.
+func (a *appFlags) singleApp(who string, keys bool) (apps.App, error) {
+	id, err := a.appID(who)
+	if err != nil {
+		return apps.App{}, err
+	}
+	app := apps.App{SDKAppID: id, Name: strconv.FormatUint(id, 10), Admin: a.admin, Region: a.region, Endpoint: a.endpoint,
+		Rate: a.rate, GroupRate: a.rate}
+	if !keys {
+		return app, nil
+	}
+	if err := a.checkRate(); err != nil {
+		return apps.App{}, err
+	}
+	if err := a.checkAdmin(); err != nil {
+		return apps.App{}, err
+	}
+	key, err := secretKey()
+	if err != nil {
+		return apps.App{}, err
+	}
+	app.SecretKey = apps.Secret(key)
+	return app, nil
+}
+
+// loadApps reads the apps file: with apps.Load when the keys are needed,
+// else with apps.LoadIDs, which leaves every secret_key_file unread.
+func loadApps(path string, keys bool) ([]apps.App, error) {
+	if keys {
+		return apps.Load(path)
+	}
+	return apps.LoadIDs(path)
+}
+
+// appList names the apps for an error: "chat-prod (1400000000), 1400000001".
+func appList(list []apps.App) string {
+	names := make([]string, len(list))
+	for i, a := range list {
+		names[i] = appName(a)
+	}
+	return strings.Join(names, ", ")
+}
+
+// appName is "name (sdkappid)", or the SDKAppID alone when it is the name.
+func appName(a apps.App) string { return appLabel(a.SDKAppID, map[uint64]string{a.SDKAppID: a.Name}) }
+
+// appLabel is how campaign list and status name an app: "name (sdkappid)"
+// for an app configured with a name, else its SDKAppID.
+func appLabel(id uint64, names map[uint64]string) string {
+	s := strconv.FormatUint(id, 10)
+	if n := names[id]; n != "" && n != s {
+		return n + " (" + s + ")"
+	}
+	return s
+}
+
+// appNames are the names of the apps of TIM_APPS_FILE by SDKAppID (no key
+// is read), for showing which app a campaign is for; nil without an apps
+// file.
+func appNames() (map[uint64]string, error) {
+	path := os.Getenv("TIM_APPS_FILE")
+	if path == "" {
+		return nil, nil
+	}
+	list, err := loadApps(path, false)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	names := make(map[uint64]string, len(list))
+	for _, a := range list {
+		names[a.SDKAppID] = a.Name
+	}
+	return names, nil
 }

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/recallq/recallq/internal/apps"
 	"github.com/recallq/recallq/internal/assembly"
 	"github.com/recallq/recallq/internal/metrics"
 	"github.com/recallq/recallq/internal/redisconn"
@@ -30,22 +32,30 @@ gracefully: in-flight calls finish, tasks not yet called return to the queue.`,
 			if err != nil {
 				return err
 			}
-			w, closeWorker, err := app.worker(log, concurrency)
+			if concurrency <= 0 {
+				return usagef("--concurrency must be at least 1; got %d", concurrency)
+			}
+			list, err := app.configuredApps(cmd, "the worker", true)
 			if err != nil {
 				return err
 			}
-			defer closeWorker()
+			ws, closeWorkers, err := app.workers(log, list, concurrency)
+			if err != nil {
+				return err
+			}
+			defer closeWorkers()
 			if metricsAddr == "" {
 				log.Info("metrics server off (--metrics-addr \"\")")
 			} else {
-				_, stopMetrics, err := w.ServeMetrics(cmd.Context(), metricsAddr)
+				_, stopMetrics, err := ws.ServeMetrics(cmd.Context(), metricsAddr)
 				if err != nil {
 					return usagef("--metrics-addr %q (env METRICS_ADDR): %v: use a free host:port, or \"\" to turn the metrics server off", metricsAddr, err)
 				}
 				defer stopMetrics() // runs after Run has returned
 			}
-			// Run runs the campaign feeder beside the worker and waits for it.
-			return w.Run(cmd.Context())
+			// Run runs each app's worker, with its campaign feeder, and
+			// waits for them all.
+			return ws.Run(cmd.Context())
 		},
 	}
 	app.register(cmd, true)
@@ -54,26 +64,10 @@ gracefully: in-flight calls finish, tasks not yet called return to the queue.`,
 	return cmd
 }
 
-// worker builds the worker from the settings (assembly.New) on a Redis
-// connection of its own; closeAll closes both.
-func (a *appFlags) worker(log *slog.Logger, concurrency int) (w *assembly.Worker, closeAll func(), err error) {
-	id, err := a.appID("the worker")
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := a.checkRate(); err != nil {
-		return nil, nil, err
-	}
-	if err := a.checkAdmin(); err != nil {
-		return nil, nil, err
-	}
-	if concurrency <= 0 {
-		return nil, nil, usagef("--concurrency must be at least 1; got %d", concurrency)
-	}
-	key, err := secretKey()
-	if err != nil {
-		return nil, nil, err
-	}
+// workers builds one worker per app (assembly.New), all on one Redis
+// connection of their own; closeAll closes them and it. Each app's worker
+// serves its own queues with its own concurrency, buckets and feeder.
+func (a *appFlags) workers(log *slog.Logger, list []apps.App, concurrency int) (ws assembly.Workers, closeAll func(), err error) {
 	conn, err := a.redis()
 	if err != nil {
 		return nil, nil, err
@@ -83,31 +77,48 @@ func (a *appFlags) worker(log *slog.Logger, concurrency int) (w *assembly.Worker
 	// until its lease recovery (about two minutes).
 	conn = conn.WithRetries(redisconn.FailoverRetries)
 	rdb := conn.Client()
-	w, err = assembly.New(assembly.Config{
-		Redis:  rdb,
-		Queue:  conn.AsynqOpt(),
-		App:    tim.Config{SDKAppID: id, SecretKey: key, Admin: a.admin, Region: a.region, Endpoint: a.endpoint},
-		Rate:   a.rate,
-		Worker: worker.Config{Concurrency: concurrency},
-		Logger: log,
-	})
-	if err != nil {
-		rdb.Close()
-		if errors.Is(err, tim.ErrInvalidConfig) {
-			return nil, nil, usageError{err}
+	closeAll = func() { ws.Close(); rdb.Close() }
+	for _, app := range list {
+		alog := log
+		if len(list) > 1 {
+			alog = log.With("app", app.Name) // which app's worker said it
 		}
-		return nil, nil, err
+		w, err := assembly.New(assembly.Config{
+			Redis: rdb,
+			Queue: conn.AsynqOpt(),
+			App: tim.Config{SDKAppID: app.SDKAppID, SecretKey: string(app.SecretKey), Admin: app.Admin,
+				Region: app.Region, Endpoint: app.Endpoint},
+			Name:      app.Name,
+			Rate:      app.Rate,
+			GroupRate: app.GroupRate,
+			Worker:    worker.Config{Concurrency: concurrency},
+			Logger:    alog,
+		})
+		if err != nil {
+			closeAll()
+			if errors.Is(err, tim.ErrInvalidConfig) {
+				err = usageError{err}
+			}
+			if len(list) > 1 {
+				err = fmt.Errorf("app %s: %w", appName(app), err)
+			}
+			return nil, nil, err
+		}
+		ws = append(ws, w)
+		log.Info("worker configured", "redis", conn.String(), "sdkappid", app.SDKAppID, "app", app.Name, "admin", app.Admin,
+			"endpoint", endpointForLog(app), "rate", app.Rate, "group_rate", app.GroupRate)
 	}
-	log.Info("worker configured", "redis", conn.String(), "sdkappid", id, "admin", a.admin,
-		"endpoint", endpointForLog(a), "rate", a.rate)
-	return w, func() { w.Close(); rdb.Close() }, nil
+	return ws, closeAll, nil
 }
 
-func endpointForLog(a *appFlags) string {
-	if a.endpoint != "" {
-		return a.endpoint
+func endpointForLog(a apps.App) string {
+	if a.Endpoint != "" {
+		return a.Endpoint
 	}
-	return "https://" + tim.Regions[a.region]
+	if a.Region == "" {
+		return "https://" + tim.Regions[tim.DefaultRegion]
+	}
+	return "https://" + tim.Regions[a.Region]
 }
 
 // metricsAddrFromEnv is --metrics-addr's default: METRICS_ADDR when it is

@@ -26,6 +26,53 @@ func metricsProbe(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// startWorker runs `recallq worker` with its metrics on a free port until
+// ctx ends, and returns once /readyz answers 200: the metrics address, the
+// exit code to come, and the JSON log.
+func startWorker(t *testing.T, ctx context.Context) (addr string, done <-chan int, stderr *logtest.Buffer) {
+	t.Helper()
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	var stdout logtest.Buffer
+	stderr = &logtest.Buffer{}
+	exit := make(chan int, 1)
+	go func() {
+		exit <- Main(ctx, []string{"worker", "--log-format", "json", "--concurrency", "2", "--metrics-addr", addr}, &stdout, stderr)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, _ := metricsProbe("http://" + addr + "/readyz")
+		if code == http.StatusOK {
+			return addr, exit, stderr
+		}
+		select {
+		case c := <-exit:
+			t.Fatalf("the worker exited (%d) before it was ready\n%s", c, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never answered 200 (last %d)\n%s", code, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitExit waits for the worker startWorker started to exit 0.
+func waitExit(t *testing.T, done <-chan int, stderr *logtest.Buffer) {
+	t.Helper()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit code %d\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not stop")
+	}
+}
+
 // `recallq worker` serves /metrics and the probes on --metrics-addr: ready
 // once the worker started, not ready from SIGTERM on, and stopped only
 // after the worker.
@@ -35,32 +82,10 @@ func TestWorkerServesMetricsAndProbes(t *testing.T) {
 	t.Setenv("TIM_SDKAPPID", "1400000000")
 	t.Setenv("TIM_SECRET_KEY", "test-secret-key")
 	t.Setenv("TIM_ENDPOINT", "http://127.0.0.1:1")
-	port, err := redistest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	base := "http://" + addr
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr logtest.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"worker", "--log-format", "json", "--concurrency", "2", "--metrics-addr", addr}, &stdout, &stderr)
-	}()
-
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		code, _ := metricsProbe(base + "/readyz")
-		if code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never answered 200 (last %d)\n%s", code, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	addr, done, stderr := startWorker(t, ctx)
+	base := "http://" + addr
 	if code, _ := metricsProbe(base + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d, want 200", code)
 	}
@@ -68,8 +93,10 @@ func TestWorkerServesMetricsAndProbes(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("/metrics = %d", code)
 	}
-	for _, want := range []string{metrics.ConfigErrors + " 0", metrics.LimiterInterval + " ", metrics.SigRefreshes + `{reason="initial"}`,
-		metrics.RateLimitBackoffs + `{code="60007"} 0`} {
+	// A single-app worker labels its series too (the app's name defaults
+	// to its SDKAppID), so dashboards need no case for it.
+	for _, want := range []string{metrics.ConfigErrors + `{app="1400000000"} 0`, metrics.LimiterInterval + `{app="1400000000"} `,
+		metrics.SigRefreshes + `{app="1400000000",reason="initial"}`, metrics.RateLimitBackoffs + `{app="1400000000",code="60007"} 0`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
@@ -93,14 +120,7 @@ func TestWorkerServesMetricsAndProbes(t *testing.T) {
 		sawNotReady = code == http.StatusServiceUnavailable || code == 0
 		time.Sleep(5 * time.Millisecond)
 	}
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit code %d\n%s", code, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the worker did not stop")
-	}
+	waitExit(t, done, stderr)
 	logs := stderr.String()
 	workerStopped, metricsStopped := strings.Index(logs, `"msg":"worker stopped"`), strings.Index(logs, `"msg":"metrics server stopped"`)
 	if workerStopped < 0 || metricsStopped < workerStopped {

@@ -35,6 +35,7 @@ type campaigns struct {
 	rdb      redis.UniversalClient
 	insp     *asynq.Inspector
 	readOnly bool
+	appNames map[uint64]string // Config.AppNames
 	log      *slog.Logger
 }
 
@@ -48,7 +49,7 @@ func newCampaigns(cfg Config) (*campaigns, error) {
 		rdb.Close()
 		return nil, err
 	}
-	return &campaigns{mgr: mgr, rdb: rdb, insp: asynq.NewInspector(cfg.Redis), readOnly: cfg.ReadOnly, log: cfg.Logger}, nil
+	return &campaigns{mgr: mgr, rdb: rdb, insp: asynq.NewInspector(cfg.Redis), readOnly: cfg.ReadOnly, appNames: cfg.AppNames, log: cfg.Logger}, nil
 }
 
 func (c *campaigns) close() error {
@@ -90,6 +91,9 @@ type page struct {
 // view is one campaign as the page shows it.
 type view struct {
 	campaign.Status
+	// App is the campaign's app: "name (SDKAppID)" for a configured app
+	// with a name, else the SDKAppID.
+	App     string
 	Percent float64
 	ETAText string
 	Dead    []deadCode
@@ -245,7 +249,10 @@ func (c *campaigns) base(r *http.Request, title string) page {
 }
 
 func (c *campaigns) view(s campaign.Status, rates []campaign.RatePoint) view {
-	v := view{Status: s, Percent: 100}
+	v := view{Status: s, App: strconv.FormatUint(s.SDKAppID, 10), Percent: 100}
+	if n := c.appNames[s.SDKAppID]; n != "" && n != v.App {
+		v.App = n + " (" + v.App + ")"
+	}
 	if s.Queued > 0 {
 		v.Percent = min(100, 100*float64(s.Ended())/float64(s.Queued))
 	}

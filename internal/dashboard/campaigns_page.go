@@ -41,7 +41,7 @@ small{color:#5b6472}
 <h1>Campaign {{.Name}} <span class="state {{.State}}" data-field="state">{{.State}}</span></h1>
 {{with .Waiting}}<div class="note warn" id="waiting"><strong>Not moving:</strong> {{.}}</div>{{end}}
 <p><span class="bar"><i style="width:{{pct .Percent}}%"></i></span> <span data-field="percent">{{pct .Percent}}%</span> ended ·
-ETA <span data-field="eta">{{.ETAText}}</span> · app {{.SDKAppID}} · from {{.Source}} ({{.Format}}) · created {{.Created.Format "2006-01-02 15:04:05 UTC"}}
+ETA <span data-field="eta">{{.ETAText}}</span> · app <span data-field="app">{{.App}}</span> · from {{.Source}} ({{.Format}}) · created {{.Created.Format "2006-01-02 15:04:05 UTC"}}
 {{if not .ImportDone}} · <strong>import still running</strong>{{end}}</p>
 <div class="grid2">
 <div><h2>Counts by outcome</h2>
@@ -81,8 +81,9 @@ ETA <span data-field="eta">{{.ETAText}}</span> · app {{.SDKAppID}} · from {{.S
 <h1>Campaigns</h1>
 <p><small>A campaign's backlog is recallq's own: asynqmon's queue pages show only the few tasks of it queued at a time. Counts are the workers' records.</small></p>
 {{if .Campaigns}}<table id="campaigns">
-<tr><th>Campaign</th><th>State</th><th>Progress</th><th>Queued</th><th>Recalled</th><th>Already</th><th>Dead</th><th>Retrying</th><th>Pending</th><th>ETA</th></tr>
+<tr><th>Campaign</th><th>App</th><th>State</th><th>Progress</th><th>Queued</th><th>Recalled</th><th>Already</th><th>Dead</th><th>Retrying</th><th>Pending</th><th>ETA</th></tr>
 {{range .Campaigns}}<tr data-campaign="{{.Name}}"><td><a href="/campaigns/{{.Name}}">{{.Name}}</a></td>
+<td data-field="app">{{.App}}</td>
 <td class="state {{.State}}" data-field="state">{{.State}}</td>
 <td><span class="bar"><i style="width:{{pct .Percent}}%"></i></span> {{pct .Percent}}%</td>
 <td class="n" data-count="queued">{{.Queued}}</td><td class="n" data-count="recalled">{{.Recalled}}</td>

@@ -84,6 +84,10 @@ type Config struct {
 	// pause: asynqmon hides those buttons and refuses every API call but
 	// GET. Default false.
 	ReadOnly bool
+	// AppNames are the configured apps' names by SDKAppID (the apps
+	// file's), shown in the campaigns' app column beside the SDKAppID.
+	// Default: none; every app shows as its SDKAppID.
+	AppNames map[uint64]string
 	// Logger receives the dashboard's logs. Default: discard.
 	Logger *slog.Logger
 }

@@ -10,6 +10,10 @@
 //
 // Every series lives in a private registry (no global state), so a process
 // registers each one exactly once and tests can build as many as they like.
+// A process that serves several apps has one Metrics per app, each with its
+// Config.App as the app label of every recallq series, and serves them
+// together (Gatherer): the Go runtime, process and asynq queue series come
+// once, from the first.
 // Every label value comes from a fixed set (fates, the codes of the outcome
 // table, the UserSig reasons, the two queues, "other" for anything else):
 // no label ever holds an account, a MsgKey, a UserSig or a secret.
@@ -110,18 +114,30 @@ var (
 // other is the label value of anything outside a label's fixed set.
 const other = "other"
 
+// AppLabel is the label that names the app on every recallq series.
+const AppLabel = "app"
+
 // Config configures a Metrics.
 type Config struct {
 	// Logger receives the few problems of collection (Redis not answering
 	// a scrape). Default: discards.
 	Logger *slog.Logger
+	// App is the value of the app label (AppLabel) on every recallq series:
+	// the app's name from the apps file (bounded: only configured apps).
+	// Default "": the series carry no app label.
+	App string
 }
 
 // Metrics holds recallq's series in a private registry. It is safe for
 // concurrent use.
 type Metrics struct {
-	reg *prometheus.Registry
-	log *slog.Logger
+	// reg holds the recallq series, each with the app label; proc the Go
+	// runtime, process and asynq queue series, which a process serves once
+	// however many apps it serves.
+	reg  *prometheus.Registry
+	proc *prometheus.Registry
+	app  string
+	log  *slog.Logger
 
 	recalls      *prometheus.CounterVec
 	groupRecalls *prometheus.CounterVec
@@ -148,8 +164,10 @@ func New(cfg Config) *Metrics {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		log: cfg.Logger,
+		reg:  prometheus.NewRegistry(),
+		proc: prometheus.NewRegistry(),
+		app:  cfg.App,
+		log:  cfg.Logger,
 		recalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: RecallsTotal,
 			Help: "admin_msgwithdraw calls by what became of the recall (fate) and Tencent's code (-1: no answer, other: a code outside the outcome table). Final fates count each recall once.",
@@ -225,10 +243,21 @@ func New(cfg Config) *Metrics {
 	for _, q := range []string{tasks.QueueUrgent, tasks.QueueBulk} {
 		m.wait.WithLabelValues(q)
 	}
-	m.reg.MustRegister(m.recalls, m.groupRecalls, m.groupCalls, m.groupSeqs, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs, m.breaker, m.unserved,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.own().MustRegister(m.recalls, m.groupRecalls, m.groupCalls, m.groupSeqs, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs, m.breaker, m.unserved)
+	m.proc.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// own registers recallq series: with the app label when Config.App is set.
+func (m *Metrics) own() prometheus.Registerer {
+	if m.app == "" {
+		return m.reg
+	}
+	return prometheus.WrapRegistererWith(prometheus.Labels{AppLabel: m.app}, m.reg)
+}
+
+// App is Config.App: the app label's value.
+func (m *Metrics) App() string { return m.app }
 
 // fateLabels are the fate label's values, one a worker.Fate.
 func fateLabels() []string {
@@ -330,7 +359,7 @@ type LimiterStats interface {
 // WatchLimiter exports l's interval, spread and counters, read at every
 // scrape. Call it once; a second call returns an error.
 func (m *Metrics) WatchLimiter(l LimiterStats) error {
-	if err := m.reg.Register(&limiterCollector{l: l}); err != nil {
+	if err := m.own().Register(&limiterCollector{l: l}); err != nil {
 		return fmt.Errorf("metrics: watch the limiter: %w", err)
 	}
 	return nil
@@ -351,21 +380,41 @@ func (m *Metrics) WatchQueues(insp *asynq.Inspector, ping func(context.Context) 
 		log:   m.log,
 		warn:  rate.Sometimes{First: 1, Interval: time.Minute},
 	}
-	if err := m.reg.Register(c); err != nil {
+	if err := m.proc.Register(c); err != nil {
 		return fmt.Errorf("metrics: watch the queues: %w", err)
 	}
 	return nil
 }
 
-// Gatherer is the registry, for tests and digests.
-func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+// Gatherer is every series of m, for tests and digests.
+func (m *Metrics) Gatherer() prometheus.Gatherer { return Gatherer(m) }
 
-// Handler serves the registry in Prometheus's exposition formats.
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.InstrumentMetricHandler(m.reg, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		ErrorLog:          promLogger{m.log},
+// Gatherer gathers the series of several apps' Metrics for one process:
+// each one's recallq series (their App labels must differ) and, once, the
+// Go runtime, process and asynq queue series of the first.
+func Gatherer(ms ...*Metrics) prometheus.Gatherer {
+	if len(ms) == 0 {
+		return prometheus.Gatherers{}
+	}
+	g := prometheus.Gatherers{ms[0].proc}
+	for _, m := range ms {
+		g = append(g, m.reg)
+	}
+	return g
+}
+
+// Handler serves m's series in Prometheus's exposition formats.
+func (m *Metrics) Handler() http.Handler { return Handler(m) }
+
+// Handler serves the series of several apps' Metrics (Gatherer), at least
+// one, in Prometheus's exposition formats; the first one's logger reports
+// problems.
+func Handler(ms ...*Metrics) http.Handler {
+	first := ms[0]
+	return promhttp.InstrumentMetricHandler(first.proc, promhttp.HandlerFor(Gatherer(ms...), promhttp.HandlerOpts{
+		ErrorLog:          promLogger{first.log},
 		ErrorHandling:     promhttp.ContinueOnError,
-		Registry:          m.reg,
+		Registry:          first.proc,
 		EnableOpenMetrics: true,
 	}))
 }

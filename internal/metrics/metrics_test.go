@@ -313,3 +313,66 @@ func TestBreakerGaugeFollowsTheCircuit(t *testing.T) {
 		t.Fatal("a closed circuit still shows open")
 	}
 }
+
+// Two apps' Metrics served together: every recallq series carries its
+// app's label, and the Go runtime, process and asynq queue series come
+// once (a second copy would make the scrape fail).
+func TestSeveralAppsServedTogether(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	prod, staging := New(Config{App: "chat-prod"}), New(Config{App: "chat-staging"})
+	ping := func(ctx context.Context) error { return rdb.Ping(ctx).Err() }
+	for _, m := range []*Metrics{prod, staging} {
+		if err := m.WatchQueues(asynq.NewInspectorFromRedisClient(rdb), ping); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WatchLimiter(&fakeLimiter{s: limiter.Stats{Rate: 200}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := asynq.NewClientFromRedisClient(rdb).Enqueue(asynq.NewTask(tasks.TypeRecall, []byte("{}")), asynq.Queue(tasks.QueueUrgent)); err != nil {
+		t.Fatal(err)
+	}
+	prod.Record(worker.Event{Code: 0, Fate: worker.FateRecalled, Queue: tasks.QueueUrgent})
+	prod.Record(worker.Event{Code: 0, Fate: worker.FateRecalled, Queue: tasks.QueueUrgent})
+	staging.Record(worker.Event{Code: 20023, Fate: worker.FateAlreadyRecalled, Queue: tasks.QueueBulk})
+
+	fams := scrape(t, Handler(prod, staging))
+	for _, tc := range []struct {
+		name  string
+		pairs []string
+		want  float64
+	}{
+		{RecallsTotal, []string{"app", "chat-prod", "fate", "recalled"}, 2},
+		{RecallsTotal, []string{"app", "chat-staging", "fate", "already_recalled"}, 1},
+		{RecallsTotal, []string{"app", "chat-staging", "fate", "recalled"}, 0},
+		{LimiterRate, []string{"app", "chat-prod"}, 200},
+		{LimiterRate, []string{"app", "chat-staging"}, 200},
+		{"asynq_queue_size", []string{"queue", tasks.QueueUrgent}, 1},
+	} {
+		if got, _ := sample(fams, tc.name, tc.pairs...); got != tc.want {
+			t.Errorf("%s%v = %v, want %v", tc.name, tc.pairs, got, tc.want)
+		}
+	}
+	for name, mf := range fams {
+		for _, s := range mf.GetMetric() {
+			app := ""
+			for _, lp := range s.GetLabel() {
+				if lp.GetName() == AppLabel {
+					app = lp.GetValue()
+				}
+			}
+			if strings.HasPrefix(name, Namespace+"_") && app != "chat-prod" && app != "chat-staging" {
+				t.Errorf("%s has a series without a configured app label: %v", name, s.GetLabel())
+			}
+			if !strings.HasPrefix(name, Namespace+"_") && app != "" {
+				t.Errorf("%s (not recallq's) carries an app label", name)
+			}
+		}
+	}
+	if n := len(fams["go_goroutines"].GetMetric()); n != 1 {
+		t.Errorf("go_goroutines has %d series, want 1 (registered once)", n)
+	}
+	if n := len(fams["asynq_queue_size"].GetMetric()); n != 1 {
+		t.Errorf("asynq_queue_size has %d series, want 1 (asynq's collector once)", n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,8 +28,10 @@ type ServerConfig struct {
 	// Addr is the host:port to listen on (":0" picks a free port).
 	// Required: a caller that wants no server does not start one.
 	Addr string
-	// Metrics is served at /metrics. Required.
-	Metrics *Metrics
+	// Metrics is served at /metrics: one per app the process serves, each
+	// with its own Config.App (Gatherer). Required. /readyz waits for
+	// every app's worker (Started).
+	Metrics []*Metrics
 	// Ping checks that Redis answers, for /readyz. Required.
 	Ping func(context.Context) error
 	// PingTimeout bounds Ping. Default DefaultPingTimeout.
@@ -40,26 +43,32 @@ type ServerConfig struct {
 // Server serves /metrics, /healthz and /readyz:
 //
 //   - /healthz answers 200 while the process serves (liveness);
-//   - /readyz answers 200 once Started was called, until Stopping is, while
-//     Redis answers PING and Unready has no reason; 503 with the reason
-//     otherwise (readiness).
+//   - /readyz answers 200 once Started was called for every app, until
+//     Stopping is, while Redis answers PING and no app has an Unready
+//     reason; 503 with the reason, naming the app, otherwise (readiness).
 type Server struct {
 	cfg      ServerConfig
 	ln       net.Listener
 	srv      *http.Server
 	served   chan struct{}
-	started  atomic.Bool
+	apps     []string              // the apps in ServerConfig.Metrics's order
+	state    map[string]*readiness // by app
 	stopping atomic.Bool
-	unready  atomic.Pointer[string] // why the worker does not take work, nil when it does
 	shutdown sync.Once
 	shutErr  error
+}
+
+// readiness is one app's worker's.
+type readiness struct {
+	started atomic.Bool
+	unready atomic.Pointer[string] // why the worker does not take work, nil when it does
 }
 
 // Listen binds cfg.Addr, logs the address and serves in the background
 // until Shutdown. It returns the listen error (address in use, bad address).
 func Listen(cfg ServerConfig) (*Server, error) {
 	switch {
-	case cfg.Metrics == nil:
+	case len(cfg.Metrics) == 0 || slices.Contains(cfg.Metrics, nil):
 		return nil, errors.New("metrics: ServerConfig.Metrics is not set")
 	case cfg.Ping == nil:
 		return nil, errors.New("metrics: ServerConfig.Ping is not set: /readyz checks Redis")
@@ -74,9 +83,17 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %q: %w", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, ln: ln, served: make(chan struct{})}
+	s := &Server{cfg: cfg, ln: ln, served: make(chan struct{}), state: map[string]*readiness{}}
+	for _, m := range cfg.Metrics {
+		if s.state[m.App()] != nil {
+			ln.Close()
+			return nil, fmt.Errorf("metrics: two of ServerConfig.Metrics have the app label %q: give each app its own", m.App())
+		}
+		s.apps = append(s.apps, m.App())
+		s.state[m.App()] = &readiness{}
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", cfg.Metrics.Handler())
+	mux.Handle("GET /metrics", Handler(cfg.Metrics...))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.ready)
 	s.srv = &http.Server{
@@ -99,34 +116,51 @@ func Listen(cfg ServerConfig) (*Server, error) {
 // Addr is the address the server listens on (the port chosen for ":0").
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Started marks the worker as taking tasks: /readyz may answer 200.
-func (s *Server) Started() { s.started.Store(true) }
+// Started marks the worker of app (a Metrics' App) as taking tasks:
+// /readyz may answer 200 once every app's has started.
+func (s *Server) Started(app string) {
+	if r := s.state[app]; r != nil {
+		r.started.Store(true)
+	}
+}
 
 // Stopping marks the start of shutdown: /readyz answers 503 from now on.
 func (s *Server) Stopping() { s.stopping.Store(true) }
 
-// Unready makes /readyz answer 503 with reason while the worker does not
-// take work (its configuration-error circuit is open); "" makes it ready
-// again.
-func (s *Server) Unready(reason string) {
-	if reason == "" {
-		s.unready.Store(nil)
+// Unready makes /readyz answer 503 with reason while app's worker does
+// not take work (its configuration-error circuit is open); "" makes it
+// ready again.
+func (s *Server) Unready(app, reason string) {
+	r := s.state[app]
+	if r == nil {
 		return
 	}
-	s.unready.Store(&reason)
+	if reason == "" {
+		r.unready.Store(nil)
+		return
+	}
+	r.unready.Store(&reason)
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case s.stopping.Load():
+	if s.stopping.Load() {
 		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
 		return
-	case s.unready.Load() != nil:
-		http.Error(w, "not ready: "+*s.unready.Load(), http.StatusServiceUnavailable)
-		return
-	case !s.started.Load():
-		http.Error(w, "not ready: the worker has not started", http.StatusServiceUnavailable)
-		return
+	}
+	for _, app := range s.apps {
+		st := s.state[app]
+		who := "the worker"
+		if app != "" {
+			who = "app " + app + "'s worker"
+		}
+		if why := st.unready.Load(); why != nil {
+			http.Error(w, "not ready: "+who+": "+*why, http.StatusServiceUnavailable)
+			return
+		}
+		if !st.started.Load() {
+			http.Error(w, "not ready: "+who+" has not started", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PingTimeout)
 	defer cancel()

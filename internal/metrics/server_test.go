@@ -26,7 +26,7 @@ func get(t *testing.T, url string) (int, string) {
 func listen(t *testing.T, s *redistest.Server) *Server {
 	t.Helper()
 	rdb := s.Client(t)
-	srv, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Metrics: New(Config{}),
+	srv, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Metrics: []*Metrics{New(Config{})},
 		Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func TestProbes(t *testing.T) {
 		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not started") {
 			t.Errorf("/readyz before start = %d %q, want 503 saying it has not started", code, body)
 		}
-		srv.Started()
+		srv.Started("")
 		if code, body := get(t, base+"/readyz"); code != http.StatusOK {
 			t.Errorf("/readyz after start = %d %q, want 200", code, body)
 		}
@@ -54,7 +54,7 @@ func TestProbes(t *testing.T) {
 	t.Run("not ready once shutdown began, still live and scraped", func(t *testing.T) {
 		srv := listen(t, redistest.Start(t))
 		base := "http://" + srv.Addr()
-		srv.Started()
+		srv.Started("")
 		srv.Stopping()
 		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
 			t.Errorf("/readyz while stopping = %d %q, want 503 saying it is shutting down", code, body)
@@ -76,12 +76,12 @@ func TestProbes(t *testing.T) {
 	t.Run("not ready while the worker's circuit is open", func(t *testing.T) {
 		srv := listen(t, redistest.Start(t))
 		base := "http://" + srv.Addr()
-		srv.Started()
-		srv.Unready("configuration error 90009: set TIM_ADMIN to an app admin account")
+		srv.Started("")
+		srv.Unready("", "configuration error 90009: set TIM_ADMIN to an app admin account")
 		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "TIM_ADMIN") {
 			t.Errorf("/readyz with the circuit open = %d %q, want 503 with the reason", code, body)
 		}
-		srv.Unready("")
+		srv.Unready("", "")
 		if code, body := get(t, base+"/readyz"); code != http.StatusOK {
 			t.Errorf("/readyz after the circuit closed = %d %q, want 200", code, body)
 		}
@@ -91,7 +91,7 @@ func TestProbes(t *testing.T) {
 		s := redistest.Start(t, "--appendonly", "no") // its own server, even with TEST_REDIS_URL: it is stopped
 		srv := listen(t, s)
 		base := "http://" + srv.Addr()
-		srv.Started()
+		srv.Started("")
 		if code, _ := get(t, base+"/readyz"); code != http.StatusOK {
 			t.Fatalf("/readyz with Redis up = %d, want 200", code)
 		}
@@ -107,8 +107,42 @@ func TestProbes(t *testing.T) {
 
 func TestListenRefusesABusyAddress(t *testing.T) {
 	srv := listen(t, redistest.Start(t))
-	_, err := Listen(ServerConfig{Addr: srv.Addr(), Metrics: New(Config{}), Ping: func(context.Context) error { return nil }})
+	_, err := Listen(ServerConfig{Addr: srv.Addr(), Metrics: []*Metrics{New(Config{})}, Ping: func(context.Context) error { return nil }})
 	if err == nil || !strings.Contains(err.Error(), srv.Addr()) {
 		t.Errorf("Listen on a busy address: %v, want an error naming it", err)
+	}
+}
+
+// With several apps, /readyz waits for every app's worker and names the
+// one that is not ready.
+func TestReadyWaitsForEveryApp(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	srv, err := Listen(ServerConfig{Addr: "127.0.0.1:0",
+		Metrics: []*Metrics{New(Config{App: "chat-prod"}), New(Config{App: "chat-staging"})},
+		Ping:    func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	base := "http://" + srv.Addr()
+	srv.Started("chat-prod")
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "chat-staging") {
+		t.Errorf("/readyz with one app started = %d %q, want 503 naming chat-staging", code, body)
+	}
+	srv.Started("chat-staging")
+	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz with both started = %d %q, want 200", code, body)
+	}
+	srv.Unready("chat-prod", "configuration error 90009: set admin")
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "chat-prod") {
+		t.Errorf("/readyz with chat-prod's circuit open = %d %q, want 503 naming chat-prod", code, body)
+	}
+}
+
+func TestListenRefusesTwoMetricsOfOneApp(t *testing.T) {
+	_, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Metrics: []*Metrics{New(Config{App: "a"}), New(Config{App: "a"})},
+		Ping: func(context.Context) error { return nil }})
+	if err == nil || !strings.Contains(err.Error(), `"a"`) {
+		t.Errorf("Listen with two Metrics labelled a: %v, want an error naming the label", err)
 	}
 }

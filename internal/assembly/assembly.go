@@ -219,7 +219,10 @@ func (c *Config) validate() error {
 
 // watch adds the limiter's state and asynq's queues to the metrics.
 func (w *Worker) watch() error {
-	if err := w.Metrics.WatchLimiter(w.Limiter); err != nil {
+	if err := w.Metrics.WatchLimiter(tim.APIWithdraw, w.Limiter); err != nil {
+		return err
+	}
+	if err := w.Metrics.WatchLimiter(tim.APIGroupRecall, w.GroupLimiter); err != nil {
 		return err
 	}
 	return w.Metrics.WatchQueues(asynq.NewInspectorFromRedisClient(w.rdb), w.ping)

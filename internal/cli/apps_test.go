@@ -59,7 +59,7 @@ func TestWorkerServesEveryAppOfTheAppsFile(t *testing.T) {
 	// little below it.
 	for _, app := range []string{"chat-prod", "chat-staging"} {
 		var r float64
-		_, line, _ := strings.Cut(body, "\n"+metrics.LimiterRate+`{app="`+app+`"} `)
+		_, line, _ := strings.Cut(body, "\n"+metrics.LimiterRate+`{api="admin_msgwithdraw",app="`+app+`"} `)
 		if _, err := fmt.Sscan(line, &r); err != nil || r <= 0 || r > 50 {
 			t.Errorf("%s{app=%q} = %v (%v), want in (0, 50]", metrics.LimiterRate, app, r, err)
 		}

@@ -95,7 +95,7 @@ func TestWorkerServesMetricsAndProbes(t *testing.T) {
 	}
 	// A single-app worker labels its series too (the app's name defaults
 	// to its SDKAppID), so dashboards need no case for it.
-	for _, want := range []string{metrics.ConfigErrors + `{app="1400000000"} 0`, metrics.LimiterInterval + `{app="1400000000"} `,
+	for _, want := range []string{metrics.ConfigErrors + `{app="1400000000"} 0`, metrics.LimiterInterval + `{api="admin_msgwithdraw",app="1400000000"} `, metrics.LimiterInterval + `{api="group_msg_recall",app="1400000000"} `,
 		metrics.SigRefreshes + `{app="1400000000",reason="initial"}`, metrics.RateLimitBackoffs + `{app="1400000000",code="60007"} 0`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

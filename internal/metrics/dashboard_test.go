@@ -35,7 +35,7 @@ func exported(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	m := New(Config{})
-	if err := m.WatchLimiter(&fakeLimiter{s: limiter.Stats{Interval: time.Millisecond}}); err != nil {
+	if err := m.WatchLimiter(tim.APIWithdraw, &fakeLimiter{s: limiter.Stats{Interval: time.Millisecond}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.WatchQueues(asynq.NewInspectorFromRedisClient(rdb), func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {

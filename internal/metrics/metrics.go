@@ -356,11 +356,13 @@ type LimiterStats interface {
 	Stats() limiter.Stats
 }
 
-// WatchLimiter exports l's interval, spread and counters, read at every
-// scrape. Call it once; a second call returns an error.
-func (m *Metrics) WatchLimiter(l LimiterStats) error {
-	if err := m.own().Register(&limiterCollector{l: l}); err != nil {
-		return fmt.Errorf("metrics: watch the limiter: %w", err)
+// WatchLimiter exports the interval, spread and counters of l, the
+// limiter of the bucket of api (tim.APIWithdraw, tim.APIGroupRecall ...),
+// read at every scrape, labelled api. Call it once per API; a second call
+// for the same API returns an error.
+func (m *Metrics) WatchLimiter(api string, l LimiterStats) error {
+	if err := m.own().Register(newLimiterCollector(api, l)); err != nil {
+		return fmt.Errorf("metrics: watch the limiter of %s: %w", api, err)
 	}
 	return nil
 }
@@ -424,60 +426,67 @@ type promLogger struct{ l *slog.Logger }
 func (p promLogger) Println(v ...any) { p.l.Warn("metrics: " + fmt.Sprint(v...)) }
 
 // limiterCollector reads the limiter's Stats once per scrape.
-type limiterCollector struct{ l LimiterStats }
+// limiterCollector reads one bucket's limiter at every scrape; its series
+// carry the bucket's API as the label "api".
+type limiterCollector struct {
+	l     LimiterStats
+	descs []*prometheus.Desc
+}
 
-var (
-	limiterIntervalDesc = prometheus.NewDesc(LimiterInterval,
-		"Current spacing between two calls of the app, 1/r with r + 5*sqrt(r*dispersion) = rate, in seconds.", nil, nil)
-	limiterSpreadDesc = prometheus.NewDesc(LimiterSpread,
-		"Latency spread J shared by every worker of the app (the largest live one), in seconds.", nil, nil)
-	limiterLocalSpreadDesc = prometheus.NewDesc(LimiterLocalSpread,
-		"This process's own measured latency spread (0 without samples), in seconds.", nil, nil)
-	limiterSlowDownsDesc = prometheus.NewDesc(LimiterSlowDowns,
-		"Shared pauses (every worker of the app waits) this process announced: after a rate-limited answer, or to stop calls after configuration errors.", nil, nil)
-	limiterResetsDesc = prometheus.NewDesc(LimiterResets,
-		"Grants that found the schedule lost (Redis restart, flush, failover) and restarted it.", nil, nil)
-	limiterBeyondHorizonDesc = prometheus.NewDesc(LimiterBeyondHorizon,
-		"Grants queued beyond the limiter's horizon: the fleet holds more slots ahead than the horizon covers.", nil, nil)
-	limiterWaitFailuresDesc = prometheus.NewDesc(LimiterWaitFailures,
-		"Waits for a token that ended without one (shutdown, deadline, Redis unreachable).", nil, nil)
-	limiterLateCutoffDesc = prometheus.NewDesc(LimiterLateCutoff,
-		"How late after its slot a call may still go; a later one is dropped, in seconds.", nil, nil)
-	limiterLateDropsDesc = prometheus.NewDesc(LimiterLateDrops,
-		"Slots dropped because the grant's answer or the call came later than the cutoff after the slot.", nil, nil)
-	limiterDispersionDesc = prometheus.NewDesc(LimiterDispersion,
-		"Mean difference of two latencies G that paces the app's calls at r + 5*sqrt(r*G) = rate (-1 while unknown), in seconds.", nil, nil)
-	limiterRateDesc = prometheus.NewDesc(LimiterRate,
-		"Calls per second the app's bucket runs at now: the paced rate, lowered while rate-limit answers keep coming (a quota shared with other callers) and restored over time.", nil, nil)
-	limiterHorizonDesc = prometheus.NewDesc(LimiterHorizon,
-		"How far ahead a lost schedule would restart: past the fleet's lookahead, in seconds.", nil, nil)
-	limiterStalledDesc = prometheus.NewDesc(LimiterStalled,
-		"Answers not counted in the latency spread because this process was stopped while the call was out.", nil, nil)
-)
+// limiterSeries are the limiter's series: name, help, type and the value
+// read from its Stats.
+var limiterSeries = []struct {
+	name, help string
+	typ        prometheus.ValueType
+	value      func(limiter.Stats) float64
+}{
+	{LimiterInterval, "Current spacing between two calls of the app to the API, 1/r with r + 5*sqrt(r*dispersion) = rate, in seconds.",
+		prometheus.GaugeValue, func(s limiter.Stats) float64 { return s.Interval.Seconds() }},
+	{LimiterSpread, "Latency spread J shared by every worker of the app (the largest live one), in seconds.",
+		prometheus.GaugeValue, func(s limiter.Stats) float64 { return s.Spread.Seconds() }},
+	{LimiterLocalSpread, "This process's own measured latency spread (0 without samples), in seconds.",
+		prometheus.GaugeValue, func(s limiter.Stats) float64 { return s.LocalSpread.Seconds() }},
+	{LimiterSlowDowns, "Shared pauses (every worker of the app waits) this process announced: after a rate-limited answer, or to stop calls after configuration errors.",
+		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.SlowDowns) }},
+	{LimiterResets, "Grants that found the schedule lost (Redis restart, flush, failover) and restarted it.",
+		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.Resets) }},
+	{LimiterBeyondHorizon, "Grants queued beyond the limiter's horizon: the fleet holds more slots ahead than the horizon covers.",
+		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.BeyondHorizon) }},
+	{LimiterWaitFailures, "Waits for a token that ended without one (shutdown, deadline, Redis unreachable).",
+		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.Failures) }},
+	{LimiterLateCutoff, "How late after its slot a call may still go; a later one is dropped, in seconds.",
+		prometheus.GaugeValue, func(s limiter.Stats) float64 { return s.LateCutoff.Seconds() }},
+	{LimiterLateDrops, "Slots dropped because the grant's answer or the call came later than the cutoff after the slot.",
+		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.LateDrops) }},
+	{LimiterStalled, "Answers not counted in the latency spread because this process was stopped while the call was out.",
+		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.StalledSamples) }},
+	{LimiterHorizon, "How far ahead a lost schedule would restart: past the fleet's lookahead, in seconds.",
+		prometheus.GaugeValue, func(s limiter.Stats) float64 { return s.Horizon.Seconds() }},
+	{LimiterDispersion, "Mean difference of two latencies G that paces the app's calls at r + 5*sqrt(r*G) = rate (-1 while unknown), in seconds.",
+		prometheus.GaugeValue, func(s limiter.Stats) float64 { return s.Dispersion.Seconds() }},
+	{LimiterRate, "Calls per second the app's bucket runs at now: the paced rate, lowered while rate-limit answers keep coming (a quota shared with other callers) and restored over time.",
+		prometheus.GaugeValue, func(s limiter.Stats) float64 { return s.Rate }},
+}
+
+func newLimiterCollector(api string, l LimiterStats) *limiterCollector {
+	c := &limiterCollector{l: l}
+	for _, sr := range limiterSeries {
+		c.descs = append(c.descs, prometheus.NewDesc(sr.name, sr.help, nil, prometheus.Labels{"api": api}))
+	}
+	return c
+}
 
 func (c *limiterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{limiterIntervalDesc, limiterSpreadDesc, limiterLocalSpreadDesc,
-		limiterSlowDownsDesc, limiterResetsDesc, limiterBeyondHorizonDesc, limiterWaitFailuresDesc,
-		limiterLateCutoffDesc, limiterLateDropsDesc, limiterStalledDesc, limiterHorizonDesc, limiterDispersionDesc, limiterRateDesc} {
+	for _, d := range c.descs {
 		ch <- d
 	}
 }
 
 func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.l.Stats()
-	ch <- prometheus.MustNewConstMetric(limiterIntervalDesc, prometheus.GaugeValue, s.Interval.Seconds())
-	ch <- prometheus.MustNewConstMetric(limiterSpreadDesc, prometheus.GaugeValue, s.Spread.Seconds())
-	ch <- prometheus.MustNewConstMetric(limiterLocalSpreadDesc, prometheus.GaugeValue, s.LocalSpread.Seconds())
-	ch <- prometheus.MustNewConstMetric(limiterSlowDownsDesc, prometheus.CounterValue, float64(s.SlowDowns))
-	ch <- prometheus.MustNewConstMetric(limiterResetsDesc, prometheus.CounterValue, float64(s.Resets))
-	ch <- prometheus.MustNewConstMetric(limiterBeyondHorizonDesc, prometheus.CounterValue, float64(s.BeyondHorizon))
-	ch <- prometheus.MustNewConstMetric(limiterWaitFailuresDesc, prometheus.CounterValue, float64(s.Failures))
-	ch <- prometheus.MustNewConstMetric(limiterLateCutoffDesc, prometheus.GaugeValue, s.LateCutoff.Seconds())
-	ch <- prometheus.MustNewConstMetric(limiterLateDropsDesc, prometheus.CounterValue, float64(s.LateDrops))
-	ch <- prometheus.MustNewConstMetric(limiterStalledDesc, prometheus.CounterValue, float64(s.StalledSamples))
-	ch <- prometheus.MustNewConstMetric(limiterHorizonDesc, prometheus.GaugeValue, s.Horizon.Seconds())
-	ch <- prometheus.MustNewConstMetric(limiterDispersionDesc, prometheus.GaugeValue, s.Dispersion.Seconds())
-	ch <- prometheus.MustNewConstMetric(limiterRateDesc, prometheus.GaugeValue, s.Rate)
+	for i, sr := range limiterSeries {
+		ch <- prometheus.MustNewConstMetric(c.descs[i], sr.typ, sr.value(s))
+	}
 }
 
 // queuePingTimeout bounds the Redis check before asynq's collector runs.

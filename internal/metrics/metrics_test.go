@@ -179,20 +179,27 @@ func (f *fakeLimiter) Stats() limiter.Stats { return f.s }
 func TestLimiterSeriesAreReadAtScrapeTime(t *testing.T) {
 	m := New(Config{})
 	l := &fakeLimiter{s: limiter.Stats{Interval: 5 * time.Millisecond, Spread: 30 * time.Millisecond, SlowDowns: 2}}
-	if err := m.WatchLimiter(l); err != nil {
+	g := &fakeLimiter{s: limiter.Stats{Interval: 7 * time.Millisecond}}
+	if err := m.WatchLimiter(tim.APIWithdraw, l); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.WatchLimiter(l); err == nil {
-		t.Error("a second WatchLimiter registered the series twice")
+	if err := m.WatchLimiter(tim.APIGroupRecall, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WatchLimiter(tim.APIWithdraw, l); err == nil {
+		t.Error("a second WatchLimiter of one API registered the series twice")
 	}
 	fams := scrape(t, m.Handler())
-	if v, _ := sample(fams, LimiterInterval); v != 0.005 {
-		t.Errorf("%s = %v, want 0.005", LimiterInterval, v)
+	if v, _ := sample(fams, LimiterInterval, "api", tim.APIWithdraw); v != 0.005 {
+		t.Errorf("%s{api=%s} = %v, want 0.005", LimiterInterval, tim.APIWithdraw, v)
+	}
+	if v, _ := sample(fams, LimiterInterval, "api", tim.APIGroupRecall); v != 0.007 {
+		t.Errorf("%s{api=%s} = %v, want 0.007: the group bucket's own", LimiterInterval, tim.APIGroupRecall, v)
 	}
 	l.s = limiter.Stats{Interval: 6 * time.Millisecond, Spread: 200 * time.Millisecond, SlowDowns: 7, Resets: 1}
 	fams = scrape(t, m.Handler())
 	for name, want := range map[string]float64{LimiterInterval: .006, LimiterSpread: .2, LimiterSlowDowns: 7, LimiterResets: 1} {
-		if v, ok := sample(fams, name); !ok || v != want {
+		if v, ok := sample(fams, name, "api", tim.APIWithdraw); !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
 		}
 	}
@@ -325,7 +332,7 @@ func TestSeveralAppsServedTogether(t *testing.T) {
 		if err := m.WatchQueues(asynq.NewInspectorFromRedisClient(rdb), ping); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.WatchLimiter(&fakeLimiter{s: limiter.Stats{Rate: 200}}); err != nil {
+		if err := m.WatchLimiter(tim.APIWithdraw, &fakeLimiter{s: limiter.Stats{Rate: 200}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/recallq/recallq/internal/fanout"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -179,4 +180,137 @@ func lastIndex(s []int, x int) int {
 		}
 	}
 	return -1
+}
+
+// Codes of group_msg_recall the group judgement needs.
+const (
+	// codeGroupRecalledAgain is the simulator's answer for a seq recalled
+	// before (its default GroupSettings.RecalledAgain); the worker's table
+	// treats it as done.
+	codeGroupRecalledAgain = 10030
+)
+
+// groupDeadLetter reports whether code dead-letters a group seq's task:
+// the worker's outcome table says so (worker.ClassifyGroup).
+func groupDeadLetter(code int) bool {
+	return worker.ClassifyGroup(code).Class == worker.DeadLetter
+}
+
+// readGroupFates reads every group seq's fate from the simulator,
+// fateWorkers at a time.
+func readGroupFates(ctx context.Context, sim *simProc, seqs []groupSeq) ([][]int, error) {
+	fates := make([][]int, len(seqs))
+	err := fanout.Each(ctx, len(seqs), fateWorkers, func(ctx context.Context, i int) error {
+		f, err := sim.groupFate(ctx, seqs[i])
+		fates[i] = f
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the group fates from the simulator: %w", err)
+	}
+	return fates, nil
+}
+
+// groupVerdict is the judgement of a run's group campaign: every group
+// seq's task state in asynq against every answer the simulator gave for
+// the seq, and against the plan (which seqs were made unrecallable).
+type groupVerdict struct {
+	queued int
+	// planned is how many seqs the plan says must end dead-lettered with
+	// codeGroupUnrecallable.
+	planned int
+	// recalled: completed, and the simulator answered 0 for the seq (its
+	// last answer was not codeGroupRecalledAgain after that 0).
+	recalled int
+	// already: completed, and the simulator's last answer was
+	// codeGroupRecalledAgain after a 0: an earlier call recalled the seq
+	// but its answer never made it into the task.
+	already int
+	// dead: archived, by the seq's last answer (worker.NoAnswer: none).
+	dead       int
+	deadByCode map[int]int
+	// lost: neither completed nor archived, or completed although the
+	// simulator never answered 0 for the seq (every seq of the campaign
+	// exists, so a done task must have recalled it once).
+	lost int
+	// wrong: archived although the seq's last answer is not a code the
+	// outcome table dead-letters.
+	wrong int
+	// offPlan: seqs that did not end as planned: a planned dead letter
+	// that completed, was recalled (a 0 in its fate) or was archived with
+	// another code; a seq to recall that was archived.
+	offPlan int
+	// retried: finished tasks that used at least one retry.
+	retried  int
+	examples []string
+}
+
+// ok reports whether the group campaign ended as planned.
+func (v groupVerdict) ok() bool { return v.lost == 0 && v.wrong == 0 && v.offPlan == 0 }
+
+// judgeGroups compares the group seqs' final states with the simulator's
+// fates and the plan. fates[i] is every code the simulator answered for
+// seqs[i], in order.
+func judgeGroups(seqs []groupSeq, states map[string]finalState, fates [][]int) groupVerdict {
+	v := groupVerdict{queued: len(seqs), deadByCode: map[int]int{}}
+	example := func(format string, a ...any) {
+		if len(v.examples) < maxExamples {
+			v.examples = append(v.examples, fmt.Sprintf(format, a...))
+		}
+	}
+	for i, g := range seqs {
+		fate := fates[i]
+		last := worker.NoAnswer
+		if len(fate) > 0 {
+			last = fate[len(fate)-1]
+		}
+		if g.dead {
+			v.planned++
+			if slices.Contains(fate, codeRecalled) {
+				v.offPlan++
+				example("off plan: group %s seq %d was to be dead-lettered with %d but the simulator recalled it: %v", g.group, g.seq, codeGroupUnrecallable, fate)
+			}
+		}
+		st, ok := states[g.taskID]
+		if !ok {
+			v.lost++
+			example("lost: %s (group %s seq %d) is neither completed nor archived; simulator answered %v", g.taskID, g.group, g.seq, fate)
+			continue
+		}
+		if st.retried > 0 {
+			v.retried++
+		}
+		switch st.state {
+		case asynq.TaskStateCompleted:
+			switch {
+			case !slices.Contains(fate, codeRecalled):
+				v.lost++
+				example("lost: %s (group %s seq %d) completed but the simulator never answered 0: %v", g.taskID, g.group, g.seq, fate)
+			case lastIndex(fate, codeRecalled) > lastIndex(fate, codeGroupRecalledAgain):
+				v.recalled++
+			default:
+				v.already++
+			}
+			if g.dead && !slices.Contains(fate, codeRecalled) {
+				v.offPlan++
+				example("off plan: %s (group %s seq %d) completed but was to be dead-lettered with %d: %v", g.taskID, g.group, g.seq, codeGroupUnrecallable, fate)
+			}
+		case asynq.TaskStateArchived:
+			v.dead++
+			v.deadByCode[last]++
+			if !groupDeadLetter(last) {
+				v.wrong++
+				example("wrongly dead-lettered: %s (group %s seq %d): simulator answered %v; stored error %q", g.taskID, g.group, g.seq, fate, st.lastErr)
+			}
+			switch {
+			case g.dead && last != codeGroupUnrecallable && !slices.Contains(fate, codeRecalled):
+				v.offPlan++
+				example("off plan: %s (group %s seq %d) dead-lettered after %v, not %d", g.taskID, g.group, g.seq, fate, codeGroupUnrecallable)
+			case !g.dead:
+				v.offPlan++
+				example("off plan: %s (group %s seq %d) was to be recalled but was dead-lettered after %v", g.taskID, g.group, g.seq, fate)
+			}
+		}
+	}
+	return v
 }

@@ -99,14 +99,7 @@ func (s *simProc) setGroupMessage(ctx context.Context, g groupSeq, st imsim.Grou
 // groupFate lists every code the simulator answered for g's seq: its
 // RetCode, or the call's ErrorCode when the call failed.
 func (s *simProc) groupFate(ctx context.Context, g groupSeq) ([]int, error) {
-	q := url.Values{"group": {g.group}, "seq": {strconv.FormatUint(g.seq, 10)}}
-	var out struct {
-		Codes []int `json:"codes"`
-	}
-	if err := s.Call(ctx, http.MethodGet, "/sim/group/fate?"+q.Encode(), nil, &out); err != nil {
-		return nil, err
-	}
-	return out.Codes, nil
+	return s.codes(ctx, "/sim/group/fate", url.Values{"group": {g.group}, "seq": {strconv.FormatUint(g.seq, 10)}})
 }
 
 // groupStats reads GET /sim/group/stats.

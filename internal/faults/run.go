@@ -137,7 +137,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	if err != nil {
 		return row, err
 	}
-	fates, err := readFates(vctx, s.sim, msgs)
+	fates, err := readFates(vctx, msgs, s.sim.fate)
 	if err != nil {
 		return row, err
 	}
@@ -145,7 +145,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	if err != nil {
 		return row, err
 	}
-	groupFates, err := readGroupFates(vctx, s.sim, seqs)
+	groupFates, err := readFates(vctx, seqs, s.sim.groupFate)
 	if err != nil {
 		return row, err
 	}

@@ -18,18 +18,18 @@ func TestJudge(t *testing.T) {
 		fate    []int
 		want    verdict
 	}{
-		{"recalled", false, &done, []int{0}, verdict{recalled: 1}},
-		{"recalled after a rate limit", false, &done, []int{60007, 0}, verdict{recalled: 1}},
-		{"answer lost, then already recalled", false, &done, []int{0, 20023}, verdict{already: 1}},
-		{"completed but never recalled", false, &done, []int{91000}, verdict{lost: 1}},
-		{"completed, simulator saw nothing", false, &done, nil, verdict{lost: 1}},
-		{"still pending", false, nil, nil, verdict{lost: 1}},
-		{"still retrying", false, nil, []int{91000}, verdict{lost: 1}},
-		{"missing message dead-lettered", true, &dead, []int{20022}, verdict{missing: 1, dead: 1}},
-		{"dead-lettered after 91000s", false, &dead, []int{91000, 91000}, verdict{dead: 1, wrong: 1, presentDead: 1}},
-		{"dead-lettered after a configuration error", false, &dead, []int{70009}, verdict{dead: 1, wrong: 1, presentDead: 1}},
-		{"dead-lettered without an answer", false, &dead, nil, verdict{dead: 1, wrong: 1, presentDead: 1}},
-		{"missing message completed", true, &done, []int{0}, verdict{missing: 1, recalled: 1, missingNotDead: 1}},
+		{"recalled", false, &done, []int{0}, verdict{tally: tally{recalled: 1}}},
+		{"recalled after a rate limit", false, &done, []int{60007, 0}, verdict{tally: tally{recalled: 1}}},
+		{"answer lost, then already recalled", false, &done, []int{0, 20023}, verdict{tally: tally{already: 1}}},
+		{"completed but never recalled", false, &done, []int{91000}, verdict{tally: tally{lost: 1}}},
+		{"completed, simulator saw nothing", false, &done, nil, verdict{tally: tally{lost: 1}}},
+		{"still pending", false, nil, nil, verdict{tally: tally{lost: 1}}},
+		{"still retrying", false, nil, []int{91000}, verdict{tally: tally{lost: 1}}},
+		{"missing message dead-lettered", true, &dead, []int{20022}, verdict{tally: tally{dead: 1}, missing: 1}},
+		{"dead-lettered after 91000s", false, &dead, []int{91000, 91000}, verdict{tally: tally{dead: 1, wrong: 1}, presentDead: 1}},
+		{"dead-lettered after a configuration error", false, &dead, []int{70009}, verdict{tally: tally{dead: 1, wrong: 1}, presentDead: 1}},
+		{"dead-lettered without an answer", false, &dead, nil, verdict{tally: tally{dead: 1, wrong: 1}, presentDead: 1}},
+		{"missing message completed", true, &done, []int{0}, verdict{tally: tally{recalled: 1}, missing: 1, missingNotDead: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,23 +86,23 @@ func TestJudgeGroups(t *testing.T) {
 		fate  []int
 		want  groupVerdict
 	}{
-		{"recalled", false, &done, []int{0}, groupVerdict{recalled: 1}},
-		{"recalled after a rate limit and a batch error", false, &done, []int{10006, 10002, 0}, groupVerdict{recalled: 1}},
-		{"answer lost, then recalled before", false, &done, []int{0, 10030}, groupVerdict{already: 1}},
-		{"completed on 10030 alone", false, &done, []int{10030}, groupVerdict{lost: 1}},
-		{"completed, simulator saw nothing", false, &done, nil, groupVerdict{lost: 1}},
-		{"still pending", false, nil, nil, groupVerdict{lost: 1}},
-		{"lost although it was recalled", false, nil, []int{0}, groupVerdict{lost: 1}},
-		{"unrecallable seq dead-lettered", true, &dead, []int{10032}, groupVerdict{planned: 1, dead: 1}},
-		{"unrecallable seq dead-lettered after a transient error", true, &dead, []int{10002, 10032}, groupVerdict{planned: 1, dead: 1}},
-		{"unrecallable seq recalled", true, &done, []int{0}, groupVerdict{planned: 1, recalled: 1, offPlan: 1}},
-		{"unrecallable seq completed without a recall", true, &done, []int{10032}, groupVerdict{planned: 1, lost: 1, offPlan: 1}},
-		{"unrecallable seq dead-lettered with another code", true, &dead, []int{10015}, groupVerdict{planned: 1, dead: 1, offPlan: 1}},
-		{"unrecallable seq lost", true, nil, []int{10032}, groupVerdict{planned: 1, lost: 1}},
-		{"recallable seq dead-lettered with 10032", false, &dead, []int{10032}, groupVerdict{dead: 1, offPlan: 1}},
-		{"dead-lettered after 91000s", false, &dead, []int{91000, 91000, 91000}, groupVerdict{dead: 1, wrong: 1, offPlan: 1}},
-		{"dead-lettered after a configuration error", false, &dead, []int{10041}, groupVerdict{dead: 1, wrong: 1, offPlan: 1}},
-		{"dead-lettered without an answer", false, &dead, nil, groupVerdict{dead: 1, wrong: 1, offPlan: 1}},
+		{"recalled", false, &done, []int{0}, groupVerdict{tally: tally{recalled: 1}}},
+		{"recalled after a rate limit and a batch error", false, &done, []int{10006, 10002, 0}, groupVerdict{tally: tally{recalled: 1}}},
+		{"answer lost, then recalled before", false, &done, []int{0, 10030}, groupVerdict{tally: tally{already: 1}}},
+		{"completed on 10030 alone", false, &done, []int{10030}, groupVerdict{tally: tally{lost: 1}}},
+		{"completed, simulator saw nothing", false, &done, nil, groupVerdict{tally: tally{lost: 1}}},
+		{"still pending", false, nil, nil, groupVerdict{tally: tally{lost: 1}}},
+		{"lost although it was recalled", false, nil, []int{0}, groupVerdict{tally: tally{lost: 1}}},
+		{"unrecallable seq dead-lettered", true, &dead, []int{10032}, groupVerdict{tally: tally{dead: 1}, planned: 1}},
+		{"unrecallable seq dead-lettered after a transient error", true, &dead, []int{10002, 10032}, groupVerdict{tally: tally{dead: 1}, planned: 1}},
+		{"unrecallable seq recalled", true, &done, []int{0}, groupVerdict{tally: tally{recalled: 1}, planned: 1, offPlan: 1}},
+		{"unrecallable seq completed without a recall", true, &done, []int{10032}, groupVerdict{tally: tally{lost: 1}, planned: 1, offPlan: 1}},
+		{"unrecallable seq dead-lettered with another code", true, &dead, []int{10015}, groupVerdict{tally: tally{dead: 1}, planned: 1, offPlan: 1}},
+		{"unrecallable seq lost", true, nil, []int{10032}, groupVerdict{tally: tally{lost: 1}, planned: 1}},
+		{"recallable seq dead-lettered with 10032", false, &dead, []int{10032}, groupVerdict{tally: tally{dead: 1}, offPlan: 1}},
+		{"dead-lettered after 91000s", false, &dead, []int{91000, 91000, 91000}, groupVerdict{tally: tally{dead: 1, wrong: 1}, offPlan: 1}},
+		{"dead-lettered after a configuration error", false, &dead, []int{10041}, groupVerdict{tally: tally{dead: 1, wrong: 1}, offPlan: 1}},
+		{"dead-lettered without an answer", false, &dead, nil, groupVerdict{tally: tally{dead: 1, wrong: 1}, offPlan: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

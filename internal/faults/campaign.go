@@ -80,31 +80,66 @@ func forgetMissing(ctx context.Context, sim *simProc, msgs []message) (int, erro
 	return len(missing), nil
 }
 
-// enqueueCampaign queues a recall of every message on the bulk lane with
-// the campaign's name, through tasks.NewTask (its deterministic task ID, its
-// retry budget and 24 h retention), enqueueWorkers at a time. It returns how
-// many were queued; a message already queued is an error, as every run uses
-// new messages in a new Redis.
-func enqueueCampaign(ctx context.Context, client *asynq.Client, msgs []message, campaign string) (int, error) {
+// enqueueCampaign queues a recall of every message and every group seq on
+// the bulk lane with the campaign's name, through tasks.NewTask and
+// tasks.NewGroupTask (their deterministic task IDs, retry budget and 24 h
+// retention), enqueueWorkers at a time, the group seqs spread evenly among
+// the messages so that both kinds meet the fault. It returns how many of
+// each were queued; a task already queued is an error, as every run uses
+// new messages and groups in a new Redis.
+func enqueueCampaign(ctx context.Context, client *asynq.Client, msgs []message, seqs []groupSeq, campaign string) (queued, groupQueued int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
 	defer cancel()
-	var queued atomic.Int64
-	err := forEach(ctx, msgs, enqueueWorkers, func(ctx context.Context, _ int, m message) error {
-		t, err := tasks.NewTask(m.recall(campaign), tasks.Options{Queue: tasks.QueueBulk})
+	var nMsgs, nSeqs atomic.Int64
+	order := interleave(len(msgs), len(seqs))
+	err = fanout.Each(ctx, len(order), enqueueWorkers, func(ctx context.Context, p int) error {
+		var t *asynq.Task
+		var what string
+		var err error
+		if i := order[p]; i < 0 {
+			g := seqs[-i-1]
+			what = fmt.Sprintf("group recall of %s seq %d", g.group, g.seq)
+			t, err = tasks.NewGroupTask(g.recall(campaign), tasks.Options{Queue: tasks.QueueBulk})
+		} else {
+			what = "recall of " + msgs[i].key
+			t, err = tasks.NewTask(msgs[i].recall(campaign), tasks.Options{Queue: tasks.QueueBulk})
+		}
 		if err != nil {
 			return err
 		}
 		if _, err := client.EnqueueContext(ctx, t); err != nil {
 			if errors.Is(err, asynq.ErrTaskIDConflict) {
-				return fmt.Errorf("recall of %s was already queued: every run must start from an empty Redis", m.key)
+				return fmt.Errorf("%s was already queued: every run must start from an empty Redis", what)
 			}
 			return err
 		}
-		queued.Add(1)
+		if order[p] < 0 {
+			nSeqs.Add(1)
+		} else {
+			nMsgs.Add(1)
+		}
 		return nil
 	})
+	queued, groupQueued = int(nMsgs.Load()), int(nSeqs.Load())
 	if err != nil {
-		return int(queued.Load()), fmt.Errorf("queue the campaign: %w", err)
+		return queued, groupQueued, fmt.Errorf("queue the campaign: %w", err)
 	}
-	return int(queued.Load()), nil
+	return queued, groupQueued, nil
+}
+
+// interleave is the order in which n messages and g group seqs are queued:
+// i >= 0 is message i, i < 0 is group seq -i-1, the seqs spread evenly.
+func interleave(n, g int) []int {
+	order := make([]int, 0, n+g)
+	m, s := 0, 0
+	for p := range n + g {
+		if (p+1)*g/(n+g) > p*g/(n+g) {
+			s++
+			order = append(order, -s)
+		} else {
+			order = append(order, m)
+			m++
+		}
+	}
+	return order
 }

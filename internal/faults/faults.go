@@ -20,6 +20,14 @@
 //   - the most calls the simulator counted in any sliding second, against
 //     Tencent's cap of 200, and the 60007s it answered.
 //
+// Beside the one-to-one recalls, each run carries a group campaign
+// (Options.Groups groups of Options.GroupSeqs seqs, one tasks.NewGroupTask
+// per seq on the same lane, spread among the recalls), a share of whose
+// seqs the simulator was told cannot be recalled. Each seq is judged
+// against its fate at the simulator (GET /sim/group/fate) and the plan: an
+// unrecallable seq must end dead-lettered with 10032, every other one
+// completed with a 0 in its fate; none lost (see judgeGroups).
+//
 // The faults (FaultKill, FaultRedis, FaultAPIDown, FaultAPISlow,
 // FaultCredentials) each get a run of their own after a fault-free
 // baseline, with fresh Redis data and a reset simulator. Every wait is
@@ -62,8 +70,17 @@ const (
 	DefaultRate        = 200.0
 	DefaultLatencyMin  = 20 * time.Millisecond
 	DefaultLatencyMax  = 50 * time.Millisecond
-	// DefaultMissing is the share of recalls of messages that do not exist.
-	DefaultMissing     = 0.02
+	// DefaultMissing is the share of recalls of messages that do not exist,
+	// and of group seqs that cannot be recalled.
+	DefaultMissing = 0.02
+	// DefaultGroups is how many groups the group campaign recalls from.
+	DefaultGroups = 4
+	// DefaultGroupShare: when Options.GroupSeqs is 0, the group campaign
+	// has this share of Options.Tasks in seqs, spread over the groups.
+	DefaultGroupShare = 0.05
+	// MinGroupSeqs is the fewest seqs per group Options.GroupSeqs defaults
+	// to: a full batch of one group_msg_recall call.
+	MinGroupSeqs       = imsim.MaxGroupRecallSeqs
 	DefaultAppendFsync = "everysec"
 	DefaultRedisSignal = "KILL"
 	DefaultRedisDown   = 3 * time.Second
@@ -99,6 +116,15 @@ type Options struct {
 	// does not exist (expected 20022 dead letters). Default DefaultMissing;
 	// negative means none.
 	Missing float64
+	// Groups is how many groups the group campaign recalls from, beside
+	// the one-to-one recalls: one group task per (group, seq) on the same
+	// bulk lane. Default DefaultGroups; negative means no group campaign.
+	Groups int
+	// GroupSeqs is how many seqs of each group are recalled. Default
+	// Tasks*DefaultGroupShare/Groups, at least MinGroupSeqs. A share
+	// Missing of them (rounded up) are made unrecallable at the simulator
+	// (10032): they must end dead-lettered with that code.
+	GroupSeqs int
 	// Workers is the number of worker processes. Default DefaultWorkers.
 	Workers int
 	// Concurrency per worker process (--concurrency). Default
@@ -180,6 +206,12 @@ func (o *Options) setDefaults() error {
 	if o.Missing < 0 {
 		o.Missing = 0
 	}
+	setInt(&o.Groups, DefaultGroups)
+	if o.Groups < 0 {
+		o.Groups, o.GroupSeqs = 0, 0
+	} else if o.GroupSeqs == 0 {
+		o.GroupSeqs = max(MinGroupSeqs, int(float64(o.Tasks)*DefaultGroupShare)/o.Groups)
+	}
 	if o.Rate == 0 {
 		o.Rate = DefaultRate
 	}
@@ -244,6 +276,8 @@ func (o *Options) validate() error {
 	switch {
 	case o.Tasks < 1:
 		return bad("Options.Tasks is %d: at least 1", o.Tasks)
+	case o.GroupSeqs < 0:
+		return bad("Options.GroupSeqs is %d: at least 1, or 0 for the default", o.GroupSeqs)
 	case o.Missing >= 1:
 		return bad("Options.Missing is %v: a share below 1", o.Missing)
 	case o.Workers < 2:
@@ -298,6 +332,8 @@ type Row struct {
 	Rejected60007  int64
 	// Retried counts the finished tasks that used at least one retry.
 	Retried int
+	// Group is the group campaign's figures.
+	Group GroupRow
 	// CircuitOpen counts the "circuit open" lines in the workers' logs.
 	CircuitOpen int
 	// Drained reports whether every task finished within DrainTimeout;
@@ -312,10 +348,43 @@ type Row struct {
 	Notes []string
 }
 
+// GroupRow is the figures of a run's group campaign.
+type GroupRow struct {
+	// Queued is the number of group tasks queued (one per seq); Planned
+	// how many of them are of seqs made unrecallable, to be dead-lettered
+	// with 10032.
+	Queued, Planned int
+	// Recalled and AlreadyRecalled are the completed tasks whose seq the
+	// simulator recalled, by their last answer: 0, or 10030 after the 0.
+	Recalled, AlreadyRecalled int
+	// DeadLettered are the archived tasks; DeadByCode counts them by their
+	// seq's last answer.
+	DeadLettered int
+	DeadByCode   map[int]int
+	// Lost, WronglyDeadLettered and OffPlan (seqs that did not end as the
+	// plan says: recalled or completed although unrecallable, dead-lettered
+	// although recallable) must all be 0.
+	Lost, WronglyDeadLettered, OffPlan int
+	// Retried counts the finished group tasks that used a retry.
+	Retried int
+	// Calls is how many group_msg_recall calls the simulator answered;
+	// MaxInAnyWindow the most it counted in any sliding second (its cap is
+	// Cap too, answering 10006; Rejected10006 counts those).
+	Calls          int64
+	MaxInAnyWindow int
+	Rejected10006  int64
+}
+
+// ok reports whether the group campaign ended as planned.
+func (g GroupRow) ok() bool {
+	return g.Lost == 0 && g.WronglyDeadLettered == 0 && g.OffPlan == 0 && g.MaxInAnyWindow <= Cap
+}
+
 // OK reports whether the row passes every check: it ran, drained, lost
-// nothing, dead-lettered nothing wrongly and kept under the cap.
+// nothing, dead-lettered nothing wrongly, ended every group seq as planned
+// and kept under the cap.
 func (r Row) OK() bool {
-	return r.Err == "" && r.Drained && r.Lost == 0 && r.WronglyDeadLettered == 0 && r.MaxInAnyWindow <= Cap
+	return r.Err == "" && r.Drained && r.Lost == 0 && r.WronglyDeadLettered == 0 && r.MaxInAnyWindow <= Cap && r.Group.ok()
 }
 
 // Result is what Run found.
@@ -440,12 +509,19 @@ func (s *suite) header() {
 	fmt.Fprintf(w, "#   not through `recallq campaign start`, which landed while this suite was written); %.1f%% are of messages the simulator\n", 100*o.Missing)
 	fmt.Fprintf(w, "#   was told do not exist\n")
 	fmt.Fprintf(w, "#   (POST /sim/forget before queuing): they must end dead-lettered with 20022, every other recall recalled or already recalled\n")
+	if o.Groups > 0 {
+		fmt.Fprintf(w, "# group campaign beside it: seqs 1..%d of %d groups, one tasks.NewGroupTask per seq on the same lane, spread among the recalls\n", o.GroupSeqs, o.Groups)
+		fmt.Fprintf(w, "#   (the worker batches up to %d seqs of a group per group_msg_recall call); %.1f%% of the seqs, rounded up, were made unrecallable\n", imsim.MaxGroupRecallSeqs, 100*o.Missing)
+		fmt.Fprintf(w, "#   (POST /sim/group/message State unrecallable): they must end dead-lettered with %d, every other seq recalled (10030, the\n", codeGroupUnrecallable)
+		fmt.Fprintf(w, "#   simulator's answer for a seq recalled before, is done in the worker's table, so it cannot stand for a message to dead-letter)\n")
+	}
 	fmt.Fprintf(w, "# each run: fresh redis-server, POST /sim/reset, start the workers, queue the campaign; the fault starts once %.0f%% of the tasks are finished:\n", 100*o.FaultAt)
 	describe := map[string][]string{
 		FaultKill: {fmt.Sprintf("SIGKILL one of the %d workers every %s while tasks are pending; a replacement starts %s later", o.Workers, o.KillEvery, o.RestartAfter)},
 		FaultRedis: {fmt.Sprintf("SIG%s redis-server, down %s, started again on the same port and directory (it loads its append-only file);", o.RedisSignal, o.RedisDown),
 			"the workers are not told: they must reconnect by themselves"},
-		FaultAPIDown: {fmt.Sprintf("the simulator closes its listener and connections (connection refused) for %s, then answers only 91000 for %s", o.RefuseFor, o.Code91000For)},
+		FaultAPIDown: {fmt.Sprintf("the simulator closes its listener and connections (connection refused) for %s, then fails every recall with its internal error", o.RefuseFor),
+			fmt.Sprintf("(91000; group_msg_recall 10002) for %s: the fail rate at 1, so missing messages still answer 20022", o.Code91000For)},
 		FaultAPISlow: {slowDescription(o)},
 		FaultCredentials: {fmt.Sprintf("the simulator answers %d (%s) to every call for %s, then accepts calls again", o.CredentialsCode, credentialsMeaning(o.CredentialsCode), o.CredentialsFor),
 			"(POST /sim/faults CodeUntil; the workers keep running, so the circuit breaker must stop and resume them by itself)"},
@@ -471,7 +547,14 @@ func (s *suite) header() {
 	fmt.Fprintf(w, "#   max_1s              most calls the simulator counted in any sliding second (must be <= %d); 60007s: its rate-limit answers\n", Cap)
 	fmt.Fprintf(w, "#   retried             finished tasks that used at least one of their retries\n")
 	fmt.Fprintf(w, "#   circuit_open        \"circuit open\" lines in the workers' logs\n")
-	fmt.Fprintf(w, "#   drain_s             from the start of queuing until every task was completed or archived; vs_baseline: against the baseline run\n")
+	fmt.Fprintf(w, "#   drain_s             from the start of queuing until every task (group tasks too) was completed or archived; vs_baseline: against the baseline run\n")
+	if o.Groups > 0 {
+		fmt.Fprintf(w, "#   group seqs          the group campaign: queued / recalled (completed, and the simulator answered 0 for the seq, maybe 10030 after it)\n")
+		fmt.Fprintf(w, "#                       / dead-lettered (archived, by the seq's last answer) / lost (neither completed nor archived, or completed\n")
+		fmt.Fprintf(w, "#                       without a 0 for the seq); then wrong_dl (archived after a code the worker does not dead-letter) and\n")
+		fmt.Fprintf(w, "#                       off_plan (an unrecallable seq not dead-lettered with %d, or a recallable one dead-lettered) when not 0;\n", codeGroupUnrecallable)
+		fmt.Fprintf(w, "#                       lost, wrong_dl and off_plan must be 0\n")
+	}
 }
 
 // slowDescription says what FaultAPISlow does in o's mode.

@@ -117,6 +117,21 @@ func TestTinySuite(t *testing.T) {
 						r.Fault, r.Recalled, r.AlreadyRecalled, r.DeadLettered, r.DeadByCode)
 				}
 			}
+			for _, r := range res.Rows {
+				// 300 tasks: 4 groups of MinGroupSeqs seqs, 2% of 40 rounded up unrecallable.
+				g := r.Group
+				if g.Queued != 40 || g.Planned != 1 {
+					t.Errorf("%s: %d group seqs queued, %d planned dead letters; want 40 and 1", r.Fault, g.Queued, g.Planned)
+				}
+				if g.Lost != 0 || g.WronglyDeadLettered != 0 || g.OffPlan != 0 || g.Recalled+g.AlreadyRecalled != 39 ||
+					g.DeadLettered != 1 || g.DeadByCode[10032] != 1 {
+					t.Errorf("%s: group seqs %d recalled + %d already, dead-lettered %d %v, %d lost, %d wrong, %d off plan; want 39 done, 1 dead-lettered with 10032",
+						r.Fault, g.Recalled, g.AlreadyRecalled, g.DeadLettered, g.DeadByCode, g.Lost, g.WronglyDeadLettered, g.OffPlan)
+				}
+				if g.Calls < 4 || g.MaxInAnyWindow > faults.Cap {
+					t.Errorf("%s: %d group_msg_recall calls, %d in the busiest second; want at least 4, at most %d", r.Fault, g.Calls, g.MaxInAnyWindow, faults.Cap)
+				}
+			}
 			if notes := strings.Join(res.Rows[len(res.Rows)-1].Notes, "\n"); !strings.Contains(notes, tc.event) {
 				t.Errorf("the %s run's notes lack %q: the fault did not happen?\n%s", tc.fault, tc.event, notes)
 			}

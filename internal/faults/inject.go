@@ -22,7 +22,10 @@ const (
 	// same directory, so it loads its append-only file.
 	FaultRedis = "redis-restart"
 	// FaultAPIDown makes the API unreachable (connection refused) for
-	// Options.RefuseFor, then answer only 91000 for Options.Code91000For.
+	// Options.RefuseFor, then fail every recall with the API's internal
+	// error for Options.Code91000For: 91000 from admin_msgwithdraw, 10002
+	// from group_msg_recall (the simulator's FailRate at 1; a message that
+	// does not exist or was recalled still answers so).
 	FaultAPIDown = "api-down"
 	// FaultAPISlow makes the API answer after Options.SlowLatency (beyond
 	// the client's 5 s timeout) for Options.SlowFor.
@@ -206,14 +209,19 @@ func (f *apiDownFault) step(ctx context.Context, r *run, l look) error {
 		if !due(r, l) {
 			return nil
 		}
+		// FailRate 1, not CodeUntil 91000: CodeUntil answers its one code
+		// to both APIs, and 91000 is not group_msg_recall's (its table
+		// reads it as unknown and dead-letters after a few attempts). No
+		// call is answered while connections are refused, so the fail
+		// rate may start with the refusal.
 		fa := r.s.baseFaults()
 		fa.RefuseFor = o.RefuseFor.String()
-		fa.CodeFor, fa.Code = (o.RefuseFor + o.Code91000For).String(), 91000
+		fa.FailRate = 1
 		if err := r.s.sim.setFaults(ctx, fa); err != nil {
 			return err
 		}
 		f.started, f.at = true, time.Now()
-		r.event("API unreachable (listener closed: connection refused) for %s, then answering only 91000 for %s; %d/%d finished",
+		r.event("API unreachable (listener closed: connection refused) for %s, then failing every recall with 91000 (group_msg_recall: 10002) for %s; %d/%d finished",
 			o.RefuseFor, o.Code91000For, l.done, l.queued)
 		return nil
 	}
@@ -226,8 +234,11 @@ func (f *apiDownFault) step(ctx context.Context, r *run, l look) error {
 		}
 	case !f.announced && since >= o.RefuseFor:
 		f.announced = true
-		r.event("API reachable again, answering only 91000 for %s; %d/%d finished", o.Code91000For, l.done, l.queued)
+		r.event("API reachable again, failing every recall with 91000 (group_msg_recall: 10002) for %s; %d/%d finished", o.Code91000For, l.done, l.queued)
 	case !f.ended && since >= o.RefuseFor+o.Code91000For:
+		if err := r.s.sim.setFaults(ctx, r.s.baseFaults()); err != nil {
+			return err
+		}
 		f.ended = true
 		r.event("API healthy again; %d/%d finished", l.done, l.queued)
 	}

@@ -98,7 +98,13 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	if err != nil {
 		return row, err
 	}
-	s.progress("[%s] redis-server at %s (appendfsync %s); simulator reset, %d messages forgotten", name, r.redis.addr, o.AppendFsync, missing)
+	seqs := groupCampaign(o.Groups, o.GroupSeqs, s.nonce, index, o.Missing)
+	unrecallable, err := createGroups(ctx, s.sim, seqs)
+	if err != nil {
+		return row, err
+	}
+	s.progress("[%s] redis-server at %s (appendfsync %s); simulator reset, %d messages forgotten, %d groups of %d seqs created (%d unrecallable)",
+		name, r.redis.addr, o.AppendFsync, missing, o.Groups, o.GroupSeqs, unrecallable)
 
 	for slot := range r.workers {
 		if _, err := r.startWorker(slot); err != nil {
@@ -112,14 +118,14 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	loadBefore := childproc.LoadAverage()
 	campaign := fmt.Sprintf("faults-%s-%d", name, s.nonce)
 	r.t0 = time.Now()
-	queued, err := enqueueCampaign(ctx, client, msgs, campaign)
+	queued, groupQueued, err := enqueueCampaign(ctx, client, msgs, seqs, campaign)
 	if err != nil {
 		return row, err
 	}
-	r.event("queued %d recalls of campaign %s on %s in %.1f s (%d of them of missing messages)",
-		queued, campaign, tasks.AppQueue(tasks.QueueBulk, sdkAppID), time.Since(r.t0).Seconds(), missing)
+	r.event("queued %d recalls (%d of them of missing messages) and %d group recalls (%d of them of unrecallable seqs) of campaign %s on %s in %.1f s",
+		queued, missing, groupQueued, unrecallable, campaign, tasks.AppQueue(tasks.QueueBulk, sdkAppID), time.Since(r.t0).Seconds())
 
-	d, err := r.drain(ctx, inj, queued)
+	d, err := r.drain(ctx, inj, queued+groupQueued)
 	if err != nil {
 		return row, err
 	}
@@ -131,7 +137,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	if err != nil {
 		return row, err
 	}
-	fates, err := readFates(vctx, s.sim, msgs)
+	fates, err := readFates(vctx, msgs, s.sim.fate)
 	if err != nil {
 		return row, err
 	}
@@ -139,7 +145,16 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	if err != nil {
 		return row, err
 	}
+	groupFates, err := readFates(vctx, seqs, s.sim.groupFate)
+	if err != nil {
+		return row, err
+	}
+	gst, err := s.sim.groupStats(vctx)
+	if err != nil {
+		return row, err
+	}
 	v := judge(msgs, states, fates)
+	gv := judgeGroups(seqs, states, groupFates)
 
 	row = Row{
 		Fault: name, Queued: queued, Missing: v.missing,
@@ -149,12 +164,30 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 		MaxInAnyWindow: st.MaxInAnyWindow, Rejected60007: st.Rejected60007,
 		Retried: v.retried, CircuitOpen: r.countLogLines(circuitOpen),
 		Drained: d.drained, Drain: d.at,
+		Group: GroupRow{
+			Queued: groupQueued, Planned: gv.planned,
+			Recalled: gv.recalled, AlreadyRecalled: gv.already,
+			DeadLettered: gv.dead, DeadByCode: gv.deadByCode,
+			Lost: gv.lost, WronglyDeadLettered: gv.wrong, OffPlan: gv.offPlan,
+			Retried: gv.retried, Calls: gst.Calls,
+			MaxInAnyWindow: gst.MaxInAnyWindow, Rejected10006: gst.Rejected60007,
+		},
 	}
 	row.Notes = append(row.Notes, r.events...)
 	row.Notes = append(row.Notes, fmt.Sprintf("machine load average (1 min): %s before the campaign, %s after the drain (nproc %d; the machine may be shared)",
 		loadBefore, childproc.LoadAverage(), runtime.NumCPU()))
 	row.Notes = append(row.Notes, fmt.Sprintf("simulator: %d calls, answers %s, %d HTTP errors; %d counted against the cap",
 		st.Calls, byCode(st.ByCode), st.HTTPErrors, st.Counted))
+	if g := row.Group; g.Queued > 0 {
+		perCall := 0.0
+		if gst.Seqs > 0 && gst.Calls > 0 {
+			perCall = float64(gst.Seqs) / float64(gst.Calls)
+		}
+		row.Notes = append(row.Notes, fmt.Sprintf("group campaign: %d seqs queued (%d to be dead-lettered with %d); %d recalled, %d already recalled, dead-lettered %s, %d lost, %d wrongly dead-lettered, %d off plan, %d retried",
+			g.Queued, g.Planned, codeGroupUnrecallable, g.Recalled, g.AlreadyRecalled, deadCell(g.DeadLettered, g.DeadByCode), g.Lost, g.WronglyDeadLettered, g.OffPlan, g.Retried))
+		row.Notes = append(row.Notes, fmt.Sprintf("simulator, group_msg_recall: %d calls (%.2f seqs a call answered with a RetCode), answers %s, RetCodes %s; busiest sliding second %d calls, %d answered 10006",
+			gst.Calls, perCall, byCode(gst.ByCode), byCode(gst.ByRetCode), g.MaxInAnyWindow, g.Rejected10006))
+	}
 	if n := r.countLogLines("circuit closed"); row.CircuitOpen > 0 || n > 0 {
 		row.Notes = append(row.Notes, fmt.Sprintf("workers' logs: %d \"circuit open\" lines, %d \"circuit closed\" lines", row.CircuitOpen, n))
 	}
@@ -173,7 +206,7 @@ func (s *suite) runOne(ctx context.Context, index int, name string) (Row, error)
 	} else if !st.MaxWindowEnd.IsZero() {
 		row.Notes = append(row.Notes, fmt.Sprintf("busiest sliding second: %d calls, ending t=%.3fs", row.MaxInAnyWindow, st.MaxWindowEnd.Sub(r.t0).Seconds()))
 	}
-	for _, e := range v.examples {
+	for _, e := range append(v.examples, gv.examples...) {
 		row.Notes = append(row.Notes, "CHECK: "+e)
 	}
 	row.Notes = append(row.Notes, problems...)

@@ -74,11 +74,15 @@ func (s *simProc) forget(ctx context.Context, m message) error {
 
 // fate lists every code the simulator answered for the message.
 func (s *simProc) fate(ctx context.Context, m message) ([]int, error) {
-	q := url.Values{"from": {m.from}, "to": {m.to}, "msgkey": {m.key}}
+	return s.codes(ctx, "/sim/fate", url.Values{"from": {m.from}, "to": {m.to}, "msgkey": {m.key}})
+}
+
+// codes reads a fate endpoint's answer, {"codes": [...]}.
+func (s *simProc) codes(ctx context.Context, path string, q url.Values) ([]int, error) {
 	var out struct {
 		Codes []int `json:"codes"`
 	}
-	if err := s.Call(ctx, http.MethodGet, "/sim/fate?"+q.Encode(), nil, &out); err != nil {
+	if err := s.Call(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Codes, nil

@@ -13,7 +13,7 @@ import (
 
 // columns are the table's header.
 var columns = []string{"fault", "queued", "recalled", "already", "dead-lettered (code:count)", "lost", "wrong_dl",
-	"max_1s", "60007s", "retried", "circuit_open", "drain_s", "vs_baseline"}
+	"max_1s", "60007s", "retried", "circuit_open", "drain_s", "vs_baseline", "group seqs (queued/recalled/dead-lettered/lost)"}
 
 // cells are the row's cells, in the order of columns.
 func (r Row) cells() []string {
@@ -38,7 +38,25 @@ func (r Row) cells() []string {
 		strconv.Itoa(r.CircuitOpen),
 		drain,
 		r.vsBaseline(),
+		r.Group.cell(),
 	}
+}
+
+// cell is the group campaign's figures in one cell:
+// "1000/980/20 (10032:20)/0", recalled counting the already recalled, and
+// "off plan N" and "wrong_dl N" after them when they are not 0.
+func (g GroupRow) cell() string {
+	if g.Queued == 0 {
+		return "-"
+	}
+	c := fmt.Sprintf("%d/%d/%s/%d", g.Queued, g.Recalled+g.AlreadyRecalled, deadCell(g.DeadLettered, g.DeadByCode), g.Lost)
+	if g.WronglyDeadLettered > 0 {
+		c += fmt.Sprintf(" wrong_dl %d", g.WronglyDeadLettered)
+	}
+	if g.OffPlan > 0 {
+		c += fmt.Sprintf(" off_plan %d", g.OffPlan)
+	}
+	return c
 }
 
 // vsBaseline compares the drain with the baseline's: "x1.59 (+61.2 s)".

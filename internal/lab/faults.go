@@ -22,8 +22,8 @@ func newFaultsCmd(stdout, stderr io.Writer) *cobra.Command {
 campaign of recalls through real processes: its own redis-server (append-only
 file on), the simulator ("recallq imsim") and worker processes ("recallq
 worker"), all on loopback. The faults: worker processes killed with SIGKILL
-again and again, Redis restarted, the API unreachable then answering 91000,
-the API slower than the client's timeout, wrong credentials for a while.
+again and again, Redis restarted, the API unreachable then answering only
+its internal error (91000, and 10002 for group recalls), the API slower than the client's timeout, wrong credentials for a while.
 After each run it compares every task's state in asynq with every answer the
 simulator gave for its message and prints one row: lost and wrongly
 dead-lettered tasks (both must be 0), the most calls in any sliding second
@@ -82,7 +82,9 @@ minutes for all runs.`,
 	f.DurationVar(&o.KillEvery, "kill-every", faults.DefaultKillEvery, "sigkill-workers: time between kills")
 	f.DurationVar(&o.RestartAfter, "restart-after", faults.DefaultRestartAfter, "sigkill-workers: delay before the replacement starts")
 	f.DurationVar(&o.RefuseFor, "refuse-for", faults.DefaultRefuseFor, "api-down: how long connections are refused")
-	f.DurationVar(&o.Code91000For, "code-91000-for", faults.DefaultCode91000For, "api-down: how long only 91000 is answered afterwards")
+	f.DurationVar(&o.Code91000For, "code-91000-for", faults.DefaultCode91000For, "api-down: how long only the internal error (91000; 10002 for group recalls) is answered afterwards")
+	f.IntVar(&o.Groups, "groups", faults.DefaultGroups, "groups of the group campaign beside the one-to-one recalls; negative for none")
+	f.IntVar(&o.GroupSeqs, "group-seqs", 0, "seqs recalled per group; 0 is a share of --tasks (at least one full batch of 10)")
 	f.DurationVar(&o.SlowFor, "slow-for", faults.DefaultSlowFor, "api-slow: how long the API is slow")
 	f.DurationVar(&o.SlowLatency, "slow-latency", faults.DefaultSlowLatency, "api-slow: how late, beyond the client's 5 s timeout")
 	f.StringVar(&o.SlowMode, "slow-mode", faults.DefaultSlowMode, "api-slow: answer (the server decides each call at once and answers late) or network (each call arrives late)")

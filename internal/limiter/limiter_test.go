@@ -570,6 +570,7 @@ func TestSpreadSetsTheIntervalOfEveryProcess(t *testing.T) {
 	const rate = 200.0
 	a := newTestLimiter(t, s.Client(t), Config{Rate: rate})
 	b := newTestLimiter(t, s.Client(t), Config{Rate: rate})
+	ignoreStalls(a) // a hiccup of this loaded machine must not drop the samples
 
 	// Answers 10 to 40 ms after their slots: a spread of 30 ms.
 	base := time.Now()
@@ -694,6 +695,7 @@ func TestSpreadIsTheFleetQuantileOfAllSamples(t *testing.T) {
 	)
 	for _, ss := range perProc {
 		l := newTestLimiter(t, s.Client(t), Config{})
+		ignoreStalls(l) // a hiccup of this loaded machine must not drop the samples
 		for _, x := range ss {
 			// Observe measures lo from the slot and adds the round trip.
 			l.Observe(Permit{Slot: now, rtt: x.hi - x.lo}, now.Add(x.lo))

@@ -3,7 +3,6 @@ package campaignbench
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"runtime"
@@ -34,13 +33,6 @@ type BenchUrgentOptions struct {
 	Backlog int
 	// Urgent is how many urgent recalls each scenario queues. Default DefaultBenchUrgent.
 	Urgent int
-	// Workers is how many worker servers run, each with its own limiter
-	// (its own lane semaphores), as separate processes would. Default 2.
-	Workers int
-	// Concurrency per worker. Default worker.DefaultConcurrency.
-	Concurrency int
-	// LatencyMin and LatencyMax: the simulator's latency. Default 20-50 ms.
-	LatencyMin, LatencyMax time.Duration
 	// Spread: the urgent recalls of a saturated run are queued at random
 	// times over this long. Default 20 s.
 	Spread time.Duration
@@ -52,25 +44,16 @@ type BenchUrgentOptions struct {
 	// Contrast adds the runs that show what the defaults buy: AheadBulk 32
 	// instead of 2, and asynq's TaskCheckInterval of 1 s instead of 50 ms.
 	Contrast bool
-	// Out receives the figures; Progress the running commentary.
-	Out, Progress io.Writer
+	RunOptions
 }
 
 func (o *BenchUrgentOptions) defaults() {
+	o.RunOptions.defaults()
 	if o.Backlog <= 0 {
 		o.Backlog = DefaultBenchBacklog
 	}
 	if o.Urgent <= 0 {
 		o.Urgent = DefaultBenchUrgent
-	}
-	if o.Workers <= 0 {
-		o.Workers = 2
-	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = worker.DefaultConcurrency
-	}
-	if o.LatencyMin == 0 && o.LatencyMax == 0 {
-		o.LatencyMin, o.LatencyMax = 20*time.Millisecond, 50*time.Millisecond
 	}
 	if o.Spread <= 0 {
 		o.Spread = 20 * time.Second
@@ -81,12 +64,6 @@ func (o *BenchUrgentOptions) defaults() {
 	o.GapMax = max(o.GapMax, o.GapMin)
 	if o.Idle <= 0 {
 		o.Idle = 10 * time.Second
-	}
-	if o.Out == nil {
-		o.Out = io.Discard
-	}
-	if o.Progress == nil {
-		o.Progress = io.Discard
 	}
 }
 
@@ -104,17 +81,12 @@ type urgentBench struct {
 // empty queues; and what asynq's polling of empty queues costs Redis.
 func BenchUrgent(ctx context.Context, o BenchUrgentOptions) error {
 	o.defaults()
-	srv, err := redistest.LaunchTemp("recallq-bench-urgent-")
+	srv, rdb, stop, err := launchRedis("recallq-bench-urgent-")
 	if err != nil {
 		return err
 	}
-	defer srv.Stop()
-	opt, err := redis.ParseURL(srv.URL)
-	if err != nil {
-		return err
-	}
-	b := &urgentBench{o: o, srv: srv, rdb: redis.NewClient(opt), log: benchLogger(o.Progress)}
-	defer b.rdb.Close()
+	defer stop()
+	b := &urgentBench{o: o, srv: srv, rdb: rdb, log: benchLogger(o.Progress)}
 	if b.app, err = startSimApp(benchApp, o.LatencyMin, o.LatencyMax); err != nil {
 		return err
 	}

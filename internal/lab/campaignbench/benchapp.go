@@ -20,12 +20,62 @@ import (
 	"github.com/recallq/recallq/internal/assembly"
 	"github.com/recallq/recallq/internal/campaign"
 	"github.com/recallq/recallq/internal/imsim"
+	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/internal/simproc"
 	"github.com/recallq/recallq/internal/sleep"
 	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
+
+// RunOptions are what BenchUrgent and BenchApps share: the worker
+// servers, the simulators' latency, where the output goes.
+type RunOptions struct {
+	// Workers is how many worker servers run, each with its own limiter
+	// (its own lane semaphores) and serving every app of the benchmark,
+	// as separate processes would. Default 2.
+	Workers int
+	// Concurrency per worker and app. Default worker.DefaultConcurrency.
+	Concurrency int
+	// LatencyMin and LatencyMax: the simulators' latency. Default 20-50 ms.
+	LatencyMin, LatencyMax time.Duration
+	// Out receives the figures; Progress the running commentary.
+	Out, Progress io.Writer
+}
+
+func (o *RunOptions) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = worker.DefaultConcurrency
+	}
+	if o.LatencyMin == 0 && o.LatencyMax == 0 {
+		o.LatencyMin, o.LatencyMax = 20*time.Millisecond, 50*time.Millisecond
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+}
+
+// launchRedis starts a redis-server in a temporary folder named after
+// pattern, and a client of it; stop stops both.
+func launchRedis(pattern string) (srv *redistest.Server, rdb *redis.Client, stop func(), err error) {
+	srv, err = redistest.LaunchTemp(pattern)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opt, err := redis.ParseURL(srv.URL)
+	if err != nil {
+		srv.Stop()
+		return nil, nil, nil, err
+	}
+	rdb = redis.NewClient(opt)
+	return srv, rdb, func() { rdb.Close(); srv.Stop() }, nil
+}
 
 // simApp is one app of a benchmark: its simulator, in process on
 // loopback, with the app's own SDKAppID and secret (so it counts only that

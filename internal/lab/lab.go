@@ -13,11 +13,12 @@ import (
 
 // Extend adds the lab's commands to recallq's command tree (see
 // cli.Extension): bench and its worker process, faults, bench-capture,
-// bench-group and its worker process,
+// bench-group and its worker process, bench-apps,
 // and campaign bench-import and bench-urgent.
 func Extend(root *cobra.Command, stdout, stderr io.Writer) {
 	root.AddCommand(newBenchCmd(stdout, stderr), newBenchWorkerCmd(stdout, stderr), newFaultsCmd(stdout, stderr),
-		newBenchCaptureCmd(stdout, stderr), newBenchGroupCmd(stdout, stderr), newBenchGroupWorkerCmd(stdout, stderr))
+		newBenchCaptureCmd(stdout, stderr), newBenchGroupCmd(stdout, stderr), newBenchGroupWorkerCmd(stdout, stderr),
+		newBenchAppsCmd(stdout, stderr))
 	for _, c := range root.Commands() {
 		if c.Name() == "campaign" {
 			c.AddCommand(newCampaignBenchImportCmd(stdout, stderr), newCampaignBenchUrgentCmd(stdout, stderr))

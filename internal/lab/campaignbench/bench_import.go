@@ -20,7 +20,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/campaign"
-	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -71,17 +70,11 @@ func BenchImport(ctx context.Context, o BenchImportOptions) error {
 	if o.Exe == "" {
 		return errors.New("campaign: BenchImportOptions.Exe is not set")
 	}
-	srv, err := redistest.LaunchTemp("recallq-bench-import-")
+	srv, rdb, stop, err := launchRedis("recallq-bench-import-")
 	if err != nil {
 		return err
 	}
-	defer srv.Stop()
-	opt, err := redis.ParseURL(srv.URL)
-	if err != nil {
-		return err
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	defer stop()
 	version, _ := rdb.Info(ctx, "server").Result()
 
 	file := filepath.Join(srv.Dir(), "bench.csv")

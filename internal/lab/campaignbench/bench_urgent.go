@@ -1,33 +1,22 @@
 package campaignbench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net"
-	"net/http"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/enqueue"
-	"github.com/recallq/recallq/internal/assembly"
-	"github.com/recallq/recallq/internal/campaign"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/redistest"
-	"github.com/recallq/recallq/internal/simproc"
 	"github.com/recallq/recallq/internal/sleep"
-	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -44,13 +33,6 @@ type BenchUrgentOptions struct {
 	Backlog int
 	// Urgent is how many urgent recalls each scenario queues. Default DefaultBenchUrgent.
 	Urgent int
-	// Workers is how many worker servers run, each with its own limiter
-	// (its own lane semaphores), as separate processes would. Default 2.
-	Workers int
-	// Concurrency per worker. Default worker.DefaultConcurrency.
-	Concurrency int
-	// LatencyMin and LatencyMax: the simulator's latency. Default 20-50 ms.
-	LatencyMin, LatencyMax time.Duration
 	// Spread: the urgent recalls of a saturated run are queued at random
 	// times over this long. Default 20 s.
 	Spread time.Duration
@@ -62,25 +44,16 @@ type BenchUrgentOptions struct {
 	// Contrast adds the runs that show what the defaults buy: AheadBulk 32
 	// instead of 2, and asynq's TaskCheckInterval of 1 s instead of 50 ms.
 	Contrast bool
-	// Out receives the figures; Progress the running commentary.
-	Out, Progress io.Writer
+	RunOptions
 }
 
 func (o *BenchUrgentOptions) defaults() {
+	o.RunOptions.defaults()
 	if o.Backlog <= 0 {
 		o.Backlog = DefaultBenchBacklog
 	}
 	if o.Urgent <= 0 {
 		o.Urgent = DefaultBenchUrgent
-	}
-	if o.Workers <= 0 {
-		o.Workers = 2
-	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = worker.DefaultConcurrency
-	}
-	if o.LatencyMin == 0 && o.LatencyMax == 0 {
-		o.LatencyMin, o.LatencyMax = 20*time.Millisecond, 50*time.Millisecond
 	}
 	if o.Spread <= 0 {
 		o.Spread = 20 * time.Second
@@ -92,44 +65,15 @@ func (o *BenchUrgentOptions) defaults() {
 	if o.Idle <= 0 {
 		o.Idle = 10 * time.Second
 	}
-	if o.Out == nil {
-		o.Out = io.Discard
-	}
-	if o.Progress == nil {
-		o.Progress = io.Discard
-	}
 }
 
 // urgentBench is the shared setup of BenchUrgent's scenarios.
 type urgentBench struct {
-	o       BenchUrgentOptions
-	srv     *redistest.Server
-	rdb     *redis.Client
-	sim     *imsim.Sim
-	url     string
-	secret  string
-	log     *slog.Logger
-	arrived sync.Map // MsgKey -> time.Time the request reached the simulator
-}
-
-// urgentPrefix marks the MsgKeys of urgent recalls.
-const urgentPrefix = "777"
-
-// ServeHTTP timestamps urgent calls as they reach the simulator, before
-// its latency.
-func (b *urgentBench) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == imsim.APIPath {
-		now := time.Now()
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		if i := bytes.Index(body, []byte(`"MsgKey":"`+urgentPrefix+"_")); i >= 0 {
-			rest := body[i+len(`"MsgKey":"`):]
-			if j := bytes.IndexByte(rest, '"'); j > 0 {
-				b.arrived.LoadOrStore(string(rest[:j]), now)
-			}
-		}
-	}
-	b.sim.ServeHTTP(w, r)
+	o   BenchUrgentOptions
+	srv *redistest.Server
+	rdb *redis.Client
+	app *simApp
+	log *slog.Logger
 }
 
 // BenchUrgent measures how long an urgent recall takes from being queued
@@ -137,30 +81,16 @@ func (b *urgentBench) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // empty queues; and what asynq's polling of empty queues costs Redis.
 func BenchUrgent(ctx context.Context, o BenchUrgentOptions) error {
 	o.defaults()
-	srv, err := redistest.LaunchTemp("recallq-bench-urgent-")
+	srv, rdb, stop, err := launchRedis("recallq-bench-urgent-")
 	if err != nil {
 		return err
 	}
-	defer srv.Stop()
-	opt, err := redis.ParseURL(srv.URL)
-	if err != nil {
+	defer stop()
+	b := &urgentBench{o: o, srv: srv, rdb: rdb, log: benchLogger(o.Progress)}
+	if b.app, err = startSimApp(benchApp, o.LatencyMin, o.LatencyMax); err != nil {
 		return err
 	}
-	b := &urgentBench{o: o, srv: srv, rdb: redis.NewClient(opt), secret: simproc.NewSecret(),
-		log: slog.New(slog.NewTextHandler(o.Progress, &slog.HandlerOptions{Level: slog.LevelError}))}
-	defer b.rdb.Close()
-	b.sim, err = imsim.New(imsim.Config{SDKAppID: benchApp, SecretKey: b.secret, LatencyMin: o.LatencyMin, LatencyMax: o.LatencyMax})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{Handler: b, ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(ln)
-	defer hs.Close()
-	b.url = "http://" + ln.Addr().String()
+	defer b.app.close()
 	info, _ := b.rdb.Info(ctx, "server").Result()
 
 	fmt.Fprintf(o.Out, "recallq campaign bench-urgent: %d worker servers in one process, each with its own limiter and lane semaphores\n"+
@@ -227,60 +157,10 @@ func BenchUrgent(ctx context.Context, o BenchUrgentOptions) error {
 	return nil
 }
 
-// fleet is the running worker servers.
-type fleet struct {
-	stop  func()
-	mu    sync.Mutex
-	waits []time.Duration // limiter waits of urgent calls
-}
-
-func (f *fleet) Record(ev worker.Event) {
-	if lane, _, _ := tasks.ParseQueue(ev.Queue); lane == tasks.QueueUrgent && ev.Fate.Final() {
-		f.mu.Lock()
-		f.waits = append(f.waits, ev.Waited)
-		f.mu.Unlock()
-	}
-}
-
-// startFleet starts the worker servers, as the worker command builds them
-// (with their campaign feeders unless feeders is false).
+// startFleet starts the worker servers of the one app.
 func (b *urgentBench) startFleet(procs, aheadBulk int, checkEvery time.Duration, feeders bool) (*fleet, error) {
-	fl := &fleet{}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var closers []func()
-	fl.stop = func() {
-		cancel()
-		wg.Wait()
-		for _, c := range closers {
-			c()
-		}
-	}
-	for range procs {
-		rdb := redis.NewClient(&redis.Options{Addr: b.srv.Addr})
-		w, err := assembly.New(assembly.Config{
-			Redis:     rdb,
-			Queue:     asynq.RedisClientOpt{Addr: b.srv.Addr},
-			App:       tim.Config{SDKAppID: benchApp, SecretKey: b.secret, Endpoint: b.url},
-			AheadBulk: aheadBulk,
-			Worker: worker.Config{Concurrency: b.o.Concurrency, TaskCheckInterval: checkEvery,
-				Handler: worker.HandlerConfig{Recorder: fl}},
-			NoFeeder: !feeders,
-			Logger:   b.log,
-		})
-		if err != nil {
-			rdb.Close()
-			fl.stop()
-			return nil, err
-		}
-		closers = append(closers, func() { w.Close(); rdb.Close() })
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = w.Run(ctx)
-		}()
-	}
-	return fl, nil
+	return startFleet(fleetConfig{addr: b.srv.Addr, apps: []*simApp{b.app}, procs: procs, concurrency: b.o.Concurrency,
+		aheadBulk: aheadBulk, checkEvery: checkEvery, feeders: feeders, log: b.log})
 }
 
 type urgentResult struct {
@@ -291,8 +171,7 @@ type urgentResult struct {
 
 // reset empties Redis and the simulator between scenarios.
 func (b *urgentBench) reset(ctx context.Context) error {
-	b.sim.Reset()
-	b.arrived.Clear()
+	b.app.reset()
 	return b.rdb.FlushAll(ctx).Err()
 }
 
@@ -301,7 +180,7 @@ func (b *urgentBench) urgentRun(ctx context.Context, backlog bool, aheadBulk int
 		return urgentResult{}, err
 	}
 	if backlog {
-		if err := b.importBacklog(ctx); err != nil {
+		if err := importCampaign(ctx, b.rdb, benchApp, "backlog", 0, b.o.Backlog, b.o.Progress); err != nil {
 			return urgentResult{}, err
 		}
 	}
@@ -311,7 +190,7 @@ func (b *urgentBench) urgentRun(ctx context.Context, backlog bool, aheadBulk int
 	}
 	defer fl.stop()
 	if backlog {
-		if err := b.waitSaturated(ctx); err != nil {
+		if err := waitSaturated(ctx, b.app.sim, b.o.Progress); err != nil {
 			return urgentResult{}, err
 		}
 	}
@@ -329,127 +208,49 @@ func (b *urgentBench) urgentRun(ctx context.Context, backlog bool, aheadBulk int
 		if _, err := c.Recall(ctx, tasks.Recall{FromAccount: "urgentwarm", ToAccount: "moderated", MsgKey: warm}); err != nil {
 			return urgentResult{}, err
 		}
-		for _, ok := b.arrived.Load(warm); !ok && ctx.Err() == nil; _, ok = b.arrived.Load(warm) {
+		for _, ok := b.app.arrived.Load(warm); !ok && ctx.Err() == nil; _, ok = b.app.arrived.Load(warm) {
 			_ = sleep.For(ctx, 10*time.Millisecond)
 		}
 		_ = sleep.For(ctx, time.Second)
-		b.arrived.Clear()
-		fl.mu.Lock()
-		fl.waits = nil
-		fl.mu.Unlock()
+		b.app.arrived.Clear()
+		fl.clearWaits()
 	}
-	b.sim.ResetStats()
+	b.app.sim.ResetStats()
 
 	// When to queue each urgent recall, from now.
-	at := make([]time.Duration, b.o.Urgent)
+	var at []time.Duration
 	if backlog {
-		for i := range at {
-			at[i] = time.Duration(mrand.Int64N(int64(b.o.Spread)))
-		}
-		sort.Slice(at, func(i, j int) bool { return at[i] < at[j] })
+		at = randomTimes(b.o.Urgent, b.o.Spread)
 	} else {
+		at = make([]time.Duration, b.o.Urgent)
 		var t time.Duration
 		for i := range at {
 			t += b.o.GapMin + time.Duration(mrand.Int64N(int64(b.o.GapMax-b.o.GapMin)+1))
 			at[i] = t
 		}
 	}
-	queued := make(map[string]time.Time, len(at))
-	start := time.Now()
-	for i, d := range at {
-		_ = sleep.For(ctx, time.Until(start.Add(d)))
-		key := fmt.Sprintf("%s_%d_%d", urgentPrefix, i, start.Unix())
-		t0 := time.Now()
-		if _, err := c.Recall(ctx, tasks.Recall{FromAccount: fmt.Sprintf("urgent%d", i), ToAccount: "moderated", MsgKey: key}); err != nil {
-			return urgentResult{}, err
-		}
-		queued[key] = t0
+	queued, err := queueUrgent(ctx, c, at)
+	if err != nil {
+		return urgentResult{}, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	var lat []time.Duration
-	for {
-		lat = lat[:0]
-		for k, t0 := range queued {
-			if v, ok := b.arrived.Load(k); ok {
-				lat = append(lat, v.(time.Time).Sub(t0))
-			}
-		}
-		if len(lat) == len(queued) || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		_ = sleep.For(ctx, 50*time.Millisecond)
+	sorted, err := awaitUrgent(ctx, b.app, queued)
+	if err != nil {
+		return urgentResult{}, err
 	}
-	if len(lat) != len(queued) {
-		return urgentResult{}, fmt.Errorf("%d of %d urgent recalls never reached the simulator", len(queued)-len(lat), len(queued))
-	}
-	st := b.sim.Stats()
+	st := b.app.sim.Stats()
 	if backlog {
 		// Still saturating when the last urgent recall went?
 		if n, _ := backlogLen(ctx, b.rdb, b.srv.Addr, "backlog"); n == 0 {
 			return urgentResult{}, fmt.Errorf("the campaign backlog ran out during the run: use a larger --backlog")
 		}
 	}
-	sorted := sortDurations(lat)
-	fl.mu.Lock()
-	waits := sortDurations(fl.waits)
-	fl.mu.Unlock()
+	waits := fl.urgentWaits()
 	r := urgentResult{p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), max: sorted[len(sorted)-1],
 		waitP99: percentile(waits, 99), rejected: st.Rejected60007, simRate: "-", maxWindow: fmt.Sprint(st.MaxInAnyWindow)}
-	if backlog && len(st.PerSecond) > 2 {
-		full := st.PerSecond[:len(st.PerSecond)-1] // the last second is partial
-		sum := 0
-		for _, n := range full {
-			sum += n
-		}
-		r.simRate = fmt.Sprintf("%.1f", float64(sum)/float64(len(full)))
+	if rate, ok := busyRate(st.PerSecond); backlog && ok {
+		r.simRate = fmt.Sprintf("%.1f", rate)
 	}
 	return r, nil
-}
-
-// importBacklog imports the saturating campaign.
-func (b *urgentBench) importBacklog(ctx context.Context) error {
-	pr, pw := io.Pipe()
-	go func() {
-		var buf bytes.Buffer
-		buf.WriteString("From_Account,To_Account,MsgKey\n")
-		for i := range b.o.Backlog {
-			r := benchRow(i)
-			fmt.Fprintf(&buf, "%s,%s,%s\n", r.from, r.to, r.msgKey)
-			if buf.Len() > 64<<10 {
-				if _, err := pw.Write(buf.Bytes()); err != nil {
-					return
-				}
-				buf.Reset()
-			}
-		}
-		_, _ = pw.Write(buf.Bytes())
-		pw.Close()
-	}()
-	in, err := campaign.OpenInput(pr, "backlog.csv", campaign.FormatAuto)
-	if err != nil {
-		return err
-	}
-	res, err := campaign.Import(ctx, campaign.ImportConfig{Redis: b.rdb, Name: "backlog", SDKAppID: benchApp}, in)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(b.o.Progress, "campaign of %d rows imported\n", res.New)
-	return nil
-}
-
-// waitSaturated waits until the simulator sees at least 90% of the cap
-// for two whole seconds in a row.
-func (b *urgentBench) waitSaturated(ctx context.Context) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		ps := b.sim.Stats().PerSecond
-		if n := len(ps); n >= 3 && ps[n-2] >= 180 && ps[n-3] >= 180 {
-			fmt.Fprintf(b.o.Progress, "saturated: %d and %d calls in the last two whole seconds\n", ps[n-3], ps[n-2])
-			return nil
-		}
-		_ = sleep.For(ctx, 200*time.Millisecond)
-	}
-	return fmt.Errorf("the campaign did not saturate the cap within 20 s: %v", b.sim.Stats().PerSecond)
 }
 
 // idleCost is what idle workers cost Redis, per second.

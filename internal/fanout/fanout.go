@@ -1,6 +1,7 @@
 // Package fanout runs one function over many items, a bounded number at a
 // time, stopping at the first error (the lab queues a campaign's recalls
-// and reads back their fates with it).
+// and reads back their fates with it; the campaign feeder queues a batch
+// with it).
 package fanout
 
 import (

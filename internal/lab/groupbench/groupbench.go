@@ -28,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/assembly"
+	"github.com/recallq/recallq/internal/campaign"
 	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/redisconn"
@@ -76,6 +77,10 @@ type Options struct {
 	LatencyMin, LatencyMax time.Duration
 	// DrainTimeout bounds one run. Default 60 s + Seqs/100 s.
 	DrainTimeout time.Duration
+	// Campaign: the seqs come as a campaign (campaign.ImportRows, the rows
+	// a `GroupId,MsgSeq` file gives) that the workers' feeders hand to the
+	// bulk queue a window at a time, instead of tasks queued up front.
+	Campaign bool
 	// Out receives the table; Progress the progress lines.
 	Out, Progress io.Writer
 }
@@ -163,7 +168,11 @@ func runOne(ctx context.Context, o Options, dir, redisURL, endpoint string, sim 
 			return Row{}, err
 		}
 	}
-	if err := enqueueLoad(ctx, conn.AsynqOpt(), o.Seqs, o.Groups); err != nil {
+	if o.Campaign {
+		if err := importLoad(ctx, rdb, o.Seqs, o.Groups); err != nil {
+			return Row{}, err
+		}
+	} else if err := enqueueLoad(ctx, conn.AsynqOpt(), o.Seqs, o.Groups); err != nil {
 		return Row{}, err
 	}
 	conc := o.Concurrency
@@ -178,7 +187,7 @@ func runOne(ctx context.Context, o Options, dir, redisURL, endpoint string, sim 
 	var children []*childproc.Child
 	for i := 0; i < procs; i++ {
 		args := []string{WorkerCommand, "--redis-url", redisURL, "--endpoint", endpoint,
-			"--concurrency", strconv.Itoa(conc), "--linger", o.Linger.String()}
+			"--concurrency", strconv.Itoa(conc), "--linger", o.Linger.String(), "--feeder=" + strconv.FormatBool(o.Campaign)}
 		c, err := kids.Start(dir, fmt.Sprintf("group-worker-%d-%d", procs, i), o.Exe, args, env)
 		if err != nil {
 			return Row{}, err
@@ -190,7 +199,11 @@ func runOne(ctx context.Context, o Options, dir, redisURL, endpoint string, sim 
 	deadline := time.Now().Add(o.DrainTimeout)
 	for {
 		info, err := insp.GetQueueInfo(tasks.AppQueue(tasks.QueueBulk, benchApp))
-		if err == nil && info.Pending+info.Active+info.Scheduled+info.Retry == 0 {
+		drained := err == nil && info.Pending+info.Active+info.Scheduled+info.Retry == 0
+		if drained && o.Campaign {
+			drained, err = campaignDone(ctx, rdb, conn.AsynqOpt())
+		}
+		if drained {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -247,6 +260,38 @@ func enqueueLoad(ctx context.Context, opt asynq.RedisConnOpt, n, groups int) err
 	return <-errs
 }
 
+// benchCampaign is the campaign of a --campaign run.
+const benchCampaign = "bench-group"
+
+// importLoad imports the seqs of enqueueLoad, in its order, as the campaign
+// benchCampaign.
+func importLoad(ctx context.Context, rdb redis.UniversalClient, n, groups int) error {
+	rows := make([]campaign.Row, n)
+	for i := range rows {
+		rows[i] = campaign.Row{Group: true, GroupID: groupID(i % groups), MsgSeq: uint64(i/groups + 1)}
+	}
+	res, err := campaign.ImportRows(ctx, campaign.ImportConfig{Redis: rdb, Name: benchCampaign, SDKAppID: benchApp, RequestedBy: "bench-group"},
+		"bench-group --campaign", rows)
+	if err != nil {
+		return err
+	}
+	if res.New != int64(n) {
+		return fmt.Errorf("campaign %s: %d of %d rows imported", benchCampaign, res.New, n)
+	}
+	return nil
+}
+
+// campaignDone reports whether benchCampaign has ended every row.
+func campaignDone(ctx context.Context, rdb redis.UniversalClient, opt asynq.RedisConnOpt) (bool, error) {
+	m, err := campaign.NewManager(campaign.ManagerConfig{Redis: rdb, Queue: opt})
+	if err != nil {
+		return false, err
+	}
+	defer m.Close()
+	st, err := m.Status(ctx, benchCampaign)
+	return err == nil && st.State == campaign.StateDone, err
+}
+
 // loadAvg is the 1-minute load average, or "?".
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
@@ -288,6 +333,7 @@ func RunWorkerArgs(ctx context.Context, args []string, getenv func(string) strin
 	endpoint := fs.String("endpoint", "", "the simulator's base URL")
 	conc := fs.Int("concurrency", worker.DefaultConcurrency, "tasks at once")
 	linger := fs.Duration("linger", 0, "bulk batch linger (0: the worker's default)")
+	feeder := fs.Bool("feeder", false, "run the campaign feeder, as the shipped worker does")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -307,7 +353,7 @@ func RunWorkerArgs(ctx context.Context, args []string, getenv func(string) strin
 		Queue:    conn.AsynqOpt(),
 		App:      tim.Config{SDKAppID: id, SecretKey: getenv("TIM_SECRET_KEY"), Endpoint: *endpoint},
 		Worker:   worker.Config{Concurrency: *conc, Handler: worker.HandlerConfig{GroupLinger: *linger}},
-		NoFeeder: true,
+		NoFeeder: !*feeder,
 		Logger:   log,
 	})
 	if err != nil {

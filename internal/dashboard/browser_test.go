@@ -60,8 +60,8 @@ func TestBrowser(t *testing.T) {
 			name string
 			size int
 		}{
-			{tasks.QueueUrgent, urgentPending + urgentArchived},
-			{tasks.QueueBulk, bulkPending + bulkArchived},
+			{urgentQ, urgentPending + urgentArchived},
+			{bulkQ, bulkPending + bulkArchived},
 		} {
 			row, ok := rows[q.name]
 			if !ok {
@@ -79,7 +79,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("queue page shows pending and archived recalls", func(t *testing.T) {
-		text := visibleText(load(t, withLogin(rw, "/queues/"+tasks.QueueUrgent+"?status=archived"), ""))
+		text := visibleText(load(t, withLogin(rw, "/queues/"+urgentQ+"?status=archived"), ""))
 		for _, want := range []string{
 			fmt.Sprintf("Pending %d", urgentPending),
 			fmt.Sprintf("Archived %d", urgentArchived),
@@ -87,7 +87,7 @@ func TestBrowser(t *testing.T) {
 			"Delete All",         // a read-write console offers to change things
 		} {
 			if !strings.Contains(text, want) {
-				t.Errorf("the %s page does not show %q:\n%s", tasks.QueueUrgent, want, text)
+				t.Errorf("the %s page does not show %q:\n%s", urgentQ, want, text)
 			}
 		}
 	})
@@ -106,7 +106,7 @@ func TestBrowser(t *testing.T) {
 		for _, url := range []string{rw + "/", strings.Replace(withLogin(rw, "/"), browserPassword, "wrong", 1)} {
 			dom, log := b.run(t, url, "")
 			pages = append(pages, dom)
-			if strings.Contains(dom, tasks.QueueUrgent) || strings.Contains(dom, "Asynq") {
+			if strings.Contains(dom, urgentQ) || strings.Contains(dom, "Asynq") {
 				t.Errorf("%s: a browser without the right credentials sees the console:\n%.600s", redactLogin(url), dom)
 			}
 			if !strings.Contains(log, "ERR_INVALID_AUTH_CREDENTIALS") && !strings.Contains(dom, "401 Unauthorized") {
@@ -127,7 +127,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("read-only console hides the buttons and refuses a delete", func(t *testing.T) {
 		shot := filepath.Join(artifacts, "dashboard-read-only-archived.png")
-		text := visibleText(load(t, withLogin(ro, "/queues/"+tasks.QueueUrgent+"?status=archived"), shot))
+		text := visibleText(load(t, withLogin(ro, "/queues/"+urgentQ+"?status=archived"), shot))
 		if !strings.Contains(text, archivedUrgentMsgKey) {
 			t.Errorf("the read-only console does not show the archived recall:\n%s", text)
 		}
@@ -137,13 +137,13 @@ func TestBrowser(t *testing.T) {
 		t.Logf("screenshot of the read-only queue page: %s", shot)
 
 		id := tasks.Recall{SDKAppID: testSDKAppID, FromAccount: "vinson", ToAccount: "dramon", MsgKey: archivedUrgentMsgKey}.TaskID()
-		path := "/api/queues/" + tasks.QueueUrgent + "/archived_tasks/" + id
+		path := "/api/queues/" + urgentQ + "/archived_tasks/" + id
 		if code := deleteWithLogin(t, ro+path); code != http.StatusMethodNotAllowed {
 			t.Errorf("read-only DELETE %s: status %d, want %d", path, code, http.StatusMethodNotAllowed)
 		}
 		insp := asynq.NewInspector(rs.opt)
 		defer insp.Close()
-		if _, err := insp.GetTaskInfo(tasks.QueueUrgent, id); err != nil {
+		if _, err := insp.GetTaskInfo(urgentQ, id); err != nil {
 			t.Fatalf("the read-only console deleted the task: %v", err)
 		}
 		// The same call on the read-write console deletes it: the path is
@@ -151,7 +151,7 @@ func TestBrowser(t *testing.T) {
 		if code := deleteWithLogin(t, rw+path); code != http.StatusNoContent {
 			t.Errorf("read-write DELETE %s: status %d, want %d", path, code, http.StatusNoContent)
 		}
-		if _, err := insp.GetTaskInfo(tasks.QueueUrgent, id); !errors.Is(err, asynq.ErrTaskNotFound) {
+		if _, err := insp.GetTaskInfo(urgentQ, id); !errors.Is(err, asynq.ErrTaskNotFound) {
 			t.Errorf("after the read-write DELETE the task is still there: %v", err)
 		}
 	})

@@ -279,8 +279,10 @@ func TestBrowserCampaignsPage(t *testing.T) {
 		}
 		writeArtifact(t, artifacts, "campaigns.html", dom)
 		text := visibleText(dom)
-		for _, want := range []string{"spam-wave-12 done", "leak-7731 cancelled",
-			"recall_urgent is always served first", "strict priority", "recall_bulk:1 recall_urgent:10"} {
+		for _, want := range []string{"spam-wave-12 1400000000 done", "leak-7731 1400000000 cancelled",
+			"recall_urgent is always served first", "strict priority",
+			// asynq's server list: the app's queues first, then the legacy ones.
+			"recall_bulk:1 recall_bulk:1400000000:2 recall_urgent:1400000000:4 recall_urgent:3"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("the list does not show %q:\n%s", want, text)
 			}

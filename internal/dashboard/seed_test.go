@@ -32,6 +32,13 @@ type seeded struct {
 
 // startSeededRedis starts a password-protected redis-server and queues
 // recalls on both lanes: some pending, some archived (dead-lettered).
+
+// The test app's queues.
+var (
+	urgentQ = tasks.AppQueue(tasks.QueueUrgent, testSDKAppID)
+	bulkQ   = tasks.AppQueue(tasks.QueueBulk, testSDKAppID)
+)
+
 func startSeededRedis(t *testing.T) seeded {
 	t.Helper()
 	s := redistest.Start(t, "--requirepass", redisPassword)
@@ -79,12 +86,12 @@ func startSeededRedis(t *testing.T) seeded {
 	insp := asynq.NewInspector(conn.AsynqOpt())
 	defer insp.Close()
 	for _, id := range urgentIDs[:urgentArchived] {
-		if err := insp.ArchiveTask(tasks.QueueUrgent, id); err != nil {
+		if err := insp.ArchiveTask(urgentQ, id); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, id := range bulkIDs[:bulkArchived] {
-		if err := insp.ArchiveTask(tasks.QueueBulk, id); err != nil {
+		if err := insp.ArchiveTask(bulkQ, id); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -298,6 +298,13 @@ func NewTask(r Recall, o Options) (*asynq.Task, error) {
 	return newTask(TypeRecall, payload, r.TaskID(), r.SDKAppID, o)
 }
 
+// Rebuild returns the task of type typeName with payload and id, as
+// NewTask or NewGroupTask made it, for the app sdkAppID with o: the
+// worker moves another app's task to that app's queue with it.
+func Rebuild(typeName string, payload []byte, id string, sdkAppID uint64, o Options) (*asynq.Task, error) {
+	return newTask(typeName, payload, id, sdkAppID, o)
+}
+
 // newTask returns the asynq task of a validated payload with its ID, its
 // app's queue of o's lane, the retry budget and retention of o (defaults
 // applied) and DefaultTimeout.

@@ -55,18 +55,16 @@ func (h *Handler) otherApp(ctx context.Context, log *slog.Logger, t *asynq.Task,
 	}
 	id, _ := asynq.GetTaskID(ctx)
 	queue, _ := asynq.GetQueueName(ctx)
-	maxRetry, ok := asynq.GetMaxRetry(ctx)
-	if !ok || maxRetry <= 0 {
-		maxRetry = tasks.DefaultMaxRetry
-	}
-	lane := tasks.QueueUrgent
-	if laneOf(queue) == LaneBulk {
-		lane = tasks.QueueBulk
+	maxRetry, _ := asynq.GetMaxRetry(ctx) // 0: the default budget
+	lane, _, ok := tasks.ParseQueue(queue)
+	if !ok {
+		lane = tasks.QueueUrgent
 	}
 	to := tasks.AppQueue(lane, app)
-	_, err := h.queues.EnqueueContext(ctx, asynq.NewTask(t.Type(), t.Payload()),
-		asynq.TaskID(id), asynq.Queue(to), asynq.MaxRetry(maxRetry),
-		asynq.Timeout(tasks.DefaultTimeout), asynq.Retention(tasks.DefaultRetention))
+	moved, err := tasks.Rebuild(t.Type(), t.Payload(), id, app, tasks.Options{Queue: lane, MaxRetry: maxRetry})
+	if err == nil {
+		_, err = h.queues.EnqueueContext(ctx, moved)
+	}
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		log.Info("task of another app: a copy already waits in its app's queue; this one completes", "app", app, "to_queue", to)

@@ -506,7 +506,7 @@ func TestWindowTasksInTheLegacyQueueSurviveTheUpgrade(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := syncWindow(ctx, e.rdb, e.insp, "old")
+	n, err := syncWindow(ctx, e.rdb, e.insp, "old", testApp)
 	if err != nil || n != 0 {
 		t.Fatalf("sync settled %d (%v); want 0: the tasks wait in %s", n, err, tasks.QueueBulk)
 	}

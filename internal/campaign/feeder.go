@@ -525,7 +525,7 @@ func (f *Feeder) maybeSync(ctx context.Context, v view) error {
 	}
 	f.synced[v.name] = now
 	return f.withOp(ctx, v.name, func() error {
-		n, err := syncWindow(ctx, f.rdb, f.insp, v.name)
+		n, err := syncWindow(ctx, f.rdb, f.insp, v.name, v.m.sdkAppID)
 		if n > 0 {
 			f.log.InfoContext(ctx, "campaign tasks changed by hand in asynq (or ended without a record); counted", "campaign", v.name, "tasks", n)
 		}

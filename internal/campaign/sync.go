@@ -54,15 +54,12 @@ const (
 // dead-lettered by a worker whose write failed (counted from the task's
 // result or error). Tasks still alive, and tasks asynq archived on their
 // last attempt for a reason not their own (the worker puts them back), are
-// left alone. It returns how many it settled. Call it holding the op lock.
-func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, name string) (int, error) {
+// left alone. app is the campaign's (its record's sdkappid). It returns how
+// many it settled. Call it holding the op lock.
+func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, name string, app uint64) (int, error) {
 	k := keysFor(name)
 	win, err := rdb.HGetAll(ctx, k.window).Result()
 	if err != nil || len(win) == 0 {
-		return 0, err
-	}
-	app, err := appOf(ctx, rdb, name)
-	if err != nil {
 		return 0, err
 	}
 	// A task is in its app's bulk queue or, fed before the upgrade that

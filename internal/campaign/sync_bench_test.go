@@ -69,7 +69,7 @@ func BenchmarkSyncWindow(b *testing.B) {
 	f.Close()
 	b.ResetTimer()
 	for b.Loop() {
-		n, err := syncWindow(context.Background(), rdb, insp, "bench")
+		n, err := syncWindow(context.Background(), rdb, insp, "bench", testApp)
 		if err != nil || n != 0 {
 			b.Fatalf("sync settled %d: %v", n, err)
 		}

@@ -196,12 +196,19 @@ func runOne(ctx context.Context, o Options, dir, redisURL, endpoint string, sim 
 	}
 	insp := asynq.NewInspector(conn.AsynqOpt())
 	defer insp.Close()
+	mgr, err := campaign.NewManager(campaign.ManagerConfig{Redis: rdb, Queue: conn.AsynqOpt()})
+	if err != nil {
+		return Row{}, err
+	}
+	defer mgr.Close()
 	deadline := time.Now().Add(o.DrainTimeout)
 	for {
 		info, err := insp.GetQueueInfo(tasks.AppQueue(tasks.QueueBulk, benchApp))
 		drained := err == nil && info.Pending+info.Active+info.Scheduled+info.Retry == 0
 		if drained && o.Campaign {
-			drained, err = campaignDone(ctx, rdb, conn.AsynqOpt())
+			var st campaign.Status
+			st, err = mgr.Status(ctx, benchCampaign)
+			drained = err == nil && st.State == campaign.StateDone
 		}
 		if drained {
 			break
@@ -279,17 +286,6 @@ func importLoad(ctx context.Context, rdb redis.UniversalClient, n, groups int) e
 		return fmt.Errorf("campaign %s: %d of %d rows imported", benchCampaign, res.New, n)
 	}
 	return nil
-}
-
-// campaignDone reports whether benchCampaign has ended every row.
-func campaignDone(ctx context.Context, rdb redis.UniversalClient, opt asynq.RedisConnOpt) (bool, error) {
-	m, err := campaign.NewManager(campaign.ManagerConfig{Redis: rdb, Queue: opt})
-	if err != nil {
-		return false, err
-	}
-	defer m.Close()
-	st, err := m.Status(ctx, benchCampaign)
-	return err == nil && st.State == campaign.StateDone, err
 }
 
 // loadAvg is the 1-minute load average, or "?".

@@ -38,15 +38,16 @@ type unserved struct {
 
 // check looks once. It returns the unserved queues with their counts of
 // waiting tasks (pending, scheduled or retrying), those seen unserved for
-// at least unservedGrace.
-func (u *unserved) check() (map[string]int, error) {
+// at least the grace, and whether others were seen for the first time
+// (to be looked at again after the grace).
+func (u *unserved) check() (found map[string]int, unconfirmed bool, err error) {
 	queues, err := u.insp.Queues()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	servers, err := u.insp.Servers()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	served := map[string]bool{}
 	for _, s := range servers {
@@ -55,7 +56,7 @@ func (u *unserved) check() (map[string]int, error) {
 		}
 	}
 	now := u.now()
-	out := map[string]int{}
+	found = map[string]int{}
 	seen := map[string]bool{}
 	for _, q := range queues {
 		if _, app, ok := tasks.ParseQueue(q); !ok || app == 0 || served[q] {
@@ -63,7 +64,7 @@ func (u *unserved) check() (map[string]int, error) {
 		}
 		info, err := u.insp.GetQueueInfo(q)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		n := info.Pending + info.Scheduled + info.Retry
 		if n == 0 {
@@ -73,10 +74,13 @@ func (u *unserved) check() (map[string]int, error) {
 		first, ok := u.since[q]
 		if !ok {
 			u.since[q] = now
+			unconfirmed = true
 			continue
 		}
 		if now.Sub(first) >= u.grace {
-			out[q] = n
+			found[q] = n
+		} else {
+			unconfirmed = true
 		}
 	}
 	for q := range u.since {
@@ -84,7 +88,7 @@ func (u *unserved) check() (map[string]int, error) {
 			delete(u.since, q)
 		}
 	}
-	return out, nil
+	return found, unconfirmed, nil
 }
 
 // run checks every interval until ctx ends.
@@ -92,19 +96,21 @@ func (u *unserved) run(ctx context.Context, every time.Duration) {
 	u.grace = min(every, unservedGrace)
 	t := time.NewTicker(u.grace)
 	defer t.Stop()
-	last := time.Time{}
+	last, again := time.Time{}, false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		// Look a second time after the grace, then every interval.
-		if len(u.since) == 0 && u.now().Sub(last) < every {
+		// Look every interval, and once more after the grace when a queue
+		// was seen unserved for the first time.
+		if !again && u.now().Sub(last) < every {
 			continue
 		}
 		last = u.now()
-		found, err := u.check()
+		found, unconfirmed, err := u.check()
+		again = unconfirmed
 		if err != nil {
 			u.log.DebugContext(ctx, "could not look for unserved recall queues", "err", err)
 			continue

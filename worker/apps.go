@@ -11,21 +11,38 @@ import (
 	"github.com/recallq/recallq/tasks"
 )
 
-// Queues returns the asynq queues a worker of the app sdkAppID serves, with
-// their priorities (asynq's StrictPriority: higher first): the app's urgent
-// queue, the legacy urgent queue, the app's bulk queue, the legacy bulk
-// queue. The legacy queues (tasks.LegacyQueues) hold what producers queued
-// before queues carried the app; every worker keeps serving them, so an
-// upgrade loses nothing, and moves another app's task found there to that
-// app's own queue (Handler: moveToApp).
+// Queues returns the asynq queues a worker of the app sdkAppID serves on
+// its main server, with their priorities (asynq's StrictPriority: higher
+// first): the app's urgent queue, then the app's bulk queue.
+//
+// The legacy queues (tasks.LegacyQueues) hold what producers queued before
+// queues carried the app; every worker keeps serving them (LegacyQueues),
+// so an upgrade loses nothing, and moves another app's task found there to
+// that app's own queue (Handler: moveToApp). They are served by a second,
+// small asynq server in the same process, not listed here: asynq's
+// dequeue asks each listed queue in turn, one Redis script call each, so
+// two empty legacy queues ahead of or beside the app's own cost every bulk
+// task two more round trips in the one loop that takes tasks (measured:
+// a group campaign at the cap, whose tasks come 2,000 a second, ran 20%
+// slower with them listed; README, "Through a campaign").
 func Queues(sdkAppID uint64) map[string]int {
 	return map[string]int{
-		tasks.AppQueue(tasks.QueueUrgent, sdkAppID): 4,
-		tasks.QueueUrgent:                         3,
-		tasks.AppQueue(tasks.QueueBulk, sdkAppID): 2,
-		tasks.QueueBulk:                           1,
+		tasks.AppQueue(tasks.QueueUrgent, sdkAppID): 2,
+		tasks.AppQueue(tasks.QueueBulk, sdkAppID):   1,
 	}
 }
+
+// LegacyQueues returns the queues of the legacy server (see Queues):
+// urgent before bulk.
+func LegacyQueues() map[string]int {
+	return map[string]int{tasks.QueueUrgent: 2, tasks.QueueBulk: 1}
+}
+
+// legacyConcurrency is how many tasks the legacy server works on at once
+// for a worker of concurrency c: enough to drain a backlog queued before
+// an upgrade at the cap (its calls take slots of the same shared bucket),
+// small beside the main server.
+func legacyConcurrency(c int) int { return max(4, c/4) }
 
 // laneOf is the lane of the queue a task came from: bulk for either bulk
 // queue, urgent otherwise.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -130,25 +131,39 @@ func Run(ctx context.Context, cfg Config) error {
 	unservedDone := make(chan struct{})
 	go func() { defer close(unservedDone); u.run(lastCtx, cfg.UnservedCheck) }()
 	defer func() { stopLast(); <-unservedDone }()
-	srv := asynq.NewServer(cfg.Redis, asynq.Config{
-		Concurrency: cfg.Concurrency,
-		// Single recalls first, always; campaigns take what is left.
-		Queues:                   Queues(cfg.Handler.SDKAppID),
-		StrictPriority:           true,
-		IsFailure:                IsFailure,
-		RetryDelayFunc:           RetryDelay(cfg.RetryBase, cfg.RetryMax),
-		ShutdownTimeout:          cfg.ShutdownTimeout,
-		TaskCheckInterval:        cfg.TaskCheckInterval,
-		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
-		Logger:                   asynqLogger{cfg.Logger.With("component", "asynq"), quiet},
-		LogLevel:                 asynq.WarnLevel,
-	})
+	newServer := func(queues map[string]int, concurrency int) *asynq.Server {
+		return asynq.NewServer(cfg.Redis, asynq.Config{
+			Concurrency: concurrency,
+			// Single recalls first, always; campaigns take what is left.
+			Queues:                   queues,
+			StrictPriority:           true,
+			IsFailure:                IsFailure,
+			RetryDelayFunc:           RetryDelay(cfg.RetryBase, cfg.RetryMax),
+			ShutdownTimeout:          cfg.ShutdownTimeout,
+			TaskCheckInterval:        cfg.TaskCheckInterval,
+			DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
+			Logger:                   asynqLogger{cfg.Logger.With("component", "asynq"), quiet},
+			LogLevel:                 asynq.WarnLevel,
+		})
+	}
+	// The app's queues, and the legacy ones on a server of their own
+	// (Queues says why); both share the handler, so the limiter and the
+	// breaker are one.
+	servers := []*asynq.Server{
+		newServer(Queues(cfg.Handler.SDKAppID), cfg.Concurrency),
+		newServer(LegacyQueues(), legacyConcurrency(cfg.Concurrency)),
+	}
 	mux := asynq.NewServeMux()
 	running := &inFlight{ids: map[string]bool{}}
 	mux.Handle(tasks.TypeRecall, running.track(h))
 	mux.Handle(tasks.TypeGroupRecall, running.track(h))
-	if err := srv.Start(mux); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	for i, srv := range servers {
+		if err := srv.Start(mux); err != nil {
+			for _, started := range servers[:i] {
+				started.Shutdown()
+			}
+			return fmt.Errorf("start worker: %w", err)
+		}
 	}
 	cfg.Logger.InfoContext(ctx, "worker started", "concurrency", cfg.Concurrency, "sdkappid", cfg.Handler.SDKAppID)
 	if cfg.Started != nil {
@@ -161,9 +176,17 @@ func Run(ctx context.Context, cfg Config) error {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		srv.Stop()      // take no new tasks
+		for _, srv := range servers {
+			srv.Stop() // take no new tasks
+		}
 		close(stopping) // tasks still waiting for a slot go back now
-		srv.Shutdown()  // in-flight calls finish; the rest return to the queue
+		// In-flight calls finish; the rest return to the queue. Both at
+		// once, so the bound below holds for the pair.
+		var wg sync.WaitGroup
+		for _, srv := range servers {
+			wg.Go(srv.Shutdown)
+		}
+		wg.Wait()
 	}()
 	bound := time.NewTimer(cfg.ShutdownTimeout + ShutdownBound)
 	defer bound.Stop()

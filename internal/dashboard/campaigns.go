@@ -243,7 +243,8 @@ func (c *campaigns) base(r *http.Request, title string) page {
 			Queues: strings.Join(qs, " "), StrictPriority: s.StrictPriority, Started: s.Started.UTC().Format(time.RFC3339)})
 	}
 	sort.Slice(p.Servers, func(i, j int) bool {
-		return p.Servers[i].Host+strconv.Itoa(p.Servers[i].PID) < p.Servers[j].Host+strconv.Itoa(p.Servers[j].PID)
+		a, b := p.Servers[i], p.Servers[j]
+		return a.Host+strconv.Itoa(a.PID)+" "+a.Queues < b.Host+strconv.Itoa(b.PID)+" "+b.Queues
 	})
 	return p
 }

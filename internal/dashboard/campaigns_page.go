@@ -95,9 +95,10 @@ ETA <span data-field="eta">{{.ETAText}}</span> · app <span data-field="app">{{.
 <h2>Lanes: strict priority</h2>
 <div class="note" id="priority"><strong>{{.Urgent}} is always served first; {{.Bulk}} gets only what is left.</strong>
 Each app has its own pair of queues, <code>{{.Urgent}}:SDKAPPID</code> and <code>{{.Bulk}}:SDKAPPID</code>; the workers of an app
-also serve <code>{{.Urgent}}</code> and <code>{{.Bulk}}</code>, where recallq queued before queues carried the app.
+also serve <code>{{.Urgent}}</code> and <code>{{.Bulk}}</code>, where recallq queued before queues carried the app,
+on a small second asynq server in the same process (so each worker shows twice below).
 The workers run asynq with <em>strict priority</em>: a worker takes a bulk task only when no urgent task waits.
-asynq's server list shows the weights <code>{{.Urgent}}:SDKAPPID:4 {{.Urgent}}:3 {{.Bulk}}:SDKAPPID:2 {{.Bulk}}:1</code>; with strict priority on they only set the order,
+asynq's server list shows the weights <code>{{.Urgent}}:SDKAPPID:2 {{.Bulk}}:SDKAPPID:1</code> and <code>{{.Urgent}}:2 {{.Bulk}}:1</code>; with strict priority on they only set the order,
 not a share. Do not "fix" them: urgent recalls would then wait behind campaigns.</div>
 {{if .Servers}}<table id="servers"><tr><th>Worker</th><th>PID</th><th>Concurrency</th><th>Queues (weights)</th><th>Strict priority</th><th>Started</th></tr>
 {{range .Servers}}<tr><td>{{.Host}}</td><td class="n">{{.PID}}</td><td class="n">{{.Concurrency}}</td><td>{{.Queues}}</td>

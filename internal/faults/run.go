@@ -248,13 +248,13 @@ func (r *run) waitWorkers(ctx context.Context) error {
 			pids[w.PID()] = true
 		}
 		if servers, err := r.insp.Servers(); err == nil {
-			n := 0
+			up := map[int]bool{} // a worker runs two asynq servers (worker.LegacyQueues)
 			for _, srv := range servers {
 				if pids[srv.PID] {
-					n++
+					up[srv.PID] = true
 				}
 			}
-			if n == len(r.workers) {
+			if len(up) == len(r.workers) {
 				return nil
 			}
 		}

@@ -9,10 +9,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
@@ -523,4 +525,79 @@ func TestWindowTasksInTheLegacyQueueSurviveTheUpgrade(t *testing.T) {
 	if qi, err := e.insp.GetQueueInfo(tasks.QueueBulk); err != nil || qi.Pending != 0 {
 		t.Fatalf("legacy bulk queue after cancel: %+v, %v; want empty", qi, err)
 	}
+}
+
+// slowScripts delays every script call by d and counts them: a Redis a
+// little far away, where writes overlap.
+type slowScripts struct {
+	d     time.Duration
+	calls atomic.Int64
+}
+
+func (s *slowScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (s *slowScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (s *slowScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if n := strings.ToLower(cmd.Name()); n == "evalsha" || n == "eval" {
+			s.calls.Add(1)
+			time.Sleep(s.d)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// The ends that come while a write is on its way go together in the next
+// one (one script call per campaign), and each is counted exactly once:
+// the ten seqs of a group call settle at once and must not cost ten round
+// trips each on the worker's one Redis.
+func TestRecorderWritesEndsThatComeTogetherInOneCall(t *testing.T) {
+	e := newEnv(t)
+	const perCampaign = 40
+	names := []string{"left", "right"}
+	var events []worker.Event
+	for ci, name := range names {
+		rows := msgRows(ci*perCampaign, (ci+1)*perCampaign)
+		e.importRows(name, rows)
+		k := keysFor(name)
+		for i, r := range rows {
+			ev := deadEvent(r, 20022)
+			ev.Recall.Campaign = name
+			ev.TaskID = ev.Recall.TaskID()
+			switch i % 4 {
+			case 0, 1:
+				ev.Fate, ev.Code = worker.FateRecalled, 0
+			case 2:
+				ev.Fate, ev.Code = worker.FateRetrying, 91000
+			}
+			e.rdb.HSet(context.Background(), k.window, ev.TaskID, r.encode())
+			events = append(events, ev)
+		}
+	}
+	slow := &slowScripts{d: 20 * time.Millisecond}
+	rdb := e.redis.Client(t)
+	rdb.AddHook(slow)
+	rec := NewRecorder(RecorderConfig{Redis: rdb, Logger: e.log})
+	var wg sync.WaitGroup
+	for _, ev := range events {
+		wg.Go(func() { rec.Record(ev) })
+	}
+	wg.Wait()
+	for _, name := range names {
+		st := e.status(name)
+		if st.Recalled != perCampaign/2 || st.DeadLettered != perCampaign/4 || st.DeadByCode["20022"] != perCampaign/4 ||
+			st.Retrying != perCampaign/4 {
+			t.Errorf("campaign %s: %+v, want %d recalled, %d dead letters (20022), %d retrying", name, st,
+				perCampaign/2, perCampaign/4, perCampaign/4)
+		}
+		if recs := e.export(name); len(recs)-1 != perCampaign/4 {
+			t.Errorf("campaign %s: the audit lists %d dead letters, want %d", name, len(recs)-1, perCampaign/4)
+		}
+	}
+	// One write alone, then the rest in a few: far fewer calls than events.
+	if n := slow.calls.Load(); n > int64(len(events))/4 {
+		t.Errorf("%d events took %d script calls; ends that wait together should share one per campaign", len(events), n)
+	}
+	t.Logf("%d events, %d script calls", len(events), slow.calls.Load())
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -42,18 +43,42 @@ type RecorderConfig struct {
 // end. It is a worker.Recorder: add it to HandlerConfig.Recorder (with
 // worker.Recorders when there are others).
 //
-// It writes synchronously, one script call (one round trip) per event of a
-// campaign task that ends or waits for a retry, before the handler returns
-// to asynq; events of other tasks and calls repeated in place cost nothing.
-// At the app's cap of 200 calls/s that is at most 200 round trips a second
-// across all workers, each well under a millisecond beside a call of tens of
-// milliseconds; in exchange nothing is ever buffered, so no stop, graceful
-// or not, loses a count: a worker killed between the write and asynq's
+// It writes synchronously, before the handler returns to asynq, each event
+// of a campaign task that ends or waits for a retry; events of other tasks
+// and calls repeated in place cost nothing. Events that come while a write
+// is on its way wait for it to end and then go together, one script call
+// per campaign (a group commit): the ten tasks of one group_msg_recall call
+// settle at once, and cost two round trips rather than ten. Nothing waits
+// on purpose, so a lone event costs one round trip, as before; and nothing
+// is ever buffered past the handler's return, so no stop, graceful or not,
+// loses a count: a worker killed between the write and asynq's
 // acknowledgement runs the task again, and the second end is not counted
 // (see the package comment).
 type Recorder struct {
 	cfg  RecorderConfig
 	warn rate.Sometimes
+
+	mu      sync.Mutex
+	queue   []*pendingEnd // events waiting for the next write
+	writing bool          // a write is on its way; its writer hands over to queue[0]
+}
+
+// maxRecordBatch bounds the events of one script call.
+const maxRecordBatch = 128
+
+// pendingEnd is one event waiting for the write that carries it.
+type pendingEnd struct {
+	k    keys
+	name string
+	ev   endEvent
+	done chan endResult // buffered: one message, ever
+}
+
+// endResult is what a waiting event learns: its write's error, or that it
+// writes the next group itself.
+type endResult struct {
+	err  error
+	lead bool
 }
 
 // NewRecorder applies the defaults.
@@ -95,20 +120,92 @@ func (r *Recorder) Record(ev worker.Event) {
 		}
 		audit = auditRow(detail)
 	}
-	k := keysFor(name)
-	var err error
-	for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-		_, err = recordEnd(ctx, r.cfg.Redis, k, ev.TaskID, fate, ev.Code, audit, rerun)
-		cancel()
-		if err == nil {
-			return
+	p := &pendingEnd{k: keysFor(name), name: name, done: make(chan endResult, 1),
+		ev: endEvent{id: ev.TaskID, fate: fate, code: ev.Code, audit: audit, rerun: rerun}}
+	if err := r.write(p); err != nil {
+		r.warn.Do(func() {
+			r.cfg.Logger.Warn("campaign: could not record a task's end; the feeder's reconciliation will count it as unaccounted",
+				"campaign", name, "task_id", ev.TaskID, "fate", ev.Fate, "error", err)
+		})
+	}
+}
+
+// write records p, with whatever events queue up while a write is on its
+// way: the first event finds no write going and writes at once; the ones
+// that come meanwhile wait, and the writer, when done, hands the next write
+// to the first of them, which takes them all.
+func (r *Recorder) write(p *pendingEnd) error {
+	r.mu.Lock()
+	r.queue = append(r.queue, p)
+	if r.writing {
+		r.mu.Unlock()
+		if res := <-p.done; !res.lead {
+			return res.err
+		}
+		r.mu.Lock()
+	} else {
+		r.writing = true
+	}
+	group := r.queue
+	r.queue = nil
+	r.mu.Unlock()
+
+	errs := r.writeGroup(group)
+	var mine error
+	for i, q := range group {
+		if q == p {
+			mine = errs[i]
+		} else {
+			q.done <- endResult{err: errs[i]}
 		}
 	}
-	r.warn.Do(func() {
-		r.cfg.Logger.Warn("campaign: could not record a task's end; the feeder's reconciliation will count it as unaccounted",
-			"campaign", name, "task_id", ev.TaskID, "fate", ev.Fate, "error", err)
-	})
+	r.mu.Lock()
+	if len(r.queue) > 0 {
+		r.queue[0].done <- endResult{lead: true}
+	} else {
+		r.writing = false
+	}
+	r.mu.Unlock()
+	return mine
+}
+
+// writeGroup writes the events of group, one script call per campaign
+// (and per maxRecordBatch events), each tried up to Attempts times; errs[i]
+// is the error of group[i].
+func (r *Recorder) writeGroup(group []*pendingEnd) []error {
+	errs := make([]error, len(group))
+	byCampaign := map[string][]int{}
+	var names []string
+	for i, p := range group {
+		if byCampaign[p.name] == nil {
+			names = append(names, p.name)
+		}
+		byCampaign[p.name] = append(byCampaign[p.name], i)
+	}
+	for _, name := range names {
+		idx := byCampaign[name]
+		for len(idx) > 0 {
+			n := min(len(idx), maxRecordBatch)
+			events := make([]endEvent, n)
+			for j, i := range idx[:n] {
+				events[j] = group[i].ev
+			}
+			var err error
+			for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
+				ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
+				_, err = recordEnds(ctx, r.cfg.Redis, group[idx[0]].k, events)
+				cancel()
+				if err == nil {
+					break
+				}
+			}
+			for _, i := range idx[:n] {
+				errs[i] = err
+			}
+			idx = idx[n:]
+		}
+	}
+	return errs
 }
 
 var _ worker.Recorder = (*Recorder)(nil)

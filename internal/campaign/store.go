@@ -335,54 +335,82 @@ func dropBacklog(ctx context.Context, rdb redis.UniversalClient, k keys) (int64,
 	return cancelBacklogScript.Run(ctx, rdb, []string{k.backlog, k.meta, k.counts}).Int64()
 }
 
-// recordScript records one event of a campaign task.
+// recordScript records events of tasks of one campaign, in order.
 //
-// KEYS: counts, window, retrying, dead, dead_ids. ARGV: task ID, fate,
-// code, audit row (for a dead letter), audit row (for a re-run). A final
-// fate is counted only if it removes the task from the window, so each task
-// is counted once however often it ends. A task not in the window but among
-// the dead letters was run again by hand (asynqmon, the asynq CLI): it
-// leaves the dead letters and counts as what it became; the audit keeps
-// the dead letter and gains a row saying how the re-run ended.
+// KEYS: counts, window, retrying, dead, dead_ids. ARGV: five per event:
+// task ID, fate, code, audit row (for a dead letter), audit row (for a
+// re-run). A final fate is counted only if it removes the task from the
+// window, so each task is counted once however often it ends. A task not
+// in the window but among the dead letters was run again by hand (asynqmon,
+// the asynq CLI): it leaves the dead letters and counts as what it became;
+// the audit keeps the dead letter and gains a row saying how the re-run
+// ended. It answers, per event, 1 when it counted the task and 0 otherwise.
 var recordScript = newScript(`
-local id, fate = ARGV[1], ARGV[2]
-local row = redis.call('HGET', KEYS[2], id)
-local rerun = false
-if not row then
-  local d = redis.call('HGET', KEYS[5], id)
-  if not d then return 0 end
-  local sp = string.find(d, ' ', 1, true)
-  local old = string.sub(d, 1, sp - 1)
-  row = string.sub(d, sp + 1)
-  redis.call('HDEL', KEYS[5], id)
-  redis.call('HINCRBY', KEYS[1], C_DEAD_LETTERED, -1)
-  if redis.call('HINCRBY', KEYS[1], C_DEAD_PREFIX .. old, -1) <= 0 then redis.call('HDEL', KEYS[1], C_DEAD_PREFIX .. old) end
-  redis.call('HSET', KEYS[2], id, row)
-  rerun = true
+local function record(id, fate, code, audit, rerunRow)
+  local row = redis.call('HGET', KEYS[2], id)
+  local rerun = false
+  if not row then
+    local d = redis.call('HGET', KEYS[5], id)
+    if not d then return 0 end
+    local sp = string.find(d, ' ', 1, true)
+    local old = string.sub(d, 1, sp - 1)
+    row = string.sub(d, sp + 1)
+    redis.call('HDEL', KEYS[5], id)
+    redis.call('HINCRBY', KEYS[1], C_DEAD_LETTERED, -1)
+    if redis.call('HINCRBY', KEYS[1], C_DEAD_PREFIX .. old, -1) <= 0 then redis.call('HDEL', KEYS[1], C_DEAD_PREFIX .. old) end
+    redis.call('HSET', KEYS[2], id, row)
+    rerun = true
+  end
+  if fate == RECORD_RETRYING then
+    redis.call('SADD', KEYS[3], id)
+    return 0
+  end
+  redis.call('SREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HINCRBY', KEYS[1], fate, 1)
+  if fate == C_DEAD_LETTERED then
+    redis.call('HINCRBY', KEYS[1], C_DEAD_PREFIX .. code, 1)
+    local n = redis.call('RPUSH', KEYS[4], audit)
+    redis.call('HSET', KEYS[5], id, code .. ' ' .. (n - 1) .. ' ' .. row)
+  elseif rerun then
+    redis.call('RPUSH', KEYS[4], rerunRow)
+  end
+  return 1
 end
-if fate == RECORD_RETRYING then
-  redis.call('SADD', KEYS[3], id)
-  return 0
+local out = {}
+for i = 1, #ARGV, 5 do
+  out[#out + 1] = record(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
 end
-redis.call('SREM', KEYS[3], id)
-redis.call('HDEL', KEYS[2], id)
-redis.call('HINCRBY', KEYS[1], fate, 1)
-if fate == C_DEAD_LETTERED then
-  redis.call('HINCRBY', KEYS[1], C_DEAD_PREFIX .. ARGV[3], 1)
-  local n = redis.call('RPUSH', KEYS[4], ARGV[4])
-  redis.call('HSET', KEYS[5], id, ARGV[3] .. ' ' .. (n - 1) .. ' ' .. row)
-elseif rerun then
-  redis.call('RPUSH', KEYS[4], ARGV[5])
-end
-return 1
+return out
 `)
 
-// recordEnd records an event of the task id: fate is a counts field or
+// endEvent is one event for recordScript: fate is a counts field or
 // recordRetrying; audit is the audit row of a dead letter, rerun the row of
-// a dead letter run again that ended otherwise. It returns 1 when it
-// counted the task.
+// a dead letter run again that ended otherwise.
+type endEvent struct {
+	id, fate     string
+	code         int
+	audit, rerun string
+}
+
+// recordEnds records the events of tasks of the campaign k, in order, in
+// one script call; counted[i] is 1 when events[i] counted its task.
+func recordEnds(ctx context.Context, rdb redis.UniversalClient, k keys, events []endEvent) (counted []int64, err error) {
+	args := make([]any, 0, 5*len(events))
+	for _, e := range events {
+		args = append(args, e.id, e.fate, e.code, e.audit, e.rerun)
+	}
+	return recordScript.Run(ctx, rdb, k.recordKeys(), args...).Int64Slice()
+}
+
+// recordEnd records one event of the task id (endEvent says what the
+// arguments are). It returns 1 when it counted the task.
 func recordEnd(ctx context.Context, rdb redis.UniversalClient, k keys, id, fate string, code int, audit, rerun string) (int, error) {
-	return recordScript.Run(ctx, rdb, k.recordKeys(), id, fate, code, audit, rerun).Int()
+	counted, err := recordEnds(ctx, rdb, k, []endEvent{{id: id, fate: fate, code: code, audit: audit, rerun: rerun}})
+	if err != nil {
+		return 0, err
+	}
+	return int(counted[0]), nil
 }
 
 // markRetryingScript adds to the retrying set the tasks that are still in

@@ -49,6 +49,7 @@ redis-server (which must be on PATH) and stops everything it started.`,
 	f.IntVar(&o.Groups, "groups", groupbench.DefaultGroups, "groups the seqs are spread over")
 	f.IntVar(&o.Concurrency, "concurrency", 0, "concurrency per worker process; 0 is max(64, 256/procs)")
 	f.DurationVar(&o.Linger, "linger", 0, "the bulk lane's batch linger; 0 is the worker's default")
+	f.StringVar(&o.CPUProfileDir, "cpuprofile-dir", "", "write a CPU profile of each worker process into this directory")
 	f.BoolVar(&o.Campaign, "campaign", false, "import the seqs as a campaign (GroupId,MsgSeq rows) that the workers' feeders hand to the queue, instead of queuing tasks up front")
 	return cmd
 }

@@ -18,6 +18,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +75,9 @@ type Options struct {
 	// Linger is the bulk lane's batch linger (worker.HandlerConfig.GroupLinger);
 	// 0 is the worker's default.
 	Linger time.Duration
+	// CPUProfileDir, when set, gets a CPU profile of each worker process
+	// (go tool pprof reads them).
+	CPUProfileDir string
 	// LatencyMin and LatencyMax bound the simulator's latency.
 	LatencyMin, LatencyMax time.Duration
 	// DrainTimeout bounds one run. Default 60 s + Seqs/100 s.
@@ -188,7 +193,11 @@ func runOne(ctx context.Context, o Options, dir, redisURL, endpoint string, sim 
 	for i := 0; i < procs; i++ {
 		args := []string{WorkerCommand, "--redis-url", redisURL, "--endpoint", endpoint,
 			"--concurrency", strconv.Itoa(conc), "--linger", o.Linger.String(), "--feeder=" + strconv.FormatBool(o.Campaign)}
-		c, err := kids.Start(dir, fmt.Sprintf("group-worker-%d-%d", procs, i), o.Exe, args, env)
+		name := fmt.Sprintf("group-worker-%d-%d", procs, i)
+		if o.CPUProfileDir != "" {
+			args = append(args, "--cpuprofile", filepath.Join(o.CPUProfileDir, name+".pprof"))
+		}
+		c, err := kids.Start(dir, name, o.Exe, args, env)
 		if err != nil {
 			return Row{}, err
 		}
@@ -330,8 +339,20 @@ func RunWorkerArgs(ctx context.Context, args []string, getenv func(string) strin
 	conc := fs.Int("concurrency", worker.DefaultConcurrency, "tasks at once")
 	linger := fs.Duration("linger", 0, "bulk batch linger (0: the worker's default)")
 	feeder := fs.Bool("feeder", false, "run the campaign feeder, as the shipped worker does")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	id, err := strconv.ParseUint(getenv("TIM_SDKAPPID"), 10, 64)
 	if err != nil || id == 0 || getenv("TIM_SECRET_KEY") == "" || *endpoint == "" {

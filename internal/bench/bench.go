@@ -516,6 +516,8 @@ func (b *bench) header() {
 	fmt.Fprintf(w, "#                   before the second to the one after it): the workers had work and only the limiter held them back\n")
 	fmt.Fprintf(w, "#   utilisation     rate_busy / %d\n", Cap)
 	fmt.Fprintf(w, "#   max_in_any_1s   most calls the simulator counted in any sliding second (/sim/stats max_in_any_window)\n")
+	fmt.Fprintf(w, "#                   (the detail line's \"on time\": the same, each of recallq's calls placed when the simulator read\n")
+	fmt.Fprintf(w, "#                   it plus its latency, where a remote server never starved of CPU would count it)\n")
 	fmt.Fprintf(w, "#   60007s          calls the simulator rejected for the rate (/sim/stats rejected_60007)\n")
 	fmt.Fprintf(w, "#   redis_ops/call  limiter Redis round trips on the wait path / calls, summed over the workers' reports\n")
 	fmt.Fprintf(w, "#   wait_p99        99th percentile of the time a call spent in Limiter.Wait, all workers merged (log histogram, <1.6%%)\n")

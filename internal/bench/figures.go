@@ -230,6 +230,11 @@ func (r row) note(st imsim.Stats, reps []Report, missing int) string {
 		fmt.Fprintf(&b, "%d:%d", code, r.byCode[code])
 	}
 	fmt.Fprintf(&b, "), workers' permits %d", r.reportCalls)
+	if st.MaxInAnyWindowOnTime > 0 {
+		// The same calls counted where a server never late would count
+		// them: when the simulator read each plus its latency.
+		fmt.Fprintf(&b, "; most in any 1 s on time %d (counted %d)", st.MaxInAnyWindowOnTime, st.MaxInAnyWindow)
+	}
 	if missing > 0 {
 		fmt.Fprintf(&b, " (%d report(s) missing)", missing)
 	}

@@ -244,7 +244,7 @@ func (s *Sim) serveRoam(w http.ResponseWriter, r *http.Request) {
 		fail(code, detail)
 		return
 	}
-	if !s.hist.meter.arrive(s.cfg.Now) {
+	if !s.hist.meter.arrive(s.cfg.Now, time.Time{}) {
 		fail(codeRateLimited, "")
 		return
 	}

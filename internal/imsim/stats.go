@@ -1,6 +1,7 @@
 package imsim
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -35,6 +36,13 @@ type Stats struct {
 	// MaxWindowEnd is the arrival that first brought a sliding window to
 	// MaxInAnyWindow (zero and omitted when there were none).
 	MaxWindowEnd time.Time `json:"max_window_end,omitzero"`
+	// MaxInAnyWindowOnTime is MaxInAnyWindow of the own arrivals only, each
+	// placed where a server that is never late would count it: when its
+	// handler started plus its latency, not when the simulator woke up and
+	// counted it. Beside MaxInAnyWindow it tells a window the callers
+	// filled from one the simulator's own lateness filled (its process
+	// starved of CPU on a shared machine). Omitted past maxOnTime arrivals.
+	MaxInAnyWindowOnTime int `json:"max_in_any_window_on_time,omitempty"`
 	// Rejected60007 counts the arrivals the rate limit rejected with 60007
 	// (the outside load's are in OutsideRejected60007).
 	// ByCode[60007] also includes 60007 answers injected by Force or Faults.
@@ -90,7 +98,12 @@ type meter struct {
 	counted   int64
 	rejected  int64
 	outside   outside // outside.go
+	onTime    []time.Duration // own arrivals' on-time offsets, in arrival order
 }
+
+// maxOnTime bounds the on-time offsets a meter keeps (8 MiB): past it,
+// MaxInAnyWindowOnTime is left out.
+const maxOnTime = 1 << 20
 
 // arrival is one arrival in the window.
 type arrival struct {
@@ -114,6 +127,7 @@ func (m *meter) reset(start time.Time) {
 	m.max, m.maxAt = 0, 0
 	m.counted, m.rejected = 0, 0
 	m.outside.restart(0)
+	m.onTime = nil
 }
 
 // arrive records one authenticated arrival at now() and reports whether the
@@ -121,11 +135,15 @@ func (m *meter) reset(start time.Time) {
 // already counted in (now-Window, now]. The outside calls due by then are
 // counted first, each at its own time. It calls now under the lock so that
 // arrivals are recorded in order; a clock that steps backwards is treated
-// as standing still.
-func (m *meter) arrive(now func() time.Time) bool {
+// as standing still. onTime, when not zero, is when a server that is never
+// late would have counted it (Stats.MaxInAnyWindowOnTime).
+func (m *meter) arrive(now func() time.Time, onTime time.Time) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	off := max(now().Sub(m.start), m.last, 0)
+	if !onTime.IsZero() && len(m.onTime) < maxOnTime {
+		m.onTime = append(m.onTime, onTime.Sub(m.start))
+	}
 	m.outside.catchUp(m, off)
 	if m.counted == 0 {
 		m.first = off
@@ -201,6 +219,9 @@ func (m *meter) fill(st *Stats, now time.Time) {
 	if m.max > 0 {
 		st.MaxWindowEnd = m.start.Add(m.maxAt)
 	}
+	if len(m.onTime) < maxOnTime {
+		st.MaxInAnyWindowOnTime = maxInWindow(m.onTime, m.window)
+	}
 	st.Rejected60007 = m.rejected
 	if m.counted > 0 {
 		st.First = m.start.Add(m.first)
@@ -255,4 +276,19 @@ func (c *counters) fill(st *Stats) {
 	for k, v := range c.byCode {
 		st.ByCode[k] = v
 	}
+}
+
+// maxInWindow is the most of the offsets offs (in any order) in any
+// half-open window (t-w, t].
+func maxInWindow(offs []time.Duration, w time.Duration) int {
+	sorted := slices.Clone(offs)
+	slices.Sort(sorted)
+	best, lo := 0, 0
+	for hi, t := range sorted {
+		for sorted[lo] <= t-w {
+			lo++
+		}
+		best = max(best, hi-lo+1)
+	}
+	return best
 }

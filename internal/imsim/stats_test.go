@@ -132,7 +132,7 @@ func TestMeterMatchesBruteForce(t *testing.T) {
 			start := time.Unix(1_700_000_000, 0)
 			capacity := 5 + rng.IntN(30)
 			m := newMeter(capacity, window, start)
-			var arrivals, admitted []time.Duration
+			var arrivals, admitted, onTimes []time.Duration
 			at := time.Duration(0)
 			wantMax := 0
 			for range 2000 {
@@ -165,7 +165,15 @@ func TestMeterMatchesBruteForce(t *testing.T) {
 				if want {
 					admitted = append(admitted, at)
 				}
-				if got := m.arrive(func() time.Time { return now }); got != want {
+				// Its on-time instant: up to 3 mean steps earlier, so they
+				// come out of order (a simulator that woke up late).
+				// Even seeds in whole 10 ms again, to land on window edges.
+				onTime := at - time.Duration(rng.IntN(3*mean+1))
+				if seed%2 == 0 {
+					onTime = at - time.Duration(rng.IntN(3*mean/int(10*time.Millisecond)+1))*10*time.Millisecond
+				}
+				onTimes = append(onTimes, onTime)
+				if got := m.arrive(func() time.Time { return now }, start.Add(onTime)); got != want {
 					t.Fatalf("arrival %d at %v with %d admitted in the window, cap %d: allowed %v, want %v", len(arrivals), at, ok, capacity, got, want)
 				}
 			}
@@ -173,6 +181,19 @@ func TestMeterMatchesBruteForce(t *testing.T) {
 			m.fill(&st, start)
 			if st.MaxInAnyWindow != wantMax {
 				t.Errorf("MaxInAnyWindow = %d, want %d", st.MaxInAnyWindow, wantMax)
+			}
+			wantOnTime := 0
+			for _, end := range onTimes {
+				n := 0
+				for _, o := range onTimes {
+					if o > end-window && o <= end {
+						n++
+					}
+				}
+				wantOnTime = max(wantOnTime, n)
+			}
+			if st.MaxInAnyWindowOnTime != wantOnTime {
+				t.Errorf("MaxInAnyWindowOnTime = %d, want %d", st.MaxInAnyWindowOnTime, wantOnTime)
 			}
 			sum := 0
 			for _, n := range st.PerSecond {
@@ -190,7 +211,7 @@ func TestMeterClockBackwards(t *testing.T) {
 	m := newMeter(10, time.Second, start)
 	for _, at := range []time.Duration{2 * time.Second, time.Second, -time.Hour} {
 		now := start.Add(at)
-		m.arrive(func() time.Time { return now })
+		m.arrive(func() time.Time { return now }, time.Time{})
 	}
 	var st Stats
 	m.fill(&st, start)

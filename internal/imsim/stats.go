@@ -97,7 +97,7 @@ type meter struct {
 	maxAt     time.Duration // the offset of the arrival that first reached max
 	counted   int64
 	rejected  int64
-	outside   outside // outside.go
+	outside   outside         // outside.go
 	onTime    []time.Duration // own arrivals' on-time offsets, in arrival order
 }
 

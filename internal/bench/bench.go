@@ -36,6 +36,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/imsim"
+	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/internal/simproc"
 	"github.com/recallq/recallq/internal/sleep"
@@ -503,8 +504,8 @@ func (b *bench) header() {
 	fmt.Fprintf(w, "#   (shared only: take one slot first, so a fresh schedule's one-Horizon pause is over before the workers start),\n")
 	fmt.Fprintf(w, "#   wait until every task is completed or archived (asynq Inspector, every %s), SIGTERM the workers, read their reports\n", pollEvery)
 	fmt.Fprintf(w, "# limiters:\n")
-	fmt.Fprintf(w, "#   shared       internal/limiter: one GCRA schedule in Redis for all processes, paced at r + 5*sqrt(r*G) = rate, G the measured\n")
-	fmt.Fprintf(w, "#                mean difference of two latencies; a call later than 20 ms after its slot is dropped\n")
+	fmt.Fprintf(w, "#   shared       internal/limiter: one GCRA schedule in Redis for all processes, paced at r*(1+D) + 5*sqrt(r*G) = rate, G the\n")
+	fmt.Fprintf(w, "#                measured mean difference of two latencies; a call later than D = %s after its slot is dropped\n", limiter.DefaultLateCutoff)
 	fmt.Fprintf(w, "#   local        golang.org/x/time/rate in each process at rate/P, burst 1 (asynq's wiki recipe); SlowDown pauses that process only\n")
 	fmt.Fprintf(w, "#   fixedwindow  BullMQ's: a Redis counter per 1 s window, PEXPIREd when the window's first call INCRs it; at rate callers wait\n")
 	fmt.Fprintf(w, "#                the key's PTTL and ask again; SlowDown fills the window for its duration (BullMQ's rateLimit)\n")

@@ -51,8 +51,12 @@ const (
 	DefaultAheadBulk     = 2
 	DefaultHorizon       = time.Second
 	DefaultInitialSpread = 50 * time.Millisecond
-	DefaultLateCutoff    = 20 * time.Millisecond
+	DefaultLateCutoff    = 5 * time.Millisecond
 )
+
+// stallThreshold is how late a tick of the stall watch must be to mark a
+// stall (at least the cutoff): it tells a stopped process from jitter.
+const stallThreshold = 20 * time.Millisecond
 
 const (
 	// stateTTL is how long a bucket's keys outlive its last use. An expired
@@ -115,10 +119,12 @@ type Config struct {
 	// 500ms.
 	InitialSpread time.Duration
 	// LateCutoff is how late after its slot a call may still go; default
-	// DefaultLateCutoff (20ms). A grant whose answer from Redis may have come
+	// DefaultLateCutoff (5ms). A grant whose answer from Redis may have come
 	// later than this after its slot, or a permit whose call would go later
 	// (Permit.Admit), is dropped: the slot is lost and the caller asks for
-	// another. A lost slot never breaks the cap; a late call may.
+	// another. A lost slot never breaks the cap; a late call may, so the
+	// pacing leaves room for calls up to this late (pacing.go): each
+	// millisecond of it costs about 0.1% of the rate.
 	LateCutoff time.Duration
 	// Logger receives warnings and state changes; default discards.
 	Logger *slog.Logger
@@ -326,7 +332,7 @@ func New(cfg Config) (*Limiter, error) {
 		keys:   newKeys(cfg.Prefix, bucket),
 		id:     processID(),
 		window: newSpreadWindow(),
-		stalls: newStallWatch(cfg.Now, cfg.LateCutoff),
+		stalls: newStallWatch(cfg.Now, max(cfg.LateCutoff, stallThreshold)),
 		done:   make(chan struct{}),
 		// Burst: the permits this process may legitimately ask for at
 		// once, when it fills its lookahead after an idle spell.
@@ -744,17 +750,21 @@ func (l *Limiter) Interval() time.Duration {
 // a few tens of ms) every delay lining up against us still costs less
 // than the statistical margin, and the bound holds without any
 // probability. A J at maxSpread is clamped, no bound, and not used so.
+//
+// Both leave room for calls that go up to LateCutoff after their slots,
+// late together: (1+J+cutoff)/Rate, and (1+cutoff)/pacedRate(Rate, g).
 func (l *Limiter) setSpread(j, g time.Duration) {
 	j = clampSpread(j)
 	l.spreadNS.Store(int64(j))
-	worst := math.Ceil((1 + j.Seconds()) / l.cfg.Rate * 1e9)
+	late := l.cfg.LateCutoff.Seconds()
+	worst := math.Ceil((1 + j.Seconds() + late) / l.cfg.Rate * 1e9)
 	if g < 0 {
 		l.dispersion.Store(-1)
 		l.interval.Store(int64(worst))
 		return
 	}
 	l.dispersion.Store(int64(g))
-	paced := math.Ceil(1e9 / pacedRate(l.cfg.Rate, g))
+	paced := math.Ceil((1 + late) * 1e9 / pacedRate(l.cfg.Rate, g))
 	if j < maxSpread {
 		paced = min(paced, worst)
 	}

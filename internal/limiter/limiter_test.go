@@ -189,13 +189,13 @@ func TestGrantsAreSpacedAcrossProcesses(t *testing.T) {
 	}
 	seed(t, rdb, ls[0])
 
-	// 230 slots at (1+0.05)/200 span more than a second, so whole sliding
+	// 230 slots at (1+0.05+0.005)/200 span more than a second, so whole sliding
 	// windows are checked.
 	gs := collect(t, ls, 4, 230, Urgent, Bulk)
 
 	iv := slotInterval(ls[0])
-	if want := time.Duration(math.Ceil(1.05 / 200 * 1e9)); ls[0].Interval() != want {
-		t.Fatalf("Interval() = %s before any sample, want (1+InitialSpread)/Rate = %s", ls[0].Interval(), want)
+	if want := time.Duration(math.Ceil(1.055 / 200 * 1e9)); ls[0].Interval() != want {
+		t.Fatalf("Interval() = %s before any sample, want (1+InitialSpread+LateCutoff)/Rate = %s", ls[0].Interval(), want)
 	}
 	checkSpacing(t, gs, iv, 200)
 	checkNoGaps(t, gs, iv, ls...)
@@ -578,19 +578,20 @@ func TestSpreadSetsTheIntervalOfEveryProcess(t *testing.T) {
 		a.Observe(Permit{Slot: base}, base.Add(10*time.Millisecond+time.Duration(i)*30*time.Millisecond/999))
 	}
 	// Uniform over 30 ms: the mean difference of two latencies is
-	// G = 30/3 = 10 ms, and r + 5*sqrt(r*G) = 200 gives r = 193.05/s. But
-	// the band is narrow: the worst case (1+J)/200 with J = p99.5-p0.5 =
-	// 29.7 ms is the shorter spacing (194.2/s), and it holds for certain.
-	want := time.Duration(math.Round(1.0297 / rate * 1e9))
+	// G = 30/3 = 10 ms, and r + 5*sqrt(r*G) = 200 gives r = 193.05/s
+	// (192.1/s with the late cutoff's room). But the band is narrow: the
+	// worst case (1+J+cutoff)/200 with J = p99.5-p0.5 = 29.7 ms is the
+	// shorter spacing (193.3/s), and it holds for certain.
+	want := time.Duration(math.Round((1.0297 + DefaultLateCutoff.Seconds()) / rate * 1e9))
 	near := func(got time.Duration) bool { return math.Abs(float64(got-want)) <= 0.005*float64(want) }
 
 	if err := a.publishSpread(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := a.Interval(); !near(got) {
-		t.Errorf("after latencies uniform over 30 ms, a.Interval() = %s (G = %s), want (1+J)/200 = %s, shorter than 1/193.05", got, a.Stats().Dispersion, want)
+		t.Errorf("after latencies uniform over 30 ms, a.Interval() = %s (G = %s), want (1+J+cutoff)/200 = %s, shorter than 1.005/193.05", got, a.Stats().Dispersion, want)
 	}
-	if got := b.Interval(); got != time.Duration(math.Ceil(1.05/rate*1e9)) {
+	if got := b.Interval(); got != time.Duration(math.Ceil(1.055/rate*1e9)) {
 		t.Errorf("b.Interval() = %s before it read the shared spread, want the initial one", got)
 	}
 	if err := b.publishSpread(ctx); err != nil {
@@ -611,7 +612,7 @@ func TestSpreadSetsTheIntervalOfEveryProcess(t *testing.T) {
 	if err := b.publishSpread(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, initial := b.Interval(), time.Duration(math.Ceil(1.05/rate*1e9)); got != initial {
+	if got, initial := b.Interval(), time.Duration(math.Ceil(1.055/rate*1e9)); got != initial {
 		t.Errorf("b.Interval() = %s after a closed, want the initial %s", got, initial)
 	}
 }
@@ -735,8 +736,9 @@ func TestSpreadIsTheFleetQuantileOfAllSamples(t *testing.T) {
 		// processes' histograms is the histogram of all samples.
 		// The worst case (1+J)/Rate wins where it is the shorter.
 		g, _ := all.meanDifference()
-		worst := time.Duration(math.Ceil((1 + want.Seconds()) / DefaultRate * 1e9))
-		if got, want := l.Interval(), min(worst, time.Duration(math.Ceil(1e9/pacedRate(DefaultRate, g)))); got != want || l.Stats().Dispersion != g {
+		late := DefaultLateCutoff.Seconds()
+		worst := time.Duration(math.Ceil((1 + want.Seconds() + late) / DefaultRate * 1e9))
+		if got, want := l.Interval(), min(worst, time.Duration(math.Ceil((1+late)*1e9/pacedRate(DefaultRate, g)))); got != want || l.Stats().Dispersion != g {
 			t.Errorf("process %d: Interval() = %s with dispersion %s, want %s from the dispersion of all samples %s", i, got, l.Stats().Dispersion, want, g)
 		}
 	}

@@ -24,7 +24,10 @@ import (
 // lognormal latency of median 80 ms and p99 600 ms (G ≈ 107 ms) 178/s,
 // where the worst-case spacing (1+J)/Rate ran at 131/s. Correlated delays
 // (a stalled process, a late grant) are not in the model: the lateness
-// cutoff drops them instead.
+// cutoff drops the calls later than Config.LateCutoff, and the pacing
+// leaves room for those up to it, late together, by dividing r by
+// (1 + cutoff): 0.5% at the default 5 ms. (The narrow band's worst case,
+// Limiter.setSpread, becomes (1+J+cutoff)/Rate the same way.)
 //
 // G is measured fleet-wide: each process shares a histogram of its recent
 // samples' late bounds (histBuckets log-spaced buckets), spreadScript sums

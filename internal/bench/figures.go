@@ -36,26 +36,27 @@ func headerLine() string {
 
 // row is one configuration's figures.
 type row struct {
-	limiter              string
-	procs, concurrency   int
-	tasks                int
-	wall                 time.Duration
-	rateBusy             float64 // NaN without a busy second
-	busySeconds          int
-	maxInAny1s           int
-	rejected             int64
-	opsPerCall           float64 // NaN without a report
-	waitP99              time.Duration
-	haveWaits            bool
-	left                 int
-	rateAll              float64 // counted / (last - first arrival)
-	counted              int64
-	reportCalls          int64
-	byCode               map[int]int64
-	spread, interval     time.Duration // shared limiter: the largest at the end
-	resets, beyond, slow int64
-	drops, stalled       int64   // shared only: slots dropped as late, answers ignored as stalled
-	dispersion           float64 // shared only: the largest G a worker ended with, s
+	limiter               string
+	procs, concurrency    int
+	tasks                 int
+	wall                  time.Duration
+	rateBusy              float64 // NaN without a busy second
+	busySeconds           int
+	maxInAny1s            int
+	rejected              int64
+	opsPerCall            float64 // NaN without a report
+	waitP99               time.Duration
+	haveWaits             bool
+	left                  int
+	rateAll               float64 // counted / (last - first arrival)
+	counted               int64
+	reportCalls           int64
+	byCode                map[int]int64
+	spread, interval      time.Duration // shared limiter: the largest at the end
+	resets, beyond, slow  int64
+	drops, stalled        int64   // shared only: slots dropped as late, answers ignored as stalled
+	grantDrops, wakeDrops int64   // shared only: the drops Wait made (late grant answer, late wake-up)
+	dispersion            float64 // shared only: the largest G a worker ended with, s
 
 	// The shared limiter over the busy seconds (NaN or zero otherwise).
 	slotRate  float64       // slots granted per second
@@ -109,6 +110,8 @@ func newRow(c config, n int, st imsim.Stats, d drainResult, started, allStarted 
 			r.resets += s.Resets
 			r.beyond += s.BeyondHorizon
 			r.drops += s.LateDrops
+			r.grantDrops += s.LateGrantDrops
+			r.wakeDrops += s.LateWakeDrops
 			r.stalled += s.StalledSamples
 			r.dispersion = max(r.dispersion, s.Dispersion.Seconds())
 		}
@@ -252,8 +255,8 @@ func (r row) note(st imsim.Stats, reps []Report, missing int) string {
 		}
 	}
 	if r.interval > 0 {
-		fmt.Fprintf(&b, "; schedule resets %d, beyond horizon %d; late drops %d, stalled samples %d, dispersion G %.1f ms",
-			r.resets, r.beyond, r.drops, r.stalled, 1000*r.dispersion)
+		fmt.Fprintf(&b, "; schedule resets %d, beyond horizon %d; late drops %d (grant %d, wake-up %d, before the send %d), stalled samples %d, dispersion G %.1f ms",
+			r.resets, r.beyond, r.drops, r.grantDrops, r.wakeDrops, r.drops-r.grantDrops-r.wakeDrops, r.stalled, 1000*r.dispersion)
 	}
 	return b.String()
 }

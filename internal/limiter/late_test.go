@@ -58,8 +58,9 @@ func TestLateGrantIsDropped(t *testing.T) {
 	if late := redisNow(t, rdb).Sub(p.RedisSlot); late > delay/2 {
 		t.Errorf("Wait returned a slot %s in the past of Redis's clock: the late grant was not dropped", late)
 	}
-	if st := l.Stats(); st.LateDrops != 1 || st.WaitRoundTrips < 2 {
-		t.Errorf("Stats() LateDrops=%d WaitRoundTrips=%d, want 1 drop and a second grant", st.LateDrops, st.WaitRoundTrips)
+	if st := l.Stats(); st.LateDrops != 1 || st.LateGrantDrops != 1 || st.WaitRoundTrips < 2 {
+		t.Errorf("Stats() LateDrops=%d LateGrantDrops=%d WaitRoundTrips=%d, want 1 drop, at the grant, and a second grant",
+			st.LateDrops, st.LateGrantDrops, st.WaitRoundTrips)
 	}
 }
 
@@ -72,7 +73,8 @@ func TestAdmitDropsACallPastTheCutoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drops := l.Stats().LateDrops // Wait may drop a slot on a loaded machine
+	before := l.Stats() // Wait may drop a slot on a loaded machine
+	drops := before.LateDrops
 	if err := p.Admit(p.Slot.Add(15 * time.Millisecond)); err != nil {
 		t.Errorf("Admit at the cutoff = %v, want nil", err)
 	}
@@ -81,6 +83,9 @@ func TestAdmitDropsACallPastTheCutoff(t *testing.T) {
 	}
 	if st := l.Stats(); st.LateDrops != drops+1 || st.LateCutoff != 15*time.Millisecond {
 		t.Errorf("Stats() LateDrops=%d LateCutoff=%s, want %d and 15ms", st.LateDrops, st.LateCutoff, drops+1)
+	} else if st.LateGrantDrops != before.LateGrantDrops || st.LateWakeDrops != before.LateWakeDrops {
+		t.Errorf("the caller's own drop counted as Wait's: grant %d -> %d, wake-up %d -> %d",
+			before.LateGrantDrops, st.LateGrantDrops, before.LateWakeDrops, st.LateWakeDrops)
 	}
 	if err := (Permit{Slot: p.Slot}).Admit(p.Slot.Add(time.Hour)); err != nil {
 		t.Errorf("a Permit not made by a Limiter: Admit = %v, want nil", err)

@@ -199,6 +199,11 @@ type Stats struct {
 	// call came more than LateCutoff after the slot (in Wait, which then
 	// asks again, or in Permit.Admit).
 	LateDrops int64
+	// LateGrantDrops and LateWakeDrops are the part of LateDrops that Wait
+	// made: grants whose answer from Redis came too late, and sleeps that
+	// woke too late. The rest were dropped by the caller's own check just
+	// before it sent (Permit.Admit after Wait returned).
+	LateGrantDrops, LateWakeDrops int64
 	// StalledSamples counts Observe samples ignored because this process
 	// was stopped (GC, CPU throttling, SIGSTOP) while the call was out: its
 	// answer says nothing about the network, and must neither widen the
@@ -265,6 +270,7 @@ type Limiter struct {
 		slowDowns, resets, beyondHorizon  atomic.Int64
 		compensations                     atomic.Int64
 		lateDrops, stalledSamples         atomic.Int64
+		lateGrantDrops, lateWakeDrops     atomic.Int64
 		isolatedStrikes, heldStrikes      atomic.Int64
 		lastHorizonWarn, publishFailing   atomic.Int64
 	}
@@ -447,6 +453,7 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 		// as early as Slot-rtt. Later than the cutoff, the slot is lost.
 		if late := l.now().Sub(p.Slot.Add(-p.rtt)); late > l.cfg.LateCutoff {
 			l.stats.lateDrops.Add(1)
+			l.stats.lateGrantDrops.Add(1)
 			l.noteDrop(p.RedisSlot)
 			l.log.DebugContext(ctx, "limiter dropped a slot granted too late", "late", late, "cutoff", l.cfg.LateCutoff)
 			continue
@@ -461,6 +468,7 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 		if p.Admit(l.now()) == nil {
 			break
 		}
+		l.stats.lateWakeDrops.Add(1)
 	}
 	p.Waited = l.now().Sub(start)
 	l.stats.calls.Add(1)
@@ -876,6 +884,8 @@ func (l *Limiter) Stats() Stats {
 		HeldStrikes:     s.heldStrikes.Load(),
 		Compensations:   s.compensations.Load(),
 		LateDrops:       s.lateDrops.Load(),
+		LateGrantDrops:  s.lateGrantDrops.Load(),
+		LateWakeDrops:   s.lateWakeDrops.Load(),
 		StalledSamples:  s.stalledSamples.Load(),
 		LateCutoff:      l.cfg.LateCutoff,
 		Horizon:         l.horizon(),

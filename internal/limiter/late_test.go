@@ -186,3 +186,54 @@ func ignoreStalls(l *Limiter) {
 	l.stalls.stalls = [stallMemory]stall{} // and forget any seen already
 	l.stalls.mu.Unlock()
 }
+
+// slowReplies holds back the reply of every script call by delay: a Redis
+// a few milliseconds away (another zone), or a busy one.
+type slowReplies struct{ delay time.Duration }
+
+func (*slowReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*slowReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *slowReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if n := cmd.Name(); n == "evalsha" || n == "eval" {
+			time.Sleep(h.delay)
+		}
+		return err
+	}
+}
+
+// A grant on an idle schedule is for Redis's now; when Redis answers in
+// more than the lateness cutoff, that slot is past the cutoff on arrival
+// and dropped, and so is the next one, for ever: a worker whose Redis is
+// 10 ms away never called at all. The grant must ask for a slot far enough
+// ahead that its answer comes before it.
+func TestGrantsOnAnIdleScheduleOutrunTheirRoundTrip(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	slow := s.Client(t)
+	slow.AddHook(&slowReplies{delay: 10 * time.Millisecond})
+	l := newTestLimiter(t, slow, Config{Rate: 200})
+	ignoreStalls(l)
+	seed(t, rdb, l)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range 5 {
+		// Idle between calls: the schedule falls back to Redis's now.
+		time.Sleep(50 * time.Millisecond)
+		p, err := l.Wait(ctx, Urgent)
+		if err != nil {
+			t.Fatalf("Wait %d on an idle schedule, Redis answering in 10 ms: %v (late drops %d)", i, err, l.Stats().LateDrops)
+		}
+		if err := p.Admit(time.Now()); err != nil {
+			t.Fatalf("Wait %d returned a permit already past the cutoff: %v", i, err)
+		}
+	}
+	// The first grant may be dropped while the round trip is unknown.
+	if st := l.Stats(); st.LateGrantDrops > 1 {
+		t.Errorf("%d grants dropped as late, want at most the first", st.LateGrantDrops)
+	}
+}

@@ -264,6 +264,8 @@ type Limiter struct {
 	window      *spreadWindow
 	stalls      *stallWatch
 
+	grantRTT atomic.Int64 // moving average of a grant's round trip, ns (noteGrantRTT)
+
 	stats struct {
 		calls, failures, delayed, waited  atomic.Int64
 		roundTrips, waitTrips, otherTrips atomic.Int64
@@ -483,8 +485,9 @@ func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 	sent := l.now()
 	v, err := l.run(ctx, &l.stats.waitTrips, grantScript, []string{l.keys.gcra, l.keys.flow},
 		ceilMicros(interval), ceilMicros(l.horizon()), (stateTTL + l.cfg.Horizon).Milliseconds(),
-		aimdRegain.Seconds(), aimdProbe, aimdMargin, drops)
+		aimdRegain.Seconds(), aimdProbe, aimdMargin, drops, ceilMicros(l.grantLead()))
 	recv := l.now()
+	l.noteGrantRTT(recv.Sub(sent))
 	if err != nil {
 		if ctx.Err() != nil {
 			return Permit{}, ctx.Err()
@@ -507,6 +510,32 @@ func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 		rtt:       recv.Sub(sent),
 		lim:       l,
 	}, nil
+}
+
+// maxGrantLead bounds how far past Redis's now a grant on an idle schedule
+// is placed (grantLead).
+const maxGrantLead = 250 * time.Millisecond
+
+// noteGrantRTT folds one grant's round trip into the moving average
+// (weight 1/8) that grantLead reads.
+func (l *Limiter) noteGrantRTT(rtt time.Duration) {
+	for {
+		old := l.grantRTT.Load()
+		next := int64(rtt)
+		if old > 0 {
+			next = old + (int64(rtt)-old)/8
+		}
+		if l.grantRTT.CompareAndSwap(old, max(next, 1)) {
+			return
+		}
+	}
+}
+
+// grantLead is how far after Redis's now the next grant's slot lies at
+// least: twice the average round trip, so that the answer reaches this
+// process before its slot on an idle schedule, at most maxGrantLead.
+func (l *Limiter) grantLead() time.Duration {
+	return min(2*time.Duration(l.grantRTT.Load()), maxGrantLead)
 }
 
 // maxDrops bounds the dropped slots one grant carries.

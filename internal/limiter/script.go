@@ -116,6 +116,7 @@ end
 //	ARGV[1] interval µs, ARGV[2] horizon µs, ARGV[3] key TTL ms,
 //	ARGV[4] regain s, ARGV[5] probe /s³, ARGV[6] margin,
 //	ARGV[7] slots this process dropped as late, µs, comma-separated, or ''
+//	ARGV[8] lead µs: on an idle schedule the slot lies this far after now
 //
 // The interval is divided by the bucket's rate scale (aimd.go, scaleAt).
 // The slot is counted in the flow hash at its time (flowAdd), and the
@@ -126,6 +127,12 @@ end
 // restarted as a pause of one horizon: pause = max(pause, now + horizon).
 // INFO is called with pcall so that an ACL or a renamed command that forbids
 // it only disables the run_id check (srv is then always empty).
+//
+// The lead is about the caller's round trip to Redis: on an idle schedule
+// the slot would otherwise be Redis's now, already past when the answer
+// arrives, and dropped as late whenever the round trip exceeds the
+// lateness cutoff, again and again. A schedule still ahead of now keeps its
+// slots back to back: work waiting never gets a gap from the lead.
 //
 // It returns {slot, now, reset, queue, scale}: the granted slot and Redis's
 // now in µs, 1 when the schedule was restarted, how far the slot lies
@@ -151,6 +158,7 @@ if st[1] == false or st[3] ~= srv then
 end
 local free = math.max(now, pause)
 local slot = math.max(tat, free)
+if slot <= now then slot = now + tonumber(ARGV[8]) end
 redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', slot + interval), 'srv', srv)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 flowAdd(KEYS[2], 'g', slot)

@@ -68,7 +68,6 @@ const maxRecordBatch = 128
 
 // pendingEnd is one event waiting for the write that carries it.
 type pendingEnd struct {
-	k    keys
 	name string
 	ev   endEvent
 	done chan endResult // buffered: one message, ever
@@ -120,7 +119,7 @@ func (r *Recorder) Record(ev worker.Event) {
 		}
 		audit = auditRow(detail)
 	}
-	p := &pendingEnd{k: keysFor(name), name: name, done: make(chan endResult, 1),
+	p := &pendingEnd{name: name, done: make(chan endResult, 1),
 		ev: endEvent{id: ev.TaskID, fate: fate, code: ev.Code, audit: audit, rerun: rerun}}
 	if err := r.write(p); err != nil {
 		r.warn.Do(func() {
@@ -183,7 +182,7 @@ func (r *Recorder) writeGroup(group []*pendingEnd) []error {
 		byCampaign[p.name] = append(byCampaign[p.name], i)
 	}
 	for _, name := range names {
-		idx := byCampaign[name]
+		idx, k := byCampaign[name], keysFor(name)
 		for len(idx) > 0 {
 			n := min(len(idx), maxRecordBatch)
 			events := make([]endEvent, n)
@@ -193,7 +192,7 @@ func (r *Recorder) writeGroup(group []*pendingEnd) []error {
 			var err error
 			for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
 				ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-				_, err = recordEnds(ctx, r.cfg.Redis, group[idx[0]].k, events)
+				_, err = recordEnds(ctx, r.cfg.Redis, k, events)
 				cancel()
 				if err == nil {
 					break

@@ -76,12 +76,13 @@
 // Stats.LateDrops counts them. Calls up to the cutoff late still go, and
 // when many are late together they can move Rate*cutoff calls into a later
 // second: the pacing leaves that room on top of its margin for the spread
-// (pacing.go), so the cutoff is small. A grant on an idle schedule is
-// placed twice this process's average round trip to Redis after Redis's
-// now, so that its answer arrives before its slot: at Redis's now it would
-// be past the cutoff on arrival whenever Redis answers slower than the
-// cutoff, and so would every grant after it. At 20 ms, with uniform 20-22 ms
+// (pacing.go), so the cutoff is small. At 20 ms, with uniform 20-22 ms
 // latency, 16 processes on 2 cores drew 203 calls in one second.
+//
+// A grant on an idle schedule is placed twice this process's average round
+// trip to Redis after Redis's now, so that its answer arrives before its
+// slot: at Redis's now it would be past the cutoff on arrival whenever
+// Redis answers slower than the cutoff, and so would every grant after it.
 //
 // A stopped process also reads the answers of the calls it had out late.
 // Those calls went out on time; their answers say nothing about the

@@ -17,22 +17,25 @@ import (
 	"github.com/recallq/recallq/internal/redistest"
 )
 
-// slowFirstReply is a go-redis hook that holds back the reply of the first
-// successful script call it sees by delay: the grant's answer comes late, as when the
-// process is descheduled or stopped while it waits for Redis.
-type slowFirstReply struct {
+// slowReplies is a go-redis hook that holds back the reply of successful
+// script calls by delay: every one (a Redis a few milliseconds away, in
+// another zone, or a busy one), or with first only the first one (the
+// grant's answer comes late, as when the process is descheduled or stopped
+// while it waits for Redis).
+type slowReplies struct {
 	delay time.Duration
+	first bool
 	done  atomic.Bool
 }
 
-func (*slowFirstReply) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (*slowFirstReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (*slowReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*slowReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
-func (h *slowFirstReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h *slowReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if n := cmd.Name(); err == nil && (n == "evalsha" || n == "eval") && h.done.CompareAndSwap(false, true) {
+		if n := cmd.Name(); err == nil && (n == "evalsha" || n == "eval") && (!h.first || h.done.CompareAndSwap(false, true)) {
 			time.Sleep(h.delay)
 		}
 		return err
@@ -44,7 +47,7 @@ func TestLateGrantIsDropped(t *testing.T) {
 	rdb := s.Client(t)
 	slow := s.Client(t)
 	const delay = 300 * time.Millisecond
-	slow.AddHook(&slowFirstReply{delay: delay})
+	slow.AddHook(&slowReplies{delay: delay, first: true})
 	l := newTestLimiter(t, slow, Config{Rate: 200})
 	seed(t, rdb, l)
 
@@ -185,24 +188,6 @@ func ignoreStalls(l *Limiter) {
 	l.stalls.excess = 365 * 24 * time.Hour
 	l.stalls.stalls = [stallMemory]stall{} // and forget any seen already
 	l.stalls.mu.Unlock()
-}
-
-// slowReplies holds back the reply of every script call by delay: a Redis
-// a few milliseconds away (another zone), or a busy one.
-type slowReplies struct{ delay time.Duration }
-
-func (*slowReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (*slowReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-func (h *slowReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if n := cmd.Name(); n == "evalsha" || n == "eval" {
-			time.Sleep(h.delay)
-		}
-		return err
-	}
 }
 
 // A grant on an idle schedule is for Redis's now; when Redis answers in

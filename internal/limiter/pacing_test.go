@@ -9,6 +9,35 @@ import (
 	"github.com/recallq/recallq/internal/redistest"
 )
 
+// uniformLatency is the q-quantile of a latency uniform over lo..hi ms.
+func uniformLatency(lo, hi float64) func(q float64) time.Duration {
+	return func(q float64) time.Duration { return time.Duration((lo + (hi-lo)*q) * float64(time.Millisecond)) }
+}
+
+// lognormalLatency is the q-quantile of a lognormal latency with the given
+// median and p99, in ms (p99 = median * exp(2.3263 sigma)).
+func lognormalLatency(median, p99 float64) func(q float64) time.Duration {
+	sigma := math.Log(p99/median) / 2.3263
+	return func(q float64) time.Duration {
+		return time.Duration(median * math.Exp(sigma*math.Sqrt2*math.Erfinv(2*q-1)) * float64(time.Millisecond))
+	}
+}
+
+// paceFrom gives l a full window of samples at the quantiles of latency,
+// publishes them, and returns the Stats the limiter paces with.
+func paceFrom(t *testing.T, l *Limiter, latency func(q float64) time.Duration) Stats {
+	t.Helper()
+	now := time.Now()
+	for i := range spreadSamples {
+		d := latency((float64(i) + 0.5) / spreadSamples)
+		l.window.add(sample{at: now, lo: d, hi: d})
+	}
+	if err := l.publishSpread(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return l.Stats()
+}
+
 // TestPacingFollowsTheDispersion: the rate the fleet is paced at comes from
 // the mean difference of two latencies, not from the worst case (1+J)/Rate:
 // for a heavy-tailed latency (lognormal, median 80 ms, p99 600 ms: G about
@@ -16,31 +45,16 @@ import (
 // with J clamped at 0.5 s); uniform 20-50 ms stays at about 193/s.
 func TestPacingFollowsTheDispersion(t *testing.T) {
 	s := redistest.Start(t)
-	ctx := context.Background()
-	sigma := math.Log(600.0/80) / 2.3263 // p99 = median * exp(2.3263 sigma)
 	for _, tt := range []struct {
 		name     string
 		latency  func(q float64) time.Duration // the q-quantile
 		min, max float64                       // calls per second
 	}{
-		{"uniform 20-50ms", func(q float64) time.Duration { return time.Duration((20 + 30*q) * float64(time.Millisecond)) }, 192, 194.5},
-		{"lognormal median 80ms p99 600ms", func(q float64) time.Duration {
-			z := math.Sqrt2 * math.Erfinv(2*q-1)
-			return time.Duration(80 * math.Exp(sigma*z) * float64(time.Millisecond))
-		}, 176, 180.5},
+		{"uniform 20-50ms", uniformLatency(20, 50), 192, 194.5},
+		{"lognormal median 80ms p99 600ms", lognormalLatency(80, 600), 176, 180.5},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newTestLimiter(t, s.Client(t), Config{API: tt.name})
-			now := time.Now()
-			const n = spreadSamples
-			for i := range n {
-				d := tt.latency((float64(i) + 0.5) / n)
-				l.window.add(sample{at: now, lo: d, hi: d})
-			}
-			if err := l.publishSpread(ctx); err != nil {
-				t.Fatal(err)
-			}
-			st := l.Stats()
+			st := paceFrom(t, newTestLimiter(t, s.Client(t), Config{API: tt.name}), tt.latency)
 			if r := 1 / st.Interval.Seconds(); r < tt.min || r > tt.max {
 				t.Errorf("paced at %.1f calls/s (dispersion %s, spread %s), want %.1f to %.1f", r, st.Dispersion, st.Spread, tt.min, tt.max)
 			}
@@ -74,29 +88,16 @@ func TestPacedRate(t *testing.T) {
 // counting each on time.
 func TestPacingLeavesRoomForTheLateCutoff(t *testing.T) {
 	s := redistest.Start(t)
-	ctx := context.Background()
-	sigma := math.Log(600.0/80) / 2.3263
 	for _, tt := range []struct {
 		name    string
 		latency func(q float64) time.Duration
 	}{
-		{"uniform 20-22ms", func(q float64) time.Duration { return time.Duration((20 + 2*q) * float64(time.Millisecond)) }},
-		{"uniform 20-50ms", func(q float64) time.Duration { return time.Duration((20 + 30*q) * float64(time.Millisecond)) }},
-		{"lognormal median 80ms p99 600ms", func(q float64) time.Duration {
-			return time.Duration(80 * math.Exp(sigma*math.Sqrt2*math.Erfinv(2*q-1)) * float64(time.Millisecond))
-		}},
+		{"uniform 20-22ms", uniformLatency(20, 22)},
+		{"uniform 20-50ms", uniformLatency(20, 50)},
+		{"lognormal median 80ms p99 600ms", lognormalLatency(80, 600)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newTestLimiter(t, s.Client(t), Config{API: tt.name})
-			now := time.Now()
-			for i := range spreadSamples {
-				d := tt.latency((float64(i) + 0.5) / spreadSamples)
-				l.window.add(sample{at: now, lo: d, hi: d})
-			}
-			if err := l.publishSpread(ctx); err != nil {
-				t.Fatal(err)
-			}
-			st := l.Stats()
+			st := paceFrom(t, newTestLimiter(t, s.Client(t), Config{API: tt.name}), tt.latency)
 			r := 1 / st.Interval.Seconds()
 			d, j, g := st.LateCutoff.Seconds(), st.Spread.Seconds(), st.Dispersion.Seconds()
 			// Either bound may hold, each with the late calls' room in it:

@@ -90,8 +90,9 @@ func (r *redisProc) launch(ctx context.Context) error {
 	return r.waitReady(ctx)
 }
 
-// waitReady polls PING until it answers PONG (not LOADING), the process
-// exits, or redisReadyTimeout passes.
+// waitReady polls INFO until it answers (not LOADING), the process exits,
+// or redisReadyTimeout passes, and checks that the answer comes from r's
+// own process, not from another server on the port.
 func (r *redisProc) waitReady(ctx context.Context) error {
 	cl := redis.NewClient(&redis.Options{Addr: r.addr, DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: -1})
@@ -100,9 +101,15 @@ func (r *redisProc) waitReady(ctx context.Context) error {
 	var err error
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err = cl.Ping(pctx).Err()
+		var pid int
+		pid, err = redistest.ProcessID(pctx, cl)
 		cancel()
 		if err == nil {
+			if pid != r.proc.PID() {
+				// Ours lost the port to a server that started first (another
+				// suite's, say): the caller tries another port.
+				return fmt.Errorf("%s is served by another redis-server (process %d, not %d): the port was taken", r.addr, pid, r.proc.PID())
+			}
 			return nil
 		}
 		if r.proc.Exited() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 )
 
 // maxControlBody bounds the body of a control request.
@@ -18,7 +19,9 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 		if !allow(w, r, http.MethodGet) {
 			return
 		}
-		writeJSON(w, http.StatusOK, s.Stats())
+		st := s.Stats()
+		st.PID = os.Getpid()
+		writeJSON(w, http.StatusOK, st)
 	case "/sim/faults":
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:

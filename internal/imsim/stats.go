@@ -13,6 +13,10 @@ const maxPerSecond = 1 << 20
 
 // Stats is what the simulator has seen since it started or was last Reset.
 type Stats struct {
+	// PID is the simulator's process ID: GET /sim/stats sets it, so that a
+	// program that started the simulator can tell it from another on the
+	// same port. Stats called in-process leaves it zero.
+	PID int `json:"pid,omitempty"`
 	// Start is when counting began (New or Reset, by Config.Now);
 	// PerSecond[i] counts the arrivals in [Start+i s, Start+(i+1) s).
 	Start time.Time `json:"start"`

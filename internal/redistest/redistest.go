@@ -14,7 +14,6 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,9 +45,10 @@ type Server struct {
 
 	cmd      *exec.Cmd
 	dir      string
-	password string // requirepass set by a helper of this package
-	tempDir  bool   // dir is LaunchTemp's: Stop removes it
-	busPort  int    // cluster bus port of a cluster node
+	password string        // requirepass set by a helper of this package
+	tempDir  bool          // dir is LaunchTemp's: Stop removes it
+	exited   chan struct{} // closed when cmd has exited
+	busPort  int           // cluster bus port of a cluster node
 }
 
 // Start starts a redis-server for t on a free port with the given extra
@@ -115,7 +116,9 @@ func baseArgs(dir string, port int) []string {
 
 // launch starts redis-server with the arguments args gives for a free
 // port (args may set up s, and fail), and waits until it answers (over TLS
-// when tlsCfg is set). A port taken in between is retried with another.
+// when tlsCfg is set). A port taken in between, by a server that started
+// first (another test binary's, say) or by anything else, is retried with
+// another: the server that answers must be the process launch started.
 func launch(dir string, tlsCfg *tls.Config, args func(s *Server, port int) ([]string, error)) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -123,7 +126,7 @@ func launch(dir string, tlsCfg *tls.Config, args func(s *Server, port int) ([]st
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := FreePort()
+		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +143,12 @@ func launch(dir string, tlsCfg *tls.Config, args func(s *Server, port int) ([]st
 		if err := s.cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start redis-server: %w", err)
 		}
-		if lastErr = s.waitReady(5 * time.Second); lastErr == nil {
+		s.exited = make(chan struct{})
+		go func(cmd *exec.Cmd, exited chan struct{}) {
+			_ = cmd.Wait()
+			close(exited)
+		}(s.cmd, s.exited)
+		if lastErr = s.waitReady(5*time.Second, requirePass(a)); lastErr == nil {
 			return s, nil
 		}
 		s.Stop()
@@ -148,36 +156,67 @@ func launch(dir string, tlsCfg *tls.Config, args func(s *Server, port int) ([]st
 	return nil, fmt.Errorf("redis-server did not become ready: %w", lastErr)
 }
 
-// waitReady polls until the server accepts a connection and answers PING
-// (or asks for a password, which also means it is up).
-func (s *Server) waitReady(limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	var err error
-	for time.Now().Before(deadline) {
-		var conn net.Conn
-		conn, err = s.dial(200 * time.Millisecond)
-		if err == nil {
-			_ = conn.SetDeadline(time.Now().Add(time.Second))
-			_, _ = conn.Write([]byte("PING\r\n"))
-			line, rerr := bufio.NewReader(conn).ReadString('\n')
-			conn.Close()
-			if rerr == nil && (strings.HasPrefix(line, "+PONG") || strings.Contains(line, "NOAUTH")) {
-				return nil
-			}
-			err = fmt.Errorf("unexpected answer %q (%v)", line, rerr)
+// freePort is FreePort; a test replaces it to hand out a taken port.
+var freePort = FreePort
+
+// requirePass is the value of --requirepass in args, "" without one.
+func requirePass(args []string) string {
+	for i, a := range args {
+		if a == "--requirepass" && i+1 < len(args) {
+			return args[i+1]
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	return err
+	return ""
 }
 
-// dial opens a connection to the server, over TLS when s.TLS is set.
-func (s *Server) dial(timeout time.Duration) (net.Conn, error) {
-	d := &net.Dialer{Timeout: timeout}
-	if s.TLS == nil {
-		return d.Dial("tcp", s.Addr)
+// waitReady polls until the server answers INFO, and checks that the
+// process answering is the one s started: a redis-server that lost the race
+// for its port exits, and a PING would be answered by the winner, whose
+// data the test would then share (and lose when the winner's test ends).
+// password is what the server's arguments require, if anything.
+func (s *Server) waitReady(limit time.Duration, password string) error {
+	if s.password != "" {
+		password = s.password
 	}
-	return tls.DialWithDialer(d, "tcp", s.Addr, s.TLS)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, Password: password, TLSConfig: s.TLS,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		MaxRetries: -1, PoolSize: 1})
+	defer c.Close()
+	deadline := time.Now().Add(limit)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		pid, err := ProcessID(ctx, c)
+		cancel()
+		if err == nil {
+			if pid != s.cmd.Process.Pid {
+				return fmt.Errorf("%s is served by another redis-server (process %d, not %d): the port was taken", s.Addr, pid, s.cmd.Process.Pid)
+			}
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("redis-server on %s exited before it answered (see %s): %v", s.Addr, s.dir, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+	}
+}
+
+// ProcessID is the process ID the redis-server behind c reports (INFO
+// server), to tell a server one started from another that holds its port.
+func ProcessID(ctx context.Context, c redis.UniversalClient) (int, error) {
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, fmt.Errorf("INFO server has no process_id")
 }
 
 // Stop kills the server (SIGKILL: no shutdown, no save), as a crash
@@ -186,7 +225,7 @@ func (s *Server) dial(timeout time.Duration) (net.Conn, error) {
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
-		_, _ = s.cmd.Process.Wait()
+		<-s.exited
 		s.cmd = nil
 	}
 	if s.tempDir {

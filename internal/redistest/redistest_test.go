@@ -2,7 +2,9 @@ package redistest
 
 import (
 	"context"
+	"net"
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -59,4 +61,53 @@ func TestLaunchTempRemovesItsDirectoryOnStop(t *testing.T) {
 		t.Fatalf("after Stop, the directory %s is still there (%v)", s.Dir(), err)
 	}
 	s.Stop() // a second Stop is harmless
+}
+
+// TestATakenPortIsNotMistakenForOurs: two test binaries can be handed the
+// same free port; the second redis-server cannot bind it and exits, and a
+// PING on the port is answered by the first. Launch must see that the
+// server answering is not its own and take another port, or two tests
+// share one server and the first to end takes it from the other (CI saw
+// that: keys of one package's test in another's, then "connection
+// refused").
+func TestATakenPortIsNotMistakenForOurs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no password", nil},
+		{"password", []string{"--requirepass", "pw-1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first := Start(t, tc.args...)
+			_, port, _ := net.SplitHostPort(first.Addr)
+			taken, _ := strconv.Atoi(port)
+			handed := 0
+			freePort = func() (int, error) {
+				handed++
+				if handed == 1 {
+					return taken, nil
+				}
+				return FreePort()
+			}
+			t.Cleanup(func() { freePort = FreePort })
+
+			second := Start(t, tc.args...)
+			if second.Addr == first.Addr {
+				t.Fatalf("the second server took the first's address %s: both tests would share one server", first.Addr)
+			}
+			if handed < 2 {
+				t.Fatalf("launch asked for %d port(s): it never saw the first was taken", handed)
+			}
+			c := redis.NewClient(&redis.Options{Addr: second.Addr, Password: requirePass(tc.args)})
+			defer c.Close()
+			pid, err := ProcessID(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pid != second.cmd.Process.Pid {
+				t.Fatalf("%s is served by process %d, not the one launched (%d)", second.Addr, pid, second.cmd.Process.Pid)
+			}
+		})
+	}
 }

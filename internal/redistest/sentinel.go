@@ -157,12 +157,12 @@ func (set *SentinelSet) start(ctx context.Context, dir string) error {
 			if err := os.WriteFile(conf, []byte(set.sentinelConf(s.dir, p, host, port)), 0o600); err != nil {
 				return nil, err
 			}
+			s.password = cfg.SentinelPassword
 			return []string{conf, "--sentinel"}, nil
 		})
 		if err != nil {
 			return fmt.Errorf("sentinel: %w", err)
 		}
-		s.password = cfg.SentinelPassword
 		set.Sentinels = append(set.Sentinels, s)
 		set.SentinelAddrs = append(set.SentinelAddrs, s.Addr)
 	}

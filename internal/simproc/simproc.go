@@ -135,11 +135,16 @@ func Start(ctx context.Context, procs *childproc.Group, cfg Config) (*Sim, error
 }
 
 // waitReady polls GET /sim/stats until it answers, the process exits, or
-// ReadyTimeout passes.
+// ReadyTimeout passes. The answer must come from s's own process: one that
+// lost its port to another simulator (another suite's, started first)
+// exits, and the winner would answer in its place.
 func (s *Sim) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(ReadyTimeout)
 	for {
-		if _, err := s.Stats(ctx); err == nil {
+		if st, err := s.Stats(ctx); err == nil {
+			if st.PID != s.Proc.PID() {
+				return fmt.Errorf("%s is served by another process (%d, not %d): the port was taken", s.Addr, st.PID, s.Proc.PID())
+			}
 			return nil
 		}
 		if s.Proc.Exited() {

@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -202,60 +203,83 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.ServeHTTP(w, r)
 		return
 	}
-	if err := s.callback(w, r); err != nil {
-		var ref *errRefused
-		if errors.As(err, &ref) {
-			s.refused[ref.reason].Add(1)
-			status := http.StatusForbidden
-			switch ref.reason {
-			case RefusedPath:
-				status = http.StatusNotFound
-			case RefusedMethod:
-				status = http.StatusMethodNotAllowed
-			case RefusedBody:
-				status = http.StatusBadRequest
-			case RefusedTooLong:
-				status = http.StatusRequestEntityTooLarge
-			}
-			s.log.DebugContext(r.Context(), "capture: refused a callback", "reason", ref.reason, "error", ref.msg, "remote", r.RemoteAddr)
-			writeAnswer(w, status, ref.msg)
-			return
-		}
-		s.indexErrors.Add(1)
-		s.log.ErrorContext(r.Context(), "capture: a message could not be indexed", "error", err)
-		writeAnswer(w, http.StatusServiceUnavailable, "the message could not be indexed; see the capture's log")
-	}
+	status, info := s.serveCallback(r.Context(), &netRequest{w: w, r: r})
+	writeAnswer(w, status, info)
 }
 
-// callback handles one callback; a nil error means it was answered OK.
-func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
+// callbackRequest is one request on the callback path as a server reads
+// it: net/http's (netRequest) or fasthttp's (fastRequest).
+type callbackRequest interface {
+	path() string
+	method() string
+	remoteAddr() string
+	query(name string) string
+	// body reads the body, at most limit bytes: more is errTooLong.
+	body(limit int64) ([]byte, error)
+	// gone tells whether the caller hung up.
+	gone() bool
+}
+
+// errTooLong is a body over the limit.
+var errTooLong = errors.New("body too long")
+
+// serveCallback handles one request of the callback path and returns the
+// answer: 200 when it was accepted, the refusal's 4xx (counted by reason),
+// or 503 when Redis did not take the message.
+func (s *Server) serveCallback(ctx context.Context, rq callbackRequest) (status int, info string) {
+	err := s.callback(ctx, rq)
+	if err == nil {
+		return http.StatusOK, ""
+	}
+	var ref *errRefused
+	if errors.As(err, &ref) {
+		s.refused[ref.reason].Add(1)
+		status := http.StatusForbidden
+		switch ref.reason {
+		case RefusedPath:
+			status = http.StatusNotFound
+		case RefusedMethod:
+			status = http.StatusMethodNotAllowed
+		case RefusedBody:
+			status = http.StatusBadRequest
+		case RefusedTooLong:
+			status = http.StatusRequestEntityTooLarge
+		}
+		s.log.DebugContext(ctx, "capture: refused a callback", "reason", ref.reason, "error", ref.msg, "remote", rq.remoteAddr())
+		return status, ref.msg
+	}
+	s.indexErrors.Add(1)
+	s.log.ErrorContext(ctx, "capture: a message could not be indexed", "error", err)
+	return http.StatusServiceUnavailable, "the message could not be indexed; see the capture's log"
+}
+
+// callback handles one callback; a nil error means it is to be answered OK.
+func (s *Server) callback(ctx context.Context, rq callbackRequest) error {
 	a := &s.cfg.Auth
-	if err := a.checkPath(r.URL.Path); err != nil {
+	if err := a.checkPath(rq.path()); err != nil {
 		return err
 	}
-	if r.Method != http.MethodPost {
+	if rq.method() != http.MethodPost {
 		return refused(RefusedMethod, "callbacks are POSTed")
 	}
-	if err := a.checkIP(r.RemoteAddr); err != nil {
+	if err := a.checkIP(rq.remoteAddr()); err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	app, err := a.checkApp(q.Get("SdkAppid"))
+	app, err := a.checkApp(rq.query("SdkAppid"))
 	if err != nil {
 		return err
 	}
-	if err := a.checkSign(q.Get("RequestTime"), q.Get("Sign"), s.cfg.Now()); err != nil {
+	if err := a.checkSign(rq.query("RequestTime"), rq.query("Sign"), s.cfg.Now()); err != nil {
 		return err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := rq.body(s.cfg.MaxBodyBytes)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		if errors.Is(err, errTooLong) {
 			return refused(RefusedTooLong, "the body is over %d bytes", s.cfg.MaxBodyBytes)
 		}
 		return refused(RefusedBody, "the body could not be read")
 	}
-	m, v, err := readCallback(q.Get("CallbackCommand"), body, s.cfg.Now().Unix())
+	m, v, err := readCallback(rq.query("CallbackCommand"), body, s.cfg.Now().Unix())
 	if err != nil {
 		return refused(RefusedBody, "%s", err.Error())
 	}
@@ -267,11 +291,11 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 	case ignored:
 		s.ignored.Add(1)
 	case index:
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.WriteTimeout)
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 		defer cancel()
 		start := time.Now()
-		if err := s.cfg.Index.Add(ctx, app, m); err != nil {
-			if r.Context().Err() != nil {
+		if err := s.cfg.Index.Add(wctx, app, m); err != nil {
+			if rq.gone() {
 				// The caller hung up: no answer can reach it, and the
 				// message may still be written. Not Redis's failure.
 				s.callerGone.Add(1)
@@ -286,8 +310,35 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 			s.indexedC2C.Add(1)
 		}
 	}
-	writeAnswer(w, http.StatusOK, "")
 	return nil
+}
+
+// netRequest is a callbackRequest of net/http.
+type netRequest struct {
+	w http.ResponseWriter
+	r *http.Request
+	q url.Values // parsed on first use
+}
+
+func (n *netRequest) path() string       { return n.r.URL.Path }
+func (n *netRequest) method() string     { return n.r.Method }
+func (n *netRequest) remoteAddr() string { return n.r.RemoteAddr }
+func (n *netRequest) gone() bool         { return n.r.Context().Err() != nil }
+
+func (n *netRequest) query(name string) string {
+	if n.q == nil {
+		n.q = n.r.URL.Query()
+	}
+	return n.q.Get(name)
+}
+
+func (n *netRequest) body(limit int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(n.w, n.r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, errTooLong
+	}
+	return b, err
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -304,25 +355,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeAnswer(w, http.StatusOK, "")
 }
 
-// ListenAndServe serves on Config.Addr until ctx ends, then shuts down
-// gracefully. Once it listens it calls ready, if not nil, with the base
-// URL. It returns nil after a clean shutdown.
+// ListenAndServe serves on Config.Addr until ctx ends (see Serve).
 func (s *Server) ListenAndServe(ctx context.Context, ready func(url string)) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("capture: listen on %s: %w", s.cfg.Addr, err)
 	}
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
 	s.log.InfoContext(ctx, "capture: listening", "url", httpserve.BaseURL(ln.Addr()), "sdkappids", s.cfg.Auth.SDKAppIDs,
 		"token", s.cfg.Auth.Token != "", "allow_ips", len(s.cfg.Auth.AllowIPs), "path_secret", s.cfg.Auth.PathSecret != "",
 		"retention", s.cfg.Index.Retention().String())
-	return httpserve.Run(ctx, s.log, "capture", srv, ln, s.cfg.ShutdownTimeout, ready)
+	return s.Serve(ctx, ln, ready)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/recallq/recallq/internal/redistest"
 )
@@ -25,17 +28,40 @@ const (
 
 // env is a capture under test with its Redis.
 type env struct {
-	s   *Server
-	ix  *Index
-	rdb *redis.Client
-	now time.Time
+	s     *Server
+	ix    *Index
+	rdb   *redis.Client
+	now   time.Time
+	front string // how requests reach s: netFront or fastFront
+	ln    *fasthttputil.InmemoryListener
+}
+
+// The two ways a request reaches the capture: net/http (ServeHTTP, what
+// embedders and httptest use) and fasthttp (Serve, what `recallq capture`
+// runs). Tests of the callback path run through both.
+const (
+	netFront  = "net-http"
+	fastFront = "fasthttp"
+)
+
+// eachFront runs test once through each front.
+func eachFront(t *testing.T, test func(t *testing.T, front string)) {
+	for _, f := range []string{netFront, fastFront} {
+		t.Run(f, func(t *testing.T) { test(t, f) })
+	}
 }
 
 func newEnv(t *testing.T, edit ...func(*Config, *IndexConfig)) *env {
 	t.Helper()
+	return newFrontEnv(t, netFront, edit...)
+}
+
+// newFrontEnv is newEnv whose requests go through front.
+func newFrontEnv(t *testing.T, front string, edit ...func(*Config, *IndexConfig)) *env {
+	t.Helper()
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
-	e := &env{rdb: rdb, now: time.Now()}
+	e := &env{rdb: rdb, now: time.Now(), front: front}
 	icfg := IndexConfig{Redis: rdb}
 	cfg := Config{
 		Auth:   Auth{SDKAppIDs: []uint64{testApp}, Token: testToken},
@@ -96,13 +122,57 @@ func groupBody(from, group string, seq uint64, t int64) string {
 	return string(b)
 }
 
-// post sends a callback straight to the handler.
+// post sends a callback through e's front.
 func (e *env) post(t *testing.T, target, body string) *httptest.ResponseRecorder {
 	t.Helper()
-	r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(body))
-	r.RemoteAddr = "198.51.100.10:40000"
+	return e.serve(t, newRequest(http.MethodPost, target, body))
+}
+
+// serve sends r through e's front: to ServeHTTP, or over an in-memory
+// connection from r.RemoteAddr to the capture's fasthttp server.
+func (e *env) serve(t *testing.T, r *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
 	w := httptest.NewRecorder()
-	e.s.ServeHTTP(w, r)
+	if e.front == netFront {
+		e.s.ServeHTTP(w, r)
+		return w
+	}
+	if e.ln == nil {
+		e.ln = fasthttputil.NewInmemoryListener()
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- e.s.Serve(ctx, e.ln, nil) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	remote, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(context.Context, string, string) (net.Conn, error) {
+			return e.ln.DialWithLocalAddr(remote)
+		},
+	}}
+	req, err := http.NewRequest(r.Method, "http://capture"+r.URL.RequestURI(), r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = r.ContentLength
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	w.Code = resp.StatusCode
+	if _, err := io.Copy(w.Body, resp.Body); err != nil {
+		t.Fatal(err)
+	}
 	return w
 }
 
@@ -147,10 +217,4 @@ func newRequest(method, target, body string) *http.Request {
 	r := httptest.NewRequest(method, target, strings.NewReader(body))
 	r.RemoteAddr = "198.51.100.10:40000"
 	return r
-}
-
-func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
 }

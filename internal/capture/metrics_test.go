@@ -12,8 +12,10 @@ import (
 
 // TestMetricsCountWhatStatsCounts: /metrics shows each callback's result
 // and each refusal by reason, and one write time per indexed message.
-func TestMetricsCountWhatStatsCounts(t *testing.T) {
-	e := newEnv(t)
+func TestMetricsCountWhatStatsCounts(t *testing.T) { eachFront(t, testMetricsCountWhatStatsCounts) }
+
+func testMetricsCountWhatStatsCounts(t *testing.T, front string) {
+	e := newFrontEnv(t, front)
 	now := time.Now()
 	e.postC2C(t, "spammer", "victim", 1, now)
 	e.postC2C(t, "spammer", "victim", 2, now)
@@ -22,7 +24,7 @@ func TestMetricsCountWhatStatsCounts(t *testing.T) {
 	foreign := strings.Replace(callbackURL(CallbackPath, testApp, CommandC2CAfterSend, testToken, now), "SdkAppid=1400000000", "SdkAppid=1400000001", 1)
 	e.post(t, foreign, c2cBody("spammer", "victim", 6, 7, now.Unix(), 0))
 
-	w := serve(e.s, newRequest(http.MethodGet, "/metrics", ""))
+	w := e.serve(t, newRequest(http.MethodGet, "/metrics", ""))
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %s", w.Code, w.Body)
 	}

@@ -27,12 +27,25 @@ func BaseURL(a net.Addr) string {
 	return "http://" + net.JoinHostPort(host.String(), fmt.Sprint(tcp.Port))
 }
 
+// Server is a server Run runs: net/http's *http.Server, or another behind
+// the same three methods (the capture's fasthttp server).
+type Server interface {
+	// Serve serves ln until Shutdown or Close; after either it returns
+	// nil or http.ErrServerClosed.
+	Serve(ln net.Listener) error
+	// Shutdown stops taking requests and waits for the running ones, or
+	// for ctx to end.
+	Shutdown(ctx context.Context) error
+	// Close cuts off what Shutdown left running.
+	Close() error
+}
+
 // Run serves srv on ln, calls ready (if set) with ln's BaseURL once it
 // serves, and when ctx ends shuts srv down, letting requests finish for at
 // most shutdownTimeout before cutting them off. name ("intake") prefixes
 // the log line and the errors. It returns nil after a clean shutdown, or
 // the error that stopped the server.
-func Run(ctx context.Context, log *slog.Logger, name string, srv *http.Server, ln net.Listener,
+func Run(ctx context.Context, log *slog.Logger, name string, srv Server, ln net.Listener,
 	shutdownTimeout time.Duration, ready func(url string)) error {
 	url := BaseURL(ln.Addr())
 	done := make(chan error, 1)

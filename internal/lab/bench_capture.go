@@ -30,6 +30,7 @@ messages per bucket. The generator shares the machine with what it measures.`,
 	f.DurationVar(&o.Duration, "duration", capturebench.DefaultDuration, "length of each load phase")
 	f.IntVar(&o.Concurrency, "concurrency", capturebench.DefaultConcurrency, "closed loop: clients")
 	f.IntVar(&o.Senders, "senders", capturebench.DefaultSenders, "senders the load is spread over")
+	f.BoolVar(&o.NetHTTP, "net-http", false, "serve the capture with net/http instead of its own server (fasthttp), to compare")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write the closed loop's CPU profile to this file")
 	f.IntVar(&o.MemMessages, "mem-messages", capturebench.DefaultMemMessages, "messages per memory case")
 	return cmd

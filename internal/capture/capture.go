@@ -97,7 +97,9 @@ type Stats struct {
 	// IndexErrors: messages Redis did not take in time (answered 503).
 	IndexErrors int64
 	// CallerGone: callbacks whose caller hung up while their message was
-	// being written (it may have been written; no answer was sent).
+	// being written (it may have been written; no answer was sent). Only
+	// ServeHTTP can tell; Serve (fasthttp) writes the answer and counts
+	// nothing here.
 	CallerGone int64
 }
 

@@ -87,11 +87,14 @@ func (s *Server) newFastServer(base context.Context) *fasthttp.Server {
 		Name:                  "recallq-capture",
 		NoDefaultServerHeader: true,
 		MaxRequestBodySize:    int(s.cfg.MaxBodyBytes),
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
-		CloseOnShutdown:       true,
-		Logger:                fastLogger{s.log},
+		// The request line and headers must fit: Tencent's callback URL
+		// is a few hundred bytes; 8 KiB leaves room for a proxy's headers.
+		ReadBufferSize:  8 << 10,
+		ReadTimeout:     30 * time.Second,
+		WriteTimeout:    30 * time.Second,
+		IdleTimeout:     2 * time.Minute,
+		CloseOnShutdown: true,
+		Logger:          fastLogger{s.log},
 	}
 }
 

@@ -203,6 +203,9 @@ func roamPage(ctx context.Context, cfg ConversationConfig, req tim.RoamRequest) 
 		if err != nil {
 			return tim.RoamPage{}, fmt.Errorf("admin_getroammsg: wait for the limiter: %w", err)
 		}
+		if p.Admit(time.Now()) != nil {
+			continue // woken past the lateness cutoff: the slot is lost, ask again
+		}
 		page, err := cfg.API.GetRoamMsg(ctx, req)
 		cfg.Limiter.Observe(p, time.Now())
 		if err != nil {

@@ -74,7 +74,7 @@ const (
 )
 
 // answerLag is how long after its slot a call's answer typically comes,
-// the middle of the fleet's envelope: its p0.5 of slot-to-answer times
+// the middle of the fleet's envelope: its p0.5 of send-to-answer times
 // plus half the spread J, or InitialSpread before any is known. A 60007
 // reported now answers a call whose slot lay about that long ago, so the
 // grants that shared its sliding second at Tencent are those of the second

@@ -90,7 +90,8 @@ func TestAdmitDropsACallPastTheCutoff(t *testing.T) {
 		t.Errorf("the caller's own drop counted as Wait's: grant %d -> %d, wake-up %d -> %d",
 			before.LateGrantDrops, st.LateGrantDrops, before.LateWakeDrops, st.LateWakeDrops)
 	}
-	if err := (Permit{Slot: p.Slot}).Admit(p.Slot.Add(time.Hour)); err != nil {
+	foreign := Permit{Slot: p.Slot}
+	if err := foreign.Admit(p.Slot.Add(time.Hour)); err != nil {
 		t.Errorf("a Permit not made by a Limiter: Admit = %v, want nil", err)
 	}
 }
@@ -220,5 +221,32 @@ func TestGrantsOnAnIdleScheduleOutrunTheirRoundTrip(t *testing.T) {
 	// The first grant may be dropped while the round trip is unknown.
 	if st := l.Stats(); st.LateGrantDrops > 1 {
 		t.Errorf("%d grants dropped as late, want at most the first", st.LateGrantDrops)
+	}
+}
+
+// TestLatenessBeforeTheSendDoesNotWidenTheSpread: calls that go up to the
+// cutoff after their slots (woken late) and then take exactly 21 ms. The
+// pacing already leaves the cutoff's room for that lateness (pacing.go);
+// counting it in the spread as well paid for it twice: the spread is the
+// network's, measured from the send Admit let go.
+func TestLatenessBeforeTheSendDoesNotWidenTheSpread(t *testing.T) {
+	s := redistest.Start(t)
+	l := newTestLimiter(t, s.Client(t), Config{})
+	cutoff := l.cfg.LateCutoff
+	base := time.Now()
+	for i := range 600 {
+		p := Permit{Slot: base.Add(time.Duration(i) * 5 * time.Millisecond), RedisSlot: base, lim: l}
+		sent := p.Slot.Add(time.Duration(i%6) * cutoff / 5) // 0 to the cutoff late
+		if err := p.Admit(sent); err != nil {
+			t.Fatalf("call %d, %s late: %v", i, sent.Sub(p.Slot), err)
+		}
+		l.Observe(p, sent.Add(21*time.Millisecond))
+	}
+	j, ok := l.window.spread(time.Now())
+	if !ok {
+		t.Fatal("no spread from 600 samples")
+	}
+	if j > cutoff/5 {
+		t.Fatalf("spread %s from calls that all took 21 ms but went 0-%s after their slots: the lateness is counted in the spread as well as in the cutoff's room", j, cutoff)
 	}
 }

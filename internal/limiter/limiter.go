@@ -142,6 +142,7 @@ type Permit struct {
 	// RedisSlot is the slot in Redis's clock.
 	RedisSlot time.Time
 
+	sent     time.Time     // when Admit last let the call go (zero: never asked)
 	redisNow time.Time     // Redis's clock when the slot was granted
 	rtt      time.Duration // round trip of the grant: how early the true slot may lie before Slot
 	lim      *Limiter      // nil for a Permit made elsewhere (tests, other limiters)
@@ -154,7 +155,12 @@ type Permit struct {
 // descheduled, a process stopped or a slow connection setup between Wait
 // and the send would otherwise put the call into a second that already
 // holds its share. A permit not made by a Limiter is always admitted.
-func (p Permit) Admit(now time.Time) error {
+//
+// An admitted permit remembers now as its send: Observe measures the
+// answer's time from it, so the lateness before the send (at most the
+// cutoff, for which the pacing leaves room of its own) is not counted again
+// in the latency spread.
+func (p *Permit) Admit(now time.Time) error {
 	if p.lim == nil {
 		return nil
 	}
@@ -163,6 +169,7 @@ func (p Permit) Admit(now time.Time) error {
 		p.lim.noteDrop(p.RedisSlot)
 		return fmt.Errorf("%w: the call would go %s after its slot, more than the cutoff %s", ErrLate, late, p.lim.cfg.LateCutoff)
 	}
+	p.sent = now
 	return nil
 }
 
@@ -656,7 +663,7 @@ func (l *Limiter) sleep(ctx context.Context, d time.Duration) error {
 // clock, as Config.Now). The samples set the latency spread, and with it the
 // interval, of every process of the bucket. A call later than the fleet's
 // latency envelope (its answer came more than J after the fleet's p0.5 of
-// slot-to-answer times) pushes the shared schedule back by the excess, in
+// send-to-answer times; see Permit.Admit) pushes the shared schedule back by the excess, in
 // the background; see the package documentation. A zero Permit is ignored.
 func (l *Limiter) Observe(p Permit, done time.Time) {
 	if p.Slot.IsZero() {
@@ -669,7 +676,14 @@ func (l *Limiter) Observe(p Permit, done time.Time) {
 		l.stats.stalledSamples.Add(1)
 		return
 	}
-	lo := done.Sub(p.Slot)
+	// From the send, not the slot: what came between them is the
+	// lateness the cutoff bounds and the pacing's room covers. The slot's
+	// uncertainty (the grant's round trip) stays in.
+	from := p.Slot
+	if !p.sent.IsZero() {
+		from = p.sent
+	}
+	lo := done.Sub(from)
 	hi := lo + p.rtt
 	l.window.add(sample{at: l.now(), lo: lo, hi: hi})
 	bound := time.Duration(l.lateBound.Load())

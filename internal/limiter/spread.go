@@ -21,9 +21,11 @@ import (
 // path shows within seconds either way.
 //
 // Quantiles: J = p99.5(late bound) - p0.5(early bound), not max - min. The
-// samples are round trips (slot to answer), a proxy for the spread of arrival
-// times at Tencent; their extreme tail is dominated by answers that were slow
-// to come back (a stalled response, a GC pause in the worker, a TCP
+// samples are round trips (from the send Admit let go, or from the slot for
+// a permit never admitted, to the answer), a proxy for the spread of
+// arrival times at Tencent. The lateness between slot and send is not in
+// them: the cutoff bounds it and the pacing leaves room for it apart.
+// Their extreme tail is dominated by answers that were slow to come back (a stalled response, a GC pause in the worker, a TCP
 // retransmit), not by requests that arrived late, and max - min would let one
 // such outlier widen the spacing of the whole fleet for seconds, up to
 // the 0.5 s bound (a third of the throughput gone). Cutting 0.5% on each side

@@ -56,6 +56,7 @@ type row struct {
 	resets, beyond, slow  int64
 	drops, stalled        int64   // shared only: slots dropped as late, answers ignored as stalled
 	grantDrops, wakeDrops int64   // shared only: the drops Wait made (late grant answer, late wake-up)
+	compensations         int64   // shared only: late answers that pushed the schedule back
 	dispersion            float64 // shared only: the largest G a worker ended with, s
 
 	// The shared limiter over the busy seconds (NaN or zero otherwise).
@@ -112,6 +113,7 @@ func newRow(c config, n int, st imsim.Stats, d drainResult, started, allStarted 
 			r.drops += s.LateDrops
 			r.grantDrops += s.LateGrantDrops
 			r.wakeDrops += s.LateWakeDrops
+			r.compensations += s.Compensations
 			r.stalled += s.StalledSamples
 			r.dispersion = max(r.dispersion, s.Dispersion.Seconds())
 		}
@@ -255,8 +257,8 @@ func (r row) note(st imsim.Stats, reps []Report, missing int) string {
 		}
 	}
 	if r.interval > 0 {
-		fmt.Fprintf(&b, "; schedule resets %d, beyond horizon %d; late drops %d (grant %d, wake-up %d, before the send %d), stalled samples %d, dispersion G %.1f ms",
-			r.resets, r.beyond, r.drops, r.grantDrops, r.wakeDrops, r.drops-r.grantDrops-r.wakeDrops, r.stalled, 1000*r.dispersion)
+		fmt.Fprintf(&b, "; schedule resets %d, beyond horizon %d; late drops %d (grant %d, wake-up %d, before the send %d), stalled samples %d, compensations %d, dispersion G %.1f ms",
+			r.resets, r.beyond, r.drops, r.grantDrops, r.wakeDrops, r.drops-r.grantDrops-r.wakeDrops, r.stalled, r.compensations, 1000*r.dispersion)
 	}
 	return b.String()
 }

@@ -59,6 +59,13 @@
 // and pushing by the whole delay would stall the fleet. The cost is at most
 // one slot on about 0.5% of calls.
 //
+// Only while the interval is the worst case, which assumes every arrival
+// inside the envelope: the statistical interval's margin is set by the
+// whole distribution of latencies, tail included, so under it a late
+// answer is that tail, already paid for (on a lognormal 80 ms / 600 ms
+// network the compensations cost about 3 slots a second, 1.5% of the
+// rate).
+//
 // # The lateness cutoff
 //
 // Every model of how calls spread assumes that a call leaves at its slot.

@@ -262,6 +262,7 @@ type Limiter struct {
 	localSpread atomic.Int64 // ns
 	fleetProcs  atomic.Int64 // processes with live samples, as last read
 	dispersion  atomic.Int64 // fleet's G, ns; -1: unknown (worst-case pacing)
+	statistical atomic.Bool  // the interval is the statistical one (pacing.go), not the worst case
 	scale       atomic.Int64 // the bucket's rate scale in millionths, as the last grant read it; 0: none yet
 	aheadNS     atomic.Int64 // the furthest a grant lay ahead of Redis now lately, ns
 	aheadAt     atomic.Int64 // when aheadNS was seen, unix ns of the local clock
@@ -663,8 +664,10 @@ func (l *Limiter) sleep(ctx context.Context, d time.Duration) error {
 // clock, as Config.Now). The samples set the latency spread, and with it the
 // interval, of every process of the bucket. A call later than the fleet's
 // latency envelope (its answer came more than J after the fleet's p0.5 of
-// send-to-answer times; see Permit.Admit) pushes the shared schedule back by the excess, in
-// the background; see the package documentation. A zero Permit is ignored.
+// send-to-answer times; see Permit.Admit) pushes the shared schedule back by
+// the excess, in the background, while the interval is the worst case
+// (under the statistical interval the tail is in the margin already); see
+// the package documentation. A zero Permit is ignored.
 func (l *Limiter) Observe(p Permit, done time.Time) {
 	if p.Slot.IsZero() {
 		return
@@ -689,6 +692,14 @@ func (l *Limiter) Observe(p Permit, done time.Time) {
 	bound := time.Duration(l.lateBound.Load())
 	if bound <= 0 {
 		return // no fleet envelope yet
+	}
+	if l.statistical.Load() {
+		// The statistical margin is set by the whole distribution of
+		// latencies, its tail included: an answer beyond the envelope is
+		// that tail, already paid for. Only the worst-case interval,
+		// which assumes every arrival inside the envelope, needs the
+		// schedule pushed back for one outside it.
+		return
 	}
 	if excess := hi - bound; excess > 0 {
 		// At most one slot: a late call adds at most one call to any
@@ -811,11 +822,13 @@ func (l *Limiter) setSpread(j, g time.Duration) {
 	worst := math.Ceil((1 + j.Seconds() + late) / l.cfg.Rate * 1e9)
 	if g < 0 {
 		l.dispersion.Store(-1)
+		l.statistical.Store(false)
 		l.interval.Store(int64(worst))
 		return
 	}
 	l.dispersion.Store(int64(g))
 	paced := math.Ceil((1 + late) * 1e9 / pacedRate(l.cfg.Rate, g))
+	l.statistical.Store(j >= maxSpread || paced < worst)
 	if j < maxSpread {
 		paced = min(paced, worst)
 	}

@@ -238,8 +238,9 @@ func loadAvg() string {
 // connections of its own: each request is appended into the connection's
 // buffer and the answer read with a bufio.Reader, so the generator costs a
 // fraction of what net/http's client does and leaves the cores it shares
-// with the capture to the capture. The capture itself is served by
-// net/http, as in production.
+// with the capture to the capture. The capture itself is served by its
+// own Serve (fasthttp), as `recallq capture` runs it, or by net/http with
+// Options.NetHTTP.
 type generator struct {
 	addr    string // host:port
 	path    string

@@ -307,3 +307,18 @@ func testRedisDownAnswers503AndCounts(t *testing.T, front string) {
 		t.Fatalf("with Redis paused: answered %d, stats %+v; want 503 and one index error", w.Code, e.s.Stats())
 	}
 }
+
+// TestProxyHeadersFit: a callback that passed a proxy or a load balancer
+// carries headers of theirs (traces, forwarded-for chains); a few KiB of
+// them must not turn it into a refusal.
+func TestProxyHeadersFit(t *testing.T) { eachFront(t, testProxyHeadersFit) }
+
+func testProxyHeadersFit(t *testing.T, front string) {
+	e := newFrontEnv(t, front)
+	now := time.Now()
+	r := newRequest(http.MethodPost, callbackURL(CallbackPath, testApp, CommandC2CAfterSend, testToken, now), c2cBody("a", "b", 1, 2, now.Unix(), 0))
+	r.Header.Set("X-Trace-Context", strings.Repeat("0123456789abcdef", 6000/16))
+	if w := e.serve(t, r); w.Code != http.StatusOK {
+		t.Fatalf("a callback with 6 KB of proxy headers answered %d %s, want 200", w.Code, w.Body)
+	}
+}

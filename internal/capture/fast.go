@@ -81,7 +81,8 @@ func (s *Server) newFastServer(base context.Context) *fasthttp.Server {
 				c.SetConnectionClose()
 				return
 			}
-			writeFastAnswer(c, http.StatusBadRequest, "the request could not be read as HTTP/1.1")
+			s.log.Debug("capture: a request could not be read", "error", err, "remote", c.RemoteAddr().String())
+			writeFastAnswer(c, http.StatusBadRequest, "the request could not be read as HTTP/1.1 (headers over 8 KiB?)")
 			c.SetConnectionClose()
 		},
 		Name:                  "recallq-capture",

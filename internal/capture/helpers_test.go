@@ -164,6 +164,7 @@ func (e *env) serve(t *testing.T, r *http.Request) *httptest.ResponseRecorder {
 		t.Fatal(err)
 	}
 	req.ContentLength = r.ContentLength
+	req.Header = r.Header.Clone()
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,12 +17,7 @@ import (
 // command line, so the end-to-end test runs the product's processes
 // without building anything.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == faults.WorkerCommand || os.Args[1] == faults.SimCommand) {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
-		stop()
-		os.Exit(code)
-	}
+	cli.RunIfCommand(faults.WorkerCommand, faults.SimCommand)
 	os.Exit(m.Run())
 }
 

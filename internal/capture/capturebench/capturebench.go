@@ -71,6 +71,11 @@ type Options struct {
 	Senders int
 	// MemMessages per memory case. Default DefaultMemMessages.
 	MemMessages int
+	// Exe, if set, is a binary with recallq's commands: the capture then
+	// runs as `Exe capture`, a process of its own, and its CPU and
+	// redis-server's are measured per callback (Linux). Empty, or with
+	// NetHTTP, the capture runs in this process.
+	Exe string
 	// NetHTTP serves the capture with net/http instead of the capture's
 	// own server (fasthttp), to compare the two.
 	NetHTTP bool
@@ -121,32 +126,66 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer ix.Close()
-	s, err := capture.New(capture.Config{Index: ix, Redis: rdb, Logger: slog.New(slog.DiscardHandler),
-		Auth: capture.Auth{SDKAppIDs: []uint64{benchApp}, Token: benchToken}})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	server := "fasthttp (the capture's own)"
-	if o.NetHTTP {
-		server = "net/http"
-		srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		defer srv.Close()
+	var (
+		server string
+		url    string
+		stats  func() (capture.Stats, error)
+		cpu    func() (time.Duration, bool) // the capture's CPU so far
+	)
+	if o.Exe != "" && !o.NetHTTP {
+		child, err := startChild(ctx, o.Exe, "redis://"+rs.Addr+"/0")
+		if err != nil {
+			return err
+		}
+		defer child.stop()
+		server = "`recallq capture`, a process of its own"
+		url, stats, cpu = child.url+capture.CallbackPath, child.stats, child.cpu
 	} else {
-		sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		served := make(chan error, 1)
-		go func() { served <- s.Serve(sctx, ln, nil) }()
-		defer func() { stop(); <-served }()
+		s, err := capture.New(capture.Config{Index: ix, Redis: rdb, Logger: slog.New(slog.DiscardHandler),
+			Auth: capture.Auth{SDKAppIDs: []uint64{benchApp}, Token: benchToken}})
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		server = "fasthttp (the capture's own), in the generator's process"
+		if o.NetHTTP {
+			server = "net/http, in the generator's process"
+			srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+			go srv.Serve(ln)
+			defer srv.Close()
+		} else {
+			sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(sctx, ln, nil) }()
+			defer func() { stop(); <-served }()
+		}
+		url = "http://" + ln.Addr().String() + capture.CallbackPath
+		stats = func() (capture.Stats, error) { return s.Stats(), nil }
+		cpu = func() (time.Duration, bool) { return 0, false }
 	}
-	url := "http://" + ln.Addr().String() + capture.CallbackPath
 
 	fmt.Fprintf(o.Out, "capture benchmark: %d CPUs (GOMAXPROCS %d), load average before: %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), loadAvg())
 	fmt.Fprintf(o.Out, "the load generator, the capture (served by %s) and redis-server share this machine; callbacks are signed (token), spread over %d senders\n\n", server, o.Senders)
 
+	// meter prints what one phase cost the capture and redis-server in
+	// CPU per callback, and what two cores would take at that cost.
+	meter := func() func(name string, ok int64) {
+		c0, haveC := cpu()
+		r0, haveR := redisCPU(ctx, rdb)
+		return func(name string, ok int64) {
+			c1, _ := cpu()
+			r1, _ := redisCPU(ctx, rdb)
+			if !haveC || !haveR || ok == 0 {
+				return
+			}
+			per := (c1 - c0 + r1 - r0) / time.Duration(ok)
+			fmt.Fprintf(o.Out, "  %s CPU per callback: the capture %.1f µs, redis-server %.1f µs; at that cost 2 cores take %.0f callbacks/s with the generator elsewhere\n",
+				name, float64(c1-c0)/float64(ok)/1e3, float64(r1-r0)/float64(ok)/1e3, 2*float64(time.Second)/float64(max(per, 1)))
+		}
+	}
 	gen := newGenerator(url, o.Senders, o.Concurrency)
 	defer gen.close()
 
@@ -158,9 +197,11 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "warm-up at %d/s for %s (not counted below): answered OK %d, failed %d; answer time p50 %s, p99 %s, max %s\n",
 		o.Rate, warmUp, warm.ok, warm.failed, q(warm.hist, 0.5), q(warm.hist, 0.99), q(warm.hist, 1))
 	fmt.Fprintf(o.Progress, "open loop: %d callbacks/s for %s...\n", o.Rate, o.Duration)
+	done := meter()
 	open := gen.openLoop(ctx, o.Rate, o.Duration, o.Concurrency*4)
 	fmt.Fprintf(o.Out, "open loop at %d/s for %s: sent %d, answered OK %d (%.0f/s), failed %d; answer time p50 %s, p99 %s, max %s (from the scheduled start)\n",
 		o.Rate, o.Duration, open.sent, open.ok, open.okRate(), open.failed, q(open.hist, 0.5), q(open.hist, 0.99), q(open.hist, 1))
+	done("open loop:", open.ok)
 	if open.sent < int64(float64(o.Rate)*o.Duration.Seconds()*0.99) {
 		fmt.Fprintf(o.Out, "  the generator could not schedule every callback on time (%d of %d): the machine is saturated\n",
 			open.sent, int64(float64(o.Rate)*o.Duration.Seconds()))
@@ -170,11 +211,16 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	done = meter()
 	closed := gen.closedLoop(ctx, o.Concurrency, o.Duration)
 	stopProfile()
 	fmt.Fprintf(o.Out, "closed loop, %d clients for %s: answered OK %d (%.0f callbacks/s), failed %d; answer time p50 %s, p99 %s\n",
 		o.Concurrency, o.Duration, closed.ok, closed.okRate(), closed.failed, q(closed.hist, 0.5), q(closed.hist, 0.99))
-	st := s.Stats()
+	done("closed loop:", closed.ok)
+	st, err := stats()
+	if err != nil {
+		return fmt.Errorf("the capture's /stats: %w", err)
+	}
 	fmt.Fprintf(o.Out, "the capture counted: %d indexed, %d refused, %d index errors, %d callers gone (the closed loop's clients cut off at its end)\n",
 		st.IndexedC2C+st.IndexedGroup, sum(st.Refused), st.IndexErrors, st.CallerGone)
 	fmt.Fprintf(o.Out, "load average after: %s\n\n", loadAvg())
@@ -547,4 +593,27 @@ func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
 		}
 	}
 	return 0, errors.New("INFO memory has no used_memory")
+}
+
+// redisCPU is redis-server's CPU time so far (INFO cpu: used_cpu_sys +
+// used_cpu_user).
+func redisCPU(ctx context.Context, rdb *redis.Client) (time.Duration, bool) {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, false
+	}
+	var total float64
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, false
+			}
+			total += f
+			n++
+		}
+	}
+	return time.Duration(total * float64(time.Second)), n == 2
 }

@@ -178,14 +178,20 @@ type answer struct {
 // okAnswer is the answer to every accepted callback, encoded once.
 var okAnswer = []byte(`{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`)
 
+// answerBody is the body of the answer with status: okAnswer for 200,
+// else ActionStatus FAIL with info.
+func answerBody(status int, info string) []byte {
+	if status == http.StatusOK {
+		return okAnswer
+	}
+	b, _ := json.Marshal(answer{ActionStatus: "FAIL", ErrorCode: 1, ErrorInfo: info})
+	return append(b, '\n')
+}
+
 func writeAnswer(w http.ResponseWriter, status int, info string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	if status == http.StatusOK {
-		_, _ = w.Write(okAnswer)
-		return
-	}
-	_ = json.NewEncoder(w).Encode(answer{ActionStatus: "FAIL", ErrorCode: 1, ErrorInfo: info})
+	_, _ = w.Write(answerBody(status, info))
 }
 
 // ServeHTTP serves the routes of the package comment.

@@ -1,8 +1,8 @@
 package capture
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,14 +42,15 @@ func (f fastRequest) body(limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// fastHandler serves the routes of the package comment; base is the
+// fastHandler serves the routes of the package comment: the callback
+// path natively, every other path through ServeHTTP (which refuses what is
+// not a route of its own as a callback on the wrong path). base is the
 // context of every callback's Redis write (not cancelled by a shutdown,
 // which lets running callbacks finish).
 func (s *Server) fastHandler(base context.Context) fasthttp.RequestHandler {
 	other := fasthttpadaptor.NewFastHTTPHandler(s)
 	return func(c *fasthttp.RequestCtx) {
-		switch string(c.Path()) {
-		case "/healthz", "/readyz", "/stats", "/metrics":
+		if !bytes.HasPrefix(c.Path(), []byte(CallbackPath)) {
 			other(c)
 			return
 		}
@@ -61,11 +62,7 @@ func (s *Server) fastHandler(base context.Context) fasthttp.RequestHandler {
 func writeFastAnswer(c *fasthttp.RequestCtx, status int, info string) {
 	c.SetStatusCode(status)
 	c.SetContentType("application/json")
-	if status == http.StatusOK {
-		c.SetBody(okAnswer)
-		return
-	}
-	_ = json.NewEncoder(c).Encode(answer{ActionStatus: "FAIL", ErrorCode: 1, ErrorInfo: info})
+	c.SetBody(answerBody(status, info))
 }
 
 // newFastServer is the fasthttp server of Serve.

@@ -101,16 +101,15 @@ func (r *redisProc) waitReady(ctx context.Context) error {
 	var err error
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		var pid int
-		pid, err = redistest.ProcessID(pctx, cl)
+		err = redistest.ServedBy(pctx, cl, r.proc.PID())
 		cancel()
 		if err == nil {
-			if pid != r.proc.PID() {
-				// Ours lost the port to a server that started first (another
-				// suite's, say): the caller tries another port.
-				return fmt.Errorf("%s is served by another redis-server (process %d, not %d): the port was taken", r.addr, pid, r.proc.PID())
-			}
 			return nil
+		}
+		if errors.Is(err, redistest.ErrPortTaken) {
+			// Ours lost the port to a server that started first (another
+			// suite's, say): the caller tries another port.
+			return fmt.Errorf("%s: %w", r.addr, err)
 		}
 		if r.proc.Exited() {
 			return fmt.Errorf("redis-server exited (%v); its log ends:\n%s", r.proc.Err(), r.proc.Tail(5))

@@ -2,10 +2,10 @@ package lab
 
 import (
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/recallq/recallq/internal/bench"
 	"github.com/recallq/recallq/internal/capture/capturebench"
 )
 
@@ -28,11 +28,10 @@ cores would take at that cost were the generator elsewhere.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out, o.Progress = stdout, stderr
 			if !inProcess {
-				exe, err := os.Executable()
-				if err != nil {
+				var err error
+				if o.Exe, err = bench.Executable(); err != nil {
 					return err
 				}
-				o.Exe = exe
 			}
 			return capturebench.Run(cmd.Context(), o)
 		},
@@ -44,7 +43,7 @@ cores would take at that cost were the generator elsewhere.`,
 	f.IntVar(&o.Senders, "senders", capturebench.DefaultSenders, "senders the load is spread over")
 	f.BoolVar(&inProcess, "in-process", false, "run the capture in the generator's process, not as `recallq capture` of its own (no CPU figures)")
 	f.BoolVar(&o.NetHTTP, "net-http", false, "serve the capture with net/http instead of its own server (fasthttp), to compare")
-	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write the closed loop's CPU profile to this file")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write the closed loop's CPU profile to this file (runs the capture in this process, as --in-process)")
 	f.IntVar(&o.MemMessages, "mem-messages", capturebench.DefaultMemMessages, "messages per memory case")
 	return cmd
 }

@@ -1000,17 +1000,10 @@ func TestLateAnswerUnderStatisticalPacingDoesNotPushBack(t *testing.T) {
 	l := newTestLimiter(t, rdb, Config{})
 	seed(t, rdb, l)
 	ignoreStalls(l)
-	now := time.Now()
-	for i := range 1000 {
-		d := 50*time.Millisecond + time.Duration(i)*1450*time.Microsecond
-		l.window.add(sample{at: now, lo: d, hi: d})
-	}
-	if err := l.publishSpread(ctx); err != nil {
-		t.Fatal(err)
-	}
-	g := time.Duration(l.dispersion.Load())
+	st := paceFrom(t, l, uniformLatency(50, 1500))
+	g := st.Dispersion
 	statistical := time.Duration(math.Ceil((1 + l.cfg.LateCutoff.Seconds()) * 1e9 / pacedRate(l.cfg.Rate, g)))
-	if iv := l.Interval(); g <= 0 || iv != statistical {
+	if iv := st.Interval; g <= 0 || iv != statistical {
 		t.Fatalf("interval %s with G %s, want the statistical %s", iv, g, statistical)
 	}
 	p, err := l.Wait(ctx, Urgent)

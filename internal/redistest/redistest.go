@@ -16,6 +16,7 @@ package redistest
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -185,13 +186,13 @@ func (s *Server) waitReady(limit time.Duration, password string) error {
 	deadline := time.Now().Add(limit)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		pid, err := ProcessID(ctx, c)
+		err := ServedBy(ctx, c, s.cmd.Process.Pid)
 		cancel()
 		if err == nil {
-			if pid != s.cmd.Process.Pid {
-				return fmt.Errorf("%s is served by another redis-server (process %d, not %d): the port was taken", s.Addr, pid, s.cmd.Process.Pid)
-			}
 			return nil
+		}
+		if errors.Is(err, ErrPortTaken) {
+			return fmt.Errorf("%s: %w", s.Addr, err)
 		}
 		if strings.HasPrefix(err.Error(), "NOPERM") {
 			// A server whose user may not run INFO (an ACL test's) cannot
@@ -217,18 +218,31 @@ func (s *Server) waitReady(limit time.Duration, password string) error {
 }
 
 // ProcessID is the process ID the redis-server behind c reports (INFO
-// server), to tell a server one started from another that holds its port.
+// server).
 func ProcessID(ctx context.Context, c redis.UniversalClient) (int, error) {
-	info, err := c.Info(ctx, "server").Result()
+	info, err := c.InfoMap(ctx, "server").Result()
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			return strconv.Atoi(v)
-		}
+	return strconv.Atoi(info["Server"]["process_id"])
+}
+
+// ErrPortTaken: the redis-server answering is not the process started.
+var ErrPortTaken = errors.New("the port was taken by another redis-server")
+
+// ServedBy checks that the redis-server behind c is process pid, to tell a
+// server one started from another that holds its port (one that lost the
+// race for it exits, and the winner answers in its place). It returns nil,
+// an error wrapping ErrPortTaken, or INFO's error.
+func ServedBy(ctx context.Context, c redis.UniversalClient, pid int) error {
+	got, err := ProcessID(ctx, c)
+	if err != nil {
+		return err
 	}
-	return 0, fmt.Errorf("INFO server has no process_id")
+	if got != pid {
+		return fmt.Errorf("%w: process %d answers, not %d", ErrPortTaken, got, pid)
+	}
+	return nil
 }
 
 // Stop kills the server (SIGKILL: no shutdown, no save), as a crash

@@ -42,6 +42,7 @@ import (
 
 	"github.com/recallq/recallq/internal/bench"
 	"github.com/recallq/recallq/internal/capture"
+	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/internal/redistest"
 )
 
@@ -74,7 +75,8 @@ type Options struct {
 	// Exe, if set, is a binary with recallq's commands: the capture then
 	// runs as `Exe capture`, a process of its own, and its CPU and
 	// redis-server's are measured per callback (Linux). Empty, or with
-	// NetHTTP, the capture runs in this process.
+	// NetHTTP or CPUProfile (which profiles this process), the capture runs
+	// in this process.
 	Exe string
 	// NetHTTP serves the capture with net/http instead of the capture's
 	// own server (fasthttp), to compare the two.
@@ -132,8 +134,10 @@ func Run(ctx context.Context, o Options) error {
 		stats  func() (capture.Stats, error)
 		cpu    func() (time.Duration, bool) // the capture's CPU so far
 	)
-	if o.Exe != "" && !o.NetHTTP {
-		child, err := startChild(ctx, o.Exe, "redis://"+rs.Addr+"/0")
+	if o.Exe != "" && !o.NetHTTP && o.CPUProfile == "" {
+		var procs childproc.Group
+		defer procs.KillAll()
+		child, err := startChild(ctx, &procs, rs.Dir(), o.Exe, "redis://"+rs.Addr+"/0")
 		if err != nil {
 			return err
 		}
@@ -583,37 +587,24 @@ func memoryCase(ctx context.Context, rdb *redis.Client, ix *capture.Index, n, pe
 }
 
 func usedMemory(ctx context.Context, rdb *redis.Client) (int64, error) {
-	info, err := rdb.Info(ctx, "memory").Result()
+	info, err := rdb.InfoMap(ctx, "memory").Result()
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			return strconv.ParseInt(v, 10, 64)
-		}
-	}
-	return 0, errors.New("INFO memory has no used_memory")
+	return strconv.ParseInt(info["Memory"]["used_memory"], 10, 64)
 }
 
 // redisCPU is redis-server's CPU time so far (INFO cpu: used_cpu_sys +
 // used_cpu_user).
 func redisCPU(ctx context.Context, rdb *redis.Client) (time.Duration, bool) {
-	info, err := rdb.Info(ctx, "cpu").Result()
+	info, err := rdb.InfoMap(ctx, "cpu").Result()
 	if err != nil {
 		return 0, false
 	}
-	var total float64
-	n := 0
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return 0, false
-			}
-			total += f
-			n++
-		}
+	sys, err1 := strconv.ParseFloat(info["CPU"]["used_cpu_sys"], 64)
+	user, err2 := strconv.ParseFloat(info["CPU"]["used_cpu_user"], 64)
+	if errors.Join(err1, err2) != nil {
+		return 0, false
 	}
-	return time.Duration(total * float64(time.Second)), n == 2
+	return time.Duration((sys + user) * float64(time.Second)), true
 }

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/internal/tim"
 )
 
@@ -299,9 +300,10 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	started := h.cfg.Now()
+	ctx, answered := limiter.WithAnswerClock(ctx, h.cfg.Now)
 	resp, callErr := h.cfg.GroupAPI.GroupRecall(ctx, k.group, seqs, k.topic)
 	done := h.cfg.Now()
-	h.cfg.GroupLimiter.Observe(permit, done)
+	h.cfg.GroupLimiter.Observe(permit, answered.Done())
 	log := h.log.With("group_id", k.group, "seqs", len(seqs))
 
 	base := batchAnswer{called: true, resp: resp.Response, seqs: len(seqs), permit: permit, started: started, done: done}

@@ -320,9 +320,10 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			log.DebugContext(ctx, "slot missed, asking for another", "err", err)
 			continue
 		}
-		resp, callErr := h.cfg.API.Withdraw(ctx, r.FromAccount, r.ToAccount, r.MsgKey)
+		callCtx, answered := limiter.WithAnswerClock(ctx, h.cfg.Now)
+		resp, callErr := h.cfg.API.Withdraw(callCtx, r.FromAccount, r.ToAccount, r.MsgKey)
 		done := h.cfg.Now()
-		h.cfg.Limiter.Observe(permit, done)
+		h.cfg.Limiter.Observe(permit, answered.Done())
 		ev := Event{TaskID: id, Queue: queue, Recall: r, Code: NoAnswer, Class: Transient,
 			Waited: permit.Waited, Latency: done.Sub(permit.Slot)}
 		var err error

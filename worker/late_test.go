@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
@@ -79,5 +80,74 @@ func TestLateSendAsksForAnotherSlot(t *testing.T) {
 	}
 	if st := lim.Stats(); st.LateDrops != 1 {
 		t.Errorf("limiter LateDrops = %d, want 1", st.LateDrops)
+	}
+}
+
+// observingLimiter records what the handler tells Observe, and when.
+type observingLimiter struct {
+	*limiter.Limiter
+	done, told atomic.Int64 // UnixNano
+}
+
+func (o *observingLimiter) Observe(p limiter.Permit, done time.Time) {
+	o.done.Store(done.UnixNano())
+	o.told.Store(time.Now().UnixNano())
+	o.Limiter.Observe(p, done)
+}
+
+// TestAnswerTimeIsTheFirstByte: the latency sample the handler gives the
+// limiter ends when the answer's first byte came, not when the handler had
+// read and decoded it all: the answer's way back moves no call's arrival,
+// and counting it widens the spread that paces every worker.
+func TestAnswerTimeIsTheFirstByte(t *testing.T) {
+	const trail = 150 * time.Millisecond
+	rs := redistest.Start(t)
+	sim, err := imsim.New(imsim.Config{SDKAppID: testApp, SecretKey: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The simulator's answer, its head sent at once and its body 150 ms
+	// later (a slow way back).
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.(http.Flusher).Flush()
+		time.Sleep(trail)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	api, err := tim.New(tim.Config{SDKAppID: testApp, SecretKey: testSecret, Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := limiter.New(limiter.Config{Redis: rs.Client(t), App: testApp, API: tim.APIWithdraw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lim.Close() })
+	ol := &observingLimiter{Limiter: lim}
+	h, err := worker.NewHandler(worker.HandlerConfig{SDKAppID: testApp, API: api, Limiter: ol,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := msg(1)
+	r.SDKAppID = testApp
+	task, err := tasks.NewTask(r, tasks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ProcessTask(context.Background(), task); err != nil {
+		t.Fatalf("ProcessTask = %v, want the message recalled", err)
+	}
+	if ol.done.Load() == 0 {
+		t.Fatal("Observe was not called")
+	}
+	if got := time.Duration(ol.told.Load() - ol.done.Load()); got < trail*2/3 {
+		t.Errorf("Observe was told an answer time %s before it was called, want about %s: the first byte's time, not the end of the body", got, trail)
 	}
 }

@@ -206,8 +206,9 @@ func roamPage(ctx context.Context, cfg ConversationConfig, req tim.RoamRequest) 
 		if p.Admit(time.Now()) != nil {
 			continue // woken past the lateness cutoff: the slot is lost, ask again
 		}
-		page, err := cfg.API.GetRoamMsg(ctx, req)
-		cfg.Limiter.Observe(p, time.Now())
+		callCtx, answered := limiter.WithAnswerClock(ctx, time.Now)
+		page, err := cfg.API.GetRoamMsg(callCtx, req)
+		cfg.Limiter.Observe(p, answered.Done())
 		if err != nil {
 			if ctx.Err() != nil {
 				return tim.RoamPage{}, ctx.Err()

@@ -9,10 +9,15 @@
 // The bucket is a GCRA (virtual scheduling) schedule: Redis keeps the next free
 // slot, tat, in microseconds of Redis's own clock. Each Wait runs one Lua
 // script (EVALSHA: one round trip) that reads Redis TIME, grants the slot
-// max(tat, now, pause_until), moves tat one interval on and answers how long
-// the caller must wait. The caller sleeps that long on its own monotonic clock,
-// so a worker whose wall clock is hours off changes nothing: only Redis's clock
-// places slots, and only durations cross the wire.
+// max(tat, now, pause_until), moves tat one interval on and answers with
+// the slot and its own now. The caller places the slot on its own monotonic
+// clock and sleeps until it, so a worker whose wall clock is hours off
+// changes nothing: only Redis's clock places slots. Each grant's round trip
+// bounds the offset between the two clocks; the process keeps the
+// intersection of its recent grants' bounds, widened as clocks may drift
+// (anchor.go), so a slot is placed to within the fastest recent round trip
+// and a grant whose answer sat in a socket or waited for a CPU does not send
+// its call that much late.
 //
 // # How fast: pacing from the measured dispersion
 //
@@ -27,8 +32,8 @@
 // 193/s at 20-50 ms uniform latency, 178/s at lognormal median 80 ms and
 // p99 600 ms (see pacing.go for the numbers and the over-cap probability).
 // G is measured, not guessed: Observe records, per call, how long after its
-// slot the answer came (plus the uncertainty of the slot's local placement,
-// one Redis round trip). About once a second each process publishes under
+// send the answer's first byte came (plus the uncertainty of the slot's
+// local placement, the clock anchor's width). About once a second each process publishes under
 // the bucket in Redis a histogram of its samples of the last 3 s, and one
 // script sums the live ones: G is the fleet's, from the samples of all
 // processes together. Until any process has samples, the interval is the
@@ -76,8 +81,8 @@
 // the cap. Pushing the schedule back afterwards comes too late: the next
 // free slot lies a fleet's lookahead ahead. So a permit is dropped instead
 // when its grant's answer may have come more than Config.LateCutoff (5 ms)
-// after its slot (the slot can lie as early as Slot minus the grant's round
-// trip), when Wait wakes more than the cutoff after it, or when the caller,
+// after its slot (the slot can lie as early as Slot minus the clock
+// anchor's width), when Wait wakes more than the cutoff after it, or when the caller,
 // just before it sends, finds it past the cutoff (Permit.Admit). The slot is
 // lost and the caller asks for another: a lost slot never breaks the cap.
 // Stats.LateDrops counts them. Calls up to the cutoff late still go, and

@@ -142,10 +142,10 @@ type Permit struct {
 	// RedisSlot is the slot in Redis's clock.
 	RedisSlot time.Time
 
-	sent     time.Time     // when Admit last let the call go (zero: never asked)
-	redisNow time.Time     // Redis's clock when the slot was granted
-	rtt      time.Duration // round trip of the grant: how early the true slot may lie before Slot
-	lim      *Limiter      // nil for a Permit made elsewhere (tests, other limiters)
+	sent      time.Time     // when Admit last let the call go (zero: never asked)
+	redisNow  time.Time     // Redis's clock when the slot was granted
+	uncertain time.Duration // how early the true slot may lie before Slot (the clock anchor's width)
+	lim       *Limiter      // nil for a Permit made elsewhere (tests, other limiters)
 }
 
 // Admit reports whether the call may go at now (local clock, as
@@ -271,6 +271,7 @@ type Limiter struct {
 	drops       []int64 // slots dropped as late since the last grant, µs of Redis time (see noteDrop)
 	window      *spreadWindow
 	stalls      *stallWatch
+	anchor      *clockAnchor // places Redis's slots on the local clock
 
 	grantRTT atomic.Int64 // moving average of a grant's round trip, ns (noteGrantRTT)
 
@@ -349,6 +350,7 @@ func New(cfg Config) (*Limiter, error) {
 		id:     processID(),
 		window: newSpreadWindow(),
 		stalls: newStallWatch(cfg.Now, max(cfg.LateCutoff, stallThreshold)),
+		anchor: newClockAnchor(cfg.Now()),
 		done:   make(chan struct{}),
 		// Burst: the permits this process may legitimately ask for at
 		// once, when it fills its lookahead after an idle spell.
@@ -461,7 +463,7 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 		// The grant's answer may have come after its slot (a slow Redis
 		// reply, this goroutine or process descheduled): the true slot lies
 		// as early as Slot-rtt. Later than the cutoff, the slot is lost.
-		if late := l.now().Sub(p.Slot.Add(-p.rtt)); late > l.cfg.LateCutoff {
+		if late := l.now().Sub(p.Slot.Add(-p.uncertain)); late > l.cfg.LateCutoff {
 			l.stats.lateDrops.Add(1)
 			l.stats.lateGrantDrops.Add(1)
 			l.noteDrop(p.RedisSlot)
@@ -508,14 +510,15 @@ func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 	}
 	l.noteGrant(ctx, g)
 
-	// Redis answered "in slot-now µs"; the answer took part of the round
-	// trip to get here, so placing the slot after recv errs on the late side
-	// by at most rtt, which Observe adds to the spread.
+	// The slot goes where the clock anchor (anchor.go) places Redis's
+	// instant: on the late side of what the recent grants tell, by at
+	// most their fastest round trip, which Observe adds to the spread.
+	slot, uncertain := l.anchor.place(sent, recv, time.UnixMicro(g.now), time.UnixMicro(g.slot))
 	return Permit{
-		Slot:      recv.Add(time.Duration(g.slot-g.now) * time.Microsecond),
+		Slot:      slot,
 		RedisSlot: time.UnixMicro(g.slot),
 		redisNow:  time.UnixMicro(g.now),
-		rtt:       recv.Sub(sent),
+		uncertain: uncertain,
 		lim:       l,
 	}, nil
 }
@@ -675,19 +678,19 @@ func (l *Limiter) Observe(p Permit, done time.Time) {
 	if !p.RedisSlot.IsZero() {
 		l.lastSlot.Store(p.RedisSlot.UnixMicro())
 	}
-	if l.stalls.overlaps(p.Slot.Add(-p.rtt), done) {
+	if l.stalls.overlaps(p.Slot.Add(-p.uncertain), done) {
 		l.stats.stalledSamples.Add(1)
 		return
 	}
 	// From the send, not the slot: what came between them is the
 	// lateness the cutoff bounds and the pacing's room covers. The slot's
-	// uncertainty (the grant's round trip) stays in.
+	// uncertainty (the clock anchor's width) stays in.
 	from := p.Slot
 	if !p.sent.IsZero() {
 		from = p.sent
 	}
 	lo := done.Sub(from)
-	hi := lo + p.rtt
+	hi := lo + p.uncertain
 	l.window.add(sample{at: l.now(), lo: lo, hi: hi})
 	bound := time.Duration(l.lateBound.Load())
 	if bound <= 0 {

@@ -699,7 +699,7 @@ func TestSpreadIsTheFleetQuantileOfAllSamples(t *testing.T) {
 		ignoreStalls(l) // a hiccup of this loaded machine must not drop the samples
 		for _, x := range ss {
 			// Observe measures lo from the slot and adds the round trip.
-			l.Observe(Permit{Slot: now, rtt: x.hi - x.lo}, now.Add(x.lo))
+			l.Observe(Permit{Slot: now, uncertain: x.hi - x.lo}, now.Add(x.lo))
 			lows = append(lows, x.lo)
 			highs = append(highs, x.hi)
 			all[histBucket(x.hi)]++
@@ -804,7 +804,7 @@ func TestLateObserveCompensates(t *testing.T) {
 	tat0 := tat()
 
 	// On time: the answer came exactly at the bound.
-	l.Observe(Permit{Slot: p1.Slot, rtt: time.Millisecond}, p1.Slot.Add(bound-time.Millisecond))
+	l.Observe(Permit{Slot: p1.Slot, uncertain: time.Millisecond}, p1.Slot.Add(bound-time.Millisecond))
 	l.bg.Wait()
 	if got := tat(); got != tat0 {
 		t.Errorf("an on-time Observe moved tat by %dµs", got-tat0)
@@ -815,7 +815,7 @@ func TestLateObserveCompensates(t *testing.T) {
 
 	// Late by 7 ms (its round trip included).
 	const excess = 7 * time.Millisecond
-	l.Observe(Permit{Slot: p1.Slot, rtt: time.Millisecond}, p1.Slot.Add(bound+excess-time.Millisecond))
+	l.Observe(Permit{Slot: p1.Slot, uncertain: time.Millisecond}, p1.Slot.Add(bound+excess-time.Millisecond))
 	l.bg.Wait()
 	if got := tat(); got != tat0+excess.Microseconds() {
 		t.Errorf("a call %s late moved tat by %dµs, want %dµs", excess, got-tat0, excess.Microseconds())
@@ -843,7 +843,7 @@ func TestLateObserveCompensates(t *testing.T) {
 	// Ten seconds late (a slow server, a timeout): one slot, not ten
 	// seconds, or a slow API would stall the whole fleet.
 	tat1, iv := tat(), l.Interval()
-	l.Observe(Permit{Slot: p1.Slot, rtt: time.Millisecond}, p1.Slot.Add(10*time.Second))
+	l.Observe(Permit{Slot: p1.Slot, uncertain: time.Millisecond}, p1.Slot.Add(10*time.Second))
 	l.bg.Wait()
 	if got, want := tat()-tat1, ceilMicros(iv); got != want {
 		t.Errorf("a call 10 s late moved tat by %dµs, want one interval, %dµs", got, want)
@@ -1014,7 +1014,7 @@ func TestLateAnswerUnderStatisticalPacingDoesNotPushBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Observe(Permit{Slot: p.Slot, rtt: time.Millisecond}, p.Slot.Add(3*time.Second))
+	l.Observe(Permit{Slot: p.Slot, uncertain: time.Millisecond}, p.Slot.Add(3*time.Second))
 	l.bg.Wait()
 	tat1, err := rdb.HGet(ctx, l.keys.gcra, "tat").Int64()
 	if err != nil {

@@ -16,11 +16,12 @@ type keys struct {
 	// gcra is a hash: tat (next free slot, µs of Redis time), pause (no slot
 	// before this, µs), srv (run_id of the Redis server that wrote tat).
 	gcra string
-	// spread is a hash: one field per process, "<n>|<lows>|<highs>|<hist>|
-	// <Redis µs when published>" (see spreadScript). Its name, spread-hist,
+	// spread is a hash: one field per process, "<n>|<lows>|<highs>|<sketch>|
+	// <Redis µs when published>" (see spreadScript). Its name, spread-q,
 	// differs from the hashes of earlier versions ("spread", "spread-tails",
-	// other forms): in a rolling deploy each version would delete the
-	// other's entries as malformed. The old hashes expire on their own.
+	// "spread-hist", other forms): in a rolling deploy each version would
+	// delete or misread the other's entries. The old hashes expire on their
+	// own.
 	spread string
 	// flow is a hash: per flowWidth of Redis time, the slots granted (by
 	// slot time) and the rate-limit answers reported (by report time), in
@@ -32,7 +33,7 @@ func newKeys(prefix, bucket string) keys {
 	base := prefix + ":{lim:" + bucket + "}:"
 	return keys{
 		gcra:   base + "gcra",
-		spread: base + "spread-hist",
+		spread: base + "spread-q",
 		flow:   base + "flow",
 	}
 }

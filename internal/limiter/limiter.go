@@ -879,7 +879,7 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	if err != nil {
 		// Keep the shared pacing, made no faster by this process's own.
 		g := time.Duration(l.dispersion.Load())
-		if lg, ok := mine.hist.meanDifference(); ok && g >= 0 {
+		if lg, ok := meanDifference([]sketch{mine.sketch}); ok && g >= 0 {
 			g = max(g, lg)
 		}
 		l.setSpread(max(time.Duration(l.spreadNS.Load()), local), g)
@@ -890,7 +890,7 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	g := time.Duration(-1)
 	if !ok {
 		j = l.cfg.InitialSpread
-	} else if fg, known := fleet.meanDifference(); known {
+	} else if fg, known := meanDifference(fleet); known {
 		g = fg
 	}
 	if old := time.Duration(l.spreadNS.Load()); old != clampSpread(j) {
@@ -907,25 +907,28 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 }
 
 // parseSpread reads spreadScript's answer {J µs, p0.5 lo µs, live
-// processes, merged histogram}; ok is false when no process has samples.
-func parseSpread(v any) (j, ref time.Duration, procs int64, h hist, ok bool) {
+// processes, {n, sketch, n, sketch, ...}}; ok is false when no process has
+// samples. A malformed sketch is left out.
+func parseSpread(v any) (j, ref time.Duration, procs int64, sks []sketch, ok bool) {
 	a, isSlice := v.([]any)
 	if !isSlice || len(a) != 4 {
-		return 0, 0, 0, h, false
+		return 0, 0, 0, nil, false
 	}
 	procs, _ = a[2].(int64)
-	counts, _ := a[3].([]any)
-	for i, c := range counts {
-		if n, isInt := c.(int64); isInt && i < histBuckets {
-			h[i] = n
+	pairs, _ := a[3].([]any)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		n, _ := pairs[i].(int64)
+		q, _ := pairs[i+1].(string)
+		if sk, good := parseSketch(n, q); good {
+			sks = append(sks, sk)
 		}
 	}
 	js, ok1 := a[0].(int64)
 	rs, ok2 := a[1].(int64)
 	if !ok1 || !ok2 || js < 0 {
-		return 0, 0, procs, h, false
+		return 0, 0, procs, sks, false
 	}
-	return time.Duration(js) * time.Microsecond, time.Duration(rs) * time.Microsecond, procs, h, true
+	return time.Duration(js) * time.Microsecond, time.Duration(rs) * time.Microsecond, procs, sks, true
 }
 
 // Stats returns the counters since New.

@@ -636,12 +636,21 @@ func TestStaleSpreadsAreIgnored(t *testing.T) {
 	// An earlier version's hash, "<spread µs>:<Redis µs>" per process, is
 	// another key: it is neither read nor cleaned, so both versions can run
 	// side by side in a rolling deploy.
-	oldKey := strings.TrimSuffix(l.keys.spread, "spread-hist") + "spread-tails"
-	if oldKey == l.keys.spread {
-		t.Fatalf("the spread hash kept its earlier name %q", oldKey)
-	}
-	if err := rdb.HSet(ctx, oldKey, "old-process", fmt.Sprintf("400000:%d", now.UnixMicro())).Err(); err != nil {
-		t.Fatal(err)
+	var oldKeys []string
+	for _, old := range []struct{ key, entry string }{
+		{"spread-tails", fmt.Sprintf("400000:%d", now.UnixMicro())},
+		// The histogram form: its counts read as a sketch would be
+		// latencies of a few µs, and pace far too fast.
+		{"spread-hist", fmt.Sprintf("2000|0|400000|0,0,0,5,1995|%d", now.UnixMicro())},
+	} {
+		oldKey := strings.TrimSuffix(l.keys.spread, "spread-q") + old.key
+		if oldKey == l.keys.spread {
+			t.Fatalf("the spread hash kept its earlier name %q", oldKey)
+		}
+		if err := rdb.HSet(ctx, oldKey, "old-process", old.entry).Err(); err != nil {
+			t.Fatal(err)
+		}
+		oldKeys = append(oldKeys, oldKey)
 	}
 	if err := l.publishSpread(ctx); err != nil {
 		t.Fatal(err)
@@ -656,8 +665,10 @@ func TestStaleSpreadsAreIgnored(t *testing.T) {
 	if !slices.Equal(fields, []string{"live-process"}) {
 		t.Errorf("spread fields after publishing: %v, want only the live one", fields)
 	}
-	if n, err := rdb.HLen(ctx, oldKey).Result(); err != nil || n != 1 {
-		t.Errorf("the earlier version's hash has %d fields (%v) after publishing, want its 1 untouched", n, err)
+	for _, oldKey := range oldKeys {
+		if n, err := rdb.HLen(ctx, oldKey).Result(); err != nil || n != 1 {
+			t.Errorf("the earlier version's hash %s has %d fields (%v) after publishing, want its 1 untouched", oldKey, n, err)
+		}
 	}
 }
 
@@ -692,7 +703,8 @@ func TestSpreadIsTheFleetQuantileOfAllSamples(t *testing.T) {
 		lows, highs   []time.Duration
 		maxLocal      time.Duration
 		sampleCounter int
-		all           hist
+		sketches      []sketch
+		all           []time.Duration
 	)
 	for _, ss := range perProc {
 		l := newTestLimiter(t, s.Client(t), Config{})
@@ -702,9 +714,15 @@ func TestSpreadIsTheFleetQuantileOfAllSamples(t *testing.T) {
 			l.Observe(Permit{Slot: now, uncertain: x.hi - x.lo}, now.Add(x.lo))
 			lows = append(lows, x.lo)
 			highs = append(highs, x.hi)
-			all[histBucket(x.hi)]++
+			all = append(all, x.hi)
 			sampleCounter++
 		}
+		his := make([]time.Duration, 0, len(ss))
+		for _, x := range ss {
+			his = append(his, x.hi.Truncate(time.Microsecond))
+		}
+		slices.Sort(his)
+		sketches = append(sketches, sketchOf(his))
 		local, _ := l.window.spread(time.Now())
 		maxLocal = max(maxLocal, local)
 		ls = append(ls, l)
@@ -732,10 +750,13 @@ func TestSpreadIsTheFleetQuantileOfAllSamples(t *testing.T) {
 		if got := time.Duration(l.lateBound.Load()); got != wantRef+want {
 			t.Errorf("process %d: late bound %s, want the merged p0.5 %s + spread %s", i, got, wantRef, want)
 		}
-		// Paced from the dispersion of every sample: the sum of the
-		// processes' histograms is the histogram of all samples.
+		// Paced from the dispersion of every sample: the mixture of the
+		// processes' sketches, within 2% of the samples' own.
 		// The worst case (1+J)/Rate wins where it is the shorter.
-		g, _ := all.meanDifference()
+		g, _ := meanDifference(sketches)
+		if exact := exactMeanDifference(all); math.Abs(float64(g-exact)) > 0.02*float64(exact) {
+			t.Errorf("the sketches' dispersion %s, the samples' own %s: more than 2%% apart", g, exact)
+		}
 		late := DefaultLateCutoff.Seconds()
 		worst := time.Duration(math.Ceil((1 + want.Seconds() + late) / DefaultRate * 1e9))
 		if got, want := l.Interval(), min(worst, time.Duration(math.Ceil((1+late)*1e9/pacedRate(DefaultRate, g)))); got != want || l.Stats().Dispersion != g {
@@ -1024,4 +1045,16 @@ func TestLateAnswerUnderStatisticalPacingDoesNotPushBack(t *testing.T) {
 		t.Fatalf("an answer 3 s after its slot under statistical pacing moved tat by %dµs (compensations %d), want 0",
 			tat1-tat0, l.Stats().Compensations)
 	}
+}
+
+// exactMeanDifference is E|X - X'| over the distinct pairs of xs.
+func exactMeanDifference(xs []time.Duration) time.Duration {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	n := float64(len(s))
+	var sum float64
+	for i, x := range s {
+		sum += (2*float64(i) - n + 1) * float64(x)
+	}
+	return time.Duration(2 * sum / (n * (n - 1)))
 }

@@ -266,13 +266,14 @@ return {acted, cur, math.floor(scale * 1000000), math.floor(ceil * 1000000), mat
 `)
 
 // spreadScript publishes this process's tails (when ARGV[2] is not empty) as
-// "n|lows|highs|<Redis µs when published>", drops entries older than the max
+// "n|lows|highs|sketch|<Redis µs when published>", drops entries older than the max
 // age or malformed, and merges the live ones: with N the sum of their n and
 // r = ceil(0.005*N) bounded to [1, 10] (and to the values present), it
 // returns {r-th largest hi - r-th smallest lo, r-th smallest lo} in µs: the
 // fleet's spread J and its p0.5 of lo, then the number of live entries (the
-// processes calling) and the sum of their histograms. It returns {-1, -1,
-// live, {}} when no process has samples.
+// processes calling) and their sketches (pacing.go) as {n, "q,q,...", n,
+// ...}, for the caller to merge. It returns {-1, -1, live, {}} when no
+// process has samples.
 //
 //	KEYS[1] spread hash
 //	ARGV[1] process id, ARGV[2] tails or '', ARGV[3] max age µs, ARGV[4] key TTL ms
@@ -284,7 +285,7 @@ local maxAge = tonumber(ARGV[3])
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. nowStr)
 end
-local total, lows, highs, live, hist = 0, {}, {}, 0, {}
+local total, lows, highs, live, sketches = 0, {}, {}, 0, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local n, ls, hs, h, at = string.match(all[i + 1], '^(%d+)|([%d,%-]*)|([%d,%-]*)|([%d,]*)|(%d+)$')
@@ -295,8 +296,8 @@ for i = 1, #all, 2 do
     live = live + 1
     for v in string.gmatch(ls, '%-?%d+') do lows[#lows + 1] = tonumber(v) end
     for v in string.gmatch(hs, '%-?%d+') do highs[#highs + 1] = tonumber(v) end
-    local k = 1
-    for v in string.gmatch(h, '%d+') do hist[k] = (hist[k] or 0) + tonumber(v); k = k + 1 end
+    sketches[#sketches + 1] = tonumber(n)
+    sketches[#sketches + 1] = h
   end
 end
 if total == 0 or #lows == 0 or #highs == 0 then
@@ -306,8 +307,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 table.sort(lows)
 table.sort(highs, function(a, b) return a > b end)
 local r = math.min(math.max(1, math.ceil(0.005 * total)), 10, #lows, #highs)
-for k = 1, #hist do hist[k] = hist[k] or 0 end
-return {math.max(0, highs[r] - lows[r]), lows[r], live, hist}
+return {math.max(0, highs[r] - lows[r]), lows[r], live, sketches}
 `)
 
 // delayScript pushes the schedule back after a late call: tat = max(tat,

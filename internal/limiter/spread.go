@@ -125,10 +125,10 @@ func clampSpread(j time.Duration) time.Duration {
 type tails struct {
 	n           int
 	lows, highs []int64
-	hist        hist // of every live sample's late bound (see pacing.go)
+	sketch      sketch // of every live sample's late bound (see pacing.go)
 }
 
-// String is the form spreadScript stores, "n|lo,lo,...|hi,hi,...|c,c,...",
+// String is the form spreadScript stores, "n|lo,lo,...|hi,hi,...|q,q,...",
 // or "" when there is no sample.
 func (t tails) String() string {
 	if t.n == 0 {
@@ -146,7 +146,7 @@ func (t tails) String() string {
 		}
 	}
 	b.WriteByte('|')
-	b.WriteString(t.hist.String())
+	b.WriteString(t.sketch.String())
 	return b.String()
 }
 
@@ -165,10 +165,7 @@ func (w *spreadWindow) tails(now time.Time) tails {
 	w.mu.Unlock()
 	slices.Sort(lo)
 	slices.Sort(hi)
-	t := tails{n: len(lo)}
-	for _, d := range hi {
-		t.hist[histBucket(d)]++
-	}
+	t := tails{n: len(lo), sketch: sketchOf(hi)}
 	for i := range min(spreadTail, len(lo)) {
 		t.lows = append(t.lows, lo[i].Microseconds())
 		t.highs = append(t.highs, ceilMicros(hi[len(hi)-1-i]))

@@ -1,6 +1,8 @@
 package limiter
 
 import (
+	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,11 +82,53 @@ func TestSpreadWindowTails(t *testing.T) {
 		w.add(sample{at: now, lo: d, hi: d + 1500*time.Nanosecond}) // hi rounds up to whole µs
 	}
 	w.add(sample{at: now.Add(-2 * spreadMaxAge), lo: -time.Second, hi: time.Hour}) // stale
-	// Then the late bounds per histogram bucket (pacing.go): 0.5 ms, then
-	// each bound 1.25 times the one before.
+	// Then the sketch of the late bounds (pacing.go): with fewer samples
+	// than sketchPoints, every one of them.
 	want := "30|0,1000,2000,3000,4000,5000,6000,7000,8000,9000|29002,28002,27002,26002,25002,24002,23002,22002,21002,20002" +
-		"|1,0,0,0,1,0,0,1,0,1,1,1,2,2,2,3,3,5,5,2"
+		"|2,1002,2002,3002,4002,5002,6002,7002,8002,9002,10002,11002,12002,13002,14002,15002,16002,17002,18002,19002,20002,21002,22002,23002,24002,25002,26002,27002,28002,29002"
 	if got := w.tails(now).String(); got != want {
 		t.Errorf("tails = %q, want %q", got, want)
+	}
+	// With more, sketchPoints quantiles from the smallest to the largest.
+	for i := range spreadSamples {
+		w.add(sample{at: now, lo: 0, hi: time.Duration(i) * time.Microsecond})
+	}
+	sk := w.tails(now).sketch
+	if sk.n != spreadSamples || len(sk.q) != sketchPoints || sk.q[0] != 0 || sk.q[sketchPoints-1] != 1999 || sk.q[32] != 1000 {
+		t.Errorf("sketch of %d samples 0..1999 µs: n %d, %d points %v; want %d points from 0 to 1999, median 1000", spreadSamples, sk.n, len(sk.q), sk.q, sketchPoints)
+	}
+}
+
+// TestMeanDifferenceOfSketches: the mixture's G is what the distributions
+// give: a uniform band of width w has G = w/3; two point masses d apart
+// with equal weight G = d/2 (the half of pairs that differ); a band and a
+// point mass weighted by their counts.
+func TestMeanDifferenceOfSketches(t *testing.T) {
+	band := sketch{n: 100, q: []int64{20000, 21000, 22000}}
+	for _, tt := range []struct {
+		name string
+		sks  []sketch
+		want time.Duration
+	}{
+		{"uniform 20-22 ms", []sketch{band}, 2 * time.Millisecond / 3},
+		{"two processes, the same band", []sketch{band, {n: 300, q: []int64{20000, 22000}}}, 2 * time.Millisecond / 3},
+		{"two point masses 10 ms apart", []sketch{{n: 5, q: []int64{10000}}, {n: 5, q: []int64{20000, 20000, 20000}}}, 5 * time.Millisecond},
+		// Mass 1/2 uniform on 0-2 ms, 1/2 at 10 ms: pairs within the
+		// band (1/4 of them) differ by 2/3 ms on average, pairs across
+		// (1/2) by 9 ms: G = 1/4*2/3 + 1/2*9 ms.
+		{"a band and a point mass", []sketch{{n: 50, q: []int64{0, 2000}}, {n: 50, q: []int64{10000}}}, 4666667 * time.Nanosecond},
+	} {
+		got, ok := meanDifference(tt.sks)
+		if !ok || math.Abs(float64(got-tt.want)) > float64(time.Microsecond) {
+			t.Errorf("%s: meanDifference = %s (%v), want %s", tt.name, got, ok, tt.want)
+		}
+	}
+	if _, ok := meanDifference(nil); ok {
+		t.Error("meanDifference of no sketch is known, want unknown")
+	}
+	for _, bad := range []string{"", "1,x", "3,2", "-1", strings.Repeat("1,", sketchPoints) + "1"} {
+		if _, ok := parseSketch(5, bad); ok {
+			t.Errorf("parseSketch(%q) accepted, want refused", bad)
+		}
 	}
 }

@@ -157,8 +157,9 @@ type Report struct {
 	// Waits is the time each granted call spent in Limiter.Wait.
 	Waits *Histogram `json:"waits"`
 	// SlotToAnswer is, per call, the time from its permit's Slot to its
-	// answer: the samples the shared limiter measures its spread on
-	// (without the grant's round trip, which it adds on the late side).
+	// answer's first byte: near the samples the shared limiter measures its
+	// spread on (it measures from the send its lateness check let go, and
+	// adds the clock anchor's width on the late side).
 	SlotToAnswer *Histogram `json:"slot_to_answer"`
 	// SlowDowns counts the SlowDown calls (one per 60007 answer).
 	SlowDowns int64 `json:"slow_downs"`

@@ -33,11 +33,12 @@
 // p99 600 ms (see pacing.go for the numbers and the over-cap probability).
 // G is measured, not guessed: Observe records, per call, how long after its
 // send the answer's first byte came (plus the uncertainty of the slot's
-// local placement, the clock anchor's width). About once a second each process publishes under
-// the bucket in Redis a histogram of its samples of the last 3 s, and one
-// script sums the live ones: G is the fleet's, from the samples of all
-// processes together. Until any process has samples, the interval is the
-// worst case (1+Config.InitialSpread)/Rate.
+// local placement, the clock anchor's width). About once a second each
+// process publishes under the bucket in Redis a sketch of its samples of
+// the last 3 s (65 quantiles), one script hands back the live ones, and G
+// is that of their mixture: the fleet's, from the samples of all processes
+// together. Until any process has samples, the interval is the worst case
+// (1+Config.InitialSpread)/Rate.
 //
 // The same script also merges each process's ten most extreme samples on
 // each side into the fleet's spread J = p99.5 - p0.5 (N samples in all, rank

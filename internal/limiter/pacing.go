@@ -32,11 +32,10 @@ import (
 // Limiter.setSpread, becomes (1+J+cutoff)/Rate the same way.)
 //
 // G is measured fleet-wide: each process shares a sketch of its recent
-// samples' late bounds (sketchPoints of their quantiles, evenly spaced
-// from min to max), spreadScript hands every live process's sketch back,
-// and G is computed from their mixture, each process's distribution
-// function taken as linear between its quantiles and weighted by its
-// sample count. (A histogram of log-spaced buckets a quarter of the
+// samples' late bounds (all of them, or sketchPoints quantiles evenly
+// spaced from min to max when it has more), spreadScript hands every live
+// process's sketch back, and G is computed from their mixture, each
+// process weighted by its sample count. (A histogram of log-spaced buckets a quarter of the
 // latency wide, the form before, made a narrow band look as wide as its
 // bucket: 20-22 ms read as G = 1.5 ms for 0.67, a steady 150-153 ms path
 // as 11 ms for 1.)
@@ -47,14 +46,18 @@ const (
 	// minPace bounds the paced rate from below, as a fraction of Rate: a
 	// dispersion that would pace slower than this is a fault, not jitter.
 	minPace = 0.5
-	// sketchPoints is how many quantiles of its samples a process shares:
-	// at k/64 for k = 0..64.
-	sketchPoints = 65
+	// sketchPoints is how many points of its samples a process shares:
+	// every sample when it has no more, else the quantiles at k/256 for
+	// k = 0..256 (at most 600 samples live fleet-wide at 200/s, so the
+	// top stretch holds two or three).
+	sketchPoints = 257
 )
 
 // sketch is one process's share of the dispersion: its live sample count
-// and up to sketchPoints quantiles of their late bounds, in µs, from the
-// smallest to the largest.
+// n and points of their late bounds, in µs, from the smallest to the
+// largest: every sample when len(q) == n (each a point mass), else
+// sketchPoints quantiles evenly spaced from min to max (the distribution
+// linear between them).
 type sketch struct {
 	n int64
 	q []int64
@@ -67,11 +70,14 @@ func sketchOf(sorted []time.Duration) sketch {
 	if n == 0 {
 		return sk
 	}
-	m := min(n, sketchPoints)
-	if m == 1 {
-		sk.q = []int64{ceilMicros(sorted[0])}
+	if n <= sketchPoints {
+		sk.q = make([]int64, n)
+		for i, d := range sorted {
+			sk.q[i] = ceilMicros(d)
+		}
 		return sk
 	}
+	m := sketchPoints
 	sk.q = make([]int64, m)
 	for k := range m {
 		pos := float64(k) * float64(n-1) / float64(m-1)
@@ -104,7 +110,7 @@ func parseSketch(n int64, s string) (sketch, bool) {
 		return sketch{}, false
 	}
 	parts := strings.Split(s, ",")
-	if len(parts) > sketchPoints {
+	if len(parts) > sketchPoints || int64(len(parts)) > n || (int64(len(parts)) < n && len(parts) < 2) {
 		return sketch{}, false
 	}
 	sk := sketch{n: n, q: make([]int64, len(parts))}
@@ -119,18 +125,19 @@ func parseSketch(n int64, s string) (sketch, bool) {
 }
 
 // meanDifference returns G = E|X - X'| of the mixture of the sketches'
-// distributions, each weighted by its sample count and linear between its
-// quantiles (a sketch of one point is a point mass); ok is false when
-// there is no sample.
+// distributions, each weighted by its sample count: point masses where a
+// sketch holds every sample, linear between its quantiles where it holds
+// quantiles; ok is false when there is no sample.
 //
 // G = 2 ∫ F(x) (1 - F(x)) dx. F is piecewise linear between the sketches'
 // points, with jumps where a sketch has a point mass, so a sweep over the
 // points adds up, per stretch where F goes linearly from a to b,
 // Δx * ((a+b)/2 - (a² + ab + b²)/3).
 func meanDifference(sks []sketch) (time.Duration, bool) {
+	usable := func(sk sketch) bool { return int64(len(sk.q)) == sk.n || len(sk.q) >= 2 }
 	var total int64
 	for _, sk := range sks {
-		if len(sk.q) > 0 {
+		if sk.n > 0 && usable(sk) {
 			total += sk.n
 		}
 	}
@@ -144,12 +151,14 @@ func meanDifference(sks []sketch) (time.Duration, bool) {
 	}
 	var evs []event
 	for _, sk := range sks {
-		if len(sk.q) == 0 {
+		if sk.n <= 0 || !usable(sk) {
 			continue
 		}
 		w := float64(sk.n) / float64(total)
-		if len(sk.q) == 1 {
-			evs = append(evs, event{x: float64(sk.q[0]), jump: w})
+		if int64(len(sk.q)) == sk.n {
+			for _, v := range sk.q {
+				evs = append(evs, event{x: float64(v), jump: w / float64(len(sk.q))})
+			}
 			continue
 		}
 		mass := w / float64(len(sk.q)-1)

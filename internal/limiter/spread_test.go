@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,15 +95,15 @@ func TestSpreadWindowTails(t *testing.T) {
 		w.add(sample{at: now, lo: 0, hi: time.Duration(i) * time.Microsecond})
 	}
 	sk := w.tails(now).sketch
-	if sk.n != spreadSamples || len(sk.q) != sketchPoints || sk.q[0] != 0 || sk.q[sketchPoints-1] != 1999 || sk.q[32] != 1000 {
+	if sk.n != spreadSamples || len(sk.q) != sketchPoints || sk.q[0] != 0 || sk.q[sketchPoints-1] != 1999 || sk.q[128] != 1000 {
 		t.Errorf("sketch of %d samples 0..1999 µs: n %d, %d points %v; want %d points from 0 to 1999, median 1000", spreadSamples, sk.n, len(sk.q), sk.q, sketchPoints)
 	}
 }
 
 // TestMeanDifferenceOfSketches: the mixture's G is what the distributions
-// give: a uniform band of width w has G = w/3; two point masses d apart
-// with equal weight G = d/2 (the half of pairs that differ); a band and a
-// point mass weighted by their counts.
+// give: a uniform band of width w has G = w/3; point masses d apart with
+// weights p and 1-p, G = 2p(1-p)d; a band and a point mass weighted by
+// their counts.
 func TestMeanDifferenceOfSketches(t *testing.T) {
 	band := sketch{n: 100, q: []int64{20000, 21000, 22000}}
 	for _, tt := range []struct {
@@ -112,11 +113,14 @@ func TestMeanDifferenceOfSketches(t *testing.T) {
 	}{
 		{"uniform 20-22 ms", []sketch{band}, 2 * time.Millisecond / 3},
 		{"two processes, the same band", []sketch{band, {n: 300, q: []int64{20000, 22000}}}, 2 * time.Millisecond / 3},
-		{"two point masses 10 ms apart", []sketch{{n: 5, q: []int64{10000}}, {n: 5, q: []int64{20000, 20000, 20000}}}, 5 * time.Millisecond},
+		{"two point masses 10 ms apart", []sketch{{n: 1, q: []int64{10000}}, {n: 3, q: []int64{20000, 20000, 20000}}}, 3 * 10 * time.Millisecond / 8},
+		// A third at 10 ms, a third uniform over 10-20 ms, a third at 20 ms:
+		// G = 2/9*10 + 4/9*5 + 1/9*10/3 ms = 130/27 ms.
+		{"quantiles that repeat hold point masses", []sketch{{n: 300, q: []int64{10000, 10000, 20000, 20000}}}, 130 * time.Millisecond / 27},
 		// Mass 1/2 uniform on 0-2 ms, 1/2 at 10 ms: pairs within the
 		// band (1/4 of them) differ by 2/3 ms on average, pairs across
 		// (1/2) by 9 ms: G = 1/4*2/3 + 1/2*9 ms.
-		{"a band and a point mass", []sketch{{n: 50, q: []int64{0, 2000}}, {n: 50, q: []int64{10000}}}, 4666667 * time.Nanosecond},
+		{"a band and a point mass", []sketch{{n: 50, q: []int64{0, 2000}}, {n: 50, q: slices.Repeat([]int64{10000}, 50)}}, 4666667 * time.Nanosecond},
 	} {
 		got, ok := meanDifference(tt.sks)
 		if !ok || math.Abs(float64(got-tt.want)) > float64(time.Microsecond) {
@@ -126,7 +130,7 @@ func TestMeanDifferenceOfSketches(t *testing.T) {
 	if _, ok := meanDifference(nil); ok {
 		t.Error("meanDifference of no sketch is known, want unknown")
 	}
-	for _, bad := range []string{"", "1,x", "3,2", "-1", strings.Repeat("1,", sketchPoints) + "1"} {
+	for _, bad := range []string{"", "1,x", "3,2", "-1", "7", "1,2,3,4,5,6", strings.Repeat("1,", sketchPoints) + "1"} {
 		if _, ok := parseSketch(5, bad); ok {
 			t.Errorf("parseSketch(%q) accepted, want refused", bad)
 		}

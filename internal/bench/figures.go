@@ -54,16 +54,18 @@ type row struct {
 	byCode                map[int]int64
 	spread, interval      time.Duration // shared limiter: the largest at the end
 	resets, beyond, slow  int64
-	drops, stalled        int64   // shared only: slots dropped as late, answers ignored as stalled
-	grantDrops, wakeDrops int64   // shared only: the drops Wait made (late grant answer, late wake-up)
-	compensations         int64   // shared only: late answers that pushed the schedule back
-	dispersion            float64 // shared only: the largest G a worker ended with, s
+	drops, stalled        int64 // shared only: slots dropped as late, answers ignored as stalled
+	grantDrops, wakeDrops int64 // shared only: the drops Wait made (late grant answer, late wake-up)
+	compensations         int64 // shared only: late answers that pushed the schedule back
 
 	// The shared limiter over the busy seconds (NaN or zero otherwise).
 	slotRate  float64       // slots granted per second
 	spaceRate float64       // 1/interval, the mean of the workers' samples
 	jMean     time.Duration // the spread J, the mean of the samples
 	jMax      time.Duration
+	gMean     time.Duration // the dispersion G, the mean of the samples that knew it
+	gMax      time.Duration
+	haveG     bool
 	localMin  time.Duration // each process's own spread, its mean over the samples: the lowest
 	localMax  time.Duration // and the highest
 	fleetJ    time.Duration // p99.5 - p0.5 of every call's slot-to-answer time, all processes merged
@@ -115,7 +117,6 @@ func newRow(c config, n int, st imsim.Stats, d drainResult, started, allStarted 
 			r.wakeDrops += s.LateWakeDrops
 			r.compensations += s.Compensations
 			r.stalled += s.StalledSamples
-			r.dispersion = max(r.dispersion, s.Dispersion.Seconds())
 		}
 	}
 	if r.reportCalls > 0 {
@@ -130,7 +131,7 @@ func newRow(c config, n int, st imsim.Stats, d drainResult, started, allStarted 
 func (r *row) spacing(from, to time.Time, reps []Report) {
 	var slots []int64
 	var rates []float64
-	var spreads []time.Duration
+	var spreads, gs []time.Duration
 	r.localMin = time.Duration(math.MaxInt64)
 	answers := &Histogram{}
 	for _, rep := range reps {
@@ -146,6 +147,9 @@ func (r *row) spacing(from, to time.Time, reps []Report) {
 			if t := time.UnixMilli(s.At); !t.Before(from) && t.Before(to) && s.Interval > 0 {
 				rates = append(rates, float64(time.Second)/float64(s.Interval))
 				spreads = append(spreads, s.Spread)
+				if s.Dispersion >= 0 {
+					gs = append(gs, s.Dispersion)
+				}
 				if s.Local > 0 {
 					sumLocal += s.Local
 					nLocal++
@@ -179,6 +183,14 @@ func (r *row) spacing(from, to time.Time, reps []Report) {
 	}
 	r.spaceRate = sumRate / float64(len(rates))
 	r.jMean = sumJ / time.Duration(len(spreads))
+	if len(gs) > 0 {
+		var sumG time.Duration
+		for _, g := range gs {
+			sumG += g
+			r.gMax = max(r.gMax, g)
+		}
+		r.gMean, r.haveG = sumG/time.Duration(len(gs)), true
+	}
 	interval := time.Duration(float64(time.Second) / r.spaceRate)
 	sort.Slice(slots, func(i, j int) bool { return slots[i] < slots[j] })
 	for i := 1; i < len(slots); i++ {
@@ -251,14 +263,18 @@ func (r row) note(st imsim.Stats, reps []Report, missing int) string {
 		if r.haveFleet {
 			fmt.Fprintf(&b, "; p99.5-p0.5 of all calls' slot-to-answer times, merged: %s", fmtDuration(r.fleetJ))
 		}
-		fmt.Fprintf(&b, "), 1/interval %.1f/s", r.spaceRate)
+		fmt.Fprint(&b, ")")
+		if r.haveG {
+			fmt.Fprintf(&b, ", dispersion G mean %s max %s", fmtDuration(r.gMean), fmtDuration(r.gMax))
+		}
+		fmt.Fprintf(&b, ", 1/interval %.1f/s", r.spaceRate)
 		if missing == 0 {
 			fmt.Fprintf(&b, ", slots granted %.1f/s, %d gaps over 2 intervals (%s idle)", r.slotRate, r.idleGaps, fmtDuration(r.idleTime))
 		}
 	}
 	if r.interval > 0 {
-		fmt.Fprintf(&b, "; schedule resets %d, beyond horizon %d; late drops %d (grant %d, wake-up %d, before the send %d), stalled samples %d, compensations %d, dispersion G %.1f ms",
-			r.resets, r.beyond, r.drops, r.grantDrops, r.wakeDrops, r.drops-r.grantDrops-r.wakeDrops, r.stalled, r.compensations, 1000*r.dispersion)
+		fmt.Fprintf(&b, "; schedule resets %d, beyond horizon %d; late drops %d (grant %d, wake-up %d, before the send %d), stalled samples %d, compensations %d",
+			r.resets, r.beyond, r.drops, r.grantDrops, r.wakeDrops, r.drops-r.grantDrops-r.wakeDrops, r.stalled, r.compensations)
 	}
 	return b.String()
 }

@@ -153,3 +153,23 @@ func TestWorkerArgsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestDispersionIsTheBusySecondsMean: the detail line's G is the mean of
+// the samples taken while tasks were waiting and G was known, not the G a
+// worker ended with (after the drain its samples expire: a bad-pod row
+// printed 0.0 ms, a lognormal one the G of the drain's last few calls).
+func TestDispersionIsTheBusySecondsMean(t *testing.T) {
+	from := time.Unix(1000, 0)
+	at := func(s float64) int64 { return from.Add(time.Duration(s * float64(time.Second))).UnixMilli() }
+	rep := Report{SlotToAnswer: &Histogram{}, Samples: []statsSample{
+		{At: at(0.1), Interval: 5 * time.Millisecond, Dispersion: -1},                    // not known yet
+		{At: at(0.5), Interval: 5 * time.Millisecond, Dispersion: 10 * time.Millisecond}, // busy
+		{At: at(1.5), Interval: 5 * time.Millisecond, Dispersion: 20 * time.Millisecond}, // busy
+		{At: at(9), Interval: 5 * time.Millisecond, Dispersion: 0},                       // after the drain
+	}}
+	var r row
+	r.spacing(from, from.Add(2*time.Second), []Report{rep})
+	if !r.haveG || r.gMean != 15*time.Millisecond || r.gMax != 20*time.Millisecond {
+		t.Errorf("G mean %s max %s (known %v), want 15ms and 20ms from the two busy samples that knew it", r.gMean, r.gMax, r.haveG)
+	}
+}

@@ -185,6 +185,8 @@ type statsSample struct {
 	Local    time.Duration `json:"local"`  // this process's own
 	Interval time.Duration `json:"interval"`
 	Rate     float64       `json:"rate"` // in force: the interval's and the bucket's rate scale
+	// Dispersion is the fleet's G in use, -1 while unknown.
+	Dispersion time.Duration `json:"dispersion"`
 }
 
 // sampleStats records l's spread and interval every statsEvery until ctx
@@ -199,7 +201,8 @@ func sampleStats(ctx context.Context, l *limiter.Limiter) []statsSample {
 			return out
 		case now := <-t.C:
 			s := l.Stats()
-			out = append(out, statsSample{At: now.UnixMilli(), Spread: s.Spread, Local: s.LocalSpread, Interval: s.Interval, Rate: s.Rate})
+			out = append(out, statsSample{At: now.UnixMilli(), Spread: s.Spread, Local: s.LocalSpread, Interval: s.Interval, Rate: s.Rate,
+				Dispersion: s.Dispersion})
 		}
 	}
 }

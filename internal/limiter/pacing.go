@@ -73,7 +73,7 @@ func sketchOf(sorted []time.Duration) sketch {
 	if n <= sketchPoints {
 		sk.q = make([]int64, n)
 		for i, d := range sorted {
-			sk.q[i] = ceilMicros(d)
+			sk.q[i] = max(0, ceilMicros(d))
 		}
 		return sk
 	}
@@ -86,7 +86,7 @@ func sketchOf(sorted []time.Duration) sketch {
 		if i+1 < n {
 			v += (pos - float64(i)) * float64(sorted[i+1]-sorted[i])
 		}
-		sk.q[k] = ceilMicros(time.Duration(math.Round(v)))
+		sk.q[k] = max(0, ceilMicros(time.Duration(math.Round(v))))
 	}
 	return sk
 }

@@ -178,3 +178,23 @@ func TestDispersionOfAHeavyTailIsItsOwn(t *testing.T) {
 		}
 	}
 }
+
+// A sample below zero (a clock step between the send and the answer) is
+// shared as zero: a sketch the script or a peer would refuse would take
+// the process's share out of the fleet's G.
+func TestASketchNeverHoldsANegativePoint(t *testing.T) {
+	for _, n := range []int{3, sketchPoints + 40} {
+		xs := make([]time.Duration, n)
+		xs[0] = -3 * time.Millisecond
+		for i := 1; i < n; i++ {
+			xs[i] = time.Duration(i) * time.Millisecond
+		}
+		sk := sketchOf(xs)
+		if sk.q[0] != 0 {
+			t.Errorf("n=%d: the sketch starts at %d µs, want 0", n, sk.q[0])
+		}
+		if _, ok := parseSketch(sk.n, sk.String()); !ok {
+			t.Errorf("n=%d: the sketch %q of a negative sample does not parse back", n, sk.String())
+		}
+	}
+}

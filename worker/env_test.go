@@ -162,6 +162,22 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
+// noSlots pauses the test app's bucket for d: two rate-limit answers
+// within a second (one alone is isolated and pauses nothing).
+func (e *env) noSlots(d time.Duration) {
+	e.t.Helper()
+	for range 2 {
+		if err := e.lim.SlowDown(context.Background(), d); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if p, err := e.lim.Wait(ctx, limiter.Urgent); err == nil {
+		e.t.Fatalf("the bucket still grants slots (one at %s) after two rate-limit answers", p.Slot.Format(time.RFC3339Nano))
+	}
+}
+
 // recall queues a recall of a fresh message named by key's suffix.
 func (e *env) recall(r tasks.Recall) string {
 	e.t.Helper()
@@ -196,7 +212,8 @@ func (e *env) waitTaskIn(queue, id string, what string, ok func(*asynq.TaskInfo)
 	if last == nil {
 		e.t.Fatalf("task %s: never found", id)
 	}
-	e.t.Fatalf("task %s never became %s: state=%v retried=%d last_err=%q", id, what, last.State, last.Retried, last.LastErr)
+	e.t.Fatalf("task %s never became %s: state=%v retried=%d last_err=%q\nthe worker's log:\n%s",
+		id, what, last.State, last.Retried, last.LastErr, e.logs.String())
 	return nil
 }
 

@@ -328,7 +328,15 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			Waited: permit.Waited, Latency: done.Sub(permit.Slot)}
 		var err error
 		again := false
-		if callErr != nil {
+		if callErr != nil && ctx.Err() != nil {
+			// The task's own context ended while the call was out (asynq's
+			// deadline, a stop): neither the task's failure nor a Tencent
+			// outage. Whatever the call did, a later run reads it (a
+			// recalled message answers 20023, done).
+			ev.Err = callErr
+			cause := context.Cause(ctx)
+			err = &retryLater{reason: "the call's answer did not come before the task ended: " + cause.Error(), err: cause}
+		} else if callErr != nil {
 			ev.Err = callErr
 			if o, bad := ClassifyTransport(callErr); bad {
 				// The path to Tencent is misconfigured: not the task's fault.

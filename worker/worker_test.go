@@ -289,11 +289,7 @@ func TestSecretsReachNoErrorOrLog(t *testing.T) {
 // using a retry; nothing is archived.
 func TestShutdownReturnsWaitingTasks(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	// Two rate-limit answers within a second (one alone is isolated and
-	// pauses nothing): nothing will get a slot.
-	for range 2 {
-		e.lim.SlowDown(context.Background(), time.Hour)
-	}
+	e.noSlots(time.Hour)
 	var ids []string
 	for i := 0; i < 5; i++ {
 		ids = append(ids, e.recall(msg(i)))
@@ -355,9 +351,7 @@ func TestDeadlineOnTheLastAttemptIsPutBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.lim.SlowDown(context.Background(), 2500*time.Millisecond); err != nil { // no slot for 2.5 s
-		t.Fatal(err)
-	}
+	e.noSlots(2500 * time.Millisecond)
 	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
 	defer c.Close()
 	// No retry at all, and a deadline shorter than the wait: its first
@@ -372,6 +366,44 @@ func TestDeadlineOnTheLastAttemptIsPutBack(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "put back in its queue") {
 		t.Errorf("the task was never archived and put back: the test did not reach the last-attempt path\n%s", e.logs.String())
+	}
+}
+
+// A task on its last attempt whose deadline passes while its call is out
+// (the answer comes too late) is put back at once: the call's fate is
+// unknown, not a Tencent outage, and its next run reads what the call did
+// (20023 answers done).
+func TestDeadlineDuringTheCallIsPutBackAtOnce(t *testing.T) {
+	e := newEnv(t, envOptions{}) // an outage would keep the task a minute
+	r := msg(1)
+	r.SDKAppID = testApp
+	payload, err := r.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sim.SetFaults(imsim.Faults{AnswerDelay: 3 * time.Second})
+	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
+	defer c.Close()
+	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeRecall, payload), asynq.TaskID(r.TaskID()),
+		asynq.Queue(urgentQ), asynq.MaxRetry(0), asynq.Timeout(2*time.Second), asynq.Retention(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); e.sim.Stats().Calls == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 20*time.Second {
+			t.Fatal("the task was never called")
+		}
+	}
+	e.sim.SetFaults(imsim.Faults{}) // the next run is answered in time
+	info := e.waitTask(r.TaskID(), "completed", inState(asynq.TaskStateCompleted))
+	if info.Retried != 0 {
+		t.Fatalf("retried=%d: a deadline during the call is not the task's failure", info.Retried)
+	}
+	logs := e.logs.String()
+	if strings.Contains(logs, "outage") {
+		t.Errorf("a deadline during the call was taken for an outage:\n%s", logs)
+	}
+	if !strings.Contains(logs, "put back in its queue") {
+		t.Errorf("the task was never archived and put back: the test did not reach the last-attempt path\n%s", logs)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 // What the handler returns for an answer carries its code both ways: to
 // errors.As in process, and to StoredCode from the text asynq keeps.
 func TestAnswerCodeSurvivesTheStoredText(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name string
 		err  error

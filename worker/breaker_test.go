@@ -75,6 +75,7 @@ func (p *pod) process(t *testing.T, n int) error {
 // bucket is not paused and the healthy process goes on; the bad one hands
 // tasks back without calling and without using a retry.
 func TestOneBadWorkerDoesNotStopTheApp(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
 	bad, good := newPod(t, rs.Client(t)), newPod(t, rs.Client(t))

@@ -11,6 +11,7 @@ import (
 // own "Retry exhausted" line, which says neither why nor that it was meant,
 // is not a warning.
 func TestDeadLetterIsLoggedOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	r := msg(7)
 	e.sim.ForgetMessage(r.FromAccount, r.ToAccount, r.MsgKey)

@@ -50,6 +50,7 @@ func (e *env) newGroup(id string, messages uint64) {
 // the others, and checks where the task ends in asynq and the fate the
 // handler recorded.
 func TestEveryGroupOutcomeRowEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{breakerThreshold: 1000, groupUrgentLinger: -1})
 	type row struct {
 		o     worker.Outcome
@@ -87,6 +88,7 @@ func TestEveryGroupOutcomeRowEndToEnd(t *testing.T) {
 // TestGroupSecondRecallIsDone: a seq recalled before is done whichever
 // answer Tencent gives (the simulator's two choices: 10030 and 0).
 func TestGroupSecondRecallIsDone(t *testing.T) {
+	t.Parallel()
 	for _, again := range []imsim.RecalledAgain{imsim.RecalledAgainNotFound, imsim.RecalledAgainOK} {
 		t.Run(fmt.Sprint(again), func(t *testing.T) {
 			e := newEnv(t, envOptions{})
@@ -109,6 +111,7 @@ func TestGroupSecondRecallIsDone(t *testing.T) {
 // RetCode: a failed seq's task alone is retried (and alone in its second
 // call), the others end at once each their own way.
 func TestGroupTasksOfOneGroupShareOneCall(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{groupLinger: 300 * time.Millisecond, breakerThreshold: 1000, configRetryDelay: time.Hour})
 	e.newGroup("g", 20)
 	want := map[uint64]string{} // seq -> how it ends
@@ -174,6 +177,7 @@ func TestGroupTasksOfOneGroupShareOneCall(t *testing.T) {
 // at most ten seqs (the worker runs 16 tasks at once: 10 and 6 first), and
 // a seq of another group never shares them.
 func TestGroupBatchesCarryAtMostTenSeqs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{groupLinger: 300 * time.Millisecond})
 	e.newGroup("a", 30)
 	e.newGroup("b", 30)
@@ -206,6 +210,7 @@ func TestGroupBatchesCarryAtMostTenSeqs(t *testing.T) {
 // call of ten seqs is one strike of this worker's breaker, not ten; three
 // calls in a row open it. No task uses a retry.
 func TestGroupConfigErrorsOpenTheBreakerPerCall(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{groupLinger: 300 * time.Millisecond})
 	for _, g := range []string{"a", "b", "c"} {
 		e.newGroup(g, 20)
@@ -257,6 +262,7 @@ func TestGroupConfigErrorsOpenTheBreakerPerCall(t *testing.T) {
 // seqs asks the group bucket to slow down once (not ten times), and every
 // task is called again in place without using a retry.
 func TestGroupRateLimitSlowsTheGroupBucketOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{groupLinger: 300 * time.Millisecond})
 	e.newGroup("g", 20)
 	e.sim.ForceGroup("g", 10006, 1)
@@ -284,6 +290,7 @@ func TestGroupRateLimitSlowsTheGroupBucketOnce(t *testing.T) {
 
 // TestGroupTaskForAnotherAppIsKept mirrors the one-to-one rule.
 func TestGroupTaskForAnotherAppIsKept(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	id := e.queueGroup(tasks.QueueUrgent, tasks.GroupRecall{SDKAppID: testApp + 1, GroupID: "g", MsgSeq: 1})
 	e.keptForOtherApp(id, func() int { return int(e.sim.GroupStats().Calls) })

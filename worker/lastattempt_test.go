@@ -21,6 +21,7 @@ import (
 var lastAttemptQ = tasks.AppQueue(tasks.QueueUrgent, 1400000000)
 
 func TestPutBackFollowsTheNotes(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	opt := asynq.RedisClientOpt{Addr: srv.Addr}
 	c := asynq.NewClient(opt)

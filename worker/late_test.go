@@ -32,6 +32,7 @@ func (c *countingLimiter) Wait(ctx context.Context, lane limiter.Lane) (limiter.
 // the cutoff after its slot (descheduled, stopped) must not send it; it
 // drops the slot and asks for another.
 func TestLateSendAsksForAnotherSlot(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	sim, err := imsim.New(imsim.Config{SDKAppID: testApp, SecretKey: testSecret})
 	if err != nil {
@@ -100,6 +101,7 @@ func (o *observingLimiter) Observe(p limiter.Permit, done time.Time) {
 // read and decoded it all: the answer's way back moves no call's arrival,
 // and counting it widens the spread that paces every worker.
 func TestAnswerTimeIsTheFirstByte(t *testing.T) {
+	t.Parallel()
 	const trail = 150 * time.Millisecond
 	rs := redistest.Start(t)
 	sim, err := imsim.New(imsim.Config{SDKAppID: testApp, SecretKey: testSecret})

@@ -9,6 +9,7 @@ import (
 // when a task's retries are spent: no Tencent answer at all, or answered
 // failures after this worker's good answers stopped for DefaultOutageQuiet.
 func TestOutageIsNoAnswerOrGoodAnswersStopping(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1_000_000, 0)
 	h := &Handler{cfg: HandlerConfig{Now: func() time.Time { return now }}}
 	answered := Classify(91000)

@@ -16,6 +16,7 @@ import (
 // (a wrong TIM_ENDPOINT) is a configuration error: the task is kept without
 // using a retry, and goes through once the path is right.
 func TestWrongEndpointKeepsTheTask(t *testing.T) {
+	t.Parallel()
 	var served atomic.Int64
 	e := newEnv(t, envOptions{configRetryDelay: 100 * time.Millisecond, maxRetry: 1,
 		front: func(h http.Handler) http.Handler {
@@ -41,6 +42,7 @@ func TestWrongEndpointKeepsTheTask(t *testing.T) {
 // (here a budget of one retry, every retry ~20-100 ms, a 2 s outage of
 // 502s) keeps the task instead of archiving it.
 func TestLongOutageArchivesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{maxRetry: 1, outageRetryDelay: 100 * time.Millisecond})
 	// The first slot of a new bucket comes one limiter horizon (1 s) ahead.
 	e.sim.SetFaults(imsimOutage(3 * time.Second))

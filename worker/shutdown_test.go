@@ -29,6 +29,7 @@ import (
 // the retries the command line uses, and says once which tasks it could
 // not hand back.
 func TestShutdownIsBoundedWhenRedisHangs(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t)
 	conn, err := redisconn.Parse(rs.URL)
 	if err != nil {

@@ -38,6 +38,7 @@ func (e *env) legacyTask(lane string, r tasks.Recall) string {
 // in them is recalled by the app's workers, and another app's task moves
 // to its own app's queue (where that app's workers find it), untouched.
 func TestUpgradeServesTheLegacyQueues(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	urgent := e.legacyTask(tasks.QueueUrgent, msg(1))
 	bulk := e.legacyTask(tasks.QueueBulk, msg(2))
@@ -86,6 +87,7 @@ func (u *unservedLog) get() map[string]int {
 // reported loudly, with the app and the fix, until a worker of the app
 // takes it.
 func TestTaskOfAnUnservedAppIsReported(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{unservedCheck: 100 * time.Millisecond})
 	r := msg(1)
 	r.SDKAppID = testApp + 1

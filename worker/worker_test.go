@@ -22,6 +22,7 @@ import (
 // at the simulator and checks where the task ends in asynq: the table is
 // pinned row by row through enqueue, worker, client, simulator and Redis.
 func TestEveryOutcomeRowEndToEnd(t *testing.T) {
+	t.Parallel()
 	// One worker meets 21 different configuration errors at once: its
 	// circuit would open and hand the rows back (breaker_test.go pins
 	// that). Here each row's own outcome is the subject.
@@ -51,6 +52,7 @@ func TestEveryOutcomeRowEndToEnd(t *testing.T) {
 }
 
 func TestTransientFailuresUseTheBudgetThenDeadLetter(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{maxRetry: 2})
 	r := msg(1)
 	e.sim.Force(r.MsgKey, 91000, 0)
@@ -65,6 +67,7 @@ func TestTransientFailuresUseTheBudgetThenDeadLetter(t *testing.T) {
 }
 
 func TestUnknownCodeRetriesAFewTimesThenDeadLetters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	r := msg(1)
 	e.sim.Force(r.MsgKey, 99999, 0)
@@ -82,6 +85,7 @@ func TestUnknownCodeRetriesAFewTimesThenDeadLetters(t *testing.T) {
 // error on such a task must still keep it: the worker puts it back, and it
 // is called again with its count unchanged.
 func TestConfigErrorAfterRetriesAreSpentKeepsTheTask(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{maxRetry: 1, retryBase: time.Hour, configRetryDelay: 300 * time.Millisecond})
 	r := msg(1)
 	e.sim.Force(r.MsgKey, 91000, 1)
@@ -105,6 +109,7 @@ func TestConfigErrorAfterRetriesAreSpentKeepsTheTask(t *testing.T) {
 // The same on the last attempt for a rate limit that outlasts the calls
 // made in place: asynq archives the task, the worker puts it back.
 func TestRateLimitedOnTheLastAttemptIsPutBack(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{maxRetry: 1, retryBase: time.Hour})
 	r := msg(1)
 	e.sim.Force(r.MsgKey, 91000, 1)
@@ -131,6 +136,7 @@ func TestRateLimitedOnTheLastAttemptIsPutBack(t *testing.T) {
 // What asynqmon and asynq's CLI show is the real budget: Max Retry 10,
 // Retried counting failures, and the stored error saying the same.
 func TestAsynqShowsTheRealRetryBudget(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{retryBase: time.Hour})
 	r := msg(1)
 	e.sim.Force(r.MsgKey, 91000, 0)
@@ -149,6 +155,7 @@ func TestAsynqShowsTheRealRetryBudget(t *testing.T) {
 
 // A completed task keeps a small JSON result that asynq's tools print.
 func TestCompletedTaskKeepsItsResult(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	for _, tc := range []struct {
 		name    string
@@ -177,6 +184,7 @@ func TestCompletedTaskKeepsItsResult(t *testing.T) {
 }
 
 func TestRateLimitedForLongGoesBackWithoutUsingRetries(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{maxRetry: 1})
 	r := msg(1)
 	e.sim.Force(r.MsgKey, 60007, 0)
@@ -197,6 +205,7 @@ func TestRateLimitedForLongGoesBackWithoutUsingRetries(t *testing.T) {
 }
 
 func TestOutageRetriesUntilTheAPIIsBack(t *testing.T) {
+	t.Parallel()
 	// Test retries come every ~100 ms; a budget of 50 outlasts the outage.
 	e := newEnv(t, envOptions{maxRetry: 50})
 	// The first slot of a new bucket comes one limiter horizon (1 s) ahead.
@@ -212,6 +221,7 @@ func TestOutageRetriesUntilTheAPIIsBack(t *testing.T) {
 }
 
 func TestBadPayloadIsDeadLetteredWithTheReason(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
 	defer c.Close()
@@ -229,6 +239,7 @@ func TestBadPayloadIsDeadLetteredWithTheReason(t *testing.T) {
 // A task of an app no worker serves waits in that app's queue: this
 // worker neither takes it nor calls for it.
 func TestTaskOfAnotherAppIsKept(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	r := msg(1)
 	r.SDKAppID = testApp + 1
@@ -236,6 +247,7 @@ func TestTaskOfAnotherAppIsKept(t *testing.T) {
 }
 
 func TestUserSigRegeneratedOn70001(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	first := msg(1)
 	e.waitTask(e.recall(first), "completed", inState(asynq.TaskStateCompleted))
@@ -252,6 +264,7 @@ func TestUserSigRegeneratedOn70001(t *testing.T) {
 // the whole URL, UserSig included. Neither the stored task error nor any log
 // line may show it or the secret key.
 func TestSecretsReachNoErrorOrLog(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{maxRetry: 1, front: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			conn, _, err := w.(http.Hijacker).Hijack()
@@ -288,6 +301,7 @@ func TestSecretsReachNoErrorOrLog(t *testing.T) {
 // On shutdown, tasks still waiting for a slot go back to the queue without
 // using a retry; nothing is archived.
 func TestShutdownReturnsWaitingTasks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	e.noSlots(time.Hour)
 	var ids []string
@@ -314,6 +328,7 @@ func TestShutdownReturnsWaitingTasks(t *testing.T) {
 // configuration errors and stops the app's calls, probes, and closes by
 // itself; every task completes, none archived, none lost a retry.
 func TestBreakerStopsCallsDuringConfigErrorsAndRecovers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{configRetryDelay: 200 * time.Millisecond})
 	e.sim.SetFaults(imsim.Faults{CodeUntil: time.Now().Add(3 * time.Second), Code: 90009})
 	const n = 20
@@ -344,6 +359,7 @@ func TestBreakerStopsCallsDuringConfigErrorsAndRecovers(t *testing.T) {
 // slot (asynq archives it with "context deadline exceeded") is put back,
 // and recalled once calls may go again.
 func TestDeadlineOnTheLastAttemptIsPutBack(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	r := msg(1)
 	r.SDKAppID = testApp
@@ -374,6 +390,7 @@ func TestDeadlineOnTheLastAttemptIsPutBack(t *testing.T) {
 // unknown, not a Tencent outage, and its next run reads what the call did
 // (20023 answers done).
 func TestDeadlineDuringTheCallIsPutBackAtOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{}) // an outage would keep the task a minute
 	r := msg(1)
 	r.SDKAppID = testApp

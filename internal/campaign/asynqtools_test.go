@@ -19,6 +19,7 @@ func taskIDOfRow(r row) string {
 // Inspector's RunTask) that then succeeds moves from dead-lettered to
 // recalled; export stops listing it, the history keeps both rows.
 func TestRerunDeadLetterThatSucceedsBecomesRecalled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{feeder: FeederConfig{Task: tasks.Options{MaxRetry: 1}}})
 	rows := msgRows(0, 3)
@@ -61,6 +62,7 @@ func TestRerunDeadLetterThatSucceedsBecomesRecalled(t *testing.T) {
 // A re-run dead letter that fails again is retrying, then dead-lettered
 // again: counted once, and export lists its latest dead-lettering only.
 func TestRerunDeadLetterThatFailsAgainIsCountedOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{feeder: FeederConfig{Task: tasks.Options{MaxRetry: 1}}})
 	rows := msgRows(0, 2)
@@ -84,6 +86,7 @@ func TestRerunDeadLetterThatFailsAgainIsCountedOnce(t *testing.T) {
 // A paused bulk queue (asynqmon's pause button, `asynq queue pause`) stops
 // the feeder, and status says why nothing moves.
 func TestPausedBulkQueuePausesFeeding(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.importRows("held", msgRows(0, 40))
 	if err := e.insp.PauseQueue(bulkQ); err != nil {
@@ -113,6 +116,7 @@ func TestPausedBulkQueuePausesFeeding(t *testing.T) {
 
 // Without a worker, status says that nothing is fed and what to start.
 func TestStatusSaysWhenNoWorkerRuns(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.importRows("idle", msgRows(0, 3))
 	if st := e.status("idle"); !strings.Contains(st.Waiting, "no worker of app 1400000000 is running") {
@@ -124,6 +128,7 @@ func TestStatusSaysWhenNoWorkerRuns(t *testing.T) {
 // A task waiting for a retry that is run now by hand counts as queued, not
 // retrying, and is counted once when it ends.
 func TestRetryRunNowByHandCountsAsQueued(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{feeder: FeederConfig{SyncInterval: 100 * time.Millisecond}})
 	rows := msgRows(0, 2)

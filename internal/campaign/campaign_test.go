@@ -39,6 +39,7 @@ func (e *env) export(name string) [][]string {
 }
 
 func TestCampaignDrainsEndToEndWithCountsAndAudit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{noFeeder: true})
 	rows := msgRows(0, 25) // plain: recalled
@@ -145,6 +146,7 @@ func deadEvent(r row, code int) worker.Event {
 }
 
 func TestAuditKeepsEveryDeadLetterBeyondAsynqsArchiveLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const n = 10_050 // asynq's archive keeps at most 10,000
 	rows := msgRows(0, n)
@@ -180,6 +182,7 @@ func TestAuditKeepsEveryDeadLetterBeyondAsynqsArchiveLimit(t *testing.T) {
 }
 
 func TestRecorderCountsEachTaskOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rows := msgRows(0, 2)
 	e.importRows("once", rows)
@@ -212,6 +215,7 @@ func TestRecorderCountsEachTaskOnce(t *testing.T) {
 // calls in flight have ended no call is made until resume, and after
 // resume every message is recalled exactly once.
 func TestPauseStopsCallsAndResumeFinishes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{rate: 50})
 	const n = 150
@@ -254,6 +258,7 @@ func TestPauseStopsCallsAndResumeFinishes(t *testing.T) {
 }
 
 func TestCancelRemovesWhatWasNotCalledAndSaysHowMany(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{rate: 50, feeder: FeederConfig{Window: 50}})
 	const n = 200
@@ -295,6 +300,7 @@ func TestCancelRemovesWhatWasNotCalledAndSaysHowMany(t *testing.T) {
 }
 
 func TestFeederKeepsOnlyTheWindowInAsynq(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.importRows("window", msgRows(0, 3000))
 	var wg sync.WaitGroup
@@ -318,6 +324,7 @@ func TestFeederKeepsOnlyTheWindowInAsynq(t *testing.T) {
 // half of a batch; the next one queues the rest, each task once, and the
 // tasks already queued are not counted as duplicates.
 func TestFeederReplaysABatchCutShortByACrash(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rows := msgRows(0, 40)
 	e.importRows("replay", rows)
@@ -355,6 +362,7 @@ func TestFeederReplaysABatchCutShortByACrash(t *testing.T) {
 }
 
 func TestDuplicatesAreQueuedOnceAndCounted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.importRows("earlier", msgRows(5, 8))
 	rows := append(msgRows(0, 10), msgRow(3)) // row 3 twice; rows 5-7 in an earlier campaign too
@@ -377,6 +385,7 @@ func TestDuplicatesAreQueuedOnceAndCounted(t *testing.T) {
 }
 
 func TestFeederLockHandsOver(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	fk := feedKeysFor(testApp)
 	cfg := FeederConfig{LockTTL: 600 * time.Millisecond, Interval: 20 * time.Millisecond}
@@ -418,6 +427,7 @@ func TestFeederLockHandsOver(t *testing.T) {
 }
 
 func TestListShowsEveryCampaignNewestFirst(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.importRows("first", msgRows(0, 3))
 	time.Sleep(1100 * time.Millisecond) // created times have second resolution
@@ -444,6 +454,7 @@ func TestListShowsEveryCampaignNewestFirst(t *testing.T) {
 // from asynq by hand and one archived without the Recorder hearing of it
 // would keep the campaign from ever finishing; the feeder settles both.
 func TestReconciliationSettlesTasksWhoseEndWasNeverRecorded(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rows := msgRows(0, 3)
 	e.importRows("lost", rows)
@@ -483,6 +494,7 @@ func TestReconciliationSettlesTasksWhoseEndWasNeverRecorded(t *testing.T) {
 // the upgrade the feeder's sync, a pause and a cancel find those tasks
 // there: none is counted deleted while it still waits.
 func TestWindowTasksInTheLegacyQueueSurviveTheUpgrade(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rows := msgRows(0, 3)
 	e.importRows("old", rows)
@@ -553,6 +565,7 @@ func (s *slowScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // the ten seqs of a group call settle at once and must not cost ten round
 // trips each on the worker's one Redis.
 func TestRecorderWritesEndsThatComeTogetherInOneCall(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const perCampaign = 40
 	names := []string{"left", "right"}

@@ -13,6 +13,7 @@ import (
 // limiter on a real three-master cluster, pauses and resumes it, and cancels
 // another, checking the counts and the audit.
 func TestCampaignOnRedisCluster(t *testing.T) {
+	t.Parallel()
 	e := newClusterEnv(t)
 	e.startPipeline(pipelineOptions{noFeeder: true})
 	rows := msgRows(0, 40)

@@ -11,6 +11,7 @@ import (
 // written byte for byte as then (an interrupted import's checkpoint CRC
 // depends on it), and a group row comes back as itself.
 func TestStoredRowsOfBeforeKindsDecodeAsOneToOne(t *testing.T) {
+	t.Parallel()
 	const old = "\x02u1\x02v1\x111_1001_1700000000" // written by the codec before kinds
 	r, err := decodeRow(old)
 	if err != nil || r != c2c("u1", "v1", "1_1001_1700000000") {

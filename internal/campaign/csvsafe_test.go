@@ -18,6 +18,7 @@ import (
 // Issue 10, item 6: a cell starting with = + - @ (or a tab or CR) is a
 // formula to a spreadsheet. Written with a leading ', read back without.
 func TestRejectsFileNeutralisesFormulasAndImportsBackUnchanged(t *testing.T) {
+	t.Parallel()
 	hostile := []Reject{
 		{Line: 2, Reason: "=cmd|' /C calc'!A0", FromAccount: "=HYPERLINK(\"http://x\")", ToAccount: "+1", MsgKey: "-2+3"},
 		{Line: 3, Reason: "x", FromAccount: "@SUM(A1)", ToAccount: "'=already", MsgKey: "-1"},
@@ -77,6 +78,7 @@ func TestRejectsFileNeutralisesFormulasAndImportsBackUnchanged(t *testing.T) {
 }
 
 func TestExportNeutralisesFormulas(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.importRows("formula", []row{c2c("u1", "v1", "1_1_1")})
 	r := tasks.Recall{SDKAppID: testApp, Campaign: "formula", FromAccount: "@u", ToAccount: "+v", MsgKey: "=k"}

@@ -12,6 +12,7 @@ import (
 // the campaign finishes by itself with every message recalled once, the
 // counts right, and the cap held at the simulator.
 func TestCampaignSurvivesASentinelFailover(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow: kills the primary and waits for the sentinels' failover")
 	}

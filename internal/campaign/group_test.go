@@ -22,6 +22,7 @@ func groupRow(groupID, topicID string, seq uint64) row {
 // recalled once, one past its time limit (10031) is dead-lettered, and the
 // export names it by its group and seq.
 func TestGroupFileDrainsToRecalledThroughAWorker(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{})
 	const group, n = "@TGS#lobby", 23
@@ -93,6 +94,7 @@ func TestGroupFileDrainsToRecalledThroughAWorker(t *testing.T) {
 // recalled and the export, which finds current dead letters by the task's
 // ID, no longer lists it.
 func TestGroupDeadLetterRunAgainLeavesTheExport(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{})
 	const group = "@TGS#again"
@@ -134,6 +136,7 @@ func TestGroupDeadLetterRunAgainLeavesTheExport(t *testing.T) {
 // one-to-one rows midway: the rows taken back decode as their kind, and
 // after resume every message is recalled exactly once.
 func TestGroupRowsArePausedAndResumed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{rate: 20, feeder: FeederConfig{Window: 20}})
 	const group, n = "@TGS#pause", 60

@@ -53,6 +53,7 @@ func importBytes(t *testing.T, e *env, name string, data []byte, batch int, r io
 }
 
 func TestImportResumesAfterACrashQueuingEachRowOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rows := msgRows(0, 5000)
 	rows = append(rows, c2c("bad", "", "1_1_1")) // one reject, to keep line numbers honest
@@ -104,6 +105,7 @@ func TestImportResumesAfterACrashQueuingEachRowOnce(t *testing.T) {
 }
 
 func TestImportRefusesOtherInputUnderTheSameName(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	data := csvOf(msgRows(0, 2000))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -119,6 +121,7 @@ func TestImportRefusesOtherInputUnderTheSameName(t *testing.T) {
 }
 
 func TestImportIntoACancelledCampaignIsRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	data := csvOf(msgRows(0, 10))
 	if _, err := importBytes(t, e, "gone", data, 100, nil, context.Background()); err != nil {
@@ -133,6 +136,7 @@ func TestImportIntoACancelledCampaignIsRefused(t *testing.T) {
 }
 
 func TestBadNamesAreRefused(t *testing.T) {
+	t.Parallel()
 	for _, n := range []string{"", "a b", "{x}", "a:b", "-x", string(bytes.Repeat([]byte("a"), MaxNameLen+1))} {
 		if err := ValidateName(n); !errors.Is(err, ErrBadName) {
 			t.Errorf("ValidateName(%q) = %v", n, err)

@@ -12,6 +12,7 @@ import (
 // Issue 10, item 1: encoding/csv read to the end of the file looking for
 // the closing quote of line 4, queued 2 rows and said "import complete".
 func TestStrayQuoteRejectsItsLineAndQueuesTheRest(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var b strings.Builder
 	b.WriteString("From_Account,To_Account,MsgKey\n")
@@ -36,6 +37,7 @@ func TestStrayQuoteRejectsItsLineAndQueuesTheRest(t *testing.T) {
 }
 
 func TestQuotedFieldIsBoundedByLinesAndBytes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	content := "From_Account,To_Account,MsgKey,note\n" + // 1
 		"a1,b1,1_1_1,\"two\nlines\"\n" + // 2-3: a multi-line note is fine
@@ -64,6 +66,7 @@ func TestQuotedFieldIsBoundedByLinesAndBytes(t *testing.T) {
 // Issue 10, item 4: a 10 MB field was read whole and copied whole into the
 // rejects file.
 func TestHugeFieldIsRejectedAndItsEchoTruncated(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	huge := strings.Repeat("k", 10<<20)
 	content := "From_Account,To_Account,MsgKey\n" +
@@ -89,6 +92,7 @@ func TestHugeFieldIsRejectedAndItsEchoTruncated(t *testing.T) {
 }
 
 func TestCSVRefusesSpacesAndControlCharactersLikeEveryDoor(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	content := "From_Account,To_Account,MsgKey\n" +
 		" u5 ,v,1_1_1\n" +
@@ -113,6 +117,7 @@ func TestCSVRefusesSpacesAndControlCharactersLikeEveryDoor(t *testing.T) {
 // Issue 10, items 2 and 3: JSON Lines kept the last of two MsgKeys, matched
 // from_account regardless of case and stored U+FFFD for invalid UTF-8.
 func TestJSONLinesIsAsStrictAsTheIntake(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	content := `{"From_Account":"a","To_Account":"b","MsgKey":"k1","MsgKey":"k2"}` + "\n" + // 1
 		`{"from_account":"a","To_Account":"b","MsgKey":"k3"}` + "\n" + // 2
@@ -163,6 +168,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 // Where the reader cannot go on (the input fails), the import stops with an
 // error that says which line it got to; it never reports success.
 func TestInputThatFailsStopsTheImportNamingTheLine(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	broken := errors.New("connection reset")
 	in, err := OpenInput(&failingReader{data: []byte("From_Account,To_Account,MsgKey\na,b,1_1_1\na,b,2_2_2\na,b,3_3"), err: broken}, "-", FormatCSV)
@@ -179,6 +185,7 @@ func TestInputThatFailsStopsTheImportNamingTheLine(t *testing.T) {
 }
 
 func TestLineBoundIsExact(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		in      string

@@ -13,6 +13,7 @@ import (
 )
 
 func TestFormatIsDecidedByFlagExtensionThenContent(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, source, content string
 		flag                  Format
@@ -38,6 +39,7 @@ func TestFormatIsDecidedByFlagExtensionThenContent(t *testing.T) {
 }
 
 func TestCSVHeaderMustNameTheColumnsOfAKind(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, header string
 		want         string // "" = accepted
@@ -103,6 +105,7 @@ func backlogRows(t *testing.T, e *env, name string) []row {
 }
 
 func TestCSVRowsKeepTheirLineNumbersAndRejectsSayWhy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	content := "MsgKey,From_Account,To_Account\n" + // line 1
 		"1_1_1,alice,bob\n" + // 2
@@ -138,6 +141,7 @@ func TestCSVRowsKeepTheirLineNumbersAndRejectsSayWhy(t *testing.T) {
 }
 
 func TestJSONLinesRowsAndRejects(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	content := `{"From_Account":"alice","To_Account":"bob","MsgKey":"1_1_1"}` + "\n" + // 1
 		"\n" + // 2: blank
@@ -165,6 +169,7 @@ func TestJSONLinesRowsAndRejects(t *testing.T) {
 }
 
 func TestRejectsFileListsEachRejectWithItsFields(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "c.rejects.csv")
 	rf := &RejectsFile{Path: path}
 	if err := rf.Close(); err != nil {
@@ -206,6 +211,7 @@ func TestRejectsFileListsEachRejectWithItsFields(t *testing.T) {
 // kinds' columns (an export, a rejects file) and JSON Lines: each row is
 // the kind whose fields it gives, a row giving both is rejected.
 func TestRowKindIsDecidedByTheColumnsItFills(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	both := "gives both a one-to-one message"
 	for _, tc := range []struct {

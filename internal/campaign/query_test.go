@@ -30,6 +30,7 @@ func (e *env) roamLimiter() *limiter.Limiter {
 }
 
 func TestConversationPagesThroughAMultiPageHistory(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{noFeeder: true})
 	ctx := context.Background()
@@ -125,6 +126,7 @@ func (c *countingLimiter) SlowDown(ctx context.Context, d time.Duration) error {
 }
 
 func TestConversationFollowsTheOutcomeTable(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tests := []struct {
 		name      string
@@ -169,6 +171,7 @@ func TestConversationFollowsTheOutcomeTable(t *testing.T) {
 // sender's messages in the window become a campaign, the workers recall
 // every one of them and nothing else.
 func TestSpamWaveCapturedQueriedAndRecalled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{})
 	ctx := context.Background()

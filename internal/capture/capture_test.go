@@ -132,6 +132,7 @@ func testAuthentication(t *testing.T, front string) {
 }
 
 func TestNoAuthenticationIsAConfigError(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	_, err := New(Config{Index: e.ix, Auth: Auth{SDKAppIDs: []uint64{testApp}}})
 	if err == nil || !strings.Contains(err.Error(), "no authentication") {
@@ -172,6 +173,7 @@ func testBadBodiesAreRefusedAndCounted(t *testing.T, front string) {
 }
 
 func TestOtherCallbacksAreAnsweredOKAndIgnored(t *testing.T) {
+	t.Parallel()
 	eachFront(t, testOtherCallbacksAreAnsweredOKAndIgnored)
 }
 
@@ -184,6 +186,7 @@ func testOtherCallbacksAreAnsweredOKAndIgnored(t *testing.T, front string) {
 }
 
 func TestSenderQuerySelectsExactlyThatSendersMessagesInTheWindow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	now := time.Now().Truncate(time.Second)
 	type sent struct {
@@ -240,6 +243,7 @@ func TestSenderQuerySelectsExactlyThatSendersMessagesInTheWindow(t *testing.T) {
 }
 
 func TestRetention(t *testing.T) {
+	t.Parallel()
 	t.Run("keys expire a bucket after the retention", func(t *testing.T) {
 		e := newEnv(t, func(_ *Config, ic *IndexConfig) { ic.Retention, ic.Bucket = time.Second, time.Second })
 		now := time.Now()
@@ -285,6 +289,7 @@ func TestRetention(t *testing.T) {
 }
 
 func TestDuplicateCallbacksAreReportedOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	now := time.Now()
 	e.postC2C(t, "spammer", "victim", 5, now)

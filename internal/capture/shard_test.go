@@ -28,6 +28,7 @@ func sameShard(t *testing.T, base string, n int) []string {
 // messages only, even from a list it shares with senders whose UserIDs
 // start with its own.
 func TestSendersSharingAListAreToldApart(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	now := time.Now()
 	senders := sameShard(t, "spam", 3) // "spam", "spam<i>", "spam<j>"
@@ -56,6 +57,7 @@ func TestSendersSharingAListAreToldApart(t *testing.T) {
 // release indexed (one list per sender, entries without the sender) are
 // found until they expire, beside the new ones.
 func TestFirstReleaseListsAreStillRead(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	now := time.Now()

@@ -11,6 +11,7 @@ import (
 // The demo is the first thing a new user runs: it must finish with every
 // recall in the state the plan expects (Run returns an error otherwise).
 func TestDemoReachesEveryOutcome(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	if err := Run(context.Background(), Options{Count: 100, Out: &out}); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())

@@ -21,6 +21,7 @@ import (
 // the values the demo's plan produces (it forces 60007s, 70001s, 90009s
 // and dead letters).
 func TestDemoServesMetrics(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	var fams map[string]*dto.MetricFamily
 	var ready int

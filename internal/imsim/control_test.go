@@ -51,6 +51,7 @@ func decodeJSON(t testing.TB, r httpResp, dst any) {
 }
 
 func TestControlEndpoints(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, nil)
 	srv := newHTTPServer(t, s)
 	q := query(t, nil)

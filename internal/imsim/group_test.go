@@ -70,6 +70,7 @@ func mustCreate(t testing.TB, s *Sim, spec GroupSpec) {
 
 // TestGroupCallChecks pins the call-level code of every check, row by row.
 func TestGroupCallChecks(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, func(c *Config) { c.Admins = []string{"admin"} })
 	mustCreate(t, s, GroupSpec{GroupID: "g", Messages: 10})
 	mustCreate(t, s, GroupSpec{GroupID: "gone", Messages: 10})
@@ -144,6 +145,7 @@ func TestGroupCallChecks(t *testing.T) {
 // TestGroupRetCodes pins every per-seq RetCode: one call answers 0 for
 // the call while its seqs fail each their own way.
 func TestGroupRetCodes(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, nil)
 	mustCreate(t, s, GroupSpec{GroupID: "g", Messages: 6})
 	must := func(err error) {
@@ -202,6 +204,7 @@ func TestGroupRetCodes(t *testing.T) {
 }
 
 func TestGroupRecalledAgain(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		again RecalledAgain
 		want  int
@@ -223,6 +226,7 @@ func TestGroupRecalledAgain(t *testing.T) {
 
 // TestGroupTopics: a topic has its own sequence, named by TopicId.
 func TestGroupTopics(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, nil)
 	mustCreate(t, s, GroupSpec{GroupID: "c"})
 	seq := s.PostGroupMessage("c", "c@TOPIC#_news", clock.Now())
@@ -237,6 +241,7 @@ func TestGroupTopics(t *testing.T) {
 // TestGroupOwnCap: the group API has a cap of its own, answering 10006,
 // which does not touch the one-to-one API's, and its own statistics.
 func TestGroupOwnCap(t *testing.T) {
+	t.Parallel()
 	const capacity = 5
 	s, _ := newTestSim(t, func(c *Config) { c.Cap = capacity }) // a clock that stands still: one window
 	mustCreate(t, s, GroupSpec{GroupID: "g", Messages: 100})
@@ -275,6 +280,7 @@ func TestGroupOwnCap(t *testing.T) {
 
 // TestGroupFaults: the faults of the one-to-one API reach this one too.
 func TestGroupFaults(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, nil)
 	mustCreate(t, s, GroupSpec{GroupID: "g", Messages: 3})
 
@@ -311,6 +317,7 @@ func TestGroupFaults(t *testing.T) {
 
 // TestSendGroupIsRecallable: a message SendGroup "sent" can be recalled.
 func TestSendGroupIsRecallable(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, nil)
 	m, err := s.SendGroup(context.Background(), "spammer", "@TGS#lobby", clock.Now())
 	if err != nil {
@@ -327,6 +334,7 @@ func TestSendGroupIsRecallable(t *testing.T) {
 
 // TestGroupControlEndpoints drives the group through /sim/group/ over HTTP.
 func TestGroupControlEndpoints(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, nil)
 	srv := newHTTPServer(t, s)
 	post := func(path, body string, want int) []byte {

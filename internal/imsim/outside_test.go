@@ -12,6 +12,7 @@ import (
 // takes its share of the cap, evenly spread, and is counted apart from the
 // server's own requests.
 func TestOutsideLoadSharesTheCap(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, func(c *Config) { c.Cap = 10; c.OutsideRate = 5 })
 	q := query(t, nil)
 	clock.Advance(900 * time.Millisecond) // outside calls at 0, 0.2 ... 0.8 s: 5 in the window
@@ -37,6 +38,7 @@ func TestOutsideLoadSharesTheCap(t *testing.T) {
 // TestOutsideCallsRefusedDoNotCount: an outside call that meets the cap is
 // refused and, like any refused call, takes nothing from the next second.
 func TestOutsideCallsRefusedDoNotCount(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, func(c *Config) { c.Cap = 3; c.OutsideRate = 5 })
 	q := query(t, nil)
 	// At 0: the outside call, then 3 own calls: the third is refused.
@@ -70,6 +72,7 @@ func TestOutsideCallsRefusedDoNotCount(t *testing.T) {
 // TestOutsideRateIsEven: at 50/s the outside caller calls every 20 ms, from
 // when the rate was set.
 func TestOutsideRateIsEven(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, nil)
 	clock.Advance(5 * time.Second) // no outside load: nothing counted
 	if err := s.SetOutsideRate(50); err != nil {
@@ -99,6 +102,7 @@ func TestOutsideRateIsEven(t *testing.T) {
 }
 
 func TestOutsideControl(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, func(c *Config) { c.OutsideRate = 10 })
 	srv := newHTTPServer(t, s)
 	var got map[string]float64

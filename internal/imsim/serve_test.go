@@ -14,6 +14,7 @@ import (
 )
 
 func TestListenAndServe(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -45,6 +46,7 @@ func TestListenAndServe(t *testing.T) {
 }
 
 func TestListenAndServeAddrInUse(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +94,7 @@ func tryRecall(client *http.Client, base, q, msgKey string) (int, error) {
 }
 
 func TestListenAndServeRefusesConnections(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, func(c *Config) { c.Now = time.Now })
 	base, cancel, done := serveForTest(t, s)
 	q := query(t, nil)
@@ -182,6 +185,7 @@ func TestListenAndServeRefusesConnections(t *testing.T) {
 }
 
 func TestListenAndServeStopsDuringRefusal(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, func(c *Config) { c.Now = time.Now })
 	_, cancel, done := serveForTest(t, s)
 	s.SetFaults(Faults{RefuseUntil: time.Now().Add(time.Hour)})
@@ -198,6 +202,7 @@ func TestListenAndServeStopsDuringRefusal(t *testing.T) {
 }
 
 func TestListenAndServeRefusalLiftedEarly(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, func(c *Config) { c.Now = time.Now })
 	base, _, _ := serveForTest(t, s)
 	q := query(t, nil)
@@ -233,6 +238,7 @@ func TestListenAndServeRefusalLiftedEarly(t *testing.T) {
 // a refusal cuts each API request without an answer; the control
 // endpoints still answer.
 func TestRefusalCutsRequestsElsewhere(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, nil)
 	srv := newHTTPServer(t, s)
 	q := query(t, nil)
@@ -259,6 +265,7 @@ func TestRefusalCutsRequestsElsewhere(t *testing.T) {
 // that gives up while its request sleeps the latency is neither counted
 // nor answered, and the message is not touched.
 func TestClientThatHangsUpDuringLatency(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, func(c *Config) {
 		c.Now = time.Now
 		c.LatencyMin, c.LatencyMax = 400*time.Millisecond, 400*time.Millisecond
@@ -281,6 +288,7 @@ func TestClientThatHangsUpDuringLatency(t *testing.T) {
 // late; a client that gives up meanwhile never learns that its recall
 // happened, and the next call meets 20023.
 func TestAnswerDelay(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, func(c *Config) { c.Now = time.Now })
 	srv := newHTTPServer(t, s)
 	rep := httpDo(t, http.MethodPost, srv.URL+"/sim/faults", `{"AnswerDelay":"400ms"}`)

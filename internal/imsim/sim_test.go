@@ -15,6 +15,7 @@ import (
 )
 
 func TestNewValidates(t *testing.T) {
+	t.Parallel()
 	valid := func() Config { return Config{SDKAppID: testAppID, SecretKey: testKey} }
 	tests := []struct {
 		name  string
@@ -49,6 +50,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestNewDefaults(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, nil) // fake clock that stands still: one window
 	q := query(t, nil)
 	var got []int
@@ -67,6 +69,7 @@ func TestNewDefaults(t *testing.T) {
 
 // TestChecks pins the code of every check of a request, row by row.
 func TestChecks(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, func(c *Config) { c.Admins = []string{"admin", "ops"} })
 	set := func(k, v string) func(url.Values) { return func(q url.Values) { q.Set(k, v) } }
 	del := func(k string) func(url.Values) { return func(q url.Values) { q.Del(k) } }
@@ -198,6 +201,7 @@ func TestChecks(t *testing.T) {
 }
 
 func TestUserSigExpiry(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, nil)
 	q := query(t, func(v url.Values) { v.Set("usersig", userSig(t, testAppID, testKey, "admin", 3600)) })
 	tests := []struct {
@@ -224,6 +228,7 @@ func TestUserSigExpiry(t *testing.T) {
 }
 
 func TestStoreOutcomes(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, nil)
 	q := query(t, nil)
 	s.DropAccount("gone")
@@ -284,6 +289,7 @@ func TestStoreOutcomes(t *testing.T) {
 }
 
 func TestForce(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestSim(t, nil)
 	q := query(t, nil)
 	codes := func(from, to, mk string, n int) []int {
@@ -352,6 +358,7 @@ func TestForce(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
+	t.Parallel()
 	q := query(t, nil)
 	badSig := query(t, func(v url.Values) { v.Set("usersig", "x") })
 
@@ -448,6 +455,7 @@ func TestFaults(t *testing.T) {
 }
 
 func TestLatency(t *testing.T) {
+	t.Parallel()
 	t.Run("a client that goes away is not answered or counted", func(t *testing.T) {
 		s, _ := newTestSim(t, func(c *Config) { c.LatencyMin, c.LatencyMax = time.Hour, time.Hour })
 		ctx, cancel := context.WithCancel(context.Background())
@@ -471,6 +479,7 @@ func TestLatency(t *testing.T) {
 }
 
 func TestLogsNoSecrets(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	s, _ := newTestSim(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -13,6 +13,7 @@ import (
 // TestRateWindow drives the sliding window with an injected clock: each step
 // advances the clock, then makes calls, and expects their codes.
 func TestRateWindow(t *testing.T) {
+	t.Parallel()
 	type step struct {
 		advance time.Duration
 		calls   int
@@ -125,6 +126,7 @@ func TestRateWindow(t *testing.T) {
 // each arrival decides it, and MaxInAnyWindow is the largest count of all
 // arrivals including the arrival.
 func TestMeterMatchesBruteForce(t *testing.T) {
+	t.Parallel()
 	const window = time.Second
 	for seed := range uint64(6) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
@@ -207,6 +209,7 @@ func TestMeterMatchesBruteForce(t *testing.T) {
 }
 
 func TestMeterClockBackwards(t *testing.T) {
+	t.Parallel()
 	start := time.Unix(1_700_000_000, 0)
 	m := newMeter(10, time.Second, start)
 	for _, at := range []time.Duration{2 * time.Second, time.Second, -time.Hour} {
@@ -223,6 +226,7 @@ func TestMeterClockBackwards(t *testing.T) {
 // TestConcurrency runs many calls at one instant from many goroutines over
 // real HTTP, with Stats, SetFaults and Fate read and written meanwhile.
 func TestConcurrency(t *testing.T) {
+	t.Parallel()
 	const (
 		capacity   = 50
 		goroutines = 16
@@ -292,6 +296,7 @@ func postRecall(t testing.TB, base, q, from, to, msgKey string) int {
 }
 
 func TestMaxWindowEnd(t *testing.T) {
+	t.Parallel()
 	s, clock := newTestSim(t, func(c *Config) { c.Cap = 10 })
 	q := query(t, nil)
 	if st := s.Stats(); !st.MaxWindowEnd.IsZero() {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestValidMsgKey(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		key  string
 		want bool
@@ -36,6 +37,7 @@ func TestValidMsgKey(t *testing.T) {
 }
 
 func TestMsgIDDoesNotCollide(t *testing.T) {
+	t.Parallel()
 	triples := [][3]string{
 		{"ab", "c", "1_1_1"},
 		{"a", "bc", "1_1_1"},
@@ -56,6 +58,7 @@ func TestMsgIDDoesNotCollide(t *testing.T) {
 // TestStoreMillion recalls a million messages through the store and checks
 // that each answers 0 once, then 20023, within a bounded amount of memory.
 func TestStoreMillion(t *testing.T) {
+	t.Parallel()
 	n := 1_000_000
 	if testing.Short() {
 		n = 100_000

@@ -8,6 +8,7 @@ import (
 )
 
 func TestTailDrawsTheMedianAndP99(t *testing.T) {
+	t.Parallel()
 	tail, err := ParseTail("80ms,600ms")
 	if err != nil {
 		t.Fatal(err)

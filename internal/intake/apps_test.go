@@ -52,6 +52,7 @@ func (e *env) queueSize(t *testing.T, queue string) int {
 }
 
 func TestEachAppsRecallsGoToItsQueue(t *testing.T) {
+	t.Parallel()
 	e := twoAppEnv(t)
 	for _, tc := range []struct {
 		name, path, body string
@@ -114,6 +115,7 @@ func payloadApp(t *testing.T, info *asynq.TaskInfo) uint64 {
 // a missing, malformed or unknown one is refused, naming the parameter,
 // the fix and the apps the token may use.
 func TestAppMustBeNamedWithSeveralApps(t *testing.T) {
+	t.Parallel()
 	e := twoAppEnv(t)
 	both := "1400000000 (prod) or 1400000001 (staging)"
 	for _, tc := range []refusal{
@@ -145,6 +147,7 @@ func TestAppMustBeNamedWithSeveralApps(t *testing.T) {
 // TestOneAppNeedsNoName: an intake of one app takes requests without the
 // app, and with it when it is that app.
 func TestOneAppNeedsNoName(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for path, want := range map[string]int{
 		"/v1/recalls":                           http.StatusAccepted,
@@ -170,6 +173,7 @@ func TestOneAppNeedsNoName(t *testing.T) {
 // B (403) nor read B's tasks, and learns nothing of the apps it may not
 // use; a client without a token learns nothing of any app.
 func TestTokenLimitedToApps(t *testing.T) {
+	t.Parallel()
 	e := twoAppEnv(t)
 	body := recallJSON("a", "b", "1_1_1")
 	for _, path := range []string{"/v1/recalls?sdkappid=1400000001", "/v1/group-recalls?sdkappid=1400000001"} {
@@ -231,6 +235,7 @@ func TestTokenLimitedToApps(t *testing.T) {
 // are no longer its to read; a token of every app finds tasks of each app
 // in the legacy queues too.
 func TestLimitedTokenCannotReadAnotherAppsTask(t *testing.T) {
+	t.Parallel()
 	before := newEnv(t, func(c *Config) { c.SDKAppID, c.Apps = 0, twoApps }) // billing may use every app
 	rec := before.do(t, http.MethodPost, "/v1/recalls?sdkappid=1400000001", billingToken.Secret, recallJSON("a", "b", "2_2_2"))
 	if rec.Code != http.StatusAccepted {
@@ -276,6 +281,7 @@ func TestLimitedTokenCannotReadAnotherAppsTask(t *testing.T) {
 }
 
 func TestNewRefusesBadApps(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		cfg  Config

@@ -14,6 +14,7 @@ import (
 )
 
 func TestParseTokens(t *testing.T) {
+	t.Parallel()
 	const secret = "s3cret-value-42"
 	for _, tc := range []struct {
 		name string
@@ -66,6 +67,7 @@ func TestParseTokens(t *testing.T) {
 }
 
 func TestTokenPrintsWithoutItsSecret(t *testing.T) {
+	t.Parallel()
 	var logs logtest.Buffer
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("x", "token", opsToken)
 	for _, s := range []string{
@@ -82,6 +84,7 @@ func TestTokenPrintsWithoutItsSecret(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := recallJSON("vinson", "dramon", "31906_833502_1572869830")
 	addr := 0
@@ -143,6 +146,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestHealthAndSpecNeedNoToken(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, path := range []string{"/healthz", "/readyz", "/openapi.yaml"} {
 		if rec := e.do(t, http.MethodGet, path, "", ""); rec.Code != http.StatusOK {
@@ -152,6 +156,7 @@ func TestHealthAndSpecNeedNoToken(t *testing.T) {
 }
 
 func TestRateLimitPerToken(t *testing.T) {
+	t.Parallel()
 	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	e := newEnv(t, func(c *Config) { c.Rate, c.Burst, c.Now = 0.5, 3, clock.Now })
 	// A malformed ID is answered 404 without Redis, after authentication
@@ -199,6 +204,7 @@ func TestRateLimitPerToken(t *testing.T) {
 }
 
 func TestConstantTimeLookupFindsEachClient(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, tok := range []Token{opsToken, billingToken} {
 		if c := e.s.lookup(tok.Secret); c == nil || c.name != tok.Name {

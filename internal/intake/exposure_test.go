@@ -12,6 +12,7 @@ import (
 // The intake listens on loopback unless told otherwise, and warns that it
 // serves plain HTTP when told to listen beyond it.
 func TestLoopbackByDefaultAndPlainHTTPWarning(t *testing.T) {
+	t.Parallel()
 	if !dashboard.IsLoopback(DefaultAddr) {
 		t.Errorf("DefaultAddr %q is not a loopback address", DefaultAddr)
 	}

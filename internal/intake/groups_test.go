@@ -41,6 +41,7 @@ func groupQueued(group, topic string, status string, seqs ...uint64) []Queued {
 }
 
 func TestPostGroupRecallQueuesOneTaskPerSeq(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := `{"GroupId":"@TGS#2J4SZEAEL","TopicId":"@TGS#2J4SZEAEL@TOPIC#_news","MsgSeq":[101,102,105],"reason":"spam wave"}`
 	rec := e.do(t, http.MethodPost, "/v1/group-recalls", opsToken.Secret, body)
@@ -74,6 +75,7 @@ func TestPostGroupRecallQueuesOneTaskPerSeq(t *testing.T) {
 }
 
 func TestPostGroupRecallIsIdempotentPerSeq(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const g = "@TGS#group1"
 	if res := e.postGroup(t, opsToken.Secret, groupJSON(g, "", 1, 2)); res.StatusCode != http.StatusAccepted {
@@ -111,6 +113,7 @@ func TestPostGroupRecallIsIdempotentPerSeq(t *testing.T) {
 // same message, who asked and why: same ID, type, queue, payload, retry
 // budget, timeout and retention. The worker cannot tell the doors apart.
 func TestGroupTaskIsWhatEnqueueQueues(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
 	g := tasks.GroupRecall{GroupID: "@TGS#same", TopicID: "@TGS#same@TOPIC#_t", MsgSeq: 42,
@@ -154,6 +157,7 @@ func TestGroupTaskIsWhatEnqueueQueues(t *testing.T) {
 }
 
 func TestBadGroupRequestsNameTheField(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []refusal{
 		{"empty GroupId", `{"GroupId":"","MsgSeq":[1]}`,
 			422, []string{"GroupId"}, []int{-1}, "the group recall is invalid; nothing was queued: GroupId: is empty: give the GroupId"},
@@ -220,6 +224,7 @@ func TestBadGroupRequestsNameTheField(t *testing.T) {
 // A group request carries at most MaxBatch seqs, the bound of a batch of
 // one-to-one recalls: 1000 unless configured.
 func TestGroupSeqLimit(t *testing.T) {
+	t.Parallel()
 	seqs := func(n int) []uint64 {
 		out := make([]uint64, n)
 		for i := range out {
@@ -255,6 +260,7 @@ func TestGroupSeqLimit(t *testing.T) {
 }
 
 func TestGroupBodyLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.MaxBodyBytes = 2048 })
 	body := `{"GroupId":"g","MsgSeq":[1],"reason":"` + strings.Repeat(" ", 2048) + `"}`
 	rec := e.do(t, http.MethodPost, "/v1/group-recalls", opsToken.Secret, body)
@@ -272,6 +278,7 @@ func TestGroupBodyLimit(t *testing.T) {
 // The group door is guarded as /v1/recalls is: a bearer token, the
 // token's rate, the flood guard.
 func TestGroupRecallsNeedAToken(t *testing.T) {
+	t.Parallel()
 	clock := &fakeClock{now: time.Now()}
 	e := newEnv(t, func(c *Config) { c.Rate, c.Burst, c.Now = 0.001, 1, clock.Now })
 	body := groupJSON("g", "", 1)
@@ -302,6 +309,7 @@ func TestGroupRecallsNeedAToken(t *testing.T) {
 }
 
 func TestGroupRecallsRedisDownIsUnavailable(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("TEST_REDIS_URL") != "" {
 		t.Skip("TEST_REDIS_URL is set: the shared server cannot be stopped")
 	}
@@ -322,6 +330,7 @@ func TestGroupRecallsRedisDownIsUnavailable(t *testing.T) {
 // GET /v1/recalls/{id} answers for a group task as for a one-to-one one,
 // naming the message, to the token that queued it only.
 func TestGetGroupTask(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const group, topic = "@TGS#g", "@TGS#g@TOPIC#_t"
 	rec := e.do(t, http.MethodPost, "/v1/group-recalls", opsToken.Secret, groupJSON(group, topic, 7))

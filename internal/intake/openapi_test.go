@@ -61,6 +61,7 @@ func specRoute(t *testing.T, doc *openapi3.T, op string) *routers.Route {
 }
 
 func TestOpenAPIRoutesMatchHandler(t *testing.T) {
+	t.Parallel()
 	doc := loadSpec(t)
 	e := newEnv(t)
 	var handled []string
@@ -96,6 +97,7 @@ var specTypes = map[string]any{
 }
 
 func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
+	t.Parallel()
 	doc := loadSpec(t)
 	if got, want := slices.Sorted(maps.Keys(doc.Components.Schemas)), slices.Sorted(maps.Keys(specTypes)); !slices.Equal(got, want) {
 		t.Fatalf("the spec's schemas are %q; the Go types cover %q", got, want)
@@ -166,6 +168,7 @@ func openAPIType(t reflect.Type) string {
 // answer valid by the spec. The path parameters' examples then look up
 // what was queued.
 func TestOpenAPIExamplesAreAccepted(t *testing.T) {
+	t.Parallel()
 	doc := loadSpec(t)
 	e := newEnv(t)
 	var sent int
@@ -207,6 +210,7 @@ func TestOpenAPIExamplesAreAccepted(t *testing.T) {
 // for every operation and checks each against the spec; an answer the spec
 // does not document fails too.
 func TestOpenAPIResponsesMatchHandler(t *testing.T) {
+	t.Parallel()
 	doc := loadSpec(t)
 	e := newEnv(t)
 	clock := &fakeClock{now: time.Now()}

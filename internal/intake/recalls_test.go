@@ -12,6 +12,7 @@ import (
 )
 
 func TestPostOneRecallIsIdempotent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := `{"From_Account":"vinson","To_Account":"dramon","MsgKey":"31906_833502_1572869830","reason":"abuse report 7731"}`
 	want := taskID("vinson", "dramon", "31906_833502_1572869830")
@@ -50,6 +51,7 @@ func TestPostOneRecallIsIdempotent(t *testing.T) {
 }
 
 func TestPostBatchIsIdempotentPerRecall(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	first := batchJSON(recallJSON("s", "u1", "1_1_1"), recallJSON("s", "u2", "1_1_2"))
 	rec := e.post(t, first)
@@ -85,6 +87,7 @@ func TestPostBatchIsIdempotentPerRecall(t *testing.T) {
 }
 
 func TestBadRequestsNameTheFieldAndRow(t *testing.T) {
+	t.Parallel()
 	good := recallJSON("s", "u1", "1_1_1")
 	for _, tc := range []refusal{
 		{"single with an empty MsgKey", `{"From_Account":"a","To_Account":"b","MsgKey":""}`,
@@ -147,6 +150,7 @@ func TestBadRequestsNameTheFieldAndRow(t *testing.T) {
 }
 
 func TestBatchLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.MaxBatch = 5 })
 	rows := func(n int) string {
 		var rs []string
@@ -174,6 +178,7 @@ func TestBatchLimit(t *testing.T) {
 }
 
 func TestDefaultBatchLimitIsAThousand(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var rs []string
 	for i := range DefaultMaxBatch + 1 {
@@ -198,6 +203,7 @@ func TestDefaultBatchLimitIsAThousand(t *testing.T) {
 }
 
 func TestBodyLimit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		limit int64 // 0 = the default
@@ -229,6 +235,7 @@ func TestBodyLimit(t *testing.T) {
 }
 
 func TestRedisDownIsUnavailable(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("TEST_REDIS_URL") != "" {
 		t.Skip("TEST_REDIS_URL is set: the shared server cannot be stopped")
 	}

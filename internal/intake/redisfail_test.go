@@ -15,6 +15,7 @@ import (
 // in its log, rather than "Redis did not answer", which sends people
 // looking for an outage.
 func TestRefusedRedisPasswordIsNamed(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t, "--requirepass", "right-pass-7")
 	logs := &logtest.Buffer{}
 	s, err := New(Config{RedisURL: "redis://:wrong-pass-8@" + rs.Addr + "/0", SDKAppID: testApp,

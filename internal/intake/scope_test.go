@@ -10,6 +10,7 @@ import (
 // from the accounts and MsgKey, so reading any ID would tell any client
 // whether any message was recalled.
 func TestTokenReadsOnlyWhatItQueued(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if rec := e.post(t, recallJSON("alice", "bob", "1_2_3")); rec.Code != http.StatusAccepted {
 		t.Fatalf("POST: %d %s", rec.Code, rec.Body)

@@ -12,6 +12,7 @@ import (
 )
 
 func TestListenAndServeShutsDownGracefully(t *testing.T) {
+	t.Parallel()
 	clock := &fakeClock{now: time.Now()}
 	e := newEnv(t, func(c *Config) { c.Addr, c.Now = "127.0.0.1:0", clock.Now })
 	ctx, stop := context.WithCancel(context.Background())
@@ -97,6 +98,7 @@ func TestListenAndServeShutsDownGracefully(t *testing.T) {
 }
 
 func TestListenAndServeReportsABusyAddress(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.Addr = "127.0.0.1:0" })
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -111,6 +113,7 @@ func TestListenAndServeReportsABusyAddress(t *testing.T) {
 }
 
 func TestNewNamesTheBadField(t *testing.T) {
+	t.Parallel()
 	base := Config{SDKAppID: testApp, Tokens: []Token{opsToken}}
 	for _, tc := range []struct {
 		name string

@@ -12,6 +12,7 @@ import (
 )
 
 func TestGetQueuedTask(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rec := e.post(t, recallJSON("vinson", "dramon", "31906_833502_1572869830"))
 	if rec.Code != http.StatusAccepted {
@@ -46,6 +47,7 @@ func TestGetQueuedTask(t *testing.T) {
 }
 
 func TestGetFindsBulkTasks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := tasks.Recall{SDKAppID: testApp, FromAccount: "s", ToAccount: "u", MsgKey: "1_1_1", Campaign: "spam wave",
 		RequestedBy: opsToken.Name} // a token reads what was queued in its name
@@ -68,6 +70,7 @@ func TestGetFindsBulkTasks(t *testing.T) {
 }
 
 func TestGetUnknownTaskIs404(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	// Both lanes exist, neither holds the task.
 	if rec := e.post(t, recallJSON("a", "b", "1_1_1")); rec.Code != http.StatusAccepted {

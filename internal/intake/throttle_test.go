@@ -11,6 +11,7 @@ import (
 // token, and /metrics counts them. A client with a good token from another
 // address is not affected.
 func TestFailedTokensAreThrottledPerAddress(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const bad = "guess-0123456789abcdef"
 	codes := map[int]int{}

@@ -22,6 +22,7 @@ func startAuthServer(t *testing.T) *redistest.Server {
 }
 
 func TestAuthReachesQueuesAndLimiter(t *testing.T) {
+	t.Parallel()
 	s := startAuthServer(t)
 	for _, tc := range []struct{ name, url string }{
 		{"password", "redis://:default-pw-7Hq@" + s.Addr + "/0"},
@@ -44,6 +45,7 @@ func TestAuthReachesQueuesAndLimiter(t *testing.T) {
 // Every path that talks to Redis with a wrong or missing password fails,
 // and no error (nor the Conn's String) carries the password.
 func TestWrongPasswordFailsWithoutShowingIt(t *testing.T) {
+	t.Parallel()
 	s := startAuthServer(t)
 	const secret = "wrong-pw-Qm4"
 	for _, tc := range []struct{ name, url, secret string }{

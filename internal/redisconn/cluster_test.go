@@ -16,6 +16,7 @@ import (
 // grants and pauses (every key of a bucket in one slot, so no CROSSSLOT),
 // and the real worker takes every task to completed.
 func TestClusterRunsQueuesWorkerAndLimiter(t *testing.T) {
+	t.Parallel()
 	c := redistest.StartCluster(t, redistest.ClusterConfig{Password: "cluster-pw-8Vb"})
 	conn, err := redisconn.Parse(c.URL)
 	if err != nil {
@@ -48,6 +49,7 @@ func TestClusterRunsQueuesWorkerAndLimiter(t *testing.T) {
 // rediss-cluster:// with a private CA and a client certificate reaches
 // every node over TLS: the cluster's redirections name TLS ports.
 func TestClusterOverTLS(t *testing.T) {
+	t.Parallel()
 	c := redistest.StartCluster(t, redistest.ClusterConfig{Password: "cluster-pw-8Vb", TLS: true})
 	conn, err := redisconn.ParseWith(c.URL, redisconn.Options{CAFile: c.Certs.CAFile,
 		CertFile: c.Certs.ClientCertFile, KeyFile: c.Certs.ClientKeyFile})

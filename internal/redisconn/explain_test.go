@@ -14,6 +14,7 @@ import (
 // Each way of failing to reach the queues is explained by its own fix, not
 // by "is Redis up?", through go-redis and through asynq's wrapping alike.
 func TestExplainNamesTheFix(t *testing.T) {
+	t.Parallel()
 	rs := redistest.Start(t, "--requirepass", "right-pass-1")
 	port, err := redistest.FreePort()
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 )
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, url string
 		wantAddr  string
@@ -53,6 +54,7 @@ func TestParse(t *testing.T) {
 // Each URL form maps to asynq's option of its kind, with the same servers
 // and credentials as the go-redis client.
 func TestParseSentinelAndCluster(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, url string
 		want      asynq.RedisConnOpt
@@ -102,6 +104,7 @@ func TestParseSentinelAndCluster(t *testing.T) {
 }
 
 func TestParseRefusesBadMultiHostURLs(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, url, hint string }{
 		{"no master", "redis-sentinel://:s3cret@h1:1,h2:2/0", "?master=NAME"},
 		{"unknown option", "redis-sentinel://:s3cret@h1:1/0?master=m&dial_timeout=3", "dial_timeout"},
@@ -130,6 +133,7 @@ func TestParseRefusesBadMultiHostURLs(t *testing.T) {
 }
 
 func TestOptionsMustFitTheURL(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "not.pem")
 	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
@@ -161,6 +165,7 @@ func TestOptionsMustFitTheURL(t *testing.T) {
 }
 
 func TestOptionsReachTheClients(t *testing.T) {
+	t.Parallel()
 	c, err := ParseWith("rediss-sentinel://:pw@s1:1,s2:2/0?master=m",
 		Options{InsecureSkipVerify: true, SentinelUsername: "watcher", SentinelPassword: "spw"})
 	if err != nil {
@@ -198,6 +203,7 @@ func TestOptionsFromEnv(t *testing.T) {
 }
 
 func TestWithRetriesReachesBothClients(t *testing.T) {
+	t.Parallel()
 	r := Retries{Max: 7, MinBackoff: time.Millisecond, MaxBackoff: time.Second}
 	for _, url := range []string{"redis://h:1/0", "redis-sentinel://s:1/0?master=m", "redis-cluster://n:1"} {
 		t.Run(url, func(t *testing.T) {
@@ -232,6 +238,7 @@ func TestWithRetriesReachesBothClients(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"redis://:s3cret@h:1/0":                         "redis://:xxxxx@h:1/0",
 		"redis://u:s3cret@h:1/0":                        "redis://u:xxxxx@h:1/0",

@@ -35,6 +35,7 @@ func startSentinelSet(t *testing.T) (*redistest.SentinelSet, *redisconn.Conn) {
 }
 
 func TestSentinelRunsQueuesWorkerAndLimiter(t *testing.T) {
+	t.Parallel()
 	_, conn := startSentinelSet(t)
 	checkQueuesAndLimiter(t, conn)
 
@@ -74,6 +75,7 @@ func TestSentinelRunsQueuesWorkerAndLimiter(t *testing.T) {
 // waits for the replica to hold every acknowledged write; the workers'
 // writes then hang and die with the primary, unacknowledged.
 func TestSentinelFailoverDuringProcessing(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow: kills the primary and waits for the sentinels' failover")
 	}

@@ -12,6 +12,7 @@ import (
 // then every form of the URL, redacted or not, shows the password's tail.
 // The error says which part is wrong instead.
 func TestBadURLErrorsNeverShowThePassword(t *testing.T) {
+	t.Parallel()
 	const pw = "Zq8/r?k#T2@x"
 	for _, tc := range []struct {
 		name, url, want string
@@ -46,6 +47,7 @@ func TestBadURLErrorsNeverShowThePassword(t *testing.T) {
 
 // A percent-encoded password parses, and reaches the client decoded.
 func TestEncodedPasswordParses(t *testing.T) {
+	t.Parallel()
 	c, err := Parse("redis://:" + url.PathEscape("Zq8/r?k#T2@x") + "@cache:6379/0")
 	if err != nil {
 		t.Fatal(err)

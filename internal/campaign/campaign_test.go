@@ -306,7 +306,7 @@ func TestFeederKeepsOnlyTheWindowInAsynq(t *testing.T) {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
 	e.startFeeder(ctx, &wg, FeederConfig{Window: 300, Batch: 100})
-	e.waitFor("the window to fill", 10*time.Second, func() bool { return e.status("window").InQueue == 300 })
+	e.waitFor("the window to fill", 10*time.Second, func() bool { return e.status("window").InQueue == 300 && e.pending() == 300 })
 	time.Sleep(200 * time.Millisecond) // several more passes
 	cancel()
 	wg.Wait()
@@ -462,7 +462,8 @@ func TestReconciliationSettlesTasksWhoseEndWasNeverRecorded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() { cancel(); wg.Wait() }()
 	e.startFeeder(ctx, &wg, FeederConfig{SyncInterval: 100 * time.Millisecond})
-	e.waitFor("the rows to be queued", 5*time.Second, func() bool { return e.status("lost").InQueue == 3 })
+	// The window counts a row before its task is queued: wait for asynq.
+	e.waitFor("the rows to be queued", 5*time.Second, func() bool { return e.status("lost").InQueue == 3 && e.pending() == 3 })
 	id := func(r row) string {
 		return tasks.Recall{SDKAppID: testApp, FromAccount: r.from, ToAccount: r.to, MsgKey: r.msgKey}.TaskID()
 	}

@@ -247,6 +247,18 @@ func (e *env) status(name string) Status {
 	return s
 }
 
+// pending is how many tasks wait in asynq's bulk queue of the test app
+// (-1 when asynq cannot say). A campaign's window counts a row before the
+// feeder has queued its task, so a test that acts on the tasks waits for
+// this too.
+func (e *env) pending() int {
+	qi, err := e.insp.GetQueueInfo(bulkQ)
+	if err != nil {
+		return -1
+	}
+	return qi.Pending
+}
+
 // waitState waits until the campaign is in state s.
 func (e *env) waitState(name string, s State, limit time.Duration) Status {
 	e.t.Helper()

@@ -93,7 +93,7 @@ func TestPausedBulkQueuePausesFeeding(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.startPipeline(pipelineOptions{feeder: FeederConfig{Window: 5}})
-	e.waitFor("the feeder to take the lock", 5*time.Second, func() bool {
+	e.waitFor("the feeder to take the lock", 15*time.Second, func() bool {
 		n, _ := e.rdb.Exists(context.Background(), feedKeysFor(testApp).lock).Result()
 		return n == 1
 	})
@@ -144,7 +144,7 @@ func TestRetryRunNowByHandCountsAsQueued(t *testing.T) {
 	if err := e.insp.RunTask(bulkQ, taskIDOfRow(rows[0])); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("the task run now to count as queued", 5*time.Second, func() bool {
+	e.waitFor("the task run now to count as queued", 15*time.Second, func() bool {
 		st := e.status("runnow")
 		return st.Retrying == 0 && st.InQueue == 1
 	})

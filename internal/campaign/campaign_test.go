@@ -394,7 +394,7 @@ func TestFeederLockHandsOver(t *testing.T) {
 	ctxB, stopB := context.WithCancel(context.Background())
 	defer stopB()
 	a := e.startFeeder(ctxA, &wgA, cfg)
-	e.waitFor("a to lead", 5*time.Second, a.Leader)
+	e.waitFor("a to lead", 15*time.Second, a.Leader)
 	b := e.startFeeder(ctxB, &wgB, cfg)
 	time.Sleep(300 * time.Millisecond)
 	if b.Leader() {
@@ -403,9 +403,9 @@ func TestFeederLockHandsOver(t *testing.T) {
 	// A stops (SIGTERM): it releases the lock, B takes over and feeds.
 	stopA()
 	wgA.Wait()
-	e.waitFor("b to lead", 5*time.Second, b.Leader)
+	e.waitFor("b to lead", 15*time.Second, b.Leader)
 	e.importRows("handover", msgRows(0, 50))
-	e.waitFor("b to feed", 5*time.Second, func() bool { return e.status("handover").InQueue == 50 })
+	e.waitFor("b to feed", 15*time.Second, func() bool { return e.status("handover").InQueue == 50 })
 
 	// B is killed: its lock stays until it expires, then C takes over.
 	stopB()
@@ -421,9 +421,9 @@ func TestFeederLockHandsOver(t *testing.T) {
 	if c.Leader() {
 		t.Fatal("c took a lock that was still held")
 	}
-	e.waitFor("c to lead once the dead holder's lock expired", 5*time.Second, c.Leader)
+	e.waitFor("c to lead once the dead holder's lock expired", 15*time.Second, c.Leader)
 	e.importRows("after-kill", msgRows(100, 120))
-	e.waitFor("c to feed", 5*time.Second, func() bool { return e.status("after-kill").InQueue == 20 })
+	e.waitFor("c to feed", 15*time.Second, func() bool { return e.status("after-kill").InQueue == 20 })
 }
 
 func TestListShowsEveryCampaignNewestFirst(t *testing.T) {
@@ -463,7 +463,7 @@ func TestReconciliationSettlesTasksWhoseEndWasNeverRecorded(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 	e.startFeeder(ctx, &wg, FeederConfig{SyncInterval: 100 * time.Millisecond})
 	// The window counts a row before its task is queued: wait for asynq.
-	e.waitFor("the rows to be queued", 5*time.Second, func() bool { return e.status("lost").InQueue == 3 && e.pending() == 3 })
+	e.waitFor("the rows to be queued", 15*time.Second, func() bool { return e.status("lost").InQueue == 3 && e.pending() == 3 })
 	id := func(r row) string {
 		return tasks.Recall{SDKAppID: testApp, FromAccount: r.from, ToAccount: r.to, MsgKey: r.msgKey}.TaskID()
 	}

@@ -79,8 +79,11 @@ func TestLateSendAsksForAnotherSlot(t *testing.T) {
 	if got := sim.Fate(r.FromAccount, r.ToAccount, r.MsgKey); len(got) != 1 {
 		t.Errorf("simulator saw %v, want exactly one call", got)
 	}
-	if st := lim.Stats(); st.LateDrops != 1 {
-		t.Errorf("limiter LateDrops = %d, want 1", st.LateDrops)
+	// The handler's own check dropped one; Wait may drop more on a busy
+	// machine (a grant answer or a wake-up late), which it counts apart.
+	if st := lim.Stats(); st.LateDrops-st.LateGrantDrops-st.LateWakeDrops != 1 {
+		t.Errorf("limiter LateDrops = %d (grant %d, wake-up %d), want 1 dropped before the send",
+			st.LateDrops, st.LateGrantDrops, st.LateWakeDrops)
 	}
 }
 

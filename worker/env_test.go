@@ -162,20 +162,54 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
-// noSlots pauses the test app's bucket for d: two rate-limit answers
-// within a second (one alone is isolated and pauses nothing).
+// noSlots pauses the test app's bucket for d.
 func (e *env) noSlots(d time.Duration) {
 	e.t.Helper()
+	noSlots(e.t, e.lim, d)
+}
+
+// noSlots pauses lim's bucket for d: two rate-limit answers within a
+// second (one alone is isolated and pauses nothing). It checks that no
+// slot is granted.
+func noSlots(t *testing.T, lim *limiter.Limiter, d time.Duration) {
+	t.Helper()
 	for range 2 {
-		if err := e.lim.SlowDown(context.Background(), d); err != nil {
-			e.t.Fatal(err)
+		if err := lim.SlowDown(context.Background(), d); err != nil {
+			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if p, err := e.lim.Wait(ctx, limiter.Urgent); err == nil {
-		e.t.Fatalf("the bucket still grants slots (one at %s) after two rate-limit answers", p.Slot.Format(time.RFC3339Nano))
+	if p, err := lim.Wait(ctx, limiter.Urgent); err == nil {
+		t.Fatalf("the bucket still grants slots (one at %s) after two rate-limit answers", p.Slot.Format(time.RFC3339Nano))
 	}
+}
+
+// lastAttempt queues r with no retry at all and the given deadline (its
+// first attempt is its last), and returns its task ID.
+func (e *env) lastAttempt(r tasks.Recall, timeout time.Duration) string {
+	e.t.Helper()
+	return e.rawTask(r, asynq.Queue(urgentQ), asynq.MaxRetry(0), asynq.Timeout(timeout), asynq.Retention(time.Hour))
+}
+
+// rawTask queues r (of the test app unless it names another) with asynq's
+// own client and opts, bypassing the enqueue library's options, and
+// returns its task ID.
+func (e *env) rawTask(r tasks.Recall, opts ...asynq.Option) string {
+	e.t.Helper()
+	if r.SDKAppID == 0 {
+		r.SDKAppID = testApp
+	}
+	payload, err := r.Encode()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
+	defer c.Close()
+	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeRecall, payload), append([]asynq.Option{asynq.TaskID(r.TaskID())}, opts...)...); err != nil {
+		e.t.Fatal(err)
+	}
+	return r.TaskID()
 }
 
 // recall queues a recall of a fresh message named by key's suffix.

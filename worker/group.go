@@ -50,14 +50,14 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 		case a = <-m.out:
 		case <-ctx.Done():
 			if h.batches.leave(b, m) {
-				return &retryLater{reason: "not called: " + context.Cause(ctx).Error(), err: context.Cause(ctx)}
+				return goBack("not called", context.Cause(ctx))
 			}
 			// The call is out: whatever it did, a later run of the task
 			// reads it (a recalled seq answers done).
-			return &retryLater{reason: "the group call's answer did not come before the task ended: " + context.Cause(ctx).Error(), err: context.Cause(ctx)}
+			return goBack("the group call's answer did not come before the task ended", context.Cause(ctx))
 		}
 		if !a.called {
-			return &retryLater{reason: "not called: " + a.err.Error(), err: a.err}
+			return goBack("not called", a.err)
 		}
 		ev := Event{TaskID: id, Queue: queue, Recall: GroupRecallAsRecall(g), Group: &g, CallSeqs: a.seqs,
 			Code: NoAnswer, Class: Transient, Waited: a.started.Sub(m.joined), Latency: a.done.Sub(a.permit.Slot)}

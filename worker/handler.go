@@ -311,7 +311,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			// Shutting down, out of time while waiting, or the limiter's
 			// Redis is unreachable: waiting is not failing; back to the
 			// queue without using a retry.
-			return &retryLater{reason: "not called: " + werr.Error(), err: werr}
+			return goBack("not called", werr)
 		}
 		if err := permit.Admit(h.cfg.Now()); err != nil {
 			// Descheduled or stopped since the slot: the call would land in
@@ -328,22 +328,22 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			Waited: permit.Waited, Latency: done.Sub(permit.Slot)}
 		var err error
 		again := false
-		if callErr != nil && ctx.Err() != nil {
-			// The task's own context ended while the call was out (asynq's
-			// deadline, a stop): neither the task's failure nor a Tencent
-			// outage. Whatever the call did, a later run reads it (a
-			// recalled message answers 20023, done).
+		if callErr != nil {
 			ev.Err = callErr
-			cause := context.Cause(ctx)
-			err = &retryLater{reason: "the call's answer did not come before the task ended: " + cause.Error(), err: cause}
-		} else if callErr != nil {
-			ev.Err = callErr
-			if o, bad := ClassifyTransport(callErr); bad {
+			o, bad := ClassifyTransport(callErr)
+			switch {
+			case ctx.Err() != nil:
+				// The task's own context ended while the call was out
+				// (asynq's deadline, a stop): neither the task's failure
+				// nor a Tencent outage. Whatever the call did, a later run
+				// reads it (a recalled message answers 20023, done).
+				err = goBack("the call's answer did not come before the task ended", context.Cause(ctx))
+			case bad:
 				// The path to Tencent is misconfigured: not the task's fault.
 				ev.Class = Configuration
 				h.breaker.failure(ctx, log, o, probe)
 				err = h.configError(ctx, log, o)
-			} else {
+			default:
 				err = h.transient(ctx, log, Classify(NoAnswer), callErr)
 			}
 		} else {
@@ -620,6 +620,12 @@ type retryLater struct {
 
 func (e *retryLater) Error() string { return e.reason }
 func (e *retryLater) Unwrap() error { return e.err }
+
+// goBack sends the task back at once, without using a retry, because of
+// cause (the task's context ending, the limiter failing): "what: cause".
+func goBack(what string, cause error) *retryLater {
+	return &retryLater{reason: what + ": " + cause.Error(), err: cause}
+}
 
 // IsFailure is asynq's Config.IsFailure: waiting, rate limits, shutdown,
 // configuration errors and crashed workers are not failures of the task and

@@ -55,11 +55,7 @@ func TestShutdownIsBoundedWhenRedisHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lim.Close()
-	for range 2 { // two rate-limit answers pause (one alone is isolated): every task waits for a slot, active
-		if err := lim.SlowDown(context.Background(), time.Hour); err != nil {
-			t.Fatal(err)
-		}
-	}
+	noSlots(t, lim, time.Hour) // every task waits for a slot, active
 	enq, err := enqueue.New(enqueue.Config{RedisURL: rs.URL, SDKAppID: testApp})
 	if err != nil {
 		t.Fatal(err)

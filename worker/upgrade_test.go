@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"context"
 	"maps"
 	"strings"
 	"sync"
@@ -17,21 +16,8 @@ import (
 // lane's queue shared by every app, with the same ID and options.
 func (e *env) legacyTask(lane string, r tasks.Recall) string {
 	e.t.Helper()
-	if r.SDKAppID == 0 {
-		r.SDKAppID = testApp
-	}
-	payload, err := r.Encode()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
-	defer c.Close()
-	if _, err := c.EnqueueContext(context.Background(), asynq.NewTask(tasks.TypeRecall, payload), asynq.TaskID(r.TaskID()),
-		asynq.Queue(lane), asynq.MaxRetry(tasks.DefaultMaxRetry), asynq.Timeout(tasks.DefaultTimeout),
-		asynq.Retention(tasks.DefaultRetention)); err != nil {
-		e.t.Fatal(err)
-	}
-	return r.TaskID()
+	return e.rawTask(r, asynq.Queue(lane), asynq.MaxRetry(tasks.DefaultMaxRetry), asynq.Timeout(tasks.DefaultTimeout),
+		asynq.Retention(tasks.DefaultRetention))
 }
 
 // Upgrading from the queues every app shared loses nothing: what waits

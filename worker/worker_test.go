@@ -361,22 +361,10 @@ func TestBreakerStopsCallsDuringConfigErrorsAndRecovers(t *testing.T) {
 func TestDeadlineOnTheLastAttemptIsPutBack(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	r := msg(1)
-	r.SDKAppID = testApp
-	payload, err := r.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.noSlots(2500 * time.Millisecond)
-	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
-	defer c.Close()
-	// No retry at all, and a deadline shorter than the wait: its first
-	// attempt is its last, and it runs out of time.
-	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeRecall, payload), asynq.TaskID(r.TaskID()),
-		asynq.Queue(urgentQ), asynq.MaxRetry(0), asynq.Timeout(time.Second), asynq.Retention(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	info := e.waitTask(r.TaskID(), "completed", inState(asynq.TaskStateCompleted))
+	// A deadline shorter than the wait: the task runs out of time.
+	id := e.lastAttempt(msg(1), time.Second)
+	info := e.waitTask(id, "completed", inState(asynq.TaskStateCompleted))
 	if info.Retried != 0 {
 		t.Fatalf("retried=%d: running out of time while waiting is not a failure", info.Retried)
 	}
@@ -392,26 +380,15 @@ func TestDeadlineOnTheLastAttemptIsPutBack(t *testing.T) {
 func TestDeadlineDuringTheCallIsPutBackAtOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{}) // an outage would keep the task a minute
-	r := msg(1)
-	r.SDKAppID = testApp
-	payload, err := r.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.sim.SetFaults(imsim.Faults{AnswerDelay: 3 * time.Second})
-	c := asynq.NewClient(asynq.RedisClientOpt{Addr: e.redis.Addr})
-	defer c.Close()
-	if _, err := c.Enqueue(asynq.NewTask(tasks.TypeRecall, payload), asynq.TaskID(r.TaskID()),
-		asynq.Queue(urgentQ), asynq.MaxRetry(0), asynq.Timeout(2*time.Second), asynq.Retention(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	id := e.lastAttempt(msg(1), 2*time.Second)
 	for start := time.Now(); e.sim.Stats().Calls == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Since(start) > 20*time.Second {
 			t.Fatal("the task was never called")
 		}
 	}
 	e.sim.SetFaults(imsim.Faults{}) // the next run is answered in time
-	info := e.waitTask(r.TaskID(), "completed", inState(asynq.TaskStateCompleted))
+	info := e.waitTask(id, "completed", inState(asynq.TaskStateCompleted))
 	if info.Retried != 0 {
 		t.Fatalf("retried=%d: a deadline during the call is not the task's failure", info.Retried)
 	}

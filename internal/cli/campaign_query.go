@@ -32,7 +32,7 @@ func (q *queryFlags) register(cmd *cobra.Command) {
 	f.StringVar(&q.sender, "sender", "", "recall what USER sent, found in the capture's index (recallq capture)")
 	f.StringVar(&q.to, "to", "", "with --sender: only one-to-one messages to this USER")
 	f.StringVar(&q.conversation, "conversation", "", "A,B: recall the one-to-one history of A and B, found with admin_getroammsg")
-	f.StringVar(&q.since, "since", "", "start of the window: a duration back from now (6h, 90m, 2d) or a time (RFC 3339 or 2006-01-02)")
+	f.StringVar(&q.since, "since", "", "start of the window: a duration back from now (6h, 90m, 2d) or an RFC 3339 time with its zone (2024-11-05T18:00:00+08:00)")
 	f.StringVar(&q.until, "until", "", "end of the window, as --since (default now)")
 	f.BoolVar(&q.dryRun, "dry-run", false, "print how many messages of each kind would be queued, and queue nothing")
 	f.StringVar(&q.admin, "admin", envOr("TIM_ADMIN", DefaultAdmin), "with --conversation: the app admin account that signs requests (env TIM_ADMIN)")
@@ -44,7 +44,9 @@ func (q *queryFlags) register(cmd *cobra.Command) {
 func (q *queryFlags) active() bool { return q.sender != "" || q.conversation != "" }
 
 // parseWhen reads --since or --until: a duration back from now ("6h",
-// "2d") or a time.
+// "2d") or an RFC 3339 time. A time without a zone is refused, not read in
+// UTC or the local zone: a recall cannot be undone, and a window read in
+// the wrong zone recalls hours the operator did not mean.
 func parseWhen(flag, s string, now time.Time) (time.Time, error) {
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		if n, err := strconv.Atoi(d); err == nil && n >= 0 {
@@ -54,12 +56,16 @@ func parseWhen(flag, s string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return t, nil
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return time.Time{}, usagef("--%s %q has no time zone: add Z for UTC or the offset of the zone you mean, e.g. %s or %s",
+				flag, s, t.Format("2006-01-02T15:04:05Z"), t.Format("2006-01-02T15:04:05+08:00"))
 		}
 	}
-	return time.Time{}, usagef("--%s %q: give a duration back from now (6h, 90m, 2d) or a time (2024-11-05T10:00:00Z, 2024-11-05)", flag, s)
+	return time.Time{}, usagef("--%s %q: give a duration back from now (6h, 90m, 2d) or a time with its zone (2024-11-05T10:00:00Z, 2024-11-05T18:00:00+08:00)", flag, s)
 }
 
 // window reads --since and --until.

@@ -161,6 +161,12 @@ func TestCampaignStartQueryUsageErrors(t *testing.T) {
 		{[]string{"--sender", "x", "--since", "yesterday"}, "--since \"yesterday\""},
 		{[]string{"--sender", "x", "--since", "1h", "--until", "2h"}, "is not before --until"},
 		{[]string{"--sender", "x", "--since", "1h", "file.csv"}, "not both"},
+		// A time without a zone is read in no zone: in UTC it would recall
+		// hours outside the window an operator west of UTC meant.
+		{[]string{"--sender", "x", "--since", "2026-12-03 02:00:00"}, `--since "2026-12-03 02:00:00" has no time zone`},
+		{[]string{"--sender", "x", "--since", "2026-12-03T02:00:00"}, "add Z for UTC or the offset"},
+		{[]string{"--sender", "x", "--since", "2026-12-03"}, `--since "2026-12-03" has no time zone`},
+		{[]string{"--sender", "x", "--since", "6h", "--until", "2026-12-03T02:00:00"}, `--until "2026-12-03T02:00:00" has no time zone`},
 	} {
 		code, _, errOut := run(t, append([]string{"campaign", "start", "--name", "q"}, tc.args...)...)
 		if code != exitUsage || !strings.Contains(errOut, tc.want) {

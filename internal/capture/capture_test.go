@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recallq/recallq/internal/logtest"
 )
 
 func TestFailedSendIsNeverIndexed(t *testing.T) { eachFront(t, testFailedSendIsNeverIndexed) }
@@ -326,4 +329,35 @@ func testProxyHeadersFit(t *testing.T, front string) {
 	if w := e.serve(t, r); w.Code != http.StatusOK {
 		t.Fatalf("a callback with 6 KB of proxy headers answered %d %s, want 200", w.Code, w.Body)
 	}
+}
+
+// TestAnUnreadableRequestLeavesNoSecretInTheLog: a callback whose headers
+// do not fit the read buffer (a proxy's big header) is answered 400 and
+// logged at debug level. fasthttp's error quotes the request line, which
+// holds CAPTURE_PATH_SECRET and a Sign that anyone may replay with another
+// body for minutes: the log must hold neither.
+func TestAnUnreadableRequestLeavesNoSecretInTheLog(t *testing.T) {
+	const secret = "s3cr3t-path-9f8e7d"
+	eachFront(t, func(t *testing.T, front string) {
+		var logs logtest.Buffer
+		e := newFrontEnv(t, front, func(c *Config, _ *IndexConfig) {
+			c.Auth.PathSecret = secret
+			c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		})
+		now := time.Now()
+		target := callbackURL(CallbackPath+"/"+secret, testApp, CommandC2CAfterSend, testToken, now)
+		r := newRequest(http.MethodPost, target, c2cBody("a", "b", 1, 2, now.Unix(), 0))
+		r.Header.Set("X-Trace-Context", strings.Repeat("0123456789abcdef", 10000/16))
+		w := e.serve(t, r)
+		if front == fastFront && (w.Code < 400 || w.Code >= 500) {
+			t.Errorf("answered %d %s, want a 4xx (the headers are over fasthttp's 8 KiB buffer)", w.Code, w.Body)
+		}
+		sign := target[strings.Index(target, "Sign=")+len("Sign="):]
+		if i := strings.IndexByte(sign, '&'); i >= 0 {
+			sign = sign[:i]
+		}
+		if out := logs.String(); strings.Contains(out, secret) || strings.Contains(out, sign) {
+			t.Errorf("the log holds the path secret or the Sign:\n%s", out)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -78,7 +79,7 @@ func (s *Server) newFastServer(base context.Context) *fasthttp.Server {
 				c.SetConnectionClose()
 				return
 			}
-			s.log.Debug("capture: a request could not be read", "error", err, "remote", c.RemoteAddr().String())
+			s.log.Debug("capture: a request could not be read", "error", readErrorKind(err), "remote", c.RemoteAddr().String())
 			writeFastAnswer(c, http.StatusBadRequest, "the request could not be read as HTTP/1.1 (headers over 8 KiB?)")
 			c.SetConnectionClose()
 		},
@@ -98,11 +99,37 @@ func (s *Server) newFastServer(base context.Context) *fasthttp.Server {
 
 // fastLogger sends fasthttp's own lines (a connection that broke mid
 // request, say) to the log at debug level: a flood of bad clients must not
-// flood the log.
+// flood the log. Their errors are logged by kind only (readErrorKind).
 type fastLogger struct{ log *slog.Logger }
 
 func (l fastLogger) Printf(format string, args ...any) {
+	for i, a := range args {
+		if err, ok := a.(error); ok {
+			args[i] = readErrorKind(err)
+		}
+	}
 	l.log.Debug("capture: " + fmt.Sprintf(format, args...))
+}
+
+// readErrorKind names what went wrong reading a request without
+// fasthttp's text, which quotes the request it could not read: the
+// callback URL's path secret and a Sign that anyone could replay with
+// another body until it expires.
+func readErrorKind(err error) string {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		return "the request line and headers are over the 8 KiB read buffer"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return "the body is over the limit"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "the client was too slow (read timeout)"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return "the connection closed mid request"
+	default:
+		return fmt.Sprintf("malformed HTTP/1.1 request (%T)", err)
+	}
 }
 
 // Serve serves on ln until ctx ends, then shuts down gracefully within

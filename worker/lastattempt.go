@@ -29,6 +29,21 @@ import (
 // it goes back to its queue with its Retried unchanged). A task that really
 // failed on its last attempt (dead letter, budget spent) is un-noted before
 // the handler returns, so it stays archived.
+//
+// A kept task must not wait in asynq's archive for its delay (a minute
+// after an outage or a configuration error): asynq caps the archive at
+// 10,000 tasks per queue, and its archive script deletes the task records
+// of the oldest beyond the cap, so 10,000 later archives in the same queue
+// (other tasks kept during the same outage, a campaign's dead letters)
+// would delete it. So putBack moves a kept task that is not yet due from
+// asynq's archived set to its scheduled set, with its due time, at once
+// (toScheduled); asynq's forwarder moves it to pending when due, Retried
+// unchanged, and its next attempt is noted again. A task stays in the
+// archive one putBack pass (LastAttemptCheck) at most. That move writes
+// asynq's own keys and relies on asynq v0.26's layout (internal/rdb),
+// pinned by TestPutBackFollowsTheNotes and
+// TestAKeptTaskOutlivesTheArchiveCap: see toScheduledScript. Check it
+// again when upgrading asynq.
 const LastAttemptsKey = "recallq:last-attempts"
 
 // DefaultLastAttemptCheck is how often a worker looks for tasks to put back.
@@ -120,8 +135,10 @@ func (l *lastAttempts) run(ctx context.Context, every time.Duration) {
 }
 
 // putBack runs again every noted task that asynq archived for a reason not
-// its own, once it is due, and forgets those that ended. It returns how
-// many it put back.
+// its own, once it is due, moves to asynq's scheduled set one not yet due,
+// and forgets those that ended. It returns how many it ran again. Tasks
+// alive in any other state (one it scheduled among them) keep their note
+// and are left alone until their next attempt notes them again.
 func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 	notes, err := l.rdb.HGetAll(ctx, LastAttemptsKey).Result()
 	if err != nil {
@@ -154,6 +171,16 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 				continue
 			}
 			if ms, _ := strconv.ParseInt(due, 10, 64); kept && l.now().UnixMilli() < ms {
+				// Out of the archive until due (its cap would delete
+				// it); the note stays for the next attempt.
+				moved, err := l.toScheduled(ctx, queue, id, ms)
+				if err != nil {
+					return n, fmt.Errorf("move kept task %s to the scheduled set: %w", id, err)
+				}
+				if moved {
+					l.log.InfoContext(ctx, "task archived by asynq on its last attempt for a reason not its own; scheduled again when due",
+						"task_id", id, "queue", queue, "due", time.UnixMilli(ms), "retried", info.Retried, "last_err", info.LastErr)
+				}
 				continue
 			}
 			if err := l.insp.RunTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
@@ -169,6 +196,41 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// toScheduledScript moves an archived task to the scheduled set, as
+// asynq v0.26's own scripts write them (internal/rdb: scheduleCmd, and
+// forwardCmd, which moves it on to pending when due): the ZSETs
+// "asynq:{QUEUE}:archived" (score: died at) and "asynq:{QUEUE}:scheduled"
+// (score: process at, unix seconds), and the task HASH
+// "asynq:{QUEUE}:t:ID" whose "state" names the set. All keys share the
+// {QUEUE} hash tag, so it runs on Redis Cluster. It moves nothing (0) if
+// the task is no longer archived: another worker moved it, someone ran or
+// deleted it, or asynq's cap trimmed it.
+//
+// KEYS[1] archived, KEYS[2] scheduled, KEYS[3] the task; ARGV[1] the task
+// ID, ARGV[2] its due time in unix seconds.
+var toScheduledScript = redis.NewScript(`
+if redis.call("HGET", KEYS[3], "state") ~= "archived" then
+	return 0
+end
+if redis.call("ZREM", KEYS[1], ARGV[1]) == 0 then
+	return 0
+end
+redis.call("ZADD", KEYS[2], ARGV[2], ARGV[1])
+redis.call("HSET", KEYS[3], "state", "scheduled")
+return 1
+`)
+
+// toScheduled moves the archived task to the scheduled set, due at dueMs
+// (rounded up to asynq's whole seconds, so never early). It reports
+// whether it moved it.
+func (l *lastAttempts) toScheduled(ctx context.Context, queue, id string, dueMs int64) (bool, error) {
+	prefix := "asynq:{" + queue + "}:"
+	dueSec := (dueMs + 999) / 1000
+	n, err := toScheduledScript.Run(ctx, l.rdb,
+		[]string{prefix + "archived", prefix + "scheduled", prefix + "t:" + id}, id, dueSec).Int()
+	return n == 1, err
 }
 
 // notOwnFault reports whether asynq's stored error is one asynq made

@@ -48,6 +48,10 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 		return r.TaskID()
 	}
 	due, notDue, ownFault := archived(1), archived(2), archived(3)
+	before, err := insp.GetTaskInfo(lastAttemptQ, notDue)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	rdb.HSet(ctx, LastAttemptsKey,
 		lastAttemptField(lastAttemptQ, due), noteKept+fmt.Sprint(now.Add(-time.Second).UnixMilli()),
@@ -75,7 +79,7 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 	if total < 1 {
 		t.Fatalf("put back %d tasks, want the due one", total)
 	}
-	for id, want := range map[string]asynq.TaskState{due: asynq.TaskStatePending, notDue: asynq.TaskStateArchived, ownFault: asynq.TaskStateArchived} {
+	for id, want := range map[string]asynq.TaskState{due: asynq.TaskStatePending, notDue: asynq.TaskStateScheduled, ownFault: asynq.TaskStateArchived} {
 		info, err := insp.GetTaskInfo(lastAttemptQ, id)
 		if err != nil || info.State != want {
 			t.Errorf("task %s: %v %v, want %v", id, info, err, want)
@@ -84,6 +88,22 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 	notes, _ := rdb.HKeys(ctx, LastAttemptsKey).Result()
 	if len(notes) != 1 || notes[0] != lastAttemptField(lastAttemptQ, notDue) {
 		t.Errorf("notes left %v, want only the one not yet due", notes)
+	}
+	// The one not yet due left asynq's archive (capped: later archives
+	// would delete it) for its scheduled set, as asynq v0.26 lays them
+	// out: due at its whole second, Retried and error unchanged, and
+	// asynq's own scripts find it there.
+	info, err := insp.GetTaskInfo(lastAttemptQ, notDue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAt := time.Unix((now.Add(time.Minute).UnixMilli()+999)/1000, 0)
+	if !info.NextProcessAt.Equal(wantAt) || info.Retried != before.Retried || info.LastErr != before.LastErr {
+		t.Errorf("task not yet due: next process at %v, retried %d, error %q; want %v, %d, %q",
+			info.NextProcessAt, info.Retried, info.LastErr, wantAt, before.Retried, before.LastErr)
+	}
+	if err := insp.RunTask(lastAttemptQ, notDue); err != nil {
+		t.Errorf("asynq cannot run the task from its scheduled set: %v", err)
 	}
 	if !notOwnFault(asynq.ErrLeaseExpired.Error()) || !notOwnFault(context.DeadlineExceeded.Error()) || notOwnFault("tencent 20022: x: skip retry for the task") {
 		t.Error("notOwnFault does not tell asynq's own errors from the task's")

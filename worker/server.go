@@ -52,7 +52,8 @@ type Config struct {
 	RetryBase, RetryMax time.Duration
 	// LastAttemptCheck is how often the worker puts back tasks asynq
 	// archived on their last attempt for a reason not their own
-	// (lastattempt.go). Default DefaultLastAttemptCheck.
+	// (lastattempt.go): the longest such a task stays in asynq's capped
+	// archive. Default DefaultLastAttemptCheck.
 	LastAttemptCheck time.Duration
 	// Logger. Default slog.Default().
 	Logger *slog.Logger

@@ -276,8 +276,9 @@ func TestSecretsReachNoErrorOrLog(t *testing.T) {
 	r := msg(1)
 	// No answer is an outage, not the task's fault: once its one retry is
 	// spent the task is kept, with the error stored. asynq archives any
-	// error on a last attempt, so "kept" is the archive with a note in
-	// worker.LastAttemptsKey that puts it back when the delay is due.
+	// error on a last attempt, so "kept" is a note in
+	// worker.LastAttemptsKey and the task archived, then moved to the
+	// scheduled set until the delay is due.
 	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr})
 	defer rdb.Close()
 	info := e.waitTask(e.recall(r), "kept after its retry was spent while the network failed", func(i *asynq.TaskInfo) bool {
@@ -285,7 +286,8 @@ func TestSecretsReachNoErrorOrLog(t *testing.T) {
 			return false
 		}
 		note, _ := rdb.HGet(context.Background(), worker.LastAttemptsKey, i.Queue+"/"+i.ID).Result()
-		return i.State == asynq.TaskStateRetry || (i.State == asynq.TaskStateArchived && strings.HasPrefix(note, "kept "))
+		return i.State == asynq.TaskStateRetry ||
+			((i.State == asynq.TaskStateArchived || i.State == asynq.TaskStateScheduled) && strings.HasPrefix(note, "kept "))
 	})
 	if !strings.Contains(info.LastErr, "no answer") || !strings.Contains(info.LastErr, "usersig=REDACTED") {
 		t.Fatalf("last_err = %q; want a redacted transport error", info.LastErr)
@@ -398,6 +400,50 @@ func TestDeadlineDuringTheCallIsPutBackAtOnce(t *testing.T) {
 	}
 	if !strings.Contains(logs, "put back in its queue") {
 		t.Errorf("the task was never archived and put back: the test did not reach the last-attempt path\n%s", logs)
+	}
+}
+
+// A task kept on its last attempt (an outage: called again after a delay)
+// leaves asynq's archive for its scheduled set at once. asynq keeps 10,000
+// archived tasks per queue and deletes the oldest beyond: 10,000 later
+// archives in the queue (others kept during the outage, a campaign's dead
+// letters) would delete it while it waited there.
+func TestAKeptTaskOutlivesTheArchiveCap(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{outageRetryDelay: 3 * time.Second})
+	e.sim.SetFaults(imsim.Faults{OutageUntil: time.Now().Add(time.Hour)}) // 502s: no answer
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	scheduledKept := func(i *asynq.TaskInfo) bool {
+		note, _ := rdb.HGet(ctx, worker.LastAttemptsKey, i.Queue+"/"+i.ID).Result()
+		return i.State == asynq.TaskStateScheduled && strings.HasPrefix(note, "kept ") && strings.Contains(i.LastErr, "outage")
+	}
+	a := e.lastAttempt(msg(1), time.Minute) // its first attempt is its last
+	info := e.waitTask(a, "kept, out of asynq's archive", scheduledKept)
+
+	// 10,000 tasks archived after it in the queue (asynq's cap is a
+	// constant: placeholder IDs with a later died-at stand for them), then
+	// one more task kept: asynq archives it and trims the oldest.
+	archived, diedAt := "asynq:{"+urgentQ+"}:archived", info.LastFailedAt.Unix()
+	pipe := rdb.Pipeline()
+	for i := range 10000 {
+		pipe.ZAdd(ctx, archived, redis.Z{Score: float64(diedAt) + 0.5, Member: fmt.Sprintf("later-%05d", i)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for time.Now().Unix() <= diedAt { // the next one is newer than those
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.waitTask(e.lastAttempt(msg(2), time.Minute), "kept, out of asynq's archive", scheduledKept)
+	if n, err := rdb.ZCard(ctx, archived).Result(); err != nil || n >= 10000 {
+		t.Fatalf("asynq's archive holds %d tasks (%v): not trimmed, the test proves nothing", n, err)
+	}
+
+	e.sim.SetFaults(imsim.Faults{}) // the outage ends
+	if info := e.waitTask(a, "completed", inState(asynq.TaskStateCompleted)); info.Retried != 0 {
+		t.Errorf("retried=%d: an outage on the last attempt is not a failure", info.Retried)
 	}
 }
 

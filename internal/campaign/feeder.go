@@ -327,7 +327,7 @@ func (f *Feeder) pass(ctx context.Context) (more bool, err error) {
 		}
 		if v.m.state == StateDone || v.m.state == StateCancelled {
 			// Left over from a cancel or a mark that died before this step.
-			if err := f.rdb.SRem(ctx, activeKey, v.name).Err(); err != nil {
+			if err := leaveActive(ctx, f.rdb, v.name); err != nil {
 				return false, err
 			}
 		}
@@ -510,9 +510,27 @@ func markDone(ctx context.Context, rdb redis.UniversalClient, name string, now t
 		return fmt.Errorf("campaign %s: mark done: %w", name, err)
 	}
 	if done {
-		if err := rdb.SRem(ctx, activeKey, name).Err(); err != nil {
+		if err := leaveActive(ctx, rdb, name); err != nil {
 			return fmt.Errorf("campaign %s: mark done: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// leaveActive takes a done or cancelled campaign out of the active set. An
+// import may reopen a done campaign (importBatchScript) and add it back
+// just before the SREM; so the state is read again after it, and a
+// campaign that is no longer done goes back in.
+func leaveActive(ctx context.Context, rdb redis.UniversalClient, name string) error {
+	if err := rdb.SRem(ctx, activeKey, name).Err(); err != nil {
+		return err
+	}
+	st, err := rdb.HGet(ctx, keysFor(name).meta, metaState).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	if State(st) == StateRunning || State(st) == StatePaused {
+		return rdb.SAdd(ctx, activeKey, name).Err()
 	}
 	return nil
 }

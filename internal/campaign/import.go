@@ -120,6 +120,10 @@ type ImportResult struct {
 	Resumed bool
 	// Total is the number of rows in the campaign.
 	Total int64
+	// Reopened: the campaign was done, and the new rows of this run made
+	// it running again (rows appended to its file, the same start run
+	// again); it is done again once they have ended.
+	Reopened bool
 }
 
 // Import reads in and appends its valid rows to the campaign's backlog,
@@ -127,7 +131,9 @@ type ImportResult struct {
 // size: rows are streamed in batches, each pushed with a checkpoint in one
 // script call. A re-run after a crash reads the input again, skips the rows
 // the checkpoint covers (checking that they are the same rows) and pushes
-// the rest, so every row is queued exactly once.
+// the rest, so every row is queued exactly once. So does a re-run with
+// rows appended to the input: a done campaign is running again for the
+// new rows (Reopened), and done again once they have ended.
 //
 // Errors: ErrBadName, ErrOtherApp, ErrState (the campaign was cancelled),
 // ErrInputChanged, ErrConcurrentImport, a Rejects error, the input's read
@@ -165,8 +171,8 @@ func Import(ctx context.Context, cfg ImportConfig, in *Input) (ImportResult, err
 		return res, fmt.Errorf("campaign %s: add to the index: %w", cfg.Name, err)
 	}
 	if rec.state != StateDone {
-		if err := cfg.Redis.SAdd(ctx, activeKey, cfg.Name).Err(); err != nil {
-			return res, fmt.Errorf("campaign %s: add to the index: %w", cfg.Name, err)
+		if err := activate(ctx, cfg.Redis, cfg.Name); err != nil {
+			return res, err
 		}
 	}
 
@@ -174,7 +180,16 @@ func Import(ctx context.Context, cfg ImportConfig, in *Input) (ImportResult, err
 	err = im.run(ctx)
 	res.ImportProgress = im.progress()
 	res.Total = res.Already + res.New
+	res.Reopened = im.reopened
 	return res, err
+}
+
+// activate puts the campaign in the active set, where the feeder looks.
+func activate(ctx context.Context, rdb redis.UniversalClient, name string) error {
+	if err := rdb.SAdd(ctx, activeKey, name).Err(); err != nil {
+		return fmt.Errorf("campaign %s: add to the active campaigns: %w", name, err)
+	}
+	return nil
 }
 
 // createCampaign creates the campaign's record unless it exists, and
@@ -200,6 +215,7 @@ type importer struct {
 	rec meta
 
 	lines, records, fresh, already, rejected atomic.Int64
+	reopened                                 bool // a push reopened the done campaign
 }
 
 type batch struct {
@@ -246,6 +262,16 @@ func (im *importer) run(ctx context.Context) error {
 		}
 		rows = next
 		im.fresh.Add(int64(len(b.rows)))
+		if v[1] == string(StateDone) {
+			// The push made the done campaign running again. Into the
+			// active set after the push, never before: the feeder takes
+			// a done campaign out, then reads its state again.
+			im.reopened = true
+			if err := activate(ctx, im.cfg.Redis, im.cfg.Name); err != nil {
+				pushErr = fmt.Errorf("%w: the new rows are kept; run the same command again so that they are fed", err)
+				cancel(pushErr)
+			}
+		}
 	}
 	if err := <-readErr; pushErr == nil && err != nil {
 		return err

@@ -22,7 +22,9 @@ const (
 	StatePaused State = "paused"
 	// StateCancelled: the rows not yet called were removed. Final.
 	StateCancelled State = "cancelled"
-	// StateDone: every row was called (or was a duplicate). Final.
+	// StateDone: every row was called (or was a duplicate). An import
+	// that adds rows (the same `campaign start` run again with rows
+	// appended) makes it running again.
 	StateDone State = "done"
 )
 

@@ -25,7 +25,9 @@ const indexKey = Prefix + ":campaigns"
 
 // activeKey is the SET of the campaigns that are neither done nor
 // cancelled: the feeder looks only at these, so finished campaigns cost
-// nothing however many accumulate.
+// nothing however many accumulate. An import that reopens a done campaign
+// adds it back (after the push that reopened it); whoever takes a
+// campaign out reads its state again after (leaveActive).
 const activeKey = Prefix + ":campaigns:active"
 
 // keys names one campaign's keys. All of them share the hash tag
@@ -169,6 +171,14 @@ const (
 // another import of the campaign is running) and the campaign is not
 // cancelled.
 //
+// Rows pushed reopen the import: import_done goes back to 0 until the
+// importer's importDoneScript, so doneScript (the same keys, so never
+// interleaved with this) cannot mark the campaign done between two
+// batches; and a done campaign (rows appended to its file and the same
+// `campaign start` run again) is running again, so the feeder feeds the
+// new rows. Its detail is then STATE_DONE: the caller must put the
+// campaign back in the active set (another hash slot, so not here).
+//
 // KEYS: meta, backlog. ARGV: expected import_rows, new import_rows,
 // import_line, import_crc, rejected, rows...
 var importBatchScript = newScript(`
@@ -179,11 +189,17 @@ for i = 6, #ARGV, 500 do
   redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 499, #ARGV)))
 end
 redis.call('HSET', KEYS[1], M_IMPORT_ROWS, ARGV[2], M_IMPORT_LINE, ARGV[3], M_IMPORT_CRC, ARGV[4], M_REJECTED, ARGV[5])
-return {ANSWER_OK, ''}
+if #ARGV < 6 then return {ANSWER_OK, ''} end
+redis.call('HSET', KEYS[1], M_IMPORT_DONE, 0)
+if m[1] ~= STATE_DONE then return {ANSWER_OK, ''} end
+redis.call('HSET', KEYS[1], M_STATE, STATE_RUNNING)
+redis.call('HDEL', KEYS[1], M_FINISHED)
+return {ANSWER_OK, STATE_DONE}
 `)
 
 // pushImportBatch appends rows to the backlog and moves the checkpoint
-// from rows to next; it answers {status, detail} (answerOK ...).
+// from rows to next; it answers {status, detail} (answerOK ...; with
+// answerOK, detail is StateDone when the push reopened a done campaign).
 func pushImportBatch(ctx context.Context, rdb redis.UniversalClient, k keys, rows, next int64, lastLine int, crc uint32,
 	rejected int64, batch []any) ([]string, error) {
 	args := append([]any{rows, next, lastLine, crc, rejected}, batch...)

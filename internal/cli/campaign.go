@@ -71,7 +71,8 @@ reported with their line number and written to the rejects file, the others
 are queued. Memory stays flat whatever the size.
 
 Run the same command again after a crash or Ctrl-C: the rows already queued are
-skipped (and counted as "already queued"), the rest are queued.
+skipped (and counted as "already queued"), the rest are queued. So are rows
+appended to FILE since: a campaign that was done runs again for them.
 
 Instead of FILE, --sender USER finds what USER sent in the window (--since,
 --until; --to narrows it to one recipient) in the index "recallq capture" keeps
@@ -183,6 +184,7 @@ the user's group messages too, and queues them with the one-to-one ones.`,
 			if shown < int(res.Rejected) {
 				fmt.Fprintf(g.stderr, "... and %d more rejects in %s\n", res.Rejected-int64(shown), rejectsPath)
 			}
+			reopenedLine(g, name, res)
 			fmt.Fprintf(g.stdout, "workers (recallq worker) recall them at the shared rate; follow with: recallq campaign status %s --watch\n", name)
 			return nil
 		},
@@ -196,6 +198,14 @@ the user's group messages too, and queues them with the one-to-one ones.`,
 	fl.StringVar(&reason, "reason", "", "why (kept with each task)")
 	q.register(cmd)
 	return cmd
+}
+
+// reopenedLine says that the new rows of a re-run made a done campaign
+// running again.
+func reopenedLine(g *globals, name string, res campaign.ImportResult) {
+	if res.Reopened {
+		fmt.Fprintf(g.stdout, "campaign %s was done: it is running again for the %d new rows\n", name, res.New)
+	}
 }
 
 // importLine describes an import's progress.

@@ -215,6 +215,7 @@ func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags,
 		return campaignErr(err)
 	}
 	fmt.Fprintf(g.stdout, "campaign %s: %d new, %d already queued, %d rejected\n", name, res.New, res.Already, res.Rejected)
+	reopenedLine(g, name, res)
 	fmt.Fprintf(g.stdout, "workers (recallq worker) recall them at the shared rate; follow with: recallq campaign status %s --watch\n", name)
 	fmt.Fprintf(g.stdout, "if interrupted, run again with the same window: %s\n", rerun)
 	return nil

@@ -375,12 +375,7 @@ func (im *importer) read(ctx context.Context, out chan<- batch) error {
 			continue
 		}
 		im.records.Add(1)
-		if r.reject == "" {
-			var err error
-			r.row, err = r.row.validate(base)
-			r.reject = rejectReason(err)
-		}
-		if r.reject != "" {
+		if !r.check(base) {
 			im.rejected.Add(1)
 			if im.cfg.Rejects != nil {
 				if err := im.cfg.Rejects(rejectOf(r)); err != nil {
@@ -427,6 +422,58 @@ func (im *importer) read(ctx context.Context, out chan<- batch) error {
 		}
 	}
 	return nil
+}
+
+// check validates a record read as a row (unless reading it already
+// rejected it) as the task it becomes with base's app, notes and campaign;
+// it reports whether the row is queued, else its reject says why not.
+func (r *record) check(base tasks.Recall) bool {
+	if r.reject == "" {
+		var err error
+		r.row, err = r.row.validate(base)
+		r.reject = rejectReason(err)
+	}
+	return r.reject == ""
+}
+
+// RowsCheck is what ImportRows would do with rows.
+type RowsCheck struct {
+	// C2C and Group: the one-to-one and group messages it would queue.
+	C2C, Group int
+	// Rejected: the rows it would refuse.
+	Rejected int
+}
+
+// CheckRows validates rows as ImportRows does, and queues nothing: cfg's
+// Rejects (optional) receives each row the import would refuse, and its
+// error stops the check. Only SDKAppID, Name, RequestedBy, Reason and
+// Rejects of cfg are used. It is --dry-run's count of a query campaign.
+func CheckRows(cfg ImportConfig, rows []Row) (RowsCheck, error) {
+	var c RowsCheck
+	base := tasks.Recall{SDKAppID: cfg.SDKAppID, Campaign: cfg.Name, RequestedBy: cfg.RequestedBy, Reason: cfg.Reason}
+	rr := &rowReader{rows: rows}
+	for {
+		r, err := rr.next()
+		if errors.Is(err, io.EOF) {
+			return c, nil
+		}
+		if err != nil {
+			return c, err
+		}
+		switch {
+		case !r.check(base):
+			c.Rejected++
+			if cfg.Rejects != nil {
+				if err := cfg.Rejects(rejectOf(r)); err != nil {
+					return c, err
+				}
+			}
+		case r.row.kind == kindGroup:
+			c.Group++
+		default:
+			c.C2C++
+		}
+	}
 }
 
 // rejectReason turns a validation error into a reject's reason: the field

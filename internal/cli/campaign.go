@@ -91,7 +91,7 @@ the user's group messages too, and queues them with the one-to-one ones.`,
 				if len(args) > 0 {
 					return usagef("give a FILE or --sender/--conversation, not both")
 				}
-				return runQueryStart(cmd, g, &app, &q, name, requestedBy, reason)
+				return runQueryStart(cmd, g, &app, &q, name, rejectsPath, requestedBy, reason)
 			}
 			if len(args) != 1 {
 				return usagef("give the FILE of messages to recall (or - for stdin), or --sender USER / --conversation A,B with --since")
@@ -142,30 +142,21 @@ the user's group messages too, and queues them with the one-to-one ones.`,
 			if rejectsPath == "" {
 				rejectsPath = campaign.DefaultRejectsPath(name, source)
 			}
-			rejects := &campaign.RejectsFile{Path: rejectsPath}
-			shown := 0
+			rejects := newRejectsOut(g, rejectsPath, true, func(r campaign.Reject) string { return fmt.Sprintf("line %d", r.Line) })
 			bar := progress.New(g.stderr, "importing", progress.Options{Total: size})
 			started := time.Now()
 			rdb := conn.Client()
 			defer rdb.Close()
 			res, err := campaign.Import(ctx, campaign.ImportConfig{
 				Redis: rdb, Name: name, SDKAppID: id, RequestedBy: requestedBy, Reason: reason,
-				Rejects: func(r campaign.Reject) error {
-					if shown < maxRejectsShown {
-						shown++
-						fmt.Fprintf(g.stderr, "line %d: %s\n", r.Line, r.Reason)
-					}
-					return rejects.Write(r)
-				},
+				Rejects: rejects.add,
 				Progress: func(p campaign.ImportProgress) {
 					bar.Describe(importLine(p, size, time.Since(started)))
 					bar.Set(p.Bytes)
 				},
 			}, input)
 			bar.Done()
-			if cerr := rejects.Close(); err == nil && cerr != nil {
-				err = fmt.Errorf("write %s: %w", rejectsPath, cerr)
-			}
+			err = rejects.close(err)
 			if res.Resumed {
 				fmt.Fprintf(g.stdout, "campaign %s: resumed an interrupted import: %d rows were queued by an earlier run and were skipped\n", name, res.Already)
 			}
@@ -176,14 +167,9 @@ the user's group messages too, and queues them with the one-to-one ones.`,
 				return campaignErr(err)
 			}
 			elapsed := time.Since(started)
-			fmt.Fprintf(g.stdout, "campaign %s: read %d lines (%d rows): %d new, %d already queued, %d rejected", name, res.Lines, res.Records, res.New, res.Already, res.Rejected)
-			if res.Rejected > 0 {
-				fmt.Fprintf(g.stdout, " (listed in %s)", rejectsPath)
-			}
+			fmt.Fprintf(g.stdout, "campaign %s: read %d lines (%d rows): %d new, %d already queued, %d rejected%s", name, res.Lines, res.Records, res.New, res.Already, res.Rejected, rejects.listed(res.Rejected))
 			fmt.Fprintf(g.stdout, "; %s, %.0f rows/s\n", elapsed.Round(time.Millisecond), float64(res.Records)/max(elapsed.Seconds(), 1e-9))
-			if shown < int(res.Rejected) {
-				fmt.Fprintf(g.stderr, "... and %d more rejects in %s\n", res.Rejected-int64(shown), rejectsPath)
-			}
+			rejects.more(res.Rejected)
 			reopenedLine(g, name, res)
 			fmt.Fprintf(g.stdout, "workers (recallq worker) recall them at the shared rate; follow with: recallq campaign status %s --watch\n", name)
 			return nil
@@ -193,11 +179,75 @@ the user's group messages too, and queues them with the one-to-one ones.`,
 	fl := cmd.Flags()
 	fl.StringVar(&name, "name", "", "the campaign's name: letters, digits, '.', '_', '-' (required)")
 	fl.StringVar(&format, "format", "auto", "auto, csv or jsonl")
-	fl.StringVar(&rejectsPath, "rejects", "", "where to write the rejected rows (default NAME.rejects.csv beside FILE, or in the working directory for stdin)")
+	fl.StringVar(&rejectsPath, "rejects", "", "where to write the rejected rows (default NAME.rejects.csv beside FILE, or in the working directory for stdin, --sender and --conversation)")
 	fl.StringVar(&requestedBy, "requested-by", "", "who asks for the campaign (kept with each task)")
 	fl.StringVar(&reason, "reason", "", "why (kept with each task)")
 	q.register(cmd)
 	return cmd
+}
+
+// rejectsOut reports the rejects of an import, of a file or of a query
+// (and those a query's --dry-run finds): the first maxRejectsShown on
+// stderr, each named by label (a file's line, a query's message), and
+// every one in the rejects file at path (none in a dry run).
+type rejectsOut struct {
+	g     *globals
+	path  string
+	file  *campaign.RejectsFile // nil: shown, not written
+	label func(campaign.Reject) string
+	shown int
+}
+
+func newRejectsOut(g *globals, path string, write bool, label func(campaign.Reject) string) *rejectsOut {
+	o := &rejectsOut{g: g, path: path, label: label}
+	if write {
+		o.file = &campaign.RejectsFile{Path: path}
+	}
+	return o
+}
+
+// add is ImportConfig.Rejects.
+func (o *rejectsOut) add(r campaign.Reject) error {
+	if o.shown < maxRejectsShown {
+		o.shown++
+		fmt.Fprintf(o.g.stderr, "%s: %s\n", o.label(r), r.Reason)
+	}
+	if o.file == nil {
+		return nil
+	}
+	return o.file.Write(r)
+}
+
+// close closes the rejects file; it returns err, the import's, or else
+// the file's.
+func (o *rejectsOut) close(err error) error {
+	if o.file == nil {
+		return err
+	}
+	if cerr := o.file.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("write %s: %w", o.path, cerr)
+	}
+	return err
+}
+
+// listed is what the summary line adds when there were rejects.
+func (o *rejectsOut) listed(rejected int64) string {
+	if rejected == 0 || o.file == nil {
+		return ""
+	}
+	return " (listed in " + o.path + ")"
+}
+
+// more says how many rejects were not shown, and where they are.
+func (o *rejectsOut) more(rejected int64) {
+	if int64(o.shown) >= rejected {
+		return
+	}
+	where := "in " + o.path
+	if o.file == nil {
+		where = "(the run without --dry-run writes every one to " + o.path + ")"
+	}
+	fmt.Fprintf(o.g.stderr, "... and %d more rejects %s\n", rejected-int64(o.shown), where)
 }
 
 // reopenedLine says that the new rows of a re-run made a done campaign

@@ -112,7 +112,7 @@ func captureIndexConfig() (capture.IndexConfig, error) {
 }
 
 // runQueryStart is `campaign start` with --sender or --conversation.
-func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags, name, requestedBy, reason string) error {
+func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags, name, rejectsPath, requestedBy, reason string) error {
 	ctx := cmd.Context()
 	switch {
 	case q.sender != "" && q.conversation != "":
@@ -185,12 +185,23 @@ func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags,
 	}
 	rerun = fmt.Sprintf("recallq campaign start --name %s %s --since %s --until %s", name, rerun, since.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339))
 
+	if rejectsPath == "" {
+		rejectsPath = campaign.DefaultRejectsPath(name, "")
+	}
+	rejects := newRejectsOut(g, rejectsPath, !q.dryRun, foundMessage)
+	cfg := campaign.ImportConfig{Redis: rdb, Name: name, SDKAppID: id, RequestedBy: requestedBy, Reason: reason, Rejects: rejects.add}
 	if q.dryRun {
-		fmt.Fprintf(g.stdout, "campaign %s (dry run): %s\n", name, what)
-		fmt.Fprintf(g.stdout, "  one-to-one messages to queue  %d\n", len(rows)-groups)
-		if q.sender != "" {
-			fmt.Fprintf(g.stdout, "  group messages to queue       %d\n", groups)
+		c, err := campaign.CheckRows(cfg, rows)
+		if err != nil {
+			return err
 		}
+		fmt.Fprintf(g.stdout, "campaign %s (dry run): %s\n", name, what)
+		fmt.Fprintf(g.stdout, "  one-to-one messages to queue  %d\n", c.C2C)
+		if q.sender != "" {
+			fmt.Fprintf(g.stdout, "  group messages to queue       %d\n", c.Group)
+		}
+		fmt.Fprintf(g.stdout, "  rejected (not queued)         %d\n", c.Rejected)
+		rejects.more(int64(c.Rejected))
 		fmt.Fprintln(g.stdout, "nothing was queued (--dry-run)")
 		return nil
 	}
@@ -203,8 +214,8 @@ func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags,
 		found += fmt.Sprintf(" and %d group messages", groups)
 	}
 	fmt.Fprintf(g.stdout, "campaign %s: %s found (%s)\n", name, found, what)
-	res, err := campaign.ImportRows(ctx, campaign.ImportConfig{Redis: rdb, Name: name, SDKAppID: id, RequestedBy: requestedBy, Reason: reason},
-		"query: "+strings.TrimPrefix(rerun, "recallq campaign start --name "+name+" "), rows)
+	res, err := campaign.ImportRows(ctx, cfg, "query: "+strings.TrimPrefix(rerun, "recallq campaign start --name "+name+" "), rows)
+	err = rejects.close(err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("campaign %s: interrupted after %d new rows (kept); to queue the rest run: %s", name, res.New, rerun)
@@ -214,11 +225,27 @@ func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags,
 		}
 		return campaignErr(err)
 	}
-	fmt.Fprintf(g.stdout, "campaign %s: %d new, %d already queued, %d rejected\n", name, res.New, res.Already, res.Rejected)
+	fmt.Fprintf(g.stdout, "campaign %s: %d new, %d already queued, %d rejected%s\n", name, res.New, res.Already, res.Rejected, rejects.listed(res.Rejected))
+	rejects.more(res.Rejected)
 	reopenedLine(g, name, res)
 	fmt.Fprintf(g.stdout, "workers (recallq worker) recall them at the shared rate; follow with: recallq campaign status %s --watch\n", name)
 	fmt.Fprintf(g.stdout, "if interrupted, run again with the same window: %s\n", rerun)
+	if res.Rejected > 0 {
+		// Unlike a file's, a query's rejects are messages found, and
+		// counted by --dry-run, that no run of this query will recall.
+		return fmt.Errorf("campaign %s: %d of the %d messages found were rejected and will not be recalled (the others are queued): %s lists each with the reason; fix those that can be and queue them with: recallq campaign start --name NEW-NAME %s",
+			name, res.Rejected, len(rows), rejectsPath, rejectsPath)
+	}
 	return nil
+}
+
+// foundMessage names a message a query found, for its reject: its
+// number among those found and its identifiers.
+func foundMessage(r campaign.Reject) string {
+	if r.GroupID != "" || r.MsgSeq != "" {
+		return fmt.Sprintf("message %d (GroupId %s, TopicId %s, MsgSeq %s)", r.Line, r.GroupID, r.TopicID, r.MsgSeq)
+	}
+	return fmt.Sprintf("message %d (%s to %s, MsgKey %s)", r.Line, r.FromAccount, r.ToAccount, r.MsgKey)
 }
 
 // readConversation pages through admin_getroammsg under the app's own

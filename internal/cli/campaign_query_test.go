@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,5 +173,34 @@ func TestCampaignStartQueryUsageErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, %q; want a usage error saying %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+// The capture indexes accounts and GroupIds up to 64 bytes, the import
+// takes at most Tencent's 32 and 48: a --sender campaign that finds a
+// message it cannot queue says which and why, as a file campaign does
+// (the reason, the rejects file), --dry-run counts it, and start fails.
+func TestCampaignStartBySenderSaysWhyRowsAreRejected(t *testing.T) {
+	dir := campaignEnv(t)
+	now := time.Now().Unix()
+	long := "tenant-0042:" + strings.Repeat("u", 28) // 40 bytes: indexed by the capture
+	indexFor(t, []capture.Message{
+		{Kind: capture.C2C, From: "spammer", To: "bob", MsgKey: fmt.Sprintf("1_7_%d", now), Time: now},
+		{Kind: capture.C2C, From: "spammer", To: long, MsgKey: fmt.Sprintf("2_7_%d", now), Time: now},
+	})
+	why := "To_Account: is 40 bytes long; at most 32 are allowed"
+	code, out, errOut := run(t, "campaign", "start", "--name", "wave", "--sender", "spammer", "--since", "1h", "--dry-run")
+	if code != 0 || !strings.Contains(out, "one-to-one messages to queue  1\n") || !strings.Contains(out, "rejected (not queued)         1\n") || !strings.Contains(errOut, why) {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = run(t, "campaign", "start", "--name", "wave", "--sender", "spammer", "--since", "1h")
+	if code != exitError || !strings.Contains(errOut, why) || !strings.Contains(errOut, long) || !strings.Contains(out, "1 new, 0 already queued, 1 rejected") {
+		t.Fatalf("start: exit %d, want %d\n%s\n%s", code, exitError, out, errOut)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "wave.rejects.csv")); err != nil || !strings.Contains(string(b), long+",2_7_") {
+		t.Fatalf("rejects file: %v\n%s", err, b)
+	}
+	if st := campaignStatus(t, "wave"); st.Queued != 1 || st.Rejected != 1 {
+		t.Fatalf("status %+v", st)
 	}
 }

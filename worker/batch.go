@@ -315,7 +315,7 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 		}
 	}
 	answers := make([]batchAnswer, len(members))
-	config, good, rateLimited := Outcome{}, false, false
+	config, good, rateLimited, sigStale := Outcome{}, false, false, false
 	for i := range members {
 		a := base
 		if i < len(resp.Seqs) && resp.Seqs[i].MsgSeq == seqs[i] {
@@ -332,6 +332,7 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 				if sigAgain {
 					config = refusedAgain(a.o)
 				}
+				sigStale = true
 			case Done, DeadLetter:
 				good = true
 			case RateLimited:
@@ -340,12 +341,16 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 		}
 		answers[i] = a
 	}
-	if callErr == nil {
-		if config.Class == Configuration {
-			h.breaker.failure(ctx, log, config, probe)
-		} else {
-			h.breaker.success(ctx, log)
-		}
+	switch {
+	case callErr != nil:
+	case config.Class == Configuration:
+		h.breaker.failure(ctx, log, config, probe)
+	case sigStale:
+		// A first refusal of the UserSig: neutral, as for a one-to-one
+		// call (Handler.decide); the members call again with a fresh one,
+		// the probe among them, and that answer decides.
+	default:
+		h.breaker.success(ctx, log)
 	}
 	if good {
 		h.lastGood.Store(done.UnixNano())

@@ -39,7 +39,9 @@ const (
 // is over: tasks waiting for a slot go back at once, tasks it takes go back
 // after breakerHold, none using a retry. A probe that meets a configuration
 // error again doubles the pause (DefaultBreakerOpenMin up to
-// DefaultBreakerOpenMax); any other answer closes the circuit.
+// DefaultBreakerOpenMax); a first refusal of the UserSig tells neither way
+// (the probe calls again with a fresh one, and that answer decides); any
+// other answer closes the circuit.
 type breaker struct {
 	now       func() time.Time
 	threshold int
@@ -158,7 +160,8 @@ func (b *breaker) release(probe int64) {
 	}
 }
 
-// success notes an answer that is not a configuration error.
+// success notes an answer that is not a configuration error (nor a first
+// refusal of the UserSig, which the callers note nowhere).
 func (b *breaker) success(ctx context.Context, log *slog.Logger) {
 	b.mu.Lock()
 	wasOpen := b.open

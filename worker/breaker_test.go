@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +33,13 @@ type pod struct {
 
 func newPod(t *testing.T, rdb redis.UniversalClient) *pod {
 	t.Helper()
+	return newPodAt(t, rdb, nil)
+}
+
+// newPodAt is newPod with now (nil: time.Now) as the clock of its handler
+// and limiter.
+func newPodAt(t *testing.T, rdb redis.UniversalClient, now func() time.Time) *pod {
+	t.Helper()
 	p := &pod{}
 	var err error
 	if p.sim, err = imsim.New(imsim.Config{SDKAppID: testApp, SecretKey: testSecret}); err != nil {
@@ -42,12 +51,12 @@ func newPod(t *testing.T, rdb redis.UniversalClient) *pod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.lim, err = limiter.New(limiter.Config{Redis: rdb, App: testApp, API: tim.APIWithdraw}); err != nil {
+	if p.lim, err = limiter.New(limiter.Config{Redis: rdb, App: testApp, API: tim.APIWithdraw, Now: now}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.lim.Close() })
 	p.h, err = worker.NewHandler(worker.HandlerConfig{SDKAppID: testApp, API: api, Limiter: p.lim,
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler), Now: now,
 		OnBreaker: func(open bool, _ worker.Outcome) {
 			p.mu.Lock()
 			p.changes = append(p.changes, open)
@@ -57,6 +66,12 @@ func newPod(t *testing.T, rdb redis.UniversalClient) *pod {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func (p *pod) breakerChanges() []bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.changes)
 }
 
 func (p *pod) process(t *testing.T, n int) error {
@@ -122,5 +137,57 @@ func TestOneBadWorkerDoesNotStopTheApp(t *testing.T) {
 	}
 	if d := worker.RetryDelay(time.Second, time.Minute)(0, err, nil); d > time.Second {
 		t.Errorf("a task handed back by an open circuit waits %s before another worker may take it, want at most a second", d)
+	}
+}
+
+// TestUserSigRefusedEveryTimeOpensTheCircuit: a wrong or revoked key
+// (60004 on every call) is refused twice in a row by each task, a
+// configuration error; three of them open the circuit. The first refusal
+// of each task (answered by calling again with a fresh UserSig) must not
+// count as a good answer that resets the run.
+func TestUserSigRefusedEveryTimeOpensTheCircuit(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	p := newPod(t, rs.Client(t))
+	p.sim.SetFaults(imsim.Faults{CodeUntil: time.Now().Add(time.Hour), Code: 60004})
+	for i := range worker.DefaultBreakerThreshold {
+		if err := p.process(t, i); err == nil || worker.IsFailure(err) {
+			t.Fatalf("task %d: %v, want a configuration error that is not a failure", i, err)
+		}
+	}
+	if got := p.breakerChanges(); !slices.Equal(got, []bool{true}) {
+		t.Fatalf("after %d tasks refused 60004 twice each: circuit changes %v, want [open]", worker.DefaultBreakerThreshold, got)
+	}
+	if got, want := p.sim.Stats().Calls, int64(2*worker.DefaultBreakerThreshold); got != want {
+		t.Errorf("%d calls, want %d (two per task, none once the circuit is open)", got, want)
+	}
+}
+
+// TestUserSigRefusedProbeKeepsTheCircuitOpen: a probe whose call meets a
+// refused UserSig calls again as the probe; refused again, the circuit
+// stays open (it was opened by another configuration error, 70009).
+func TestUserSigRefusedProbeKeepsTheCircuitOpen(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	p := newPodAt(t, rs.Client(t), func() time.Time { return time.Unix(0, now.Load()) })
+	p.sim.SetFaults(imsim.Faults{CodeUntil: time.Now().Add(time.Hour), Code: 70009})
+	for i := range worker.DefaultBreakerThreshold {
+		_ = p.process(t, i)
+	}
+	if got := p.breakerChanges(); !slices.Equal(got, []bool{true}) {
+		t.Fatalf("after %d configuration errors: circuit changes %v, want [open]", worker.DefaultBreakerThreshold, got)
+	}
+	p.sim.SetFaults(imsim.Faults{CodeUntil: time.Now().Add(time.Hour), Code: 60004})
+	now.Add(int64(worker.DefaultBreakerOpenMax)) // the pause is over: the next task is the probe
+	if err := p.process(t, 10); err == nil || worker.IsFailure(err) {
+		t.Fatalf("probe: %v, want a configuration error that is not a failure", err)
+	}
+	if got := p.breakerChanges(); !slices.Equal(got, []bool{true}) {
+		t.Errorf("probe refused 60004 twice: circuit changes %v, want it still open [open]", got)
+	}
+	if got, want := p.sim.Stats().Calls, int64(worker.DefaultBreakerThreshold+2); got != want {
+		t.Errorf("%d calls, want %d (the probe calls twice: a fresh UserSig, then refused again)", got, want)
 	}
 }

@@ -258,6 +258,39 @@ func TestGroupConfigErrorsOpenTheBreakerPerCall(t *testing.T) {
 	}
 }
 
+// TestGroupUserSigRefusedEveryTimeOpensTheBreaker: a wrong key answers
+// every group call 60004; each task's two refusals in a row are one
+// configuration error, and three open the circuit. The first refusal of a
+// call must not count as a good answer that resets the run.
+func TestGroupUserSigRefusedEveryTimeOpensTheBreaker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{groupUrgentLinger: -1})
+	for _, g := range []string{"a", "b", "c"} {
+		e.newGroup(g, 5)
+		e.sim.ForceGroup(g, 60004, 0)
+		id := e.queueGroup(tasks.QueueUrgent, tasks.GroupRecall{GroupID: g, MsgSeq: 1})
+		e.waitTask(id, "kept", func(i *asynq.TaskInfo) bool {
+			return i.State == asynq.TaskStateRetry && i.Retried == 0 && strings.Contains(i.LastErr, "configuration error")
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.breaker.mu.Lock()
+		changes := slices.Clone(e.breaker.changes)
+		e.breaker.mu.Unlock()
+		if slices.Equal(changes, []bool{true}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("breaker changes %v after three tasks refused 60004 twice each, want [true]", changes)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := e.sim.GroupStats().Calls; got != 6 {
+		t.Errorf("simulator saw %d group calls, want 6 (two per task)", got)
+	}
+}
+
 // TestGroupRateLimitSlowsTheGroupBucketOnce: a 10006 for a call of ten
 // seqs asks the group bucket to slow down once (not ten times), and every
 // task is called again in place without using a retry.

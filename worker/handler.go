@@ -370,6 +370,12 @@ func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe
 		h.breaker.failure(ctx, log, o, probe)
 	case o.Class == SigStale && *sigRefreshed:
 		h.breaker.failure(ctx, log, refusedAgain(o), probe)
+	case o.Class == SigStale:
+		// The first refusal tells nothing yet: the call goes again at once
+		// with a fresh UserSig (still the probe, if it is one), and that
+		// answer decides. Counted as a success it would reset the run of
+		// configuration errors, so a wrong key (refused every time) would
+		// never open the circuit, and a probe would close it.
 	default:
 		h.breaker.success(ctx, log)
 	}

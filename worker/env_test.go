@@ -68,6 +68,8 @@ type envOptions struct {
 	retryBase        time.Duration // default 20ms
 	// front wraps the simulator's handler (to break connections, say).
 	front func(http.Handler) http.Handler
+	// endpoint rewrites the simulator's http:// URL into TIM_ENDPOINT.
+	endpoint func(string) string
 	// groupLinger is the bulk lane's linger of group batches (default
 	// the handler's); groupUrgentLinger the urgent lane's.
 	groupLinger, groupUrgentLinger time.Duration
@@ -96,8 +98,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	srv := httptest.NewServer(e.sigsSeen.wrap(h))
 	t.Cleanup(srv.Close)
 
+	endpoint := srv.URL
+	if o.endpoint != nil {
+		endpoint = o.endpoint(endpoint)
+	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.api, err = tim.New(tim.Config{SDKAppID: testApp, SecretKey: testSecret, Endpoint: srv.URL, Logger: log,
+	e.api, err = tim.New(tim.Config{SDKAppID: testApp, SecretKey: testSecret, Endpoint: endpoint, Logger: log,
 		OnSigRefresh: func(string) { e.refresh.Add(1) }})
 	if err != nil {
 		t.Fatal(err)

@@ -205,6 +205,12 @@ var pathOutcomes = map[tim.PathFault]Outcome{
 		"allow the workers' egress to Tencent's domain in the proxy (HTTPS_PROXY) or firewall", ""},
 	tim.PathNotFound: {NoAnswer, Configuration, "the URL does not lead to Tencent's REST API (HTTP 404, 405 or 410)",
 		"check TIM_ENDPOINT: scheme://host[:port] of Tencent's REST API or the simulator, no path", ""},
+	tim.PathRedirect: {NoAnswer, Configuration, "the endpoint redirects (HTTP 3xx; Tencent never does)",
+		"check TIM_ENDPOINT: https:// and the region's domain (or leave it empty and set TIM_REGION); redirects are not followed", ""},
+	tim.PathPlainHTTP: {NoAnswer, Configuration, "TIM_ENDPOINT speaks plain HTTP to an https:// URL",
+		"use http:// in TIM_ENDPOINT, or the port that serves TLS", ""},
+	tim.PathTLSHandshake: {NoAnswer, Configuration, "the TLS handshake failed: the endpoint does not speak TLS, or refused this client (protocol version, cipher suites, server name, client certificate)",
+		"check TIM_ENDPOINT's scheme, host and port (Tencent's domain serves TLS on 443), and any TLS-intercepting proxy", ""},
 }
 
 // ClassifyTransport returns the row for err, an error of the API client

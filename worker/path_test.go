@@ -3,6 +3,7 @@ package worker_test
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,6 +37,24 @@ func TestWrongEndpointKeepsTheTask(t *testing.T) {
 	if got := e.events.fates(id); !slices.Equal(got, []worker.Fate{worker.FateKept, worker.FateKept, worker.FateRecalled}) {
 		t.Errorf("fates %v, want kept twice (HTTP 404), then recalled", got)
 	}
+}
+
+// TestHTTPSToPlainHTTPEndpointKeepsTheTask: TIM_ENDPOINT=https://... in
+// front of a server that speaks plain HTTP (the simulator, a proxy's plain
+// port) is a configuration error: the task is kept without using a retry,
+// and the stored error names the fix.
+func TestHTTPSToPlainHTTPEndpointKeepsTheTask(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{endpoint: func(u string) string { return "https://" + strings.TrimPrefix(u, "http://") }})
+	id := e.recall(msg(1))
+	info := e.waitTask(id, "sent back", inState(asynq.TaskStateRetry))
+	if info.Retried != 0 {
+		t.Errorf("retried = %d: an https:// endpoint to a plain-HTTP server used up the task's retries", info.Retried)
+	}
+	if !strings.Contains(info.LastErr, "configuration error") || !strings.Contains(info.LastErr, "use http://") {
+		t.Errorf("last error %q: want a configuration error that names the fix", info.LastErr)
+	}
+	assertNoSecret(t, "the stored error", info.LastErr, e.sigsSeen.all())
 }
 
 // TestLongOutageArchivesNothing: an outage longer than the retry budget

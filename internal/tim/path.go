@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 )
 
 // PathFault names what a failed request says about the path from recallq to
@@ -18,7 +19,7 @@ import (
 type PathFault string
 
 // Path faults. "" (PathOK) is any other failure: a refused or reset
-// connection, a timeout, a 5xx, which may pass.
+// connection, a timeout (a TLS handshake's too), a 5xx, which may pass.
 const (
 	PathOK PathFault = ""
 	// PathCertificate: the TLS certificate was not accepted (x509: unknown
@@ -36,7 +37,83 @@ const (
 	// PathNotFound: HTTP 404, 405 or 410: the URL does not lead to
 	// Tencent's REST API (a wrong TIM_ENDPOINT or path prefix).
 	PathNotFound PathFault = "http_not_found"
+	// PathRedirect: HTTP 3xx. Tencent never redirects (and redirects are
+	// not followed: the URL carries the UserSig): an http:// endpoint sent
+	// to https://, a moved host, a login page in between.
+	PathRedirect PathFault = "http_redirect"
+	// PathPlainHTTP: an https:// endpoint whose server answered in plain
+	// HTTP (http.ErrSchemeMismatch): the simulator, a proxy's or gateway's
+	// plain port.
+	PathPlainHTTP PathFault = "plain_http"
+	// PathTLSHandshake: the TLS handshake failed other than on the
+	// certificate: the server does not speak TLS (a record that is not
+	// TLS), or it refused the client with an alert about the two ends'
+	// configuration (protocol version, cipher suites, server name, a
+	// client certificate it wants). Not a timeout or a reset: those may
+	// pass.
+	PathTLSHandshake PathFault = "tls_handshake"
 )
+
+// configAlerts are the TLS alerts that say the two ends of the handshake
+// disagree about their configuration, which no retry changes. The others
+// (close_notify, bad_record_mac, decode_error, internal_error...) may come
+// from a broken connection or a server's bad moment.
+var configAlerts = []tls.AlertError{
+	40,  // handshake_failure: no common cipher suite or parameters
+	42,  // bad_certificate
+	43,  // unsupported_certificate
+	44,  // certificate_revoked
+	45,  // certificate_expired
+	46,  // certificate_unknown
+	47,  // illegal_parameter
+	48,  // unknown_ca
+	49,  // access_denied
+	70,  // protocol_version
+	71,  // insufficient_security
+	86,  // inappropriate_fallback
+	109, // missing_extension
+	110, // unsupported_extension
+	112, // unrecognized_name: the server does not serve this host name
+	116, // certificate_required: the server wants a client certificate
+	120, // no_application_protocol
+}
+
+// configAlert reports whether err is one of configAlerts: a tls.AlertError
+// (QUIC, and what crypto/tls may return one day), or, as crypto/tls
+// reports an alert over TCP, a *net.OpError "remote error" or "local
+// error" around its unexported alert type, known by its text.
+func configAlert(err error) bool {
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		return slices.Contains(configAlerts, alert)
+	}
+	return anyInTree(err, func(e error) bool {
+		op, ok := e.(*net.OpError)
+		if !ok || op.Err == nil || (op.Op != "remote error" && op.Op != "local error") {
+			return false
+		}
+		text := op.Err.Error()
+		return slices.ContainsFunc(configAlerts, func(a tls.AlertError) bool { return a.Error() == text })
+	})
+}
+
+// anyInTree reports whether ok holds for err or any error it wraps.
+func anyInTree(err error, ok func(error) bool) bool {
+	for err != nil {
+		if ok(err) {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			return slices.ContainsFunc(u.Unwrap(), func(e error) bool { return anyInTree(e, ok) })
+		default:
+			return false
+		}
+	}
+	return false
+}
 
 // ProxyError reports a proxy's refusal of a CONNECT request (HTTPS through
 // an HTTP proxy): the request never reached Tencent.
@@ -59,12 +136,23 @@ func Misconfigured(err error) PathFault {
 		authErr   x509.UnknownAuthorityError
 		hostErr   x509.HostnameError
 		invalid   x509.CertificateInvalidError
+		recordErr tls.RecordHeaderError
 	)
 	switch {
 	case err == nil:
 		return PathOK
 	case errors.As(err, &verifyErr), errors.As(err, &authErr), errors.As(err, &hostErr), errors.As(err, &invalid):
 		return PathCertificate
+	case errors.Is(err, http.ErrSchemeMismatch),
+		errors.As(err, &recordErr) && string(recordErr.RecordHeader[:]) == "HTTP/":
+		// net/http turns the second into the first, unless something
+		// wraps its transport.
+		return PathPlainHTTP
+	case errors.As(err, &recordErr) && recordErr.Conn != nil, configAlert(err):
+		// crypto/tls sets Conn only for a first record that does not look
+		// like TLS; a bad record later (oversized, another version) may be
+		// a broken connection.
+		return PathTLSHandshake
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return PathDNS
 	case errors.As(err, &proxyErr):
@@ -75,6 +163,9 @@ func Misconfigured(err error) PathFault {
 			return PathProxyRefused
 		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusGone:
 			return PathNotFound
+		}
+		if httpErr.Status >= 300 && httpErr.Status < 400 {
+			return PathRedirect
 		}
 	}
 	return PathOK

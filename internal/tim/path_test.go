@@ -2,12 +2,16 @@ package tim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestMisconfiguredPaths makes each broken path for real (a certificate
@@ -27,6 +31,20 @@ func TestMisconfiguredPaths(t *testing.T) {
 	t.Cleanup(proxy.Close)
 	proxyURL, _ := url.Parse(proxy.URL)
 	viaProxy := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+	// An https:// endpoint in front of a server that speaks plain HTTP.
+	plain := "https://" + strings.TrimPrefix(status(http.StatusOK), "http://")
+	// A server that speaks neither TLS nor HTTP.
+	notTLS := serveRaw(t, func(c net.Conn) { c.Write([]byte("SSH-2.0-OpenSSH_9.6\r\n")) })
+	// A TLS server that wants a client certificate: it alerts (116).
+	mTLS := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	mTLS.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	mTLS.StartTLS()
+	t.Cleanup(mTLS.Close)
+	// A server that accepts and never answers the handshake, for a client
+	// that gives up after 100 ms; one that resets every connection.
+	silent := "https://" + strings.TrimPrefix(serveRaw(t, func(c net.Conn) { time.Sleep(2 * time.Second) }), "http://")
+	impatient := &http.Client{Transport: &http.Transport{TLSHandshakeTimeout: 100 * time.Millisecond}}
+	reset := serveRaw(t, func(c net.Conn) { c.(*net.TCPConn).SetLinger(0) })
 	closed := func() string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -52,6 +70,13 @@ func TestMisconfiguredPaths(t *testing.T) {
 		{"gateway down: 502", status(http.StatusBadGateway), nil, PathOK},
 		{"overloaded: 503", status(http.StatusServiceUnavailable), nil, PathOK},
 		{"connection refused", closed, nil, PathOK},
+		{"connection reset", reset, nil, PathOK},
+		{"TLS handshake timeout", silent, impatient, PathOK},
+		{"https:// to a plain-HTTP server", plain, nil, PathPlainHTTP},
+		{"https:// to a server that is not TLS", "https://" + strings.TrimPrefix(notTLS, "http://"), nil, PathTLSHandshake},
+		{"TLS server wants a client certificate", mTLS.URL, mTLS.Client(), PathTLSHandshake},
+		{"redirect: 301", status(http.StatusMovedPermanently), nil, PathRedirect},
+		{"redirect: 307", status(http.StatusTemporaryRedirect), nil, PathRedirect},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.want == PathDNS {
@@ -70,4 +95,44 @@ func TestMisconfiguredPaths(t *testing.T) {
 			}
 		})
 	}
+	// Errors no server here makes: a QUIC-style alert; over TCP,
+	// crypto/tls reports an alert as a *net.OpError around its unexported
+	// alert type, which prints as these do.
+	for _, tt := range []struct {
+		err  error
+		want PathFault
+	}{
+		{fmt.Errorf("handshake: %w", tls.AlertError(40)), PathTLSHandshake},
+		{&net.OpError{Op: "remote error", Err: errors.New("tls: protocol version not supported")}, PathTLSHandshake},
+		{&net.OpError{Op: "remote error", Err: errors.New("tls: bad record MAC")}, PathOK}, // a broken record, not a configuration
+		{tls.RecordHeaderError{Msg: "oversized record received with length 20000"}, PathOK},
+	} {
+		if got := Misconfigured(tt.err); got != tt.want {
+			t.Errorf("Misconfigured(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+// serveRaw serves every TCP connection with handle (then closes it) and
+// returns the http:// URL of the listener.
+func serveRaw(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
 }

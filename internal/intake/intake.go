@@ -69,8 +69,9 @@ const (
 type Config struct {
 	// Addr is host:port to listen on. Default DefaultAddr.
 	Addr string
-	// RedisURL is the Redis that holds the queues. Default
-	// redisconn.DefaultURL.
+	// RedisURL is the Redis that holds the queues, read with the
+	// environment's settings (redisconn.ParseEnv: REDIS_CA_FILE, a client
+	// certificate, the sentinels' password). Default redisconn.DefaultURL.
 	RedisURL string
 	// SDKAppID is the Chat app whose messages are recalled, for an intake
 	// that serves one app. Set it or Apps.
@@ -191,9 +192,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: Config.RedisURL: %w", ErrConfig, err)
 	}
-	// Every task the intake queues names its app: the client's app is
-	// never used.
-	queue, err := enqueue.New(enqueue.Config{RedisURL: cfg.RedisURL, SDKAppID: served[0].SDKAppID})
+	// The queues use conn, as /readyz and the lookups do, so that the
+	// environment's settings (REDIS_CA_FILE, a client certificate, the
+	// sentinels' password) reach them too. Every task the intake queues
+	// names its app: the client's app is never used.
+	queue, err := enqueue.New(enqueue.Config{Redis: conn.AsynqOpt(), SDKAppID: served[0].SDKAppID})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}

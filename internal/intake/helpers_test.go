@@ -41,7 +41,12 @@ type env struct {
 // newEnv starts a redis-server and an intake on it; edit adjusts the Config.
 func newEnv(t *testing.T, edit ...func(*Config)) *env {
 	t.Helper()
-	rs := redistest.Start(t)
+	return newEnvOn(t, redistest.Start(t), edit...)
+}
+
+// newEnvOn is newEnv on the redis-server rs.
+func newEnvOn(t *testing.T, rs *redistest.Server, edit ...func(*Config)) *env {
+	t.Helper()
 	logs := &logtest.Buffer{}
 	cfg := Config{
 		RedisURL: rs.URL,

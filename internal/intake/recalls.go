@@ -42,13 +42,18 @@ const (
 	// (waiting, running, retrying or finished within the retention), or
 	// the same message appears earlier in the batch; nothing new was queued.
 	StatusAlreadyQueued = "already_queued"
+	// StatusNotQueued, in a 503 answer only: Redis failed before this
+	// recall was queued (or while it was, leaving it in doubt). Sending it
+	// again queues it, or answers already_queued.
+	StatusNotQueued = "not_queued"
 )
 
 // Queued is the answer for one recall.
 type Queued struct {
 	// TaskID is the recall's deterministic task ID, for GET /v1/recalls/{id}.
 	TaskID string `json:"task_id"`
-	// Status is StatusQueued or StatusAlreadyQueued.
+	// Status is StatusQueued or StatusAlreadyQueued; in a 503 answer,
+	// StatusNotQueued too.
 	Status string `json:"status"`
 }
 
@@ -63,6 +68,10 @@ type ErrorResponse struct {
 	Error string `json:"error"`
 	// Invalid lists every bad recall of a rejected request.
 	Invalid []Problem `json:"invalid,omitempty"`
+	// Recalls, in a 503 answer to a POST, says what happened to each
+	// recall of the request, in order: some may have been queued before
+	// Redis failed.
+	Recalls []Queued `json:"recalls,omitempty"`
 }
 
 // Problem is what is wrong with one recall of a request.
@@ -142,27 +151,28 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 // ids, by calling queue with each index, a few at a time, and logs what
 // was accepted. A task whose ID appears twice is queued once; its later
 // rows say already_queued. On the first Redis error the rest are not
-// tried: it answers 503 and returns false. A client retries the whole
-// request, and what was queued reports already_queued.
+// tried: it answers 503 with what happened to each recall (queued,
+// already_queued or not_queued, in order) and returns false. A client
+// retries the whole request, and what was queued reports already_queued.
 func (s *Server) enqueueEach(w http.ResponseWriter, r *http.Request, ids []string,
 	queue func(ctx context.Context, i int) (enqueue.Result, error)) ([]Queued, bool) {
 	results, err := s.enqueueAll(r.Context(), ids, queue)
+	counts := map[string]int{}
+	for _, q := range results {
+		counts[q.Status]++
+	}
+	logArgs := []any{"client", requester(r.Context()), "sdkappid", slotOf(r.Context()).app, "path", r.URL.Path,
+		"recalls", len(results), "queued", counts[StatusQueued], "already_queued", counts[StatusAlreadyQueued]}
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "intake: cannot queue recalls",
-			"client", requester(r.Context()), "sdkappid", slotOf(r.Context()).app, "recalls", len(ids), "err", s.logRedisErr(err))
-		writeError(w, http.StatusServiceUnavailable,
-			"cannot queue the recalls: "+whyRedisFailed(err)+"; send the same request again later: recalls already queued are reported as already_queued", nil)
+			append(logArgs, "not_queued", counts[StatusNotQueued], "err", s.logRedisErr(err))...)
+		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Recalls: results, Error: fmt.Sprintf(
+			"%d of %d recalls were not queued: %s; send the same request again later: "+
+				"the recalls already queued (listed in \"recalls\") are then reported as already_queued",
+			counts[StatusNotQueued], len(results), whyRedisFailed(err))})
 		return nil, false
 	}
-	var queued int
-	for _, q := range results {
-		if q.Status == StatusQueued {
-			queued++
-		}
-	}
-	s.log.InfoContext(r.Context(), "intake: recalls accepted",
-		"client", requester(r.Context()), "sdkappid", slotOf(r.Context()).app, "path", r.URL.Path,
-		"recalls", len(results), "queued", queued, "already_queued", len(results)-queued)
+	s.log.InfoContext(r.Context(), "intake: recalls accepted", logArgs...)
 	return results, true
 }
 
@@ -175,17 +185,19 @@ func taskIDs[T interface{ TaskID() string }](payloads []T) []string {
 	return ids
 }
 
-// enqueueAll runs enqueueEach's queuing and returns the first Redis error.
+// enqueueAll runs enqueueEach's queuing. It returns what happened to each
+// recall, in order (StatusNotQueued for those Redis failed, or that were
+// not tried after it failed), and the first Redis error.
 func (s *Server) enqueueAll(ctx context.Context, ids []string, queue func(context.Context, int) (enqueue.Result, error)) ([]Queued, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RedisTimeout)
 	defer cancel()
 	results := make([]Queued, len(ids))
-	first := make(map[string]bool, len(ids))
+	first := make(map[string]int, len(ids)) // the row of each ID's first appearance
 	jobs := make(chan int, len(ids))
 	for i, id := range ids {
-		results[i] = Queued{TaskID: id, Status: StatusAlreadyQueued}
-		if !first[id] {
-			first[id] = true
+		results[i] = Queued{TaskID: id, Status: StatusNotQueued}
+		if _, seen := first[id]; !seen {
+			first[id] = i
 			jobs <- i
 		}
 	}
@@ -216,6 +228,11 @@ func (s *Server) enqueueAll(ctx context.Context, ids []string, queue func(contex
 		})
 	}
 	wg.Wait()
+	for i, id := range ids {
+		if f := first[id]; f != i && results[f].Status != StatusNotQueued {
+			results[i].Status = StatusAlreadyQueued // queued once, by row f
+		}
+	}
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
 	}

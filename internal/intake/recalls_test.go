@@ -5,9 +5,13 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -256,5 +260,82 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	}
 	if rec := e.do(t, http.MethodGet, "/healthz", "", ""); rec.Code != http.StatusOK {
 		t.Fatalf("/healthz with Redis down: %d, want 200", rec.Code)
+	}
+}
+
+// Redis fills up in the middle of a batch (maxmemory, noeviction): the 503
+// says, row by row in the request's order, which recalls were queued and
+// which were not, as the spec describes it, so a client knows what its
+// retry will do.
+func TestPartlyQueuedBatchSaysWhatWasQueued(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t, "--maxmemory-policy", "noeviction") // a server of its own, whose memory the test caps
+	e := newEnvOn(t, rs)
+	rdb := rs.Client(t)
+	info, err := rdb.Info(t.Context(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mem int64
+	for _, l := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(l, "used_memory:"); ok {
+			mem, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	// Room for a part of the batch only: 1 MiB, about a fifth of it.
+	if err := rdb.ConfigSet(t.Context(), "maxmemory", strconv.FormatInt(mem+1<<20, 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	reason := strings.Repeat("r", 500)
+	var rows, ids []string
+	for i := range 999 {
+		rows = append(rows, fmt.Sprintf(`{"From_Account":"s","To_Account":"u%d","MsgKey":"%d_1_1","reason":%q}`, i, i, reason))
+		ids = append(ids, taskID("s", fmt.Sprintf("u%d", i), fmt.Sprintf("%d_1_1", i)))
+	}
+	rows, ids = append(rows, rows[0]), append(ids, ids[0]) // the last row repeats the first
+
+	req := newRequest(http.MethodPost, "/v1/recalls", batchJSON(rows...))
+	req.Header.Set("Authorization", "Bearer "+opsToken.Secret)
+	rec := checkAgainstSpec(t, loadSpec(t), "POST /v1/recalls", e.s, req, nil)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("answer %d, want 503: %.300s", rec.Code, rec.Body)
+	}
+	got := decodeAs[ErrorResponse](t, rec)
+	pending, err := e.inspector(t).ListPendingTasks(urgentQ, asynq.PageSize(2000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inRedis := map[string]bool{}
+	for _, ti := range pending {
+		inRedis[ti.ID] = true
+	}
+	if len(inRedis) == 0 || len(inRedis) == len(ids)-1 {
+		t.Fatalf("%d of %d recalls queued: not a partial failure; the test's maxmemory needs adjusting", len(inRedis), len(ids)-1)
+	}
+	if len(got.Recalls) != len(ids) {
+		t.Fatalf("503 lists %d recalls, want %d: %.300s", len(got.Recalls), len(ids), rec.Body)
+	}
+	var notQueued int
+	for i, q := range got.Recalls {
+		want := StatusNotQueued
+		switch {
+		case i == len(ids)-1 && inRedis[ids[i]]:
+			want = StatusAlreadyQueued
+		case i < len(ids)-1 && inRedis[ids[i]]:
+			want = StatusQueued
+		}
+		if q != (Queued{TaskID: ids[i], Status: want}) {
+			t.Errorf("recalls[%d] = %+v, want %s %s", i, q, ids[i], want)
+		}
+		if want == StatusNotQueued {
+			notQueued++
+		}
+	}
+	if !strings.Contains(got.Error, fmt.Sprintf("%d of %d recalls were not queued", notQueued, len(ids))) ||
+		!strings.Contains(got.Error, "send the same request again") {
+		t.Errorf("503 says %q", got.Error)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, fmt.Sprintf(`"queued":%d,`, len(inRedis))) {
+		t.Errorf("the log does not count the %d recalls queued:\n%.2000s", len(inRedis), logs)
 	}
 }

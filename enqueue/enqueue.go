@@ -76,7 +76,10 @@ type Result struct {
 // Recall validates r and queues it on the urgent lane. r.SDKAppID may be
 // left zero; the client's app is used. Bad input returns an error wrapping
 // tasks.ErrInvalid that names the field; a Redis failure returns the
-// Redis error.
+// Redis error, without the password. An error reply of Redis (WRONGPASS,
+// NOAUTH, OOM, READONLY, ...) is in its chain as a redis.Error, even where
+// asynq flattened it into text: test it with redis.HasErrorPrefix(err,
+// "WRONGPASS") or errors.As.
 func (c *Client) Recall(ctx context.Context, r tasks.Recall) (Result, error) {
 	return c.queue(ctx, r, tasks.QueueUrgent)
 }
@@ -144,7 +147,9 @@ func (c *Client) enqueue(ctx context.Context, t *asynq.Task, id string) (Result,
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		res.AlreadyQueued = true
 	case err != nil:
-		return Result{}, fmt.Errorf("queue recall %s: %w", res.TaskID, redisconn.Redacted(err))
+		// asynq flattens a reply to its scripts (WRONGPASS, OOM) into
+		// text: Unflatten puts it back in the chain as a redis.Error.
+		return Result{}, fmt.Errorf("queue recall %s: %w", res.TaskID, redisconn.Redacted(redisconn.Unflatten(err)))
 	}
 	return res, nil
 }

@@ -2,6 +2,7 @@ package redisconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -55,5 +56,24 @@ func TestExplainNamesTheFix(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Unflatten reads an error reply out of asynq's "redis eval error: %v",
+// and leaves a failure to reach Redis as it is.
+func TestUnflattenReadsOnlyReplies(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ text, code string }{
+		{"UNKNOWN: redis eval error: WRONGPASS invalid username-password pair or user is disabled.", "WRONGPASS"},
+		{"INTERNAL_ERROR: redis eval error: NOAUTH Authentication required.", "NOAUTH"},
+		{"UNKNOWN: redis eval error: OOM command not allowed when used memory > 'maxmemory'.", "OOM"},
+		{"UNKNOWN: redis eval error: dial tcp 127.0.0.1:6379: connect: connection refused", ""},
+		{"UNKNOWN: redis eval error: EOF", ""},
+		{"UNKNOWN: redis eval error: context deadline exceeded", ""},
+		{"WRONGPASS invalid username-password pair", ""}, // not asynq's flattening
+	} {
+		if got := ReplyCode(errors.New(tc.text)); got != tc.code {
+			t.Errorf("ReplyCode(%q) = %q, want %q", tc.text, got, tc.code)
+		}
 	}
 }

@@ -319,7 +319,7 @@ func TestGroupRecallsRedisDownIsUnavailable(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("POST with Redis down: %d, want 503 (%s)", rec.Code, rec.Body)
 	}
-	if got := decodeAs[ErrorResponse](t, rec); !strings.Contains(got.Error, "send the same request again") {
+	if got := decodeAs[ErrorResponse](t, rec); !strings.Contains(got.Error, "Sending the same request again is safe") {
 		t.Fatalf("503 says %q", got.Error)
 	}
 	if rec := e.do(t, http.MethodGet, "/v1/recalls/"+groupTaskID("g", "", 1), opsToken.Secret, ""); rec.Code != http.StatusServiceUnavailable {

@@ -167,7 +167,7 @@ func (s *Server) enqueueEach(w http.ResponseWriter, r *http.Request, ids []strin
 		s.log.ErrorContext(r.Context(), "intake: cannot queue recalls",
 			append(logArgs, "not_queued", counts[StatusNotQueued], "err", s.logRedisErr(err))...)
 		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Recalls: results, Error: fmt.Sprintf(
-			"%d of %d recalls were not queued: %s; send the same request again later: "+
+			"%d of %d recalls were not queued: %s. Sending the same request again is safe: "+
 				"the recalls already queued (listed in \"recalls\") are then reported as already_queued",
 			counts[StatusNotQueued], len(results), whyRedisFailed(err))})
 		return nil, false

@@ -249,7 +249,7 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("POST with Redis down: %d, want 503 (%s)", rec.Code, rec.Body)
 	}
-	if got := decodeAs[ErrorResponse](t, rec); !strings.Contains(got.Error, "send the same request again") {
+	if got := decodeAs[ErrorResponse](t, rec); !strings.Contains(got.Error, "Sending the same request again is safe") {
 		t.Fatalf("503 says %q", got.Error)
 	}
 	if rec := e.do(t, http.MethodGet, "/v1/recalls/"+taskID("a", "b", "1_1_1"), opsToken.Secret, ""); rec.Code != http.StatusServiceUnavailable {
@@ -332,7 +332,7 @@ func TestPartlyQueuedBatchSaysWhatWasQueued(t *testing.T) {
 		}
 	}
 	if !strings.Contains(got.Error, fmt.Sprintf("%d of %d recalls were not queued", notQueued, len(ids))) ||
-		!strings.Contains(got.Error, "send the same request again") {
+		!strings.Contains(got.Error, "Sending the same request again is safe") {
 		t.Errorf("503 says %q", got.Error)
 	}
 	if logs := e.logs.String(); !strings.Contains(logs, fmt.Sprintf(`"queued":%d,`, len(inRedis))) {

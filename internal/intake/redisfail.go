@@ -8,7 +8,7 @@ import (
 // Redis: a refused password is the intake's configuration, which the
 // client cannot fix by trying again; a full Redis, or another error
 // reply, needs its operator too; a Redis that did not answer may come
-// back.
+// back, so only that answer says to try again later.
 func whyRedisFailed(err error) string {
 	switch code := redisconn.ReplyCode(err); {
 	case redisconn.IsAuthError(err):
@@ -21,7 +21,7 @@ func whyRedisFailed(err error) string {
 	case code != "":
 		return "the queue's Redis refused the command (" + code + "); tell the intake's operator"
 	}
-	return "the queue's Redis did not answer"
+	return "the queue's Redis did not answer; try again later"
 }
 
 // logRedisErr is err for the log: what to fix, without the password.

@@ -73,7 +73,7 @@ func (s *Server) getRecall(w http.ResponseWriter, r *http.Request) {
 		notFound()
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "intake: cannot look up a task", "task_id", id, "err", s.logRedisErr(err))
-		writeError(w, http.StatusServiceUnavailable, "cannot look up the task: "+whyRedisFailed(err)+"; try again later", nil)
+		writeError(w, http.StatusServiceUnavailable, "cannot look up the task: "+whyRedisFailed(err), nil)
 	case !readPayload(info, c, &task):
 		notFound()
 	default:

@@ -138,13 +138,15 @@ func (l *lastAttempts) run(ctx context.Context, every time.Duration) {
 // its own, once it is due, moves to asynq's scheduled set one not yet due,
 // and forgets those that ended. It returns how many it ran again. Tasks
 // alive in any other state (one it scheduled among them) keep their note
-// and are left alone until their next attempt notes them again.
+// and are left alone until their next attempt notes them again. A task it
+// cannot look up or move is reported in the error, after the others.
 func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 	notes, err := l.rdb.HGetAll(ctx, LastAttemptsKey).Result()
 	if err != nil {
 		return 0, err
 	}
 	n := 0
+	var errs []error // one task's error must not hold up the notes after it
 	for field, note := range notes {
 		queue, id, ok := strings.Cut(field, "/")
 		if !ok {
@@ -157,7 +159,8 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
 			continue
 		case err != nil:
-			return n, fmt.Errorf("look up task %s: %w", id, err)
+			errs = append(errs, fmt.Errorf("look up task %s: %w", id, err))
+			continue
 		}
 		switch info.State {
 		case asynq.TaskStateCompleted:
@@ -175,7 +178,8 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 				// it); the note stays for the next attempt.
 				moved, err := l.toScheduled(ctx, queue, id, ms)
 				if err != nil {
-					return n, fmt.Errorf("move kept task %s to the scheduled set: %w", id, err)
+					errs = append(errs, fmt.Errorf("move kept task %s to the scheduled set: %w", id, err))
+					continue
 				}
 				if moved {
 					l.log.InfoContext(ctx, "task archived by asynq on its last attempt for a reason not its own; scheduled again when due",
@@ -187,7 +191,8 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 				if now, ierr := l.insp.GetTaskInfo(queue, id); ierr == nil && now.State != asynq.TaskStateArchived {
 					continue // another worker put it back first
 				}
-				return n, fmt.Errorf("put back task %s: %w", id, err)
+				errs = append(errs, fmt.Errorf("put back task %s: %w", id, err))
+				continue
 			}
 			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
 			n++
@@ -195,7 +200,7 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 				"task_id", id, "queue", queue, "retried", info.Retried, "last_err", info.LastErr)
 		}
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }
 
 // toScheduledScript moves an archived task to the scheduled set, as

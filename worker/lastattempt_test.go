@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,5 +108,49 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 	}
 	if !notOwnFault(asynq.ErrLeaseExpired.Error()) || !notOwnFault(context.DeadlineExceeded.Error()) || notOwnFault("tencent 20022: x: skip retry for the task") {
 		t.Error("notOwnFault does not tell asynq's own errors from the task's")
+	}
+}
+
+// TestOneBrokenNoteDoesNotHoldUpTheOthers: a task asynq left half archived
+// (its record says archived, its archive set no longer holds it: asynq's
+// archive script trims before it writes the record) cannot be run again;
+// its error must not end the pass before the notes after it.
+func TestOneBrokenNoteDoesNotHoldUpTheOthers(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	opt := asynq.RedisClientOpt{Addr: srv.Addr}
+	c := asynq.NewClient(opt)
+	defer c.Close()
+	insp := asynq.NewInspector(opt)
+	defer insp.Close()
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	now := time.Now()
+	la := &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	var ids []string
+	for n := range 9 {
+		r := tasks.Recall{SDKAppID: 1400000000, FromAccount: "a", ToAccount: "b", MsgKey: fmt.Sprintf("%d_1_1", n+1)}
+		task, err := tasks.NewTask(r, tasks.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Enqueue(task); err != nil {
+			t.Fatal(err)
+		}
+		if err := insp.ArchiveTask(lastAttemptQ, r.TaskID()); err != nil {
+			t.Fatal(err)
+		}
+		rdb.HSet(ctx, LastAttemptsKey, lastAttemptField(lastAttemptQ, r.TaskID()), noteKept+fmt.Sprint(now.Add(-time.Second).UnixMilli()))
+		ids = append(ids, r.TaskID())
+	}
+	broken := ids[0]
+	rdb.ZRem(ctx, "asynq:{"+lastAttemptQ+"}:archived", broken)
+
+	n, err := la.putBack(ctx)
+	if err == nil || !strings.Contains(err.Error(), broken) {
+		t.Errorf("putBack: %v, want the broken task's error", err)
+	}
+	if n != len(ids)-1 {
+		t.Errorf("put back %d tasks in one pass, want the %d others", n, len(ids)-1)
 	}
 }

@@ -21,6 +21,11 @@ func Explain(err error, c *Conn) error {
 	err = Unflatten(err)
 	msg := Redact(err.Error())
 	switch code := ReplyCode(err); {
+	case IsAuthError(err) && c.kind == Sentinel:
+		// The sentinels and the data nodes each have their own password,
+		// and go-redis's error does not always say which refused.
+		return explained{err, fmt.Sprintf("%s: Redis at %s refused the password: check %s (the sentinels' password, if they have one) "+
+			"and the user and password in REDIS_URL (the primary's: redis-sentinel://:PASSWORD@host, percent-encoded)", msg, c, EnvSentinelPassword)}
 	case IsAuthError(err):
 		return explained{err, fmt.Sprintf("%s: Redis at %s refused the password: check the user and password in REDIS_URL "+
 			"(redis://:PASSWORD@host, percent-encoded)", msg, c)}

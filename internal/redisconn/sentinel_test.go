@@ -186,3 +186,27 @@ func mostInAnySecond(times []time.Time) int {
 	}
 	return most
 }
+
+// TestSentinelPasswordMissingIsNamed: when the sentinels refuse the
+// client, the fix is REDIS_SENTINEL_PASSWORD, not the password in
+// REDIS_URL (the data nodes'), which the explanation named alone.
+func TestSentinelPasswordMissingIsNamed(t *testing.T) {
+	set := redistest.StartSentinelSet(t, redistest.SentinelConfig{Password: dataPassword, SentinelPassword: sentinelPassword})
+	conn, err := redisconn.ParseWith(set.URL, redisconn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := conn.Client()
+	defer rdb.Close()
+	pingErr := rdb.Ping(context.Background()).Err()
+	if pingErr == nil {
+		t.Fatal("the sentinels answered a client without their password")
+	}
+	got := redisconn.Explain(pingErr, conn).Error()
+	if !strings.Contains(got, redisconn.EnvSentinelPassword) {
+		t.Errorf("Explain(%v) = %q, want it to name %s", pingErr, got, redisconn.EnvSentinelPassword)
+	}
+	if strings.Contains(got, dataPassword) || strings.Contains(got, sentinelPassword) {
+		t.Errorf("Explain shows a password: %q", got)
+	}
+}

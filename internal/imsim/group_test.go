@@ -332,6 +332,51 @@ func TestSendGroupIsRecallable(t *testing.T) {
 	}
 }
 
+// TestSendTopicPostsItsTopicId: a topic's message is numbered in the
+// topic's own sequence, its callback carries the TopicId (the community's
+// own message's callback has none), and recalling it in its topic leaves
+// the community's message of the same MsgSeq alone.
+func TestSendTopicPostsItsTopicId(t *testing.T) {
+	t.Parallel()
+	s, clock := newTestSim(t, nil)
+	var bodies []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+			t.Errorf("callback body: %v", err)
+		}
+		bodies = append(bodies, b) // the sends below post one at a time
+		fmt.Fprint(w, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`)
+	}))
+	defer srv.Close()
+	s.SetCallback(CallbackConfig{URL: srv.URL})
+	const group, topic = "@TGS#_@TGS#cQVLVHIM62CJ", "@TGS#_@TGS#cQVLVHIM62CJ@TOPIC#_spam"
+	ctx := context.Background()
+	own, err := s.SendGroup(ctx, "member", group, clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.SendTopic(ctx, "spammer", group, topic, clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own.MsgSeq != 1 || m.MsgSeq != 1 || m.TopicID != topic {
+		t.Fatalf("sent %+v and %+v, want MsgSeq 1 in each sequence", own, m)
+	}
+	if len(bodies) != 2 || bodies[0]["TopicId"] != nil || bodies[1]["TopicId"] != topic || bodies[1]["GroupId"] != group {
+		t.Fatalf("callbacks %v, want no TopicId, then TopicId %q", bodies, topic)
+	}
+	if got := retCodes(groupRecall(t, s, group, topic, m.MsgSeq)); !reflect.DeepEqual(got, []int{0}) {
+		t.Fatalf("recall in the topic: %v, want [0]", got)
+	}
+	if f := s.GroupFate(group, "", own.MsgSeq); f != nil {
+		t.Fatalf("the community's own message was touched: %v", f)
+	}
+	if _, err := s.SendTopic(ctx, "spammer", group, "", clock.Now()); err == nil {
+		t.Fatal("SendTopic without a TopicId: no error")
+	}
+}
+
 // TestGroupControlEndpoints drives the group through /sim/group/ over HTTP.
 func TestGroupControlEndpoints(t *testing.T) {
 	t.Parallel()

@@ -38,11 +38,15 @@ type SentMessage struct {
 	MsgKey    string
 }
 
-// SentGroupMessage is a group message the simulator "sent" (SendGroup).
+// SentGroupMessage is a group message the simulator "sent" (SendGroup,
+// SendTopic).
 type SentGroupMessage struct {
 	From, GroupID string
-	MsgSeq        uint64
-	MsgTime       int64
+	// TopicID is the topic of a community the message was sent to (""
+	// for the group itself).
+	TopicID string
+	MsgSeq  uint64
+	MsgTime int64
 }
 
 // CallbackConfig makes the simulator post Tencent's after-send callbacks
@@ -136,13 +140,39 @@ func (s *Sim) SendGroup(ctx context.Context, from, groupID string, at time.Time)
 	cb := h.cb
 	h.mu.Unlock()
 	s.postGroupSeq(groupID, m.MsgSeq, at)
+	return m, s.postGroupCallback(ctx, cb, m, "Public", at)
+}
+
+// SendTopic "sends" a message to the topic topicID of the community
+// groupID, as SendGroup does to a group: its MsgSeq is the next of the
+// topic's own sequence (PostGroupMessage), so messages of two topics, or of
+// a topic and the community itself, may share one; the callback carries
+// the TopicId, as Tencent's does for a topic's message.
+func (s *Sim) SendTopic(ctx context.Context, from, groupID, topicID string, at time.Time) (SentGroupMessage, error) {
+	if topicID == "" {
+		return SentGroupMessage{}, errors.New("imsim: SendTopic: TopicId is required (SendGroup sends to the group itself)")
+	}
+	seq := s.PostGroupMessage(groupID, topicID, at)
+	m := SentGroupMessage{From: from, GroupID: groupID, TopicID: topicID, MsgSeq: seq, MsgTime: at.Unix()}
+	s.hist.mu.Lock()
+	cb := s.hist.cb
+	s.hist.mu.Unlock()
+	return m, s.postGroupCallback(ctx, cb, m, "Community", at)
+}
+
+// postGroupCallback posts Group.CallbackAfterSendMsg for m, with its
+// TopicId when it was sent to a topic (absent otherwise, as from Tencent).
+func (s *Sim) postGroupCallback(ctx context.Context, cb CallbackConfig, m SentGroupMessage, groupType string, at time.Time) error {
 	body := map[string]any{
-		"CallbackCommand": "Group.CallbackAfterSendMsg", "GroupId": groupID, "Type": "Public",
-		"From_Account": from, "Operator_Account": from, "Random": 1, "MsgSeq": m.MsgSeq, "MsgTime": m.MsgTime,
+		"CallbackCommand": "Group.CallbackAfterSendMsg", "GroupId": m.GroupID, "Type": groupType,
+		"From_Account": m.From, "Operator_Account": m.From, "Random": 1, "MsgSeq": m.MsgSeq, "MsgTime": m.MsgTime,
 		"OnlineOnlyFlag": 0, "EventTime": at.UnixMilli(),
 		"MsgBody": []any{map[string]any{"MsgType": "TIMTextElem", "MsgContent": map[string]any{"Text": "simulated message"}}},
 	}
-	return m, s.postCallback(ctx, cb, "Group.CallbackAfterSendMsg", body)
+	if m.TopicID != "" {
+		body["TopicId"] = m.TopicID
+	}
+	return s.postCallback(ctx, cb, "Group.CallbackAfterSendMsg", body)
 }
 
 // ErrCallback wraps a callback that was not answered OK.

@@ -3,6 +3,8 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -17,18 +19,23 @@ const (
 )
 
 // Limits of the fields the index stores. Tencent's UserIDs are at most 32
-// bytes and GroupIds 48; the room left covers prefixes some apps add.
+// bytes and GroupIds 48; the room left covers prefixes some apps add. A
+// TopicId is the community's GroupId, "@TOPIC#_" and the topic's own ID;
+// its bound is the one a group recall task accepts (tasks.MaxTopicIDLen),
+// so that every topic message indexed can be queued.
 const (
 	MaxAccountLen = 64
 	MaxGroupIDLen = 64
 	MaxMsgKeyLen  = 64
+	MaxTopicIDLen = 128
 )
 
 // Errors of the callback reader. Each is wrapped with the detail.
 var (
 	// ErrBadCallback: the body is not a callback the capture can index
 	// (not JSON, a field of the wrong type, a required field missing or
-	// too long). It is answered 400 and counted, never indexed.
+	// too long, a TopicId with a control character or a space at either
+	// end). It is answered 400 and counted, never indexed.
 	ErrBadCallback = errors.New("bad callback")
 )
 
@@ -42,6 +49,9 @@ type callbackBody struct {
 	MsgKey          string `json:"MsgKey"`
 	MsgSeq          uint64 `json:"MsgSeq"`
 	MsgTime         int64  `json:"MsgTime"`
+	// TopicID is set for a message sent in a topic of a topic-enabled
+	// community (each topic has its own MsgSeqs); absent otherwise.
+	TopicID string `json:"TopicId"`
 	// SendMsgResult is 0 when the message was sent; absent counts as 0.
 	SendMsgResult int64 `json:"SendMsgResult"`
 	// OnlineOnlyFlag 1: an online-only message, never stored by Tencent,
@@ -124,10 +134,15 @@ func readCallback(command string, body []byte, now int64) (Message, verdict, err
 			return Message{}, 0, fmt.Errorf("%w: GroupId is missing", ErrBadCallback)
 		case len(cb.GroupID) > MaxGroupIDLen:
 			return Message{}, 0, fmt.Errorf("%w: GroupId is %d bytes long; at most %d are indexed", ErrBadCallback, len(cb.GroupID), MaxGroupIDLen)
+		case len(cb.TopicID) > MaxTopicIDLen:
+			return Message{}, 0, fmt.Errorf("%w: TopicId is %d bytes long; at most %d are indexed", ErrBadCallback, len(cb.TopicID), MaxTopicIDLen)
 		case cb.MsgSeq == 0:
 			return Message{}, 0, fmt.Errorf("%w: MsgSeq is missing", ErrBadCallback)
 		}
-		m = Message{Kind: Group, From: cb.From, GroupID: cb.GroupID, MsgSeq: cb.MsgSeq, Time: cb.MsgTime}
+		if reason := badIdentifier(cb.TopicID); reason != "" {
+			return Message{}, 0, fmt.Errorf("%w: TopicId %s", ErrBadCallback, reason)
+		}
+		m = Message{Kind: Group, From: cb.From, GroupID: cb.GroupID, TopicID: cb.TopicID, MsgSeq: cb.MsgSeq, Time: cb.MsgTime}
 	}
 	switch {
 	case cb.SendMsgResult != 0:
@@ -136,4 +151,25 @@ func readCallback(command string, body []byte, now int64) (Message, verdict, err
 		return m, onlineOnly, nil
 	}
 	return m, index, nil
+}
+
+// badIdentifier says what is wrong with an ID Tencent issued (""
+// when nothing is): a control character, or a space at either end, as
+// tasks' validation refuses them. Tencent never sends one; indexed, it
+// would be queued as a recall of no message, or rejected by the import.
+func badIdentifier(s string) string {
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	for i, c := range s {
+		if unicode.IsControl(c) {
+			return fmt.Sprintf("holds the control character %U at byte %d", c, i)
+		}
+	}
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	if s != "" && (unicode.IsSpace(first) || unicode.IsSpace(last)) {
+		return "starts or ends with a space"
+	}
+	return ""
 }

@@ -302,6 +302,46 @@ func TestDuplicateCallbacksAreReportedOnce(t *testing.T) {
 	}
 }
 
+// TestTopicMessagesKeepTheirTopic: each topic of a community numbers its
+// messages apart, so the sender's messages with one MsgSeq in the
+// community and in two of its topics are three messages, each kept with
+// its TopicId (and a repeated callback is still one); a bad TopicId is
+// refused and names the field.
+func TestTopicMessagesKeepTheirTopic(t *testing.T) { eachFront(t, testTopicMessagesKeepTheirTopic) }
+
+func testTopicMessagesKeepTheirTopic(t *testing.T, front string) {
+	e := newFrontEnv(t, front)
+	const group, a, b = "@TGS#_@TGS#cQVLVHIM62CJ", "@TGS#_@TGS#cQVLVHIM62CJ@TOPIC#_TestTopic", "@TOPIC#_other"
+	now := time.Now()
+	target := callbackURL(CallbackPath, testApp, CommandGroupAfterSend, testToken, now)
+	for _, topic := range []string{"", a, b, a} {
+		if w := e.post(t, target, topicBody("spammer", group, topic, 5, now.Unix())); w.Code != http.StatusOK {
+			t.Fatalf("topic %q: answered %d %s", topic, w.Code, w.Body)
+		}
+	}
+	var got []string
+	for _, m := range e.query(t, Query{SDKAppID: testApp, From: "spammer", Since: now.Add(-time.Minute)}) {
+		got = append(got, fmt.Sprintf("%s|%s|%d", m.GroupID, m.TopicID, m.MsgSeq))
+	}
+	want := []string{group + "||5", group + "|" + a + "|5", group + "|" + b + "|5"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("query: %q, want %q", got, want)
+	}
+	for name, topic := range map[string]string{
+		"too long": strings.Repeat("t", MaxTopicIDLen+1), "a newline": a + "\n", "a leading space": " " + a,
+	} {
+		w := e.post(t, target, topicBody("spammer", group, topic, 6, now.Unix()))
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "TopicId") {
+			t.Errorf("TopicId with %s: answered %d %s, want 400 naming TopicId", name, w.Code, w.Body)
+		}
+	}
+	if n := len(e.query(t, Query{SDKAppID: testApp, From: "spammer", Since: now.Add(-time.Minute)})); n != 3 {
+		t.Fatalf("%d messages after the bad callbacks, want the 3", n)
+	}
+}
+
 func TestRedisDownAnswers503AndCounts(t *testing.T) { eachFront(t, testRedisDownAnswers503AndCounts) }
 
 func testRedisDownAnswers503AndCounts(t *testing.T, front string) {

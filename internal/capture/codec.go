@@ -15,8 +15,8 @@ const (
 	// C2C is a one-to-one message: recalled with admin_msgwithdraw by
 	// (From_Account, To_Account, MsgKey).
 	C2C Kind = iota + 1
-	// Group is a group message: recalled by (GroupId, MsgSeq), with a
-	// group recall task type that recallq does not have yet.
+	// Group is a group message: recalled with group_msg_recall by
+	// (GroupId, TopicId, MsgSeq), TopicId for a topic's message only.
 	Group
 )
 
@@ -39,8 +39,12 @@ type Message struct {
 	To string
 	// MsgKey identifies a C2C message for admin_msgwithdraw.
 	MsgKey string
-	// GroupID and MsgSeq identify a group message.
+	// GroupID and MsgSeq identify a group message; TopicID, when set,
+	// is the topic of a community it was sent to, whose MsgSeqs are the
+	// topic's own: the same MsgSeq in the community itself or in another
+	// topic is another message.
 	GroupID string
+	TopicID string
 	MsgSeq  uint64
 	// Time is Tencent's MsgTime, in Unix seconds.
 	Time int64
@@ -57,12 +61,19 @@ type Message struct {
 //	C2C, tagC2CKey: uvarint len(To), To, uvarint len(MsgKey), MsgKey
 //	                (a MsgKey that is not built from the callback's three numbers)
 //	Group, tagGroup: uvarint len(GroupId), GroupId, uvarint MsgSeq
+//	Group, tagGroupTopic: as tagGroup, then uvarint n, uvarint len(rest), rest
+//	                (a topic's message: TopicId is GroupId[:n] + rest; a
+//	                TopicId starts with its community's GroupId, which is
+//	                not stored twice)
 //
-// A C2C message to a 10-byte UserID takes about 20 bytes.
+// A C2C message to a 10-byte UserID takes about 20 bytes. A message in a
+// community itself is a tagGroup entry, as before topics were kept;
+// entries written before are read unchanged.
 const (
-	tagC2C    byte = 1
-	tagC2CKey byte = 2
-	tagGroup  byte = 3
+	tagC2C        byte = 1
+	tagC2CKey     byte = 2
+	tagGroup      byte = 3
+	tagGroupTopic byte = 4
 )
 
 var errCorrupt = errors.New("capture: corrupt index entry")
@@ -72,10 +83,20 @@ func appendEntry(dst []byte, m Message, start int64) []byte {
 	off := uint64(max(m.Time-start, 0))
 	switch m.Kind {
 	case Group:
-		dst = append(dst, tagGroup)
+		if m.TopicID == "" {
+			dst = append(dst, tagGroup)
+		} else {
+			dst = append(dst, tagGroupTopic)
+		}
 		dst = binary.AppendUvarint(dst, off)
 		dst = appendString(dst, m.GroupID)
-		return binary.AppendUvarint(dst, m.MsgSeq)
+		dst = binary.AppendUvarint(dst, m.MsgSeq)
+		if m.TopicID == "" {
+			return dst
+		}
+		n := commonPrefix(m.GroupID, m.TopicID)
+		dst = binary.AppendUvarint(dst, uint64(n))
+		return appendString(dst, m.TopicID[n:])
 	default:
 		if seq, rnd, ok := splitMsgKey(m.MsgKey, m.Time); ok {
 			dst = append(dst, tagC2C)
@@ -89,6 +110,15 @@ func appendEntry(dst []byte, m Message, start int64) []byte {
 		dst = appendString(dst, m.To)
 		return appendString(dst, m.MsgKey)
 	}
+}
+
+// commonPrefix is how many bytes a and b start with in common.
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -148,13 +178,29 @@ func decodeEntry(b []byte, sender string, start int64) (Message, error) {
 		if m.MsgKey, b, err = readString(b); err != nil {
 			return Message{}, err
 		}
-	case tagGroup:
+	case tagGroup, tagGroupTopic:
 		m.Kind = Group
 		if m.GroupID, b, err = readString(b); err != nil {
 			return Message{}, err
 		}
 		if m.MsgSeq, b, err = readUvarint(b); err != nil {
 			return Message{}, err
+		}
+		if tag == tagGroupTopic {
+			var n uint64
+			var rest string
+			if n, b, err = readUvarint(b); err != nil {
+				return Message{}, err
+			}
+			if rest, b, err = readString(b); err != nil {
+				return Message{}, err
+			}
+			if n > uint64(len(m.GroupID)) {
+				return Message{}, errCorrupt
+			}
+			if m.TopicID = m.GroupID[:n] + rest; m.TopicID == "" {
+				return Message{}, errCorrupt
+			}
 		}
 	default:
 		return Message{}, errCorrupt

@@ -114,11 +114,21 @@ func c2cBody(from, to string, seq, rnd uint64, t int64, result int) string {
 
 // groupBody is a Group.CallbackAfterSendMsg body.
 func groupBody(from, group string, seq uint64, t int64) string {
-	b, _ := json.Marshal(map[string]any{
+	return topicBody(from, group, "", seq, t)
+}
+
+// topicBody is a Group.CallbackAfterSendMsg body of a message sent in the
+// topic topic of the community group (in the community itself if "").
+func topicBody(from, group, topic string, seq uint64, t int64) string {
+	m := map[string]any{
 		"CallbackCommand": CommandGroupAfterSend, "GroupId": group, "Type": "Public", "From_Account": from,
 		"Operator_Account": from, "Random": 42, "MsgSeq": seq, "MsgTime": t, "OnlineOnlyFlag": 0,
 		"MsgBody": []any{map[string]any{"MsgType": "TIMTextElem", "MsgContent": map[string]any{"Text": "hi"}}},
-	})
+	}
+	if topic != "" {
+		m["Type"], m["TopicId"] = "Community", topic
+	}
+	b, _ := json.Marshal(m)
 	return string(b)
 }
 

@@ -187,7 +187,7 @@ func legacyKey(app uint64, n int64, sender string) string {
 func (ix *Index) Add(ctx context.Context, app uint64, m Message) error {
 	n := floorDiv(m.Time, ix.bucket)
 	start := n * ix.bucket
-	e := appendString(make([]byte, 0, 28+len(m.From)+len(m.To)+len(m.GroupID)), m.From)
+	e := appendString(make([]byte, 0, 28+len(m.From)+len(m.To)+len(m.GroupID)+len(m.TopicID)), m.From)
 	w := &write{
 		key:   shardKey(app, n, m.From),
 		entry: appendEntry(e, m, start),
@@ -342,7 +342,11 @@ func (ix *Index) Each(ctx context.Context, q Query, fn func(Message) error) erro
 		if m.Time < since || m.Time > until || (q.To != "" && (m.Kind != C2C || m.To != q.To)) {
 			return nil
 		}
-		id := strconv.FormatInt(n, 36) + ":" + string(entry) // an entry is unique within its bucket
+		// An entry is unique within its bucket: it holds every field
+		// of the message, a group message's TopicId too, so messages
+		// of two topics (or of a topic and its community) with one
+		// MsgSeq stay two.
+		id := strconv.FormatInt(n, 36) + ":" + string(entry)
 		if _, dup := seen[id]; dup {
 			return nil
 		}

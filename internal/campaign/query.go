@@ -48,7 +48,9 @@ func SenderRows(ctx context.Context, ix *capture.Index, q capture.Query) (rows [
 	err = ix.Each(ctx, q, func(m capture.Message) error {
 		if m.Kind == capture.Group {
 			groups++
-			rows = append(rows, Row{Group: true, GroupID: m.GroupID, MsgSeq: m.MsgSeq})
+			// A topic's MsgSeq is the topic's own: without its TopicId
+			// it names the community's message of that MsgSeq.
+			rows = append(rows, Row{Group: true, GroupID: m.GroupID, TopicID: m.TopicID, MsgSeq: m.MsgSeq})
 			return nil
 		}
 		rows = append(rows, Row{From: m.From, To: m.To, MsgKey: m.MsgKey})

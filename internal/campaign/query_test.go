@@ -166,6 +166,26 @@ func TestConversationFollowsTheOutcomeTable(t *testing.T) {
 	}
 }
 
+// startCapture starts a capture that indexes in e's Redis the callbacks
+// of e's simulator, and returns its index.
+func (e *env) startCapture() *capture.Index {
+	e.t.Helper()
+	ix, err := capture.NewIndex(capture.IndexConfig{Redis: e.rdb})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { ix.Close() })
+	const token = "wave-token-0123456789"
+	cs, err := capture.New(capture.Config{Index: ix, Auth: capture.Auth{SDKAppIDs: []uint64{testApp}, Token: token}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := httptest.NewServer(cs)
+	e.t.Cleanup(srv.Close)
+	e.sim.SetCallback(imsim.CallbackConfig{URL: srv.URL + capture.CallbackPath, Token: token})
+	return ix
+}
+
 // TestSpamWaveCapturedQueriedAndRecalled runs the whole loop: the
 // simulator sends a wave and posts its callbacks to a capture, the
 // sender's messages in the window become a campaign, the workers recall
@@ -175,20 +195,7 @@ func TestSpamWaveCapturedQueriedAndRecalled(t *testing.T) {
 	e := newEnv(t)
 	e.startPipeline(pipelineOptions{})
 	ctx := context.Background()
-	ix, err := capture.NewIndex(capture.IndexConfig{Redis: e.rdb})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
-	const token = "wave-token-0123456789"
-	cs, err := capture.New(capture.Config{Index: ix, Auth: capture.Auth{SDKAppIDs: []uint64{testApp}, Token: token}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(cs)
-	defer srv.Close()
-	e.sim.SetCallback(imsim.CallbackConfig{URL: srv.URL + capture.CallbackPath, Token: token})
-
+	ix := e.startCapture()
 	now := time.Now()
 	var wave, others []imsim.SentMessage
 	for i := range 120 {
@@ -250,5 +257,34 @@ func TestSpamWaveCapturedQueriedAndRecalled(t *testing.T) {
 		if f := e.sim.Fate(m.From, m.To, m.MsgKey); f != nil {
 			t.Fatalf("a message to the spammer was touched: %s fate %v", m.MsgKey, f)
 		}
+	}
+}
+
+// TestTopicMessageIsRecalledInItsTopic: a spammer's message in a topic of
+// a community is captured with its TopicId and recalled in that topic; the
+// community's own message with the same MsgSeq (each topic numbers its
+// messages apart) is left alone.
+func TestTopicMessageIsRecalledInItsTopic(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startPipeline(pipelineOptions{})
+	ix := e.startCapture()
+	ctx, now := context.Background(), time.Now()
+	const group, topic = "@TGS#_@TGS#cQVLVHIM62CJ", "@TGS#_@TGS#cQVLVHIM62CJ@TOPIC#_spam"
+	other := e.sim.PostGroupMessage(group, "", now)
+	spam, err := e.sim.SendTopic(ctx, "spammer", group, topic, now)
+	if err != nil || spam.MsgSeq != other {
+		t.Fatalf("SendTopic: %+v %v; want the MsgSeq %d of the community's message", spam, err, other)
+	}
+	rows, _, err := SenderRows(ctx, ix, capture.Query{SDKAppID: testApp, From: "spammer", Since: now.Add(-time.Hour)})
+	if err != nil || len(rows) != 1 || rows[0].TopicID != topic {
+		t.Fatalf("query: %+v %v; want the topic's message with its TopicId", rows, err)
+	}
+	if _, err := ImportRows(ctx, ImportConfig{Redis: e.rdb, Name: "topic-wave", SDKAppID: testApp}, "capture: --sender spammer", rows); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState("topic-wave", StateDone, 30*time.Second)
+	if f, o := e.sim.GroupFate(group, topic, spam.MsgSeq), e.sim.GroupFate(group, "", other); !slices.Equal(f, []int{0}) || o != nil {
+		t.Fatalf("the topic's message: fate %v, want [0]; the community's message of the same MsgSeq: fate %v, want untouched", f, o)
 	}
 }

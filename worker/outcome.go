@@ -207,6 +207,8 @@ var pathOutcomes = map[tim.PathFault]Outcome{
 		"check TIM_ENDPOINT: scheme://host[:port] of Tencent's REST API or the simulator, no path", ""},
 	tim.PathRedirect: {NoAnswer, Configuration, "the endpoint redirects (HTTP 3xx; Tencent never does)",
 		"check TIM_ENDPOINT: https:// and the region's domain (or leave it empty and set TIM_REGION); redirects are not followed", ""},
+	tim.PathRefusedRequest: {NoAnswer, Configuration, "a server that is not Tencent's API refused the request (HTTP 400, 411, 413, 414 or 431; Tencent answers 200)",
+		"check TIM_ENDPOINT: http:// at a port that serves TLS answers 400 (use https://); or raise a proxy's limits on URL, header or body size", ""},
 	tim.PathPlainHTTP: {NoAnswer, Configuration, "TIM_ENDPOINT speaks plain HTTP to an https:// URL",
 		"use http:// in TIM_ENDPOINT, or the port that serves TLS", ""},
 	tim.PathTLSHandshake: {NoAnswer, Configuration, "the TLS handshake failed: the endpoint does not speak TLS, or refused this client (protocol version, cipher suites, server name, client certificate)",

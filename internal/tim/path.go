@@ -41,6 +41,12 @@ const (
 	// not followed: the URL carries the UserSig): an http:// endpoint sent
 	// to https://, a moved host, a login page in between.
 	PathRedirect PathFault = "http_redirect"
+	// PathRefusedRequest: HTTP 400, 411, 413, 414 or 431: a server that is
+	// not Tencent's API refused the request as malformed or too large
+	// (Tencent answers 200 to everything it reads): an http:// endpoint at
+	// a port that serves TLS, or a proxy's limits on the URL (it carries
+	// the UserSig), the headers or the body.
+	PathRefusedRequest PathFault = "http_refused_request"
 	// PathPlainHTTP: an https:// endpoint whose server answered in plain
 	// HTTP (http.ErrSchemeMismatch): the simulator, a proxy's or gateway's
 	// plain port.
@@ -163,6 +169,9 @@ func Misconfigured(err error) PathFault {
 			return PathProxyRefused
 		case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusGone:
 			return PathNotFound
+		case http.StatusBadRequest, http.StatusLengthRequired, http.StatusRequestEntityTooLarge,
+			http.StatusRequestURITooLong, http.StatusRequestHeaderFieldsTooLarge:
+			return PathRefusedRequest
 		}
 		if httpErr.Status >= 300 && httpErr.Status < 400 {
 			return PathRedirect

@@ -77,6 +77,10 @@ func TestMisconfiguredPaths(t *testing.T) {
 		{"TLS server wants a client certificate", mTLS.URL, mTLS.Client(), PathTLSHandshake},
 		{"redirect: 301", status(http.StatusMovedPermanently), nil, PathRedirect},
 		{"redirect: 307", status(http.StatusTemporaryRedirect), nil, PathRedirect},
+		{"http:// to a TLS port: 400", "http://" + strings.TrimPrefix(tlsSrv.URL, "https://"), nil, PathRefusedRequest},
+		{"a proxy's URL limit: 414", status(http.StatusRequestURITooLong), nil, PathRefusedRequest},
+		{"a proxy's header limit: 431", status(http.StatusRequestHeaderFieldsTooLarge), nil, PathRefusedRequest},
+		{"a proxy's body limit: 413", status(http.StatusRequestEntityTooLarge), nil, PathRefusedRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.want == PathDNS {

@@ -44,8 +44,11 @@ func drift(t int64) int64 { return int64(anchorDrift * float64(t)) }
 
 // place folds in one grant (sent and recv on the local clock, redisNow on
 // Redis's) and returns the local time of the Redis instant slot, on the
-// late side of what is known, and how much earlier it may truly lie.
-func (a *clockAnchor) place(sent, recv, redisNow, slot time.Time) (time.Time, time.Duration) {
+// late side of what is known, and how much earlier it may truly lie. When
+// the grant's bounds do not meet the anchor's because Redis's clock jumped
+// forward (the offset local - Redis fell), forward is at least how far;
+// otherwise 0.
+func (a *clockAnchor) place(sent, recv, redisNow, slot time.Time) (at time.Time, uncertain, forward time.Duration) {
 	s, r := int64(sent.Sub(a.base)), int64(recv.Sub(a.base))
 	n := redisNow.UnixNano()
 	hiC, loC := r-n-drift(s), s-n+drift(s) // this grant's bounds on the offset
@@ -54,10 +57,13 @@ func (a *clockAnchor) place(sent, recv, redisNow, slot time.Time) (time.Time, ti
 	if !a.set || hiC < a.loC-2*drift(r) || loC > a.hiC+2*drift(r) {
 		// The first grant, or bounds that do not meet the anchor's:
 		// Redis's clock moved. Start again from this grant.
+		if a.set && hiC < a.loC-2*drift(r) {
+			forward = time.Duration(a.loC - 2*drift(r) - hiC)
+		}
 		a.hiC, a.loC, a.set = hiC, loC, true
 	} else {
 		a.hiC, a.loC = min(a.hiC, hiC), max(a.loC, loC)
 	}
 	up, low := a.hiC+drift(r), a.loC-drift(r)
-	return a.base.Add(time.Duration(slot.UnixNano() + up)), time.Duration(max(up-low, 0))
+	return a.base.Add(time.Duration(slot.UnixNano() + up)), time.Duration(max(up-low, 0)), forward
 }

@@ -47,9 +47,10 @@ func TestLateGrantIsDropped(t *testing.T) {
 	rdb := s.Client(t)
 	slow := s.Client(t)
 	const delay = 300 * time.Millisecond
-	slow.AddHook(&slowReplies{delay: delay, first: true})
 	l := newTestLimiter(t, slow, Config{Rate: 200})
 	seed(t, rdb, l)
+	<-l.spreadRead // the first script call from now on is the grant's
+	slow.AddHook(&slowReplies{delay: delay, first: true})
 
 	p, err := l.Wait(context.Background(), Urgent)
 	if err != nil {

@@ -271,7 +271,8 @@ type Limiter struct {
 	drops       []int64 // slots dropped as late since the last grant, µs of Redis time (see noteDrop)
 	window      *spreadWindow
 	stalls      *stallWatch
-	anchor      *clockAnchor // places Redis's slots on the local clock
+	anchor      *clockAnchor  // places Redis's slots on the local clock
+	spreadRead  chan struct{} // closed once the first publishSpread has ended
 
 	grantRTT atomic.Int64 // moving average of a grant's round trip, ns (noteGrantRTT)
 
@@ -342,16 +343,17 @@ func New(cfg Config) (*Limiter, error) {
 	bucket := BucketName(cfg.App, cfg.API)
 
 	l := &Limiter{
-		cfg:    cfg,
-		bucket: bucket,
-		log:    cfg.Logger.With("bucket", bucket),
-		now:    cfg.Now,
-		keys:   newKeys(cfg.Prefix, bucket),
-		id:     processID(),
-		window: newSpreadWindow(),
-		stalls: newStallWatch(cfg.Now, max(cfg.LateCutoff, stallThreshold)),
-		anchor: newClockAnchor(cfg.Now()),
-		done:   make(chan struct{}),
+		cfg:        cfg,
+		bucket:     bucket,
+		log:        cfg.Logger.With("bucket", bucket),
+		now:        cfg.Now,
+		keys:       newKeys(cfg.Prefix, bucket),
+		id:         processID(),
+		window:     newSpreadWindow(),
+		stalls:     newStallWatch(cfg.Now, max(cfg.LateCutoff, stallThreshold)),
+		anchor:     newClockAnchor(cfg.Now()),
+		spreadRead: make(chan struct{}),
+		done:       make(chan struct{}),
 		// Burst: the permits this process may legitimately ask for at
 		// once, when it fills its lookahead after an idle spell.
 		local: rate.NewLimiter(rate.Limit(cfg.Rate), cfg.AheadUrgent+cfg.AheadBulk),
@@ -443,6 +445,15 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 	}
 	defer func() { <-sem }() // the call departs (or gives up): free the permit
 
+	// The fleet's pacing, read once before this process's first grant.
+	select {
+	case <-l.spreadRead:
+	case <-ctx.Done():
+		return Permit{}, ctx.Err()
+	case <-l.done:
+		return Permit{}, ErrClosed
+	}
+
 	// Flood guard in front of Redis; in steady state it never delays.
 	now := l.now()
 	if r := l.local.ReserveN(now, 1); r.DelayFrom(now) > 0 {
@@ -452,8 +463,21 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 		}
 	}
 
+	restart := false
 	for {
-		p, err = l.grant(ctx)
+		p, err = l.grant(ctx, restart)
+		restart = false
+		var jumped errClockJumped
+		if errors.As(err, &jumped) {
+			// The fleet holds slots placed in Redis's old clock, up to a
+			// lookahead ahead; a schedule continued in the new one would
+			// put calls on top of them. Drop this slot and restart.
+			l.noteDrop(p.RedisSlot)
+			l.log.InfoContext(ctx, "limiter saw Redis's clock jump forward: restarting the schedule one horizon ahead",
+				"jump_at_least", jumped.forward, "horizon", l.horizon())
+			restart = true
+			continue
+		}
 		if err != nil {
 			return Permit{}, err
 		}
@@ -488,14 +512,15 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 	return p, nil
 }
 
-// grant asks Redis for the next slot: one round trip.
-func (l *Limiter) grant(ctx context.Context) (Permit, error) {
+// grant asks Redis for the next slot: one round trip. With restart, the
+// schedule is restarted one horizon ahead (Redis's clock jumped forward).
+func (l *Limiter) grant(ctx context.Context, restart bool) (Permit, error) {
 	interval := l.Interval()
 	drops := l.takeDrops()
 	sent := l.now()
 	v, err := l.run(ctx, &l.stats.waitTrips, grantScript, []string{l.keys.gcra, l.keys.flow},
 		ceilMicros(interval), ceilMicros(l.horizon()), (stateTTL + l.cfg.Horizon).Milliseconds(),
-		aimdRegain.Seconds(), aimdProbe, aimdMargin, drops, ceilMicros(l.grantLead()))
+		aimdRegain.Seconds(), aimdProbe, aimdMargin, drops, ceilMicros(l.grantLead()), restartArg(restart))
 	recv := l.now()
 	l.noteGrantRTT(recv.Sub(sent))
 	if err != nil {
@@ -513,7 +538,10 @@ func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 	// The slot goes where the clock anchor (anchor.go) places Redis's
 	// instant: on the late side of what the recent grants tell, by at
 	// most their fastest round trip, which Observe adds to the spread.
-	slot, uncertain := l.anchor.place(sent, recv, time.UnixMicro(g.now), time.UnixMicro(g.slot))
+	slot, uncertain, forward := l.anchor.place(sent, recv, time.UnixMicro(g.now), time.UnixMicro(g.slot))
+	if !g.reset && forward > l.cfg.LateCutoff {
+		return Permit{RedisSlot: time.UnixMicro(g.slot)}, errClockJumped{forward}
+	}
 	return Permit{
 		Slot:      slot,
 		RedisSlot: time.UnixMicro(g.slot),
@@ -521,6 +549,22 @@ func (l *Limiter) grant(ctx context.Context) (Permit, error) {
 		uncertain: uncertain,
 		lim:       l,
 	}, nil
+}
+
+// errClockJumped is grant's answer when the grant showed Redis's clock
+// jumped forward by more than the lateness cutoff (at least forward).
+type errClockJumped struct{ forward time.Duration }
+
+func (e errClockJumped) Error() string {
+	return fmt.Sprintf("limiter: Redis's clock jumped forward by at least %s", e.forward)
+}
+
+// restartArg is grantScript's ARGV[9].
+func restartArg(restart bool) string {
+	if restart {
+		return "1"
+	}
+	return "0"
 }
 
 // maxGrantLead bounds how far past Redis's now a grant on an idle schedule
@@ -838,16 +882,21 @@ func (l *Limiter) setSpread(j, g time.Duration) {
 	l.interval.Store(int64(paced))
 }
 
-// publishLoop shares the spread until Close.
+// publishLoop shares the spread until Close: at once, then every
+// publishEvery. Wait grants nothing before the first round has ended, so a
+// process that starts while the fleet paces from a measured dispersion
+// never grants at its own InitialSpread interval, faster than the fleet.
 func (l *Limiter) publishLoop() {
 	defer l.wg.Done()
 	t := time.NewTicker(publishEvery)
 	defer t.Stop()
-	for {
-		select {
-		case <-l.done:
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-l.done:
+				return
+			case <-t.C:
+			}
 		}
 		ctx, cancel := context.WithTimeout(l.ctx, redisTimeout)
 		err := l.publishSpread(ctx)
@@ -857,6 +906,9 @@ func (l *Limiter) publishLoop() {
 			l.log.WarnContext(l.ctx, "limiter cannot share its latency spread: keeping the last shared one", "error", err)
 		case err == nil && l.stats.publishFailing.Swap(0) == 1:
 			l.log.InfoContext(l.ctx, "limiter shares its latency spread again")
+		}
+		if first {
+			close(l.spreadRead)
 		}
 	}
 }

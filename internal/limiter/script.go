@@ -111,20 +111,32 @@ end
 
 // grantScript grants the next slot.
 //
-//	KEYS[1] gcra hash (tat, pause, srv, scale, scaled, ceil, hold, strike)
+//	KEYS[1] gcra hash (tat, pause, srv, rnow, scale, scaled, ceil, hold, strike)
 //	KEYS[2] flow hash
 //	ARGV[1] interval µs, ARGV[2] horizon µs, ARGV[3] key TTL ms,
 //	ARGV[4] regain s, ARGV[5] probe /s³, ARGV[6] margin,
 //	ARGV[7] slots this process dropped as late, µs, comma-separated, or ''
 //	ARGV[8] lead µs: on an idle schedule the slot lies this far after now
+//	ARGV[9] '1' to restart the schedule (the caller saw Redis's clock jump
+//	forward), else '0'
 //
 // The interval is divided by the bucket's rate scale (aimd.go, scaleAt).
 // The slot is counted in the flow hash at its time (flowAdd), and the
 // dropped slots are taken off (flowRemove): they got nothing through.
 //
-// A schedule that is missing, or was written by another server (its run_id
-// differs: restored from a snapshot, a promoted replica, a moved slot), is
-// restarted as a pause of one horizon: pause = max(pause, now + horizon).
+// A schedule that is missing, was written by another server (its run_id
+// differs: restored from a snapshot, a promoted replica, a moved slot), was
+// written more than a horizon ahead of now on this server's clock (rnow,
+// Redis's now at the last grant: its clock stepped back), or that the caller
+// asks to restart, is restarted as a pause of one horizon: pause = now +
+// horizon, the stored tat and pause dropped. They are in another clock, or
+// one that jumped: kept, a clock behind by an hour would hold the fleet for
+// the hour. The rate scale's times (scaled, hold) are brought back to now
+// when they lie ahead of it, for the same reason. A step back smaller than
+// the horizon only leaves a gap as long as the step, no longer than the
+// restart's own. A step forward leaves the schedule behind now, like an
+// idle one, so the script cannot see it; the callers' clock anchors can
+// (anchor.go), and ask for the restart.
 // INFO is called with pcall so that an ACL or a renamed command that forbids
 // it only disables the run_id check (srv is then always empty).
 //
@@ -145,21 +157,27 @@ local interval = tonumber(ARGV[1])
 local horizon = tonumber(ARGV[2])
 local info = redis.pcall('INFO', 'server')
 local srv = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
-local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'srv', 'scale', 'scaled', 'ceil')
+local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'srv', 'scale', 'scaled', 'ceil', 'rnow', 'hold')
 local tat = tonumber(st[1]) or 0
 local pause = tonumber(st[2]) or 0
+local reset = 0
+if st[1] == false or st[3] ~= srv or now < (tonumber(st[7]) or 0) - horizon or ARGV[9] == '1' then
+  tat, pause, reset = 0, now + horizon, 1
+  redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
+  if (tonumber(st[5]) or 0) > now then
+    st[5] = string.format('%.0f', now)
+    redis.call('HSET', KEYS[1], 'scaled', st[5])
+  end
+  if (tonumber(st[8]) or 0) > now then
+    redis.call('HSET', KEYS[1], 'hold', string.format('%.0f', now))
+  end
+end
 local scale = scaleAt({st[4], st[5], st[6]}, now, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 interval = math.ceil(interval / scale)
-local reset = 0
-if st[1] == false or st[3] ~= srv then
-  pause = math.max(pause, now + horizon)
-  redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
-  reset = 1
-end
 local free = math.max(now, pause)
 local slot = math.max(tat, free)
 if slot <= now then slot = now + tonumber(ARGV[8]) end
-redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', slot + interval), 'srv', srv)
+redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', slot + interval), 'srv', srv, 'rnow', string.format('%.0f', now))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 flowAdd(KEYS[2], 'g', slot)
 for d in string.gmatch(ARGV[7], '%d+') do

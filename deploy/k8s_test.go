@@ -138,8 +138,9 @@ type pdbSpec struct {
 	Selector struct {
 		MatchLabels map[string]string `yaml:"matchLabels"`
 	} `yaml:"selector"`
-	MinAvailable   any `yaml:"minAvailable"`
-	MaxUnavailable any `yaml:"maxUnavailable"`
+	MinAvailable               any    `yaml:"minAvailable"`
+	MaxUnavailable             any    `yaml:"maxUnavailable"`
+	UnhealthyPodEvictionPolicy string `yaml:"unhealthyPodEvictionPolicy"`
 }
 
 type kustomization struct {
@@ -530,6 +531,13 @@ func TestK8sWorkersSurviveDisruptions(t *testing.T) {
 		pdb := decodeSpec[pdbSpec](t, o)
 		if (pdb.MinAvailable == nil) == (pdb.MaxUnavailable == nil) {
 			t.Errorf("%s: set exactly one of minAvailable and maxUnavailable", o)
+		}
+		// Pods answer /readyz 503 while their circuit is open or Redis is
+		// down; under the default IfHealthyBudget policy a budget whose
+		// pods are all unready refuses every eviction, and a node drain
+		// hangs for as long as the outage it is meant to help with.
+		if pdb.UnhealthyPodEvictionPolicy != "AlwaysAllow" {
+			t.Errorf("%s: unhealthyPodEvictionPolicy is %q, want AlwaysAllow (unready pods must not block node drains)", o, pdb.UnhealthyPodEvictionPolicy)
 		}
 		if selects(pdb.Selector.MatchLabels, workerLabels) {
 			covered = true

@@ -42,3 +42,31 @@ func TestSeveralAppsExampleIsAValidAppsFile(t *testing.T) {
 		t.Errorf("%s: its comment no longer says where to mount the ConfigMap and the Secret", p)
 	}
 }
+
+// TestSeveralAppsStepsNameEveryPodThatReadsTheRemovedKeys: the steps in
+// several-apps/apps.yaml remove TIM_SDKAPPID, TIM_REGION and RECALL_RATE
+// from the ConfigMap "recallq". A Deployment that reads one of them and
+// that the steps do not tell to edit would stop starting
+// (CreateContainerConfigError): the capture did.
+func TestSeveralAppsStepsNameEveryPodThatReadsTheRemovedKeys(t *testing.T) {
+	p := loadProgram(t)
+	steps, err := os.ReadFile(filepath.Join(p.root, "deploy", "k8s", "several-apps", "apps.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, _, _ := k8sManifests(t, p.root)
+	removed := map[string]bool{"TIM_SDKAPPID": true, "TIM_REGION": true, "RECALL_RATE": true}
+	for _, o := range objs {
+		if o.Kind != "Deployment" || strings.Contains(string(steps), filepath.Base(o.file)) {
+			continue
+		}
+		for _, c := range decodeSpec[deploymentSpec](t, o).Template.Spec.Containers {
+			for _, e := range c.Env {
+				if ref := e.ValueFrom; ref != nil && ref.ConfigMapKeyRef != nil && removed[ref.ConfigMapKeyRef.Key] {
+					t.Errorf("%s reads %s from ConfigMap %s, which several-apps/apps.yaml's steps remove, and the steps do not name it: it would not start",
+						o, ref.ConfigMapKeyRef.Key, ref.ConfigMapKeyRef.Name)
+				}
+			}
+		}
+	}
+}

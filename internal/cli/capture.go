@@ -26,7 +26,8 @@ and enable "after a one-to-one message is sent" and "after a group message is
 sent". Each sent message is kept in Redis for CAPTURE_RETENTION (default 7 days),
 by sender and time, for "recallq campaign start --sender USER --since 6h".
 
-Only callbacks of TIM_SDKAPPID (and CAPTURE_SDKAPPIDS) are accepted. Set at
+Only callbacks of TIM_SDKAPPID, or of every app of TIM_APPS_FILE (and of
+CAPTURE_SDKAPPIDS) are accepted. Set at
 least one of: the callback token (CAPTURE_TOKEN or CAPTURE_TOKEN_FILE, the same
 as in the console: every callback must then carry a valid Sign), an IP
 allowlist (--allow-ips), a secret path segment (CAPTURE_PATH_SECRET). Secrets
@@ -37,11 +38,14 @@ come from the environment or a file, never from a flag.`,
 			if err != nil {
 				return err
 			}
-			id, err := app.appID("the capture")
+			served, err := servedApps(&app, "the capture")
 			if err != nil {
 				return err
 			}
-			ids := []uint64{id}
+			var ids []uint64
+			for _, a := range served {
+				ids = append(ids, a.SDKAppID)
+			}
 			for _, f := range strings.FieldsFunc(os.Getenv("CAPTURE_SDKAPPIDS"), isListSep) {
 				n, err := strconv.ParseUint(f, 10, 64)
 				if err != nil || n == 0 {

@@ -103,3 +103,60 @@ func TestCaptureKeepsItsSecretsOutOfEveryOutput(t *testing.T) {
 		t.Errorf("the debug log does not show the refusals:\n%s", errOut.String())
 	}
 }
+
+// TestCaptureServesEveryAppOfTheAppsFile: in a deployment of several apps
+// (TIM_APPS_FILE, no TIM_SDKAPPID) the capture accepts the callbacks of
+// each app of the file, as the intake serves each; it refused to start.
+func TestCaptureServesEveryAppOfTheAppsFile(t *testing.T) {
+	campaignEnv(t)
+	t.Setenv("TIM_SDKAPPID", "")
+	writeAppsFile(t, true)
+	const token = "capture-token-apps-3f9a"
+	t.Setenv("CAPTURE_TOKEN", token)
+	t.Setenv("CAPTURE_PATH_SECRET", "")
+	t.Setenv("CAPTURE_ALLOW_IPS", "")
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, errOut := &logtest.Buffer{}, &logtest.Buffer{}
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, []string{"capture", "--addr", addr}, out, errOut) }()
+	now := time.Now().Unix()
+	post := func(app uint64) int {
+		target := fmt.Sprintf("http://%s%s?SdkAppid=%d&CallbackCommand=C2C.CallbackAfterSendMsg&contenttype=json&RequestTime=%d&Sign=%s",
+			addr, capture.CallbackPath, app, now, capture.SignFor(token, now))
+		body := fmt.Sprintf(`{"From_Account":"a","To_Account":"b","MsgSeq":1,"MsgRandom":2,"MsgTime":%d,"MsgKey":"1_2_%d","SendMsgResult":0}`, now, now)
+		resp, err := http.Post(target, "application/json", strings.NewReader(body))
+		if err != nil {
+			return -1
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for post(1400000000) != http.StatusOK {
+		select {
+		case code := <-done:
+			t.Fatalf("capture exit %d: %s", code, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the capture did not accept a callback of the first app; stderr:\n%s", errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := post(1400000001); got != http.StatusOK {
+		t.Errorf("a callback of the file's second app answered %d, want 200", got)
+	}
+	if got := post(1400000007); got == http.StatusOK {
+		t.Errorf("a callback of an app not in the file was accepted")
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("capture exit %d: %s", code, errOut.String())
+	}
+}

@@ -65,7 +65,7 @@ file). With several apps, a POST names its app: ?sdkappid=ID.`,
 			if err != nil {
 				return err
 			}
-			served, err := intakeApps(&app)
+			served, err := servedApps(&app, "the intake")
 			if err != nil {
 				return err
 			}
@@ -143,10 +143,11 @@ func intakeTokens() ([]intake.Token, error) {
 	return nil, usagef("no bearer token is set: the intake refuses to run open; put name:token lines in a file named by INTAKE_TOKENS_FILE, or one token in INTAKE_TOKEN")
 }
 
-// intakeApps are the apps the intake serves: those of TIM_APPS_FILE, read
-// without their key files (the intake never calls Tencent, and its pod
-// need not mount them), or the one app of TIM_SDKAPPID (--sdkappid).
-func intakeApps(app *appFlags) ([]apps.App, error) {
+// servedApps are the apps the intake or the capture (who) serves: those
+// of TIM_APPS_FILE, read without their key files (neither calls Tencent,
+// and their pods need not mount them), or the one app of TIM_SDKAPPID
+// (--sdkappid).
+func servedApps(app *appFlags, who string) ([]apps.App, error) {
 	file := os.Getenv("TIM_APPS_FILE")
 	switch {
 	case file != "" && app.sdkAppID != "":
@@ -158,9 +159,9 @@ func intakeApps(app *appFlags) ([]apps.App, error) {
 		}
 		return list, nil
 	case app.sdkAppID == "":
-		return nil, usagef("TIM_SDKAPPID is not set: the intake needs the app's SDKAppID from the Chat console (env TIM_SDKAPPID or --sdkappid), or the apps file of several apps in TIM_APPS_FILE")
+		return nil, usagef("TIM_SDKAPPID is not set: %s needs the app's SDKAppID from the Chat console (env TIM_SDKAPPID or --sdkappid), or the apps file of several apps in TIM_APPS_FILE", who)
 	}
-	id, err := app.appID("the intake")
+	id, err := app.appID(who)
 	if err != nil {
 		return nil, err
 	}

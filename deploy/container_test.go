@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recallq/recallq/internal/capture"
+	"github.com/recallq/recallq/internal/intake"
 	"github.com/recallq/recallq/internal/lab"
 	"github.com/recallq/recallq/worker"
 )
@@ -172,14 +174,19 @@ func (p *program) listenAddr(t *testing.T, c container, pc parsed) (string, erro
 	return "", fmt.Errorf("`recallq %s` reads %s but no default for it was found: set it", path, setting)
 }
 
-// checkShutdownGrace checks that a worker is given longer than its
-// shutdown bound between SIGTERM and SIGKILL.
+// checkShutdownGrace checks that a worker, an intake or a capture is given
+// longer than its shutdown bound between SIGTERM and SIGKILL.
 func checkShutdownGrace(t *testing.T, c container, cmd string) {
 	t.Helper()
-	if cmd != "worker" {
+	bound, name := map[string]time.Duration{
+		"worker":  worker.DefaultShutdownTimeout,
+		"serve":   intake.DefaultShutdownTimeout,
+		"capture": capture.DefaultShutdownTimeout,
+	}[cmd], cmd
+	if bound == 0 {
 		return
 	}
-	if c.grace <= worker.DefaultShutdownTimeout {
-		t.Errorf("%s: %v between SIGTERM and SIGKILL, not more than the worker's shutdown bound worker.DefaultShutdownTimeout (%v): in-flight calls would be killed", c.where, c.grace, worker.DefaultShutdownTimeout)
+	if c.grace <= bound {
+		t.Errorf("%s: %v between SIGTERM and SIGKILL, not more than the %s's shutdown bound (%v): requests or calls in flight would be killed", c.where, c.grace, name, bound)
 	}
 }

@@ -140,3 +140,25 @@ func TestANewProcessPacesAsTheFleetFromItsFirstGrant(t *testing.T) {
 			got, 1/got.Seconds(), fleet, 1/fleet.Seconds())
 	}
 }
+
+// TestAPauseBeforeTheFirstGrantHolds: a slow-down on a bucket that has no
+// schedule yet (first use, after FLUSHALL) writes a pause in this server's
+// clock; the grant that restarts the schedule must keep it, not only the
+// horizon (the restart after a clock step drops stored times; this one
+// must not).
+func TestAPauseBeforeTheFirstGrantHolds(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	l := newTestLimiter(t, rdb, Config{Horizon: 100 * time.Millisecond})
+	ctx := context.Background()
+	const pause = 3 * time.Second
+	for range 2 { // one answer alone is isolated and pauses nothing
+		if err := l.SlowDown(ctx, pause); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := firstGrant(t, l)
+	if got := p.RedisSlot.Sub(p.redisNow); got < 2*time.Second {
+		t.Errorf("the first slot after a slow-down of %s lies %s after Redis's now: the pause was dropped", pause, got)
+	}
+}

@@ -124,12 +124,13 @@ end
 // The slot is counted in the flow hash at its time (flowAdd), and the
 // dropped slots are taken off (flowRemove): they got nothing through.
 //
-// A schedule that is missing, was written by another server (its run_id
-// differs: restored from a snapshot, a promoted replica, a moved slot), was
-// written more than a horizon ahead of now on this server's clock (rnow,
-// Redis's now at the last grant: its clock stepped back), or that the caller
-// asks to restart, is restarted as a pause of one horizon: pause = now +
-// horizon, the stored tat and pause dropped. They are in another clock, or
+// A schedule that is missing is restarted as a pause of one horizon: pause
+// = max(pause, now + horizon) (a slow-down may have paused the bucket
+// since). One that was written by another server (its run_id differs:
+// restored from a snapshot, a promoted replica, a moved slot), was written
+// more than a horizon ahead of now on this server's clock (rnow, Redis's now
+// at the last grant: its clock stepped back), or that the caller asks to
+// restart, is restarted the same way with the stored tat and pause dropped. They are in another clock, or
 // one that jumped: kept, a clock behind by an hour would hold the fleet for
 // the hour. The rate scale's times (scaled, hold) are brought back to now
 // when they lie ahead of it, for the same reason. A step back smaller than
@@ -161,7 +162,12 @@ local st = redis.call('HMGET', KEYS[1], 'tat', 'pause', 'srv', 'scale', 'scaled'
 local tat = tonumber(st[1]) or 0
 local pause = tonumber(st[2]) or 0
 local reset = 0
-if st[1] == false or st[3] ~= srv or now < (tonumber(st[7]) or 0) - horizon or ARGV[9] == '1' then
+if st[1] == false then
+  -- No schedule (first use, FLUSHALL, expiry): a pause a slow-down wrote
+  -- since, in this server's clock, still holds.
+  pause, reset = math.max(pause, now + horizon), 1
+  redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
+elseif st[3] ~= srv or now < (tonumber(st[7]) or 0) - horizon or ARGV[9] == '1' then
   tat, pause, reset = 0, now + horizon, 1
   redis.call('HSET', KEYS[1], 'pause', string.format('%.0f', pause))
   if (tonumber(st[5]) or 0) > now then

@@ -51,6 +51,15 @@ type GroupCall struct {
 	Code int
 	// Latency is from the call's slot to its answer.
 	Latency time.Duration
+	// RateLimited is the code of the call's rate-limited answer (the
+	// call's own or a seq's), 0 when it was not rate limited: the one
+	// shared slow-down of the call, however many seqs it carried.
+	RateLimited int
+	// ConfigError is whether the call said the app's configuration is
+	// wrong (its code, a seq's, the UserSig refused again with a fresh
+	// one, a transport fault of the configuration): the one strike of the
+	// breaker of the call, however many seqs it carried.
+	ConfigError bool
 }
 
 // batchKey is what the seqs of one call share; the app is the handler's.
@@ -307,11 +316,12 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 	log := h.log.With("group_id", k.group, "seqs", len(seqs))
 
 	base := batchAnswer{called: true, resp: resp.Response, seqs: len(seqs), permit: permit, started: started, done: done}
-	code := resp.ErrorCode
+	gc := GroupCall{Seqs: len(seqs), Code: resp.ErrorCode, Latency: done.Sub(permit.Slot)}
 	if callErr != nil {
-		base.err, code = callErr, NoAnswer
+		base.err, gc.Code = callErr, NoAnswer
 		if o, bad := ClassifyTransport(callErr); bad {
 			h.breaker.failure(ctx, log, o, probe)
+			gc.ConfigError = true
 		}
 	}
 	answers := make([]batchAnswer, len(members))
@@ -336,6 +346,9 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 			case Done, DeadLetter:
 				good = true
 			case RateLimited:
+				if !rateLimited {
+					gc.RateLimited = a.o.Code
+				}
 				rateLimited = true
 			}
 		}
@@ -345,6 +358,7 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 	case callErr != nil:
 	case config.Class == Configuration:
 		h.breaker.failure(ctx, log, config, probe)
+		gc.ConfigError = true
 	case sigStale:
 		// A first refusal of the UserSig: neutral, as for a one-to-one
 		// call (Handler.decide); the members call again with a fresh one,
@@ -361,7 +375,7 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 		}
 	}
 	if h.cfg.OnGroupCall != nil {
-		h.cfg.OnGroupCall(GroupCall{Seqs: len(seqs), Code: code, Latency: done.Sub(permit.Slot)})
+		h.cfg.OnGroupCall(gc)
 	}
 	for i, m := range members {
 		m.out <- answers[i]

@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/recallq/recallq/internal/imsim"
+	"github.com/recallq/recallq/internal/metrics"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -318,6 +319,83 @@ func TestGroupRateLimitSlowsTheGroupBucketOnce(t *testing.T) {
 	}
 	if c := e.lim.Stats(); c.SlowDowns+c.IsolatedStrikes != 0 {
 		t.Errorf("the one-to-one bucket was slowed down by a group answer")
+	}
+}
+
+// counted hands what the handler reported (every Event, every group call)
+// to a fresh Metrics, as a worker is wired, and sums the series of name,
+// or with label = value only those.
+func (e *env) counted(name string, labelValue ...string) float64 {
+	e.t.Helper()
+	m := metrics.New(metrics.Config{})
+	e.events.mu.Lock()
+	for _, ev := range e.events.evs {
+		m.Record(ev)
+	}
+	e.events.mu.Unlock()
+	for _, c := range e.calls.all() {
+		m.GroupCalled(c)
+	}
+	mfs, err := m.Gatherer().Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		for _, s := range mf.GetMetric() {
+			match := len(labelValue) == 0
+			for _, l := range s.GetLabel() {
+				match = match || l.GetName() == labelValue[0] && l.GetValue() == labelValue[1]
+			}
+			if mf.GetName() == name && match {
+				n += s.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+// TestGroupRateLimitCountsOneBackoffPerCall: a 10006 for a call of ten
+// seqs is one rate-limited answer and one shared pause, so one back-off,
+// not ten.
+func TestGroupRateLimitCountsOneBackoffPerCall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{groupLinger: 300 * time.Millisecond})
+	e.newGroup("g", 20)
+	e.sim.ForceGroup("g", 10006, 1)
+	var ids []string
+	for seq := uint64(1); seq <= 10; seq++ {
+		ids = append(ids, e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: "g", MsgSeq: seq}))
+	}
+	for _, id := range ids {
+		e.waitTaskIn(bulkQ, id, "completed", inState(asynq.TaskStateCompleted))
+	}
+	if n := e.counted(metrics.RateLimitBackoffs, "code", "10006"); n != 1 {
+		t.Errorf("%s{code=\"10006\"} = %v after one rate-limited call of ten seqs, want 1", metrics.RateLimitBackoffs, n)
+	}
+}
+
+// TestGroupConfigErrorCountsOncePerCall: a 10007 for a call of ten seqs
+// is one configuration error, not ten.
+func TestGroupConfigErrorCountsOncePerCall(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{groupLinger: 300 * time.Millisecond})
+	e.newGroup("a", 20)
+	e.sim.ForceGroup("a", 10007, 0)
+	var ids []string
+	for seq := uint64(1); seq <= 10; seq++ {
+		ids = append(ids, e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: "a", MsgSeq: seq}))
+	}
+	for _, id := range ids {
+		e.waitTaskIn(bulkQ, id, "kept", func(i *asynq.TaskInfo) bool {
+			return i.State == asynq.TaskStateRetry && i.Retried == 0
+		})
+	}
+	if calls := e.sim.GroupStats().Calls; calls != 1 {
+		t.Fatalf("simulator saw %d group calls, want 1 of ten seqs", calls)
+	}
+	if n := e.counted(metrics.ConfigErrors); n != 1 {
+		t.Errorf("%s = %v after one configuration-error call of ten seqs, want 1", metrics.ConfigErrors, n)
 	}
 }
 

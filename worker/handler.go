@@ -90,7 +90,10 @@ type Event struct {
 	// group task seen through the same fields (GroupRecallAsRecall), so
 	// that what reads Recall (campaign counts and audits) works unchanged.
 	Recall tasks.Recall
-	// Group is the group recall, nil for a one-to-one recall.
+	// Group is the group recall, nil for a one-to-one recall. Its Code and
+	// Class are its seq's; what the call said about the app (a rate limit,
+	// a configuration error) is shared by every seq of the call and comes
+	// once per call through HandlerConfig.OnGroupCall (GroupCall).
 	Group *tasks.GroupRecall
 	// CallSeqs is how many seqs the group call carried (0: one-to-one).
 	CallSeqs int

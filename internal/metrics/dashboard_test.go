@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,10 @@ import (
 	"github.com/recallq/recallq/worker"
 )
 
-const dashboardPath = "../../deploy/grafana/recallq.json"
+const (
+	dashboardPath = "../../deploy/grafana/recallq.json"
+	readmePath    = "../../README.md"
+)
 
 // metricName matches the series a query can name: recallq's and asynq's.
 var metricName = regexp.MustCompile(`\b(?:recallq|asynq)_[a-zA-Z0-9_:]+`)
@@ -42,6 +46,8 @@ func exported(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	m.Record(worker.Event{Code: 0, Class: worker.Done, Fate: worker.FateRecalled, Queue: tasks.QueueUrgent})
+	m.Record(worker.Event{Group: &tasks.GroupRecall{GroupID: "g"}, Code: 0, Class: worker.Done, Fate: worker.FateRecalled, Queue: tasks.QueueBulk})
+	m.GroupCalled(worker.GroupCall{Seqs: 1})
 	m.SigRefreshed(tim.SigReasonInitial)
 	fams := scrape(t, m.Handler())
 	names := map[string]bool{}
@@ -152,5 +158,38 @@ func TestDashboardQueriesExportedSeries(t *testing.T) {
 		}
 		sort.Strings(names)
 		t.Logf("exported: %v", names)
+	}
+}
+
+// Every series the README's table of a worker's metrics names is one a
+// worker exports (names only).
+func TestREADMEMetricsAreExported(t *testing.T) {
+	raw, err := os.ReadFile(readmePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(raw), "\n### Metrics\n")
+	if ok {
+		table, _, ok = strings.Cut(table, "\nThe capture ")
+	}
+	if !ok {
+		t.Fatal(`README.md: no "### Metrics" section followed by the capture's table`)
+	}
+	have := exported(t)
+	n := 0
+	for _, line := range strings.Split(table, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		series, _, _ := strings.Cut(strings.TrimPrefix(line, "| "), " |")
+		for _, name := range metricName.FindAllString(series, -1) {
+			n++
+			if !have[name] {
+				t.Errorf("README.md's metrics table names %s, which a worker does not export", name)
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("README.md's metrics table names %d series; the parse missed the table", n)
 	}
 }

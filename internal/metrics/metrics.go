@@ -4,7 +4,8 @@
 // A Metrics is a worker.Recorder: the handler hands it an Event after every
 // API call, and it counts the call by fate and Tencent code, observes the
 // call's latency and the time spent waiting for a token, and counts
-// rate-limit back-offs and configuration errors. Its SigRefreshed method is
+// rate-limit back-offs and configuration errors (a group call's once, in
+// GroupCalled, not once per seq). Its SigRefreshed method is
 // tim.Config.OnSigRefresh. WatchLimiter and WatchQueues add the shared
 // limiter's state and asynq's queue sizes, read at scrape time.
 //
@@ -60,11 +61,14 @@ const (
 	// limiter, in seconds, by queue.
 	TokenWait = "recallq_token_wait_seconds"
 	// RateLimitBackoffs counts rate-limited answers (60007, 60011, 60018,
-	// 60019, label code), each of which made every worker of the app pause.
+	// 60019; 10006 and 10023 of group_msg_recall; label code), each of
+	// which made every worker of the app pause: a group call counts once,
+	// however many seqs it carried.
 	RateLimitBackoffs = "recallq_rate_limit_backoffs_total"
 	// ConfigErrors counts answers that say the app's configuration is wrong
 	// (class Configuration, or the UserSig refused again after a fresh
-	// one): alert on any increase.
+	// one): alert on any increase. A group call counts once, however many
+	// seqs it carried.
 	ConfigErrors = "recallq_config_errors_total"
 	// SigRefreshes counts UserSig generations by reason (tim's SigReason
 	// constants).
@@ -209,7 +213,7 @@ func New(cfg Config) *Metrics {
 		}, []string{"reason"}),
 		breaker: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: BreakerOpen,
-			Help: "1 while the configuration-error circuit is open: the app's calls are stopped until a probe succeeds. The worker's error log says what to fix.",
+			Help: "1 while this worker's configuration-error circuit is open: this worker has stopped calling until a probe succeeds, the others go on. The worker's error log says what to fix.",
 		}),
 		unserved: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: UnservedTasks,
@@ -269,7 +273,9 @@ func fateLabels() []string {
 }
 
 // Record counts one API call. It implements worker.Recorder; it only
-// updates counters and histograms, so it is cheap on the call path.
+// updates counters and histograms, so it is cheap on the call path. A
+// group recall's Event is one seq of a call: its back-off or configuration
+// error, the call's, counts once per call in GroupCalled.
 func (m *Metrics) Record(ev worker.Event) {
 	codes := m.codes
 	if ev.Group != nil {
@@ -292,6 +298,8 @@ func (m *Metrics) Record(ev worker.Event) {
 	}
 	m.wait.WithLabelValues(queueLabel(ev.Queue)).Observe(ev.Waited.Seconds())
 	switch {
+	case ev.Group != nil:
+		// The call's rate limit or configuration error: GroupCalled's.
 	case ev.Class == worker.RateLimited:
 		m.backoffs.WithLabelValues(code).Inc()
 	case ev.Class == worker.Configuration,
@@ -302,16 +310,27 @@ func (m *Metrics) Record(ev worker.Event) {
 	}
 }
 
-// GroupCalled counts one group_msg_recall call; it fits
-// worker.HandlerConfig.OnGroupCall.
+// GroupCalled counts one group_msg_recall call, with its rate-limit
+// back-off and configuration error (once, however many seqs it carried);
+// it fits worker.HandlerConfig.OnGroupCall.
 func (m *Metrics) GroupCalled(c worker.GroupCall) {
-	code, ok := m.groupCodes[c.Code]
-	if !ok {
-		code = other
-	}
-	m.groupCalls.WithLabelValues(code).Inc()
+	m.groupCalls.WithLabelValues(m.groupCode(c.Code)).Inc()
 	m.groupSeqs.Observe(float64(c.Seqs))
 	m.latency.Observe(c.Latency.Seconds())
+	if c.RateLimited != 0 {
+		m.backoffs.WithLabelValues(m.groupCode(c.RateLimited)).Inc()
+	}
+	if c.ConfigError {
+		m.configErrors.Inc()
+	}
+}
+
+// groupCode is the label value of a group_msg_recall code.
+func (m *Metrics) groupCode(c int) string {
+	if code, ok := m.groupCodes[c]; ok {
+		return code
+	}
+	return other
 }
 
 // BreakerChanged follows the configuration-error circuit; it fits
@@ -446,7 +465,7 @@ var limiterSeries = []struct {
 		prometheus.GaugeValue, func(s limiter.Stats) float64 { return s.Spread.Seconds() }},
 	{LimiterLocalSpread, "This process's own measured latency spread (0 without samples), in seconds.",
 		prometheus.GaugeValue, func(s limiter.Stats) float64 { return s.LocalSpread.Seconds() }},
-	{LimiterSlowDowns, "Shared pauses (every worker of the app waits) this process announced: after a rate-limited answer, or to stop calls after configuration errors.",
+	{LimiterSlowDowns, "Shared pauses (every worker of the app waits) this process announced after a rate-limited answer.",
 		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.SlowDowns) }},
 	{LimiterResets, "Grants that found the schedule lost (Redis restart, flush, failover) and restarted it.",
 		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.Resets) }},

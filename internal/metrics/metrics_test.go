@@ -140,6 +140,37 @@ func TestRecordCountsEachCallUnderBoundedLabels(t *testing.T) {
 	}
 }
 
+// A group call's rate limit or configuration error counts once, from
+// GroupCalled, however many seqs (Events) the call carried.
+func TestGroupCallCountsBackoffAndConfigErrorOnce(t *testing.T) {
+	m := New(Config{})
+	g := &tasks.GroupRecall{GroupID: "g"}
+	for i := 0; i < 10; i++ {
+		m.Record(worker.Event{Group: g, Code: 10006, Class: worker.RateLimited, Fate: worker.FateCalledAgain, Queue: tasks.QueueBulk})
+		m.Record(worker.Event{Group: g, Code: 10007, Class: worker.Configuration, Fate: worker.FateKept, Queue: tasks.QueueBulk})
+		m.Record(worker.Event{Group: g, Code: 60004, Class: worker.SigStale, Fate: worker.FateKept, Queue: tasks.QueueBulk})
+	}
+	m.GroupCalled(worker.GroupCall{Seqs: 10, Code: 10006, RateLimited: 10006})
+	m.GroupCalled(worker.GroupCall{Seqs: 10, Code: 10007, ConfigError: true})
+	m.GroupCalled(worker.GroupCall{Seqs: 10, Code: 0})
+	fams := scrape(t, m.Handler())
+	for _, tc := range []struct {
+		name  string
+		pairs []string
+		want  float64
+	}{
+		{RateLimitBackoffs, []string{"code", "10006"}, 1},
+		{RateLimitBackoffs, nil, 1},
+		{ConfigErrors, nil, 1},
+		{GroupRecallsTotal, nil, 30},
+		{GroupCallsTotal, nil, 3},
+	} {
+		if got, _ := sample(fams, tc.name, tc.pairs...); got != tc.want {
+			t.Errorf("%s%v = %v, want %v", tc.name, tc.pairs, got, tc.want)
+		}
+	}
+}
+
 // Label values come from fixed sets, whatever the events carry: a flood of
 // odd codes or queues must not grow the series, and no account, MsgKey,
 // task ID or error text may show.

@@ -201,7 +201,7 @@ func New(cfg Config) *Metrics {
 		}, []string{"queue"}),
 		backoffs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: RateLimitBackoffs,
-			Help: "Rate-limited answers from Tencent; each made every worker of the app pause.",
+			Help: "Rate-limited answers from Tencent (one per answer: a group_msg_recall call counts once); each call is tried again, and two within a second in the fleet pause every worker of the app.",
 		}, []string{"code"}),
 		configErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: ConfigErrors,

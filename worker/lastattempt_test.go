@@ -34,20 +34,7 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 	newLA := func() *lastAttempts {
 		return &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
 	}
-	archived := func(n int) string {
-		r := tasks.Recall{SDKAppID: 1400000000, FromAccount: "a", ToAccount: "b", MsgKey: fmt.Sprintf("%d_1_1", n)}
-		task, err := tasks.NewTask(r, tasks.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Enqueue(task); err != nil {
-			t.Fatal(err)
-		}
-		if err := insp.ArchiveTask(lastAttemptQ, r.TaskID()); err != nil {
-			t.Fatal(err)
-		}
-		return r.TaskID()
-	}
+	archived := func(n int) string { return archivedRecall(t, c, insp, n) }
 	due, notDue, ownFault := archived(1), archived(2), archived(3)
 	before, err := insp.GetTaskInfo(lastAttemptQ, notDue)
 	if err != nil {
@@ -129,19 +116,9 @@ func TestOneBrokenNoteDoesNotHoldUpTheOthers(t *testing.T) {
 	la := &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
 	var ids []string
 	for n := range 9 {
-		r := tasks.Recall{SDKAppID: 1400000000, FromAccount: "a", ToAccount: "b", MsgKey: fmt.Sprintf("%d_1_1", n+1)}
-		task, err := tasks.NewTask(r, tasks.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Enqueue(task); err != nil {
-			t.Fatal(err)
-		}
-		if err := insp.ArchiveTask(lastAttemptQ, r.TaskID()); err != nil {
-			t.Fatal(err)
-		}
-		rdb.HSet(ctx, LastAttemptsKey, lastAttemptField(lastAttemptQ, r.TaskID()), noteKept+fmt.Sprint(now.Add(-time.Second).UnixMilli()))
-		ids = append(ids, r.TaskID())
+		id := archivedRecall(t, c, insp, n+1)
+		rdb.HSet(ctx, LastAttemptsKey, lastAttemptField(lastAttemptQ, id), noteKept+fmt.Sprint(now.Add(-time.Second).UnixMilli()))
+		ids = append(ids, id)
 	}
 	broken := ids[0]
 	rdb.ZRem(ctx, "asynq:{"+lastAttemptQ+"}:archived", broken)
@@ -153,4 +130,22 @@ func TestOneBrokenNoteDoesNotHoldUpTheOthers(t *testing.T) {
 	if n != len(ids)-1 {
 		t.Errorf("put back %d tasks in one pass, want the %d others", n, len(ids)-1)
 	}
+}
+
+// archivedRecall queues recall n of the test app and archives it, as asynq
+// archives a task on its last attempt; it returns the task's ID.
+func archivedRecall(t *testing.T, c *asynq.Client, insp *asynq.Inspector, n int) string {
+	t.Helper()
+	r := tasks.Recall{SDKAppID: 1400000000, FromAccount: "a", ToAccount: "b", MsgKey: fmt.Sprintf("%d_1_1", n)}
+	task, err := tasks.NewTask(r, tasks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	if err := insp.ArchiveTask(lastAttemptQ, r.TaskID()); err != nil {
+		t.Fatal(err)
+	}
+	return r.TaskID()
 }

@@ -45,17 +45,7 @@ func TestCaptureKeepsItsSecretsOutOfEveryOutput(t *testing.T) {
 	t.Setenv("CAPTURE_TOKEN", token)
 	t.Setenv("CAPTURE_PATH_SECRET", pathSec)
 	t.Setenv("CAPTURE_ALLOW_IPS", "")
-	port, err := redistest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	ctx, cancel := context.WithCancel(context.Background())
-	out, errOut := &logtest.Buffer{}, &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"capture", "--addr", addr, "--log-level", "debug"}, out, errOut)
-	}()
+	addr, out, errOut, stop := runCapture(t, "--log-level", "debug")
 	base := "http://" + addr + capture.CallbackPath
 	var answers strings.Builder
 	post := func(target, body string) int {
@@ -89,8 +79,7 @@ func TestCaptureKeepsItsSecretsOutOfEveryOutput(t *testing.T) {
 			t.Errorf("%s answered %d, want %d", strings.ReplaceAll(target, token, "TOKEN"), got, want)
 		}
 	}
-	cancel()
-	if code := <-done; code != 0 {
+	if code := stop(); code != 0 {
 		t.Fatalf("capture exit %d: %s", code, errOut.String())
 	}
 	all := out.String() + errOut.String() + answers.String()
@@ -115,16 +104,7 @@ func TestCaptureServesEveryAppOfTheAppsFile(t *testing.T) {
 	t.Setenv("CAPTURE_TOKEN", token)
 	t.Setenv("CAPTURE_PATH_SECRET", "")
 	t.Setenv("CAPTURE_ALLOW_IPS", "")
-	port, err := redistest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out, errOut := &logtest.Buffer{}, &logtest.Buffer{}
-	done := make(chan int, 1)
-	go func() { done <- Main(ctx, []string{"capture", "--addr", addr}, out, errOut) }()
+	addr, _, errOut, stop := runCapture(t)
 	now := time.Now().Unix()
 	post := func(app uint64) int {
 		target := fmt.Sprintf("http://%s%s?SdkAppid=%d&CallbackCommand=C2C.CallbackAfterSendMsg&contenttype=json&RequestTime=%d&Sign=%s",
@@ -139,11 +119,6 @@ func TestCaptureServesEveryAppOfTheAppsFile(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for post(1400000000) != http.StatusOK {
-		select {
-		case code := <-done:
-			t.Fatalf("capture exit %d: %s", code, errOut.String())
-		default:
-		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the capture did not accept a callback of the first app; stderr:\n%s", errOut.String())
 		}
@@ -155,8 +130,33 @@ func TestCaptureServesEveryAppOfTheAppsFile(t *testing.T) {
 	if got := post(1400000007); got == http.StatusOK {
 		t.Errorf("a callback of an app not in the file was accepted")
 	}
-	cancel()
-	if code := <-done; code != 0 {
+	if code := stop(); code != 0 {
 		t.Fatalf("capture exit %d: %s", code, errOut.String())
 	}
+}
+
+// runCapture runs `recallq capture` on a free port with args until stop,
+// which returns its exit code (a stop it was not asked for ends the test
+// too, through the cleanup).
+func runCapture(t *testing.T, args ...string) (addr string, out, errOut *logtest.Buffer, stop func() int) {
+	t.Helper()
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errOut = &logtest.Buffer{}, &logtest.Buffer{}
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, append([]string{"capture", "--addr", addr}, args...), out, errOut) }()
+	stopped, code := false, 0
+	stop = func() int {
+		if !stopped {
+			cancel()
+			code, stopped = <-done, true
+		}
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return addr, out, errOut, stop
 }

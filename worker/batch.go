@@ -22,7 +22,7 @@ import (
 // retries, dead letters, results, campaign counts and metrics stay per
 // task. What a call says about the app rather than a seq (a rate limit, a
 // configuration error, a good answer) reaches the shared limiter and this
-// process's breaker once per call, not once per seq.
+// process's breaker of group_msg_recall once per call, not once per seq.
 
 // Defaults of the group batching.
 const (
@@ -255,13 +255,13 @@ func (c *batcher) run(b *batch) {
 }
 
 // wait asks the group bucket for a slot. It gives up when the worker
-// starts stopping, when this process's circuit opens (unless the batch
-// carries the probe) or when every member left.
+// starts stopping, when this process's circuit of group_msg_recall opens
+// (unless the batch carries the probe) or when every member left.
 func (c *batcher) wait(b *batch, lane Lane, probe int64) (Permit, error) {
 	h := c.h
 	var tripped <-chan struct{}
 	if probe == 0 {
-		tripped = h.breaker.Tripped()
+		tripped = h.group.breaker.Tripped()
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -292,8 +292,8 @@ func (c *batcher) wait(b *batch, lane Lane, probe int64) (Permit, error) {
 const callTimeout = 30 * time.Second
 
 // call makes the batch's one call and settles what concerns the app once:
-// the limiter's observation and slow-down, the breaker, the last good
-// answer. Each member then gets its own seq's answer.
+// the limiter's observation and slow-down, the group_msg_recall breaker,
+// the last good answer. Each member then gets its own seq's answer.
 func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 	h := c.h
 	seqs := make([]uint64, len(members))
@@ -320,7 +320,7 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 	if callErr != nil {
 		base.err, gc.Code = callErr, NoAnswer
 		if o, bad := ClassifyTransport(callErr); bad {
-			h.breaker.failure(ctx, log, o, probe)
+			h.group.breaker.failure(ctx, log, o, probe)
 			gc.ConfigError = true
 		}
 	}
@@ -357,14 +357,14 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 	switch {
 	case callErr != nil:
 	case config.Class == Configuration:
-		h.breaker.failure(ctx, log, config, probe)
+		h.group.breaker.failure(ctx, log, config, probe)
 		gc.ConfigError = true
 	case sigStale:
 		// A first refusal of the UserSig: neutral, as for a one-to-one
 		// call (Handler.decide); the members call again with a fresh one,
 		// the probe among them, and that answer decides.
 	default:
-		h.breaker.success(ctx, log)
+		h.group.breaker.success(ctx, log)
 	}
 	if good {
 		h.lastGood.Store(done.UnixNano())

@@ -26,10 +26,20 @@ const (
 	breakerHold = time.Second
 )
 
-// breaker stops this process's calls after a run of configuration errors
-// (a secret that is stale on this pod, an egress IP not allowlisted, a wrong
-// TIM_ADMIN or endpoint in its environment): every further call would fail
-// the same way. It is per process on purpose. One pod's bad environment
+// breaker stops this process's calls of one API after a run of
+// configuration errors from it (a secret that is stale on this pod, an
+// egress IP not allowlisted, a wrong TIM_ADMIN or endpoint in its
+// environment, group recall disabled in the console): every further call
+// would fail the same way.
+//
+// It is per API: a Handler has one for admin_msgwithdraw and one for
+// group_msg_recall, each struck and closed by its own API's answers only,
+// so that an error only one API has (10041: group recall disabled) stops
+// that API's calls and not the other's. An error that concerns the whole
+// app (a refused UserSig, an IP or account refused, a bad endpoint) comes
+// from both APIs alike, and opens each circuit in turn as its calls meet it.
+//
+// It is per process on purpose. One pod's bad environment
 // must not stop the healthy pods, so the breaker never touches the shared
 // limiter: when every pod of the app is broken (a revoked key), every pod's
 // own circuit opens, and the app has stopped calling without anything
@@ -43,9 +53,10 @@ const (
 // (the probe calls again with a fresh one, and that answer decides); any
 // other answer closes the circuit.
 type breaker struct {
+	api       string // the API whose calls it stops: tim.APIWithdraw or tim.APIGroupRecall
 	now       func() time.Time
 	threshold int
-	onChange  func(open bool, o Outcome)
+	onChange  func(api string, open bool, o Outcome)
 
 	mu        sync.Mutex
 	streak    int
@@ -58,8 +69,8 @@ type breaker struct {
 	lastOut   Outcome
 }
 
-func newBreaker(now func() time.Time, threshold int, onChange func(bool, Outcome)) *breaker {
-	return &breaker{now: now, threshold: threshold, onChange: onChange, tripped: make(chan struct{})}
+func newBreaker(api string, now func() time.Time, threshold int, onChange func(string, bool, Outcome)) *breaker {
+	return &breaker{api: api, now: now, threshold: threshold, onChange: onChange, tripped: make(chan struct{})}
 }
 
 // Tripped returns a channel closed when the circuit opens: a task waiting
@@ -138,10 +149,10 @@ func (b *breaker) failure(ctx context.Context, log *slog.Logger, o Outcome, prob
 	pause := b.pause
 	b.mu.Unlock()
 
-	log.ErrorContext(ctx, "circuit open: configuration error, this worker stops calling and hands its tasks back; the other workers of the app go on",
-		"code", o.Code, "meaning", o.Meaning, "fix", o.Fix, "probe_in", pause.String())
+	log.ErrorContext(ctx, "circuit open: configuration error, this worker stops calling the API and hands its tasks back; the other workers of the app go on",
+		"api", b.api, "code", o.Code, "meaning", o.Meaning, "fix", o.Fix, "probe_in", pause.String())
 	if opened && b.onChange != nil {
-		b.onChange(true, o)
+		b.onChange(b.api, true, o)
 	}
 }
 
@@ -172,9 +183,9 @@ func (b *breaker) success(ctx context.Context, log *slog.Logger) {
 	o := b.lastOut
 	b.mu.Unlock()
 	if wasOpen {
-		log.InfoContext(ctx, "circuit closed: the API accepts this worker's calls again", "after_code", o.Code)
+		log.InfoContext(ctx, "circuit closed: the API accepts this worker's calls again", "api", b.api, "after_code", o.Code)
 		if b.onChange != nil {
-			b.onChange(false, o)
+			b.onChange(b.api, false, o)
 		}
 	}
 }

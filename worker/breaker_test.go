@@ -57,7 +57,7 @@ func newPodAt(t *testing.T, rdb redis.UniversalClient, now func() time.Time) *po
 	t.Cleanup(func() { p.lim.Close() })
 	p.h, err = worker.NewHandler(worker.HandlerConfig{SDKAppID: testApp, API: api, Limiter: p.lim,
 		Logger: slog.New(slog.DiscardHandler), Now: now,
-		OnBreaker: func(open bool, _ worker.Outcome) {
+		OnBreaker: func(_ string, open bool, _ worker.Outcome) { // a pod calls admin_msgwithdraw only
 			p.mu.Lock()
 			p.changes = append(p.changes, open)
 			p.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,7 @@ type env struct {
 	unserved unservedLog
 	breaker  struct {
 		mu      sync.Mutex
-		changes []bool
+		changes map[string][]bool // by API: true opened, false closed
 	}
 	stop func()
 }
@@ -147,9 +148,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 				Recorder:     &e.events,
 				GroupLimiter: e.glim, GroupLinger: o.groupLinger, GroupUrgentLinger: o.groupUrgentLinger,
 				OnGroupCall: e.calls.add,
-				OnBreaker: func(open bool, _ worker.Outcome) {
+				OnBreaker: func(api string, open bool, _ worker.Outcome) {
 					e.breaker.mu.Lock()
-					e.breaker.changes = append(e.breaker.changes, open)
+					if e.breaker.changes == nil {
+						e.breaker.changes = map[string][]bool{}
+					}
+					e.breaker.changes[api] = append(e.breaker.changes[api], open)
 					e.breaker.mu.Unlock()
 				},
 			},
@@ -166,6 +170,14 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	t.Cleanup(e.stop)
 	return e
+}
+
+// breakerChanges returns how the worker's circuit of api changed, in
+// order: true opened, false closed.
+func (e *env) breakerChanges(api string) []bool {
+	e.breaker.mu.Lock()
+	defer e.breaker.mu.Unlock()
+	return slices.Clone(e.breaker.changes[api])
 }
 
 // noSlots pauses the test app's bucket for d.

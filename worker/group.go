@@ -34,11 +34,11 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 			Meaning: "this worker has no group_msg_recall limiter or client",
 			Fix:     "run workers built by recallq's worker command (internal/assembly), which serve group recalls"})
 	}
-	ok, probe := h.breaker.admit(ctx, h.cfg.Stopping)
+	ok, probe := h.group.breaker.admit(ctx, h.cfg.Stopping)
 	if !ok {
-		return &retryLater{reason: "not called: this worker's configuration-error circuit is open; the task goes to another worker"}
+		return &retryLater{reason: "not called: this worker's configuration-error circuit of group_msg_recall is open; the task goes to another worker"}
 	}
-	defer h.breaker.release(probe)
+	defer h.group.breaker.release(probe)
 
 	k := batchKey{group: g.GroupID, topic: g.TopicID, urgent: laneOf(queue) == LaneUrgent}
 	sigRefreshed := false

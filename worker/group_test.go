@@ -12,6 +12,7 @@ import (
 
 	"github.com/recallq/recallq/internal/imsim"
 	"github.com/recallq/recallq/internal/metrics"
+	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -226,10 +227,7 @@ func TestGroupConfigErrorsOpenTheBreakerPerCall(t *testing.T) {
 			return i.State == asynq.TaskStateRetry && i.Retried == 0 && strings.Contains(i.LastErr, "configuration error")
 		})
 	}
-	e.breaker.mu.Lock()
-	opened := len(e.breaker.changes)
-	e.breaker.mu.Unlock()
-	if opened != 0 {
+	if opened := len(e.breakerChanges(tim.APIGroupRecall)); opened != 0 {
 		t.Fatalf("one call's configuration error (10 seqs) changed the breaker %d times; it is one strike", opened)
 	}
 	for _, g := range []string{"b", "c"} {
@@ -240,14 +238,12 @@ func TestGroupConfigErrorsOpenTheBreakerPerCall(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		e.breaker.mu.Lock()
-		changes := slices.Clone(e.breaker.changes)
-		e.breaker.mu.Unlock()
+		changes := e.breakerChanges(tim.APIGroupRecall)
 		if slices.Equal(changes, []bool{true}) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("breaker changes %v after three failing calls, want [true]", changes)
+			t.Fatalf("group_msg_recall breaker changes %v after three failing calls, want [true]", changes)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -256,6 +252,36 @@ func TestGroupConfigErrorsOpenTheBreakerPerCall(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "enable group message recall") && !strings.Contains(e.logs.String(), "TIM_ADMIN") {
 		t.Error("the log does not say what to fix")
+	}
+}
+
+// TestGroupRecallDisabledDoesNotStopOneToOneRecalls: 10041 says the app
+// has group message recall disabled in the console, while
+// admin_msgwithdraw still works. Three group calls answering it open the
+// worker's circuit of group_msg_recall only: a one-to-one recall queued
+// after them is called at once, never handed back.
+func TestGroupRecallDisabledDoesNotStopOneToOneRecalls(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{groupUrgentLinger: -1})
+	e.sim.SetGroupSettings(imsim.GroupSettings{RecallDisabled: true})
+	for _, g := range []string{"a", "b", "c"} {
+		e.newGroup(g, 5)
+		id := e.queueGroup(tasks.QueueUrgent, tasks.GroupRecall{GroupID: g, MsgSeq: 1})
+		e.waitTask(id, "kept", func(i *asynq.TaskInfo) bool {
+			return i.State == asynq.TaskStateRetry && i.Retried == 0 && strings.Contains(i.LastErr, "10041")
+		})
+	}
+	// The batch tells the breaker before it hands the tasks their answers.
+	if got := e.breakerChanges(tim.APIGroupRecall); !slices.Equal(got, []bool{true}) {
+		t.Errorf("group_msg_recall breaker changes %v after three calls answered 10041, want [true]", got)
+	}
+	id := e.recall(msg(1))
+	info := e.waitTask(id, "completed", inState(asynq.TaskStateCompleted))
+	if info.Retried != 0 || info.LastErr != "" {
+		t.Errorf("one-to-one recall after group recall was found disabled: retried %d, last error %q; want called at once", info.Retried, info.LastErr)
+	}
+	if got := e.breakerChanges(tim.APIWithdraw); len(got) != 0 {
+		t.Errorf("admin_msgwithdraw breaker changes %v after group calls answered 10041, want none", got)
 	}
 }
 
@@ -276,14 +302,12 @@ func TestGroupUserSigRefusedEveryTimeOpensTheBreaker(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		e.breaker.mu.Lock()
-		changes := slices.Clone(e.breaker.changes)
-		e.breaker.mu.Unlock()
+		changes := e.breakerChanges(tim.APIGroupRecall)
 		if slices.Equal(changes, []bool{true}) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("breaker changes %v after three tasks refused 60004 twice each, want [true]", changes)
+			t.Fatalf("group_msg_recall breaker changes %v after three tasks refused 60004 twice each, want [true]", changes)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

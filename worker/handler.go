@@ -170,12 +170,14 @@ type HandlerConfig struct {
 	Stopping <-chan struct{}
 	// Recorder receives every call's result. Optional.
 	Recorder Recorder
-	// BreakerThreshold is how many configuration errors in a row open this
-	// worker's circuit. Default DefaultBreakerThreshold.
+	// BreakerThreshold is how many configuration errors in a row from one
+	// API open this worker's circuit of that API. Default
+	// DefaultBreakerThreshold.
 	BreakerThreshold int
-	// OnBreaker is told when the configuration-error circuit opens and
-	// closes (for metrics). Optional.
-	OnBreaker func(open bool, o Outcome)
+	// OnBreaker is told when the configuration-error circuit of api
+	// (tim.APIWithdraw or tim.APIGroupRecall) opens and closes (for
+	// metrics and readiness); o is the error that opened it. Optional.
+	OnBreaker func(api string, open bool, o Outcome)
 	// GroupAPI makes group recall calls. Default: API, when it implements
 	// GroupAPI (*tim.Client does).
 	GroupAPI GroupAPI
@@ -202,7 +204,9 @@ type Handler struct {
 	cfg      HandlerConfig
 	log      *slog.Logger
 	loudOnce rate.Sometimes // bounds the error-level configuration logs
-	breaker  *breaker
+	// withdraw and group are what this worker knows of admin_msgwithdraw
+	// and of group_msg_recall from its own calls, each API apart.
+	withdraw, group apiState
 	// lastAttempt notes tasks on their last attempt (set by Run; nil: off).
 	lastAttempt *lastAttempts
 	// queues moves another app's task to its app's queue (set by Run;
@@ -259,9 +263,20 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		cfg.GroupUrgentLinger = 0
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second},
-		breaker: newBreaker(cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)}
+		withdraw: apiState{breaker: newBreaker(tim.APIWithdraw, cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)},
+		group:    apiState{breaker: newBreaker(tim.APIGroupRecall, cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)}}
 	h.batches = newBatcher(h)
 	return h, nil
+}
+
+// apiState is what this worker knows of one Tencent API from its own
+// calls. The two APIs fail apart (group recall can be disabled in the
+// console while admin_msgwithdraw works; either can be down alone), so
+// what one answers never speaks for the other.
+type apiState struct {
+	// breaker stops this API's calls after a run of configuration errors
+	// from it.
+	breaker *breaker
 }
 
 // ProcessTask recalls one message. See the package comment for what each
@@ -292,17 +307,19 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 		return h.otherApp(ctx, log, t, r.SDKAppID)
 	}
 	lane := laneOf(queue)
-	// This process's configuration-error circuit: while it is open the
-	// task goes back without a call (but for one probe now and then) and
-	// without using a retry; the other workers of the app take it.
-	ok, probe := h.breaker.admit(ctx, h.cfg.Stopping)
+	// This process's configuration-error circuit of admin_msgwithdraw:
+	// while it is open the task goes back without a call (but for one
+	// probe now and then) and without using a retry; the other workers of
+	// the app take it.
+	br := h.withdraw.breaker
+	ok, probe := br.admit(ctx, h.cfg.Stopping)
 	if !ok {
-		return &retryLater{reason: "not called: this worker's configuration-error circuit is open; the task goes to another worker"}
+		return &retryLater{reason: "not called: this worker's configuration-error circuit of admin_msgwithdraw is open; the task goes to another worker"}
 	}
-	defer h.breaker.release(probe)
+	defer br.release(probe)
 	var tripped <-chan struct{} // the probe calls while the circuit is open
 	if probe == 0 {
-		tripped = h.breaker.Tripped()
+		tripped = br.Tripped()
 	}
 	waitCtx, stopWaiting := h.waitContext(ctx, tripped)
 	defer stopWaiting()
@@ -344,7 +361,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			case bad:
 				// The path to Tencent is misconfigured: not the task's fault.
 				ev.Class = Configuration
-				h.breaker.failure(ctx, log, o, probe)
+				br.failure(ctx, log, o, probe)
 				err = h.configError(ctx, log, o)
 			default:
 				err = h.transient(ctx, log, Classify(NoAnswer), callErr)
@@ -365,14 +382,15 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 	}
 }
 
-// decide applies the outcome table to one answer. again means: call once
-// more now, within this attempt.
+// decide applies the outcome table to one admin_msgwithdraw answer. again
+// means: call once more now, within this attempt.
 func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe int64, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
+	br := h.withdraw.breaker
 	switch {
 	case o.Class == Configuration:
-		h.breaker.failure(ctx, log, o, probe)
+		br.failure(ctx, log, o, probe)
 	case o.Class == SigStale && *sigRefreshed:
-		h.breaker.failure(ctx, log, refusedAgain(o), probe)
+		br.failure(ctx, log, refusedAgain(o), probe)
 	case o.Class == SigStale:
 		// The first refusal tells nothing yet: the call goes again at once
 		// with a fresh UserSig (still the probe, if it is one), and that
@@ -380,7 +398,7 @@ func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe
 		// configuration errors, so a wrong key (refused every time) would
 		// never open the circuit, and a probe would close it.
 	default:
-		h.breaker.success(ctx, log)
+		br.success(ctx, log)
 	}
 	if o.Class == Done || o.Class == DeadLetter {
 		h.lastGood.Store(h.cfg.Now().UnixNano())
@@ -484,7 +502,8 @@ func fateOf(code int, err error, again bool) Fate {
 }
 
 // waitContext is ctx, also cancelled when the worker starts stopping or
-// when tripped (this process's circuit opening) is closed.
+// when tripped (this process's circuit of the task's API opening) is
+// closed.
 func (h *Handler) waitContext(ctx context.Context, tripped <-chan struct{}) (context.Context, func()) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	if h.cfg.Stopping == nil && tripped == nil {
@@ -506,8 +525,9 @@ func (h *Handler) waitContext(ctx context.Context, tripped <-chan struct{}) (con
 // ErrStopping: the worker is shutting down; tasks not yet called go back.
 var ErrStopping = errors.New("worker is stopping")
 
-// ErrCircuitOpen: this worker's configuration-error circuit opened; tasks
-// not yet called go back, for the other workers of the app.
+// ErrCircuitOpen: this worker's configuration-error circuit of the task's
+// API opened; tasks not yet called go back, for the other workers of the
+// app.
 var ErrCircuitOpen = errors.New("this worker's configuration-error circuit is open")
 
 // transient decides between a retry that uses up one of the task's retries

@@ -149,7 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// The app's queues, and the legacy ones on a server of their own
 	// (Queues says why); both share the handler, so the limiter and the
-	// breaker are one.
+	// breakers are one.
 	servers := []*asynq.Server{
 		newServer(Queues(cfg.Handler.SDKAppID), cfg.Concurrency),
 		newServer(LegacyQueues(), legacyConcurrency(cfg.Concurrency)),

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/imsim"
+	"github.com/recallq/recallq/internal/tim"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -350,10 +351,11 @@ func TestBreakerStopsCallsDuringConfigErrorsAndRecovers(t *testing.T) {
 	if refused := e.sim.Stats().ByCode[90009]; refused > 3*n/2 {
 		t.Errorf("%d calls were refused with 90009: the circuit did not stop the calls", refused)
 	}
-	e.breaker.mu.Lock()
-	defer e.breaker.mu.Unlock()
-	if !slices.Equal(e.breaker.changes, []bool{true, false}) {
-		t.Errorf("breaker changes = %v, want [open closed]", e.breaker.changes)
+	if got := e.breakerChanges(tim.APIWithdraw); !slices.Equal(got, []bool{true, false}) {
+		t.Errorf("admin_msgwithdraw breaker changes = %v, want [open closed]", got)
+	}
+	if got := e.breakerChanges(tim.APIGroupRecall); len(got) != 0 {
+		t.Errorf("group_msg_recall breaker changes = %v after one-to-one configuration errors, want none", got)
 	}
 }
 

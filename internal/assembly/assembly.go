@@ -311,9 +311,9 @@ func chainUnserved(first, then func(map[string]int)) func(map[string]int) {
 	return func(q map[string]int) { first(q); then(q) }
 }
 
-func chainBreaker(first, then func(bool, worker.Outcome)) func(bool, worker.Outcome) {
+func chainBreaker(first, then func(string, bool, worker.Outcome)) func(string, bool, worker.Outcome) {
 	if first == nil {
 		return then
 	}
-	return func(open bool, o worker.Outcome) { first(open, o); then(open, o) }
+	return func(api string, open bool, o worker.Outcome) { first(api, open, o); then(api, open, o) }
 }

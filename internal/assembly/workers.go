@@ -21,8 +21,9 @@ type Workers []*Worker
 // recallq series labelled with its app; the Go runtime, process and asynq
 // queue series once), /healthz and /readyz, until the returned stop is
 // called (after Run has returned). /readyz answers 200 once every worker
-// has started, 503 naming the app while one's configuration-error circuit
-// is open (with the fix), and 503 from the moment ctx ends (shutdown
+// has started, 503 naming the app and the API while one's
+// configuration-error circuit of an API is open (with the fix), and 503
+// from the moment ctx ends (shutdown
 // began); it pings the first worker's Redis (the worker command gives
 // every app the same). Call it before Run. It returns metrics.Listen's
 // error when addr cannot be listened on.
@@ -40,12 +41,12 @@ func (ws Workers) ServeMetrics(ctx context.Context, addr string) (srv *metrics.S
 		return nil, nil, err
 	}
 	for _, w := range ws {
-		w.cfg.Handler.OnBreaker = chainBreaker(w.cfg.Handler.OnBreaker, func(open bool, o worker.Outcome) {
+		w.cfg.Handler.OnBreaker = chainBreaker(w.cfg.Handler.OnBreaker, func(api string, open bool, o worker.Outcome) {
 			if !open {
-				srv.Unready(w.name, "")
+				srv.Unready(w.name, api, "")
 				return
 			}
-			srv.Unready(w.name, fmt.Sprintf("configuration error %d (%s): this worker stopped calling; fix: %s", o.Code, o.Meaning, o.Fix))
+			srv.Unready(w.name, api, fmt.Sprintf("circuit open after configuration error %d (%s): this worker stopped calling this API; fix: %s", o.Code, o.Meaning, o.Fix))
 		})
 		started := w.cfg.Started
 		w.cfg.Started = func() {

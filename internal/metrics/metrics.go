@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -82,8 +83,10 @@ const (
 	// ("-1": no answer); GroupCallSeqs is how many seqs each carried.
 	GroupCallsTotal = "recallq_group_calls_total"
 	GroupCallSeqs   = "recallq_group_call_seqs"
-	// BreakerOpen is 1 while this worker's configuration-error circuit is
-	// open (this worker has stopped calling; the others go on), else 0.
+	// BreakerOpen is 1 while this worker's configuration-error circuit of
+	// an API is open (this worker has stopped calling it; the others go
+	// on), else 0; one series per API: api="admin_msgwithdraw" or
+	// api="group_msg_recall".
 	BreakerOpen = "recallq_breaker_open"
 	// UnservedTasks counts recall tasks waiting in the queue of an app that
 	// no running worker serves (kept; the error log names the app).
@@ -152,7 +155,7 @@ type Metrics struct {
 	backoffs     *prometheus.CounterVec
 	configErrors prometheus.Counter
 	sigs         *prometheus.CounterVec
-	breaker      prometheus.Gauge
+	breaker      *prometheus.GaugeVec
 	unserved     prometheus.Gauge
 
 	codes      map[int]string       // the label value of every known code
@@ -211,10 +214,10 @@ func New(cfg Config) *Metrics {
 			Name: SigRefreshes,
 			Help: "UserSig generations by reason (initial, age, expired, invalidated, 70001, refused).",
 		}, []string{"reason"}),
-		breaker: prometheus.NewGauge(prometheus.GaugeOpts{
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: BreakerOpen,
-			Help: "1 while this worker's configuration-error circuit is open: this worker has stopped calling until a probe succeeds, the others go on. The worker's error log says what to fix.",
-		}),
+			Help: "1 while this worker's configuration-error circuit of the API is open: this worker has stopped calling that API until a probe succeeds, the other workers go on. The worker's error log says what to fix.",
+		}, []string{"api"}),
 		unserved: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: UnservedTasks,
 			Help: "Recall tasks waiting in the queue of an app no running worker serves (kept, not called); the worker's error log names the app and the fix.",
@@ -246,6 +249,9 @@ func New(cfg Config) *Metrics {
 	}
 	for _, q := range []string{tasks.QueueUrgent, tasks.QueueBulk} {
 		m.wait.WithLabelValues(q)
+	}
+	for _, api := range breakerAPIs {
+		m.breaker.WithLabelValues(api)
 	}
 	m.own().MustRegister(m.recalls, m.groupRecalls, m.groupCalls, m.groupSeqs, m.latency, m.wait, m.backoffs, m.configErrors, m.sigs, m.breaker, m.unserved)
 	m.proc.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -333,13 +339,20 @@ func (m *Metrics) groupCode(c int) string {
 	return other
 }
 
-// BreakerChanged follows the configuration-error circuit; it fits
+// breakerAPIs are the api label's values of BreakerOpen: the APIs that
+// have a circuit each.
+var breakerAPIs = []string{tim.APIWithdraw, tim.APIGroupRecall}
+
+// BreakerChanged follows the configuration-error circuit of api; it fits
 // worker.HandlerConfig.OnBreaker.
-func (m *Metrics) BreakerChanged(open bool, _ worker.Outcome) {
+func (m *Metrics) BreakerChanged(api string, open bool, _ worker.Outcome) {
+	if !slices.Contains(breakerAPIs, api) {
+		api = other
+	}
 	if open {
-		m.breaker.Set(1)
+		m.breaker.WithLabelValues(api).Set(1)
 	} else {
-		m.breaker.Set(0)
+		m.breaker.WithLabelValues(api).Set(0)
 	}
 }
 

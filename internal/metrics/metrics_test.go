@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -323,32 +324,43 @@ func BenchmarkRecord(b *testing.B) {
 	})
 }
 
+// TestBreakerGaugeFollowsTheCircuit: one series per API, each following
+// its own circuit.
 func TestBreakerGaugeFollowsTheCircuit(t *testing.T) {
 	m := New(Config{})
-	read := func() float64 {
+	// read returns the gauge by its api label.
+	read := func() map[string]float64 {
 		t.Helper()
 		mfs, err := m.reg.Gather()
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := map[string]float64{}
 		for _, mf := range mfs {
-			if mf.GetName() == BreakerOpen {
-				return mf.GetMetric()[0].GetGauge().GetValue()
+			if mf.GetName() != BreakerOpen {
+				continue
+			}
+			for _, s := range mf.GetMetric() {
+				for _, l := range s.GetLabel() {
+					if l.GetName() == "api" {
+						got[l.GetValue()] = s.GetGauge().GetValue()
+					}
+				}
 			}
 		}
-		t.Fatalf("%s is not exported", BreakerOpen)
-		return 0
+		return got
 	}
-	if read() != 0 {
-		t.Fatal("the circuit starts open")
+	closed := map[string]float64{tim.APIWithdraw: 0, tim.APIGroupRecall: 0}
+	if got := read(); !maps.Equal(got, closed) {
+		t.Fatalf("%s at start = %v, want %v", BreakerOpen, got, closed)
 	}
-	m.BreakerChanged(true, worker.Outcome{Code: 90009})
-	if read() != 1 {
-		t.Fatal("an open circuit does not show")
+	m.BreakerChanged(tim.APIGroupRecall, true, worker.Outcome{Code: 10041})
+	if got, want := read(), map[string]float64{tim.APIWithdraw: 0, tim.APIGroupRecall: 1}; !maps.Equal(got, want) {
+		t.Fatalf("%s with the group circuit open = %v, want %v", BreakerOpen, got, want)
 	}
-	m.BreakerChanged(false, worker.Outcome{})
-	if read() != 0 {
-		t.Fatal("a closed circuit still shows open")
+	m.BreakerChanged(tim.APIGroupRecall, false, worker.Outcome{})
+	if got := read(); !maps.Equal(got, closed) {
+		t.Fatalf("%s after the group circuit closed = %v, want %v", BreakerOpen, got, closed)
 	}
 }
 

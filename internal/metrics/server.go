@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,7 +47,8 @@ type ServerConfig struct {
 //   - /healthz answers 200 while the process serves (liveness);
 //   - /readyz answers 200 once Started was called for every app, until
 //     Stopping is, while Redis answers PING and no app has an Unready
-//     reason; 503 with the reason, naming the app, otherwise (readiness).
+//     reason; 503 with the reason, naming the app and the API, otherwise
+//     (readiness).
 type Server struct {
 	cfg      ServerConfig
 	ln       net.Listener
@@ -61,7 +64,8 @@ type Server struct {
 // readiness is one app's worker's.
 type readiness struct {
 	started atomic.Bool
-	unready atomic.Pointer[string] // why the worker does not take work, nil when it does
+	mu      sync.Mutex
+	unready map[string]string // by API: why the worker does not call it; none when it calls every API
 }
 
 // Listen binds cfg.Addr, logs the address and serves in the background
@@ -90,7 +94,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("metrics: two of ServerConfig.Metrics have the app label %q: give each app its own", m.App())
 		}
 		s.apps = append(s.apps, m.App())
-		s.state[m.App()] = &readiness{}
+		s.state[m.App()] = &readiness{unready: map[string]string{}}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", Handler(cfg.Metrics...))
@@ -127,19 +131,34 @@ func (s *Server) Started(app string) {
 // Stopping marks the start of shutdown: /readyz answers 503 from now on.
 func (s *Server) Stopping() { s.stopping.Store(true) }
 
-// Unready makes /readyz answer 503 with reason while app's worker does
-// not take work (its configuration-error circuit is open); "" makes it
-// ready again.
-func (s *Server) Unready(app, reason string) {
+// Unready makes /readyz answer 503 with reason, naming api, while app's
+// worker does not call api (its configuration-error circuit of that API is
+// open); "" withdraws api's reason. /readyz answers 200 again once no API
+// of the app has one.
+func (s *Server) Unready(app, api, reason string) {
 	r := s.state[app]
 	if r == nil {
 		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if reason == "" {
-		r.unready.Store(nil)
+		delete(r.unready, api)
 		return
 	}
-	r.unready.Store(&reason)
+	r.unready[api] = reason
+}
+
+// why returns the reasons the worker does not call some API, each after
+// the API's name, in the APIs' order; "" when it calls every API.
+func (r *readiness) why() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var whys []string
+	for _, api := range slices.Sorted(maps.Keys(r.unready)) {
+		whys = append(whys, api+": "+r.unready[api])
+	}
+	return strings.Join(whys, "; ")
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
@@ -153,8 +172,8 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		if app != "" {
 			who = "app " + app + "'s worker"
 		}
-		if why := st.unready.Load(); why != nil {
-			http.Error(w, "not ready: "+who+": "+*why, http.StatusServiceUnavailable)
+		if why := st.why(); why != "" {
+			http.Error(w, "not ready: "+who+": "+why, http.StatusServiceUnavailable)
 			return
 		}
 		if !st.started.Load() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/recallq/recallq/internal/redistest"
+	"github.com/recallq/recallq/internal/tim"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -77,13 +78,30 @@ func TestProbes(t *testing.T) {
 		srv := listen(t, redistest.Start(t))
 		base := "http://" + srv.Addr()
 		srv.Started("")
-		srv.Unready("", "configuration error 90009: set TIM_ADMIN to an app admin account")
+		srv.Unready("", tim.APIWithdraw, "configuration error 90009: set TIM_ADMIN to an app admin account")
 		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "TIM_ADMIN") {
 			t.Errorf("/readyz with the circuit open = %d %q, want 503 with the reason", code, body)
 		}
-		srv.Unready("", "")
+		srv.Unready("", tim.APIWithdraw, "")
 		if code, body := get(t, base+"/readyz"); code != http.StatusOK {
 			t.Errorf("/readyz after the circuit closed = %d %q, want 200", code, body)
+		}
+	})
+
+	t.Run("not ready while either API's circuit is open, naming the API", func(t *testing.T) {
+		srv := listen(t, redistest.Start(t))
+		base := "http://" + srv.Addr()
+		srv.Started("")
+		srv.Unready("", tim.APIGroupRecall, "configuration error 10041: enable group message recall")
+		srv.Unready("", tim.APIWithdraw, "configuration error 90009: set TIM_ADMIN")
+		srv.Unready("", tim.APIGroupRecall, "") // the group circuit closes; admin_msgwithdraw's is still open
+		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable ||
+			!strings.Contains(body, tim.APIWithdraw+": configuration error 90009") || strings.Contains(body, tim.APIGroupRecall) {
+			t.Errorf("/readyz with only admin_msgwithdraw's circuit open = %d %q, want 503 naming it and its reason only", code, body)
+		}
+		srv.Unready("", tim.APIWithdraw, "")
+		if code, body := get(t, base+"/readyz"); code != http.StatusOK {
+			t.Errorf("/readyz after both circuits closed = %d %q, want 200", code, body)
 		}
 	})
 
@@ -133,7 +151,7 @@ func TestReadyWaitsForEveryApp(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz with both started = %d %q, want 200", code, body)
 	}
-	srv.Unready("chat-prod", "configuration error 90009: set admin")
+	srv.Unready("chat-prod", tim.APIWithdraw, "configuration error 90009: set admin")
 	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "chat-prod") {
 		t.Errorf("/readyz with chat-prod's circuit open = %d %q, want 503 naming chat-prod", code, body)
 	}

@@ -367,7 +367,7 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 		h.group.breaker.success(ctx, log)
 	}
 	if good {
-		h.lastGood.Store(done.UnixNano())
+		h.group.lastGood.Store(done.UnixNano())
 	}
 	if rateLimited {
 		if err := h.cfg.GroupLimiter.SlowDown(ctx, h.cfg.SlowDown); err != nil {

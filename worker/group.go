@@ -69,12 +69,12 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 				ev.Class = Configuration
 				err = h.configError(ctx, log, o) // the batch told the breaker once
 			} else {
-				err = h.transient(ctx, log, Classify(NoAnswer), a.err)
+				err = h.transient(ctx, log, &h.group, Classify(NoAnswer), a.err)
 			}
 		} else {
 			ev.Code, ev.Class = a.o.Code, a.o.Class
 			// What concerns the app the batch did once for its call.
-			err, again = h.settle(ctx, log, a.o, &rateLimited, &sigRefreshed)
+			err, again = h.settle(ctx, log, &h.group, a.o, &rateLimited, &sigRefreshed)
 		}
 		ev.Fate = fateOf(ev.Code, err, again)
 		h.record(ev)

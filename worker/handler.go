@@ -130,8 +130,9 @@ const (
 	DefaultConfigRetryDelay = time.Minute
 	DefaultOutageRetryDelay = time.Minute
 	// DefaultOutageQuiet: when this worker has had no good answer (done
-	// or dead letter: Tencent processed a request) for this long after
-	// having had some, Tencent is down, not the task's request.
+	// or dead letter: Tencent processed a request) from an API for this
+	// long after having had some, that API is down, not the task's
+	// request.
 	DefaultOutageQuiet = time.Minute
 	DefaultSlowDown    = time.Second
 	// DefaultRateLimitedInPlace is how many times a rate-limited call is
@@ -211,9 +212,8 @@ type Handler struct {
 	lastAttempt *lastAttempts
 	// queues moves another app's task to its app's queue (set by Run;
 	// nil: such a task is a configuration error).
-	queues   *asynq.Client
-	lastGood atomic.Int64 // unix ns of the last done or dead-letter answer; 0: none yet
-	batches  *batcher     // packs group recalls into calls
+	queues  *asynq.Client
+	batches *batcher // packs group recalls into calls
 }
 
 // NewHandler applies the defaults and validates cfg.
@@ -263,8 +263,8 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		cfg.GroupUrgentLinger = 0
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second},
-		withdraw: apiState{breaker: newBreaker(tim.APIWithdraw, cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)},
-		group:    apiState{breaker: newBreaker(tim.APIGroupRecall, cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)}}
+		withdraw: apiState{name: tim.APIWithdraw, breaker: newBreaker(tim.APIWithdraw, cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)},
+		group:    apiState{name: tim.APIGroupRecall, breaker: newBreaker(tim.APIGroupRecall, cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)}}
 	h.batches = newBatcher(h)
 	return h, nil
 }
@@ -274,9 +274,13 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 // console while admin_msgwithdraw works; either can be down alone), so
 // what one answers never speaks for the other.
 type apiState struct {
+	name string // tim.APIWithdraw or tim.APIGroupRecall
 	// breaker stops this API's calls after a run of configuration errors
 	// from it.
 	breaker *breaker
+	// lastGood is the unix ns of this API's last done or dead-letter
+	// answer (0: none yet), for outage.
+	lastGood atomic.Int64
 }
 
 // ProcessTask recalls one message. See the package comment for what each
@@ -364,7 +368,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 				br.failure(ctx, log, o, probe)
 				err = h.configError(ctx, log, o)
 			default:
-				err = h.transient(ctx, log, Classify(NoAnswer), callErr)
+				err = h.transient(ctx, log, &h.withdraw, Classify(NoAnswer), callErr)
 			}
 		} else {
 			o := Classify(resp.ErrorCode)
@@ -401,20 +405,20 @@ func (h *Handler) decide(ctx context.Context, log *slog.Logger, o Outcome, probe
 		br.success(ctx, log)
 	}
 	if o.Class == Done || o.Class == DeadLetter {
-		h.lastGood.Store(h.cfg.Now().UnixNano())
+		h.withdraw.lastGood.Store(h.cfg.Now().UnixNano())
 	}
 	if o.Class == RateLimited {
 		if err := h.cfg.Limiter.SlowDown(ctx, h.cfg.SlowDown); err != nil {
 			log.WarnContext(ctx, "could not share the slow-down", "err", err)
 		}
 	}
-	return h.settle(ctx, log, o, rateLimited, sigRefreshed)
+	return h.settle(ctx, log, &h.withdraw, o, rateLimited, sigRefreshed)
 }
 
-// settle decides what becomes of one task by its answer's row, once what
-// concerns the app (the breaker, the slow-down, the last good answer) is
-// done: by decide for a one-to-one call, by the batch for a group call.
-func (h *Handler) settle(ctx context.Context, log *slog.Logger, o Outcome, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
+// settle decides what becomes of one task of api by its answer's row, once
+// what concerns the app (the breaker, the slow-down, the last good answer)
+// is done: by decide for a one-to-one call, by the batch for a group call.
+func (h *Handler) settle(ctx context.Context, log *slog.Logger, api *apiState, o Outcome, rateLimited *int, sigRefreshed *bool) (err error, again bool) {
 	switch o.Class {
 	case Done:
 		if o.Code != 0 {
@@ -443,7 +447,7 @@ func (h *Handler) settle(ctx context.Context, log *slog.Logger, o Outcome, rateL
 	case Configuration:
 		return h.configError(ctx, log, o), false
 	default: // Transient, Unknown
-		return h.transient(ctx, log, o, nil), false
+		return h.transient(ctx, log, api, o, nil), false
 	}
 }
 
@@ -531,8 +535,9 @@ var ErrStopping = errors.New("worker is stopping")
 var ErrCircuitOpen = errors.New("this worker's configuration-error circuit is open")
 
 // transient decides between a retry that uses up one of the task's retries
-// and the dead-letter set, once the budget is spent.
-func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, cause error) error {
+// and the dead-letter set, once the budget is spent, for a failure o of a
+// call of api.
+func (h *Handler) transient(ctx context.Context, log *slog.Logger, api *apiState, o Outcome, cause error) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	budget := tasks.RetryBudget(maxRetry)
@@ -541,10 +546,10 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 	}
 	answer := o.answer()
 	what := answer.Error()
-	if retried >= budget && h.outage(o) {
-		// Tencent is down or unreachable, not this task's request: its
+	if retried >= budget && h.outage(api, o) {
+		// The API is down or unreachable, not this task's request: its
 		// retries are spent but it is kept, however long the outage.
-		log.WarnContext(ctx, "retries spent during an outage: kept, not archived", "code", o.Code, "attempts", retried+1)
+		log.WarnContext(ctx, "retries spent during an outage: kept, not archived", "api", api.name, "code", o.Code, "attempts", retried+1)
 		what += " (retries spent during an outage: the task is kept)"
 		if cause != nil {
 			return &retryLater{reason: what + ": " + cause.Error(), delay: h.cfg.OutageRetryDelay, err: errors.Join(answer, cause)}
@@ -575,19 +580,22 @@ func (h *Handler) transient(ctx context.Context, log *slog.Logger, o Outcome, ca
 	return fmt.Errorf("%w (attempt %d failed; %s)", answer, retried+1, retryText(retried+1, budget, o.Class))
 }
 
-// outage reports whether a failure with o says Tencent is down rather than
-// that the task's request fails: no Tencent answer at all (o.Code NoAnswer:
-// refused, reset, timed out, a 5xx or a body that is not Tencent's), or an
-// answered failure when this worker has had no good answer for
-// DefaultOutageQuiet after having had some. An answered failure on a
-// worker that never had a good answer counts as the task's (a worker
-// started during a Tencent-wide error storm may archive what it holds: the
-// price of not keeping every poison message forever).
-func (h *Handler) outage(o Outcome) bool {
+// outage reports whether a failure with o of a call of api says the API is
+// down rather than that the task's request fails: no Tencent answer at all
+// (o.Code NoAnswer: refused, reset, timed out, a 5xx or a body that is not
+// Tencent's), or an answered failure when this worker has had no good
+// answer from api for DefaultOutageQuiet after having had some. The other
+// API's good answers do not count: either API can be down alone
+// (group_msg_recall answering 10002 while admin_msgwithdraw works). An
+// answered failure on a worker that never had a good answer from api
+// counts as the task's (a worker started during a Tencent-wide error storm
+// may archive what it holds: the price of not keeping every poison message
+// forever).
+func (h *Handler) outage(api *apiState, o Outcome) bool {
 	if o.Code == NoAnswer {
 		return true
 	}
-	last := h.lastGood.Load()
+	last := api.lastGood.Load()
 	return last != 0 && h.cfg.Now().Sub(time.Unix(0, last)) > DefaultOutageQuiet
 }
 

@@ -70,6 +70,10 @@ come from the environment or a file, never from a flag.`,
 				}
 				auth.AllowIPs = append(auth.AllowIPs, p.Masked())
 			}
+			if auth.Token == "" && len(auth.AllowIPs) == 0 && auth.PathSecret == "" {
+				return usagef("no authentication: the capture refuses to run open; set the callback token (CAPTURE_TOKEN_FILE or CAPTURE_TOKEN, the same as in the Chat console), " +
+					"an IP allowlist (--allow-ips or CAPTURE_ALLOW_IPS) or a secret path segment (CAPTURE_PATH_SECRET)")
+			}
 			icfg, err := captureIndexConfig()
 			if err != nil {
 				return err

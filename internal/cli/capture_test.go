@@ -20,8 +20,9 @@ func TestCaptureRefusesToRunOpen(t *testing.T) {
 	t.Setenv("CAPTURE_PATH_SECRET", "")
 	t.Setenv("CAPTURE_ALLOW_IPS", "")
 	code, _, errOut := run(t, "capture", "--addr", "127.0.0.1:0")
-	if code != exitUsage || !strings.Contains(errOut, "no authentication") {
-		t.Fatalf("exit %d, %q; want a usage error naming the missing authentication", code, errOut)
+	if code != exitUsage || !strings.Contains(errOut, "no authentication") ||
+		!strings.Contains(errOut, "CAPTURE_TOKEN_FILE") || !strings.Contains(errOut, "CAPTURE_ALLOW_IPS") || !strings.Contains(errOut, "CAPTURE_PATH_SECRET") {
+		t.Fatalf("exit %d, %q; want a usage error naming the missing authentication and the settings that give it", code, errOut)
 	}
 	code, _, errOut = run(t, "capture", "--addr", "127.0.0.1:0", "--allow-ips", "10.0.0.0/8,not-an-ip")
 	if code != exitUsage || !strings.Contains(errOut, `"not-an-ip" is not an address`) {

@@ -247,6 +247,7 @@ func (c *batcher) run(b *batch) {
 		}
 		members := c.seal(b)
 		if len(members) == 0 {
+			permit.Unused()
 			return // everyone left; the slot is lost, which never breaks the cap
 		}
 		c.call(b.key, members, permit)

@@ -161,6 +161,24 @@ type Permit struct {
 // cutoff, for which the pacing leaves room of its own) is not counted again
 // in the latency spread.
 func (p *Permit) Admit(now time.Time) error {
+	if err := p.admit(now); err != nil || p.lim == nil {
+		return err
+	}
+	p.lim.inflight.add(p.RedisSlot, now)
+	return nil
+}
+
+// Unused reports that an admitted permit's call was not made after all
+// (every task it was for left): it is no longer in flight.
+func (p *Permit) Unused() {
+	if p.lim != nil {
+		p.lim.inflight.remove(p.RedisSlot)
+	}
+}
+
+// admit is Admit's check, without counting the call as in flight (Wait's
+// own check at its wake-up: the call goes later, if at all).
+func (p *Permit) admit(now time.Time) error {
 	if p.lim == nil {
 		return nil
 	}
@@ -270,6 +288,7 @@ type Limiter struct {
 	dropsMu     sync.Mutex
 	drops       []int64 // slots dropped as late since the last grant, µs of Redis time (see noteDrop)
 	window      *spreadWindow
+	inflight    inflight // admitted calls not yet observed
 	stalls      *stallWatch
 	anchor      *clockAnchor  // places Redis's slots on the local clock
 	spreadRead  chan struct{} // closed once the first publishSpread has ended
@@ -501,7 +520,7 @@ func (l *Limiter) Wait(ctx context.Context, lane Lane) (p Permit, err error) {
 			}
 		}
 		// Woken too late (descheduled, stopped): the slot is lost.
-		if p.Admit(l.now()) == nil {
+		if p.admit(l.now()) == nil {
 			break
 		}
 		l.stats.lateWakeDrops.Add(1)
@@ -719,6 +738,7 @@ func (l *Limiter) Observe(p Permit, done time.Time) {
 	if p.Slot.IsZero() {
 		return
 	}
+	l.inflight.remove(p.RedisSlot)
 	if !p.RedisSlot.IsZero() {
 		l.lastSlot.Store(p.RedisSlot.UnixMicro())
 	}
@@ -925,7 +945,7 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	now := l.now()
 	local, _ := l.window.spread(now)
 	l.localSpread.Store(int64(local))
-	mine := l.window.tails(now)
+	mine := l.window.tails(now, l.inflight.ages(now))
 	v, err := l.run(ctx, &l.stats.otherTrips, spreadScript, []string{l.keys.spread},
 		l.id, mine.String(), spreadMaxAge.Microseconds(), (2 * spreadMaxAge).Milliseconds())
 	if err != nil {

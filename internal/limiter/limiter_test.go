@@ -44,6 +44,9 @@ func newTestLimiter(t *testing.T, rdb redis.UniversalClient, cfg Config) *Limite
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
+	// Its first publish runs at once in the background; a test's own
+	// publishes must not race it.
+	<-l.spreadRead
 	return l
 }
 

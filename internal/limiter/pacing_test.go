@@ -293,3 +293,47 @@ func overCapProbability(r, w float64, limit int, cdf func(float64) float64, from
 	}
 	return worst
 }
+
+// TestCallsStillInFlightWidenTheDispersion: on a cold start on a
+// heavy-tailed network the answers back so far are the fast ones; the
+// calls still unanswered, older than every answer, are the tail, and
+// counting them at their age must slow the pacing. Calls in flight younger
+// than the slowest answer (steady state) change nothing.
+func TestCallsStillInFlightWidenTheDispersion(t *testing.T) {
+	s := redistest.Start(t)
+	now := time.Now()
+	answered := func(l *Limiter) {
+		for i := range 100 {
+			d := 80*time.Millisecond + time.Duration(i)*200*time.Microsecond
+			l.window.add(sample{at: now, lo: d, hi: d})
+		}
+	}
+	inFlight := func(l *Limiter, n int, age time.Duration) {
+		for i := range n {
+			p := Permit{Slot: now.Add(-age), RedisSlot: now.Add(-age + time.Duration(i)*time.Microsecond), lim: l}
+			if err := p.Admit(p.Slot); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pace := func(name string, tail int, age time.Duration) Stats {
+		l := newTestLimiter(t, s.Client(t), Config{API: name})
+		answered(l)
+		inFlight(l, tail, age)
+		if err := l.publishSpread(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return l.Stats()
+	}
+	fast := pace("answers-only", 0, 0)
+	cold := pace("cold-start", 30, 2*time.Second)
+	steady := pace("steady", 30, 50*time.Millisecond)
+	if cold.Dispersion < 10*fast.Dispersion || cold.Interval <= fast.Interval {
+		t.Errorf("30 calls unanswered for 2 s beside 100 answers of 80-100 ms: dispersion %s, interval %s; the answers alone: %s, %s",
+			cold.Dispersion, cold.Interval, fast.Dispersion, fast.Interval)
+	}
+	if steady.Dispersion != fast.Dispersion || steady.Interval != fast.Interval {
+		t.Errorf("calls in flight for 50 ms, younger than every answer, changed the pacing: %s, %s; want %s, %s",
+			steady.Dispersion, steady.Interval, fast.Dispersion, fast.Interval)
+	}
+}

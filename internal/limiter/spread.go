@@ -151,18 +151,38 @@ func (t tails) String() string {
 }
 
 // tails returns the count and the tails of the samples no older than
-// spreadMaxAge at now.
-func (w *spreadWindow) tails(now time.Time) tails {
+// spreadMaxAge at now, with, as samples of their own, the ages of the calls
+// still in flight (inflight) that are older than every such sample's late
+// bound.
+//
+// Those are the censored tail: on a cold start, or when the path to
+// Tencent slows, the answers back so far are the fast ones, and a
+// dispersion read from them alone paces the fleet faster than the network
+// allows until the slow answers come (at lognormal latency, median 80 ms
+// and p99 600 ms, whose pace is 177/s, the first second's answers read as
+// a far narrower network). A call still unanswered at age a has a latency of at least a,
+// so counting it at a moves G towards the truth, never past it. In steady
+// state no call in flight is older than the slowest answer of the last
+// seconds, and nothing changes.
+func (w *spreadWindow) tails(now time.Time, inflight []time.Duration) tails {
 	w.mu.Lock()
-	lo := make([]time.Duration, 0, len(w.ring))
-	hi := make([]time.Duration, 0, len(w.ring))
+	lo := make([]time.Duration, 0, len(w.ring)+len(inflight))
+	hi := make([]time.Duration, 0, len(w.ring)+len(inflight))
+	var slowest time.Duration
 	for _, s := range w.ring {
 		if now.Sub(s.at) <= spreadMaxAge {
 			lo = append(lo, s.lo)
 			hi = append(hi, s.hi)
+			slowest = max(slowest, s.hi)
 		}
 	}
 	w.mu.Unlock()
+	for _, a := range inflight {
+		if a > slowest {
+			lo = append(lo, a)
+			hi = append(hi, a)
+		}
+	}
 	slices.Sort(lo)
 	slices.Sort(hi)
 	t := tails{n: len(lo), sketch: sketchOf(hi)}
@@ -171,4 +191,48 @@ func (w *spreadWindow) tails(now time.Time) tails {
 		t.highs = append(t.highs, ceilMicros(hi[len(hi)-1-i]))
 	}
 	return t
+}
+
+// inflightMaxAge bounds the age of a call counted as in flight: one not
+// observed by then was abandoned without Observe or Unused (a bug
+// elsewhere), and must not widen the dispersion for ever.
+const inflightMaxAge = 30 * time.Second
+
+// inflight holds the send times of admitted calls not yet observed, by
+// their slot in Redis's clock (unique in a bucket).
+type inflight struct {
+	mu   sync.Mutex
+	sent map[int64]time.Time
+}
+
+func (f *inflight) add(slot time.Time, sent time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sent == nil {
+		f.sent = make(map[int64]time.Time)
+	}
+	f.sent[slot.UnixMicro()] = sent
+}
+
+func (f *inflight) remove(slot time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sent, slot.UnixMicro())
+}
+
+// ages returns how long each call in flight has been waiting at now, and
+// forgets those older than inflightMaxAge.
+func (f *inflight) ages(now time.Time) []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ages []time.Duration
+	for k, sent := range f.sent {
+		switch a := now.Sub(sent); {
+		case a > inflightMaxAge:
+			delete(f.sent, k)
+		case a > 0:
+			ages = append(ages, a)
+		}
+	}
+	return ages
 }

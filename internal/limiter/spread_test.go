@@ -75,7 +75,7 @@ func TestSpreadWindowKeepsTheLatestSamples(t *testing.T) {
 func TestSpreadWindowTails(t *testing.T) {
 	now := time.Now()
 	w := newSpreadWindow()
-	if got := w.tails(now).String(); got != "" {
+	if got := w.tails(now, nil).String(); got != "" {
 		t.Errorf("tails of an empty window %q, want \"\"", got)
 	}
 	for i := range 30 {
@@ -87,14 +87,14 @@ func TestSpreadWindowTails(t *testing.T) {
 	// than sketchPoints, every one of them.
 	want := "30|0,1000,2000,3000,4000,5000,6000,7000,8000,9000|29002,28002,27002,26002,25002,24002,23002,22002,21002,20002" +
 		"|2,1002,2002,3002,4002,5002,6002,7002,8002,9002,10002,11002,12002,13002,14002,15002,16002,17002,18002,19002,20002,21002,22002,23002,24002,25002,26002,27002,28002,29002"
-	if got := w.tails(now).String(); got != want {
+	if got := w.tails(now, nil).String(); got != want {
 		t.Errorf("tails = %q, want %q", got, want)
 	}
 	// With more, sketchPoints quantiles from the smallest to the largest.
 	for i := range spreadSamples {
 		w.add(sample{at: now, lo: 0, hi: time.Duration(i) * time.Microsecond})
 	}
-	sk := w.tails(now).sketch
+	sk := w.tails(now, nil).sketch
 	if sk.n != spreadSamples || len(sk.q) != sketchPoints || sk.q[0] != 0 || sk.q[sketchPoints-1] != 1999 || sk.q[128] != 1000 {
 		t.Errorf("sketch of %d samples 0..1999 µs: n %d, %d points %v; want %d points from 0 to 1999, median 1000", spreadSamples, sk.n, len(sk.q), sk.q, sketchPoints)
 	}

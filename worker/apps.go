@@ -68,7 +68,9 @@ func (h *Handler) otherApp(ctx context.Context, log *slog.Logger, t *asynq.Task,
 		Meaning: fmt.Sprintf("the task is for SDKAppID %d but this worker serves %d", app, h.cfg.SDKAppID),
 		Fix:     fmt.Sprintf("run a worker for app %d (TIM_SDKAPPID, or an entry in TIM_APPS_FILE)", app)}
 	if h.queues == nil {
-		return h.configError(ctx, log, o)
+		// The fix speaks of another app's worker, not of this app's
+		// settings: as it is, from an apps file too.
+		return h.configErrorAsIs(ctx, log, o)
 	}
 	id, _ := asynq.GetTaskID(ctx)
 	queue, _ := asynq.GetQueueName(ctx)

@@ -67,6 +67,9 @@ type breaker struct {
 	probes    int64         // numbers the probes
 	tripped   chan struct{} // closed when the circuit opens; replaced when it closes
 	lastOut   Outcome
+	// app is HandlerConfig.AppsFileApp: the fixes it logs and reports
+	// name the app's fields in the apps file ("": single-app).
+	app string
 }
 
 func newBreaker(api string, now func() time.Time, threshold int, onChange func(string, bool, Outcome)) *breaker {
@@ -124,6 +127,7 @@ func (b *breaker) admit(ctx context.Context, stop <-chan struct{}) (ok bool, pro
 // failure notes a configuration error from the API; probe is the number
 // admit gave the call (0: not a probe).
 func (b *breaker) failure(ctx context.Context, log *slog.Logger, o Outcome, probe int64) {
+	o = o.inAppsFile(b.app)
 	now := b.now()
 	b.mu.Lock()
 	var opened bool

@@ -145,6 +145,13 @@ const (
 type HandlerConfig struct {
 	// SDKAppID is the app this worker serves. Required.
 	SDKAppID uint64
+	// AppsFileApp is the app's name in the apps file (TIM_APPS_FILE) when
+	// the worker runs from one: the fix of every configuration error then
+	// names the app's fields in the file (sdkappid, admin,
+	// secret_key_file, region, endpoint, rate) instead of the single-app
+	// variables, which are refused beside the file. "": a single-app
+	// worker, whose fixes name TIM_SDKAPPID, TIM_ADMIN and so on.
+	AppsFileApp string
 	// API calls Tencent. Required.
 	API API
 	// Limiter is the shared limiter. Required.
@@ -265,6 +272,9 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	h := &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second},
 		withdraw: apiState{name: tim.APIWithdraw, breaker: newBreaker(tim.APIWithdraw, cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)},
 		group:    apiState{name: tim.APIGroupRecall, breaker: newBreaker(tim.APIGroupRecall, cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)}}
+	for _, b := range []*breaker{h.withdraw.breaker, h.group.breaker} {
+		b.app = cfg.AppsFileApp
+	}
 	h.batches = newBatcher(h)
 	return h, nil
 }
@@ -600,8 +610,15 @@ func (h *Handler) outage(api *apiState, o Outcome) bool {
 }
 
 // configError logs loudly and sends the task back late, without using up
-// one of its retries.
+// one of its retries. A worker run from an apps file names the app's
+// fields in the file (Outcome.inAppsFile).
 func (h *Handler) configError(ctx context.Context, log *slog.Logger, o Outcome) error {
+	return h.configErrorAsIs(ctx, log, o.inAppsFile(h.cfg.AppsFileApp))
+}
+
+// configErrorAsIs is configError with o's texts as they are: for a fix
+// that does not speak of this app's own settings (otherApp).
+func (h *Handler) configErrorAsIs(ctx context.Context, log *slog.Logger, o Outcome) error {
 	msg := fmt.Sprintf("configuration error, tasks are kept and retried: %s", o.Meaning)
 	if o.Code > 0 {
 		msg = "configuration error, tasks are kept and retried: " + o.answer().Error()

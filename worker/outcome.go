@@ -3,6 +3,7 @@ package worker
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/recallq/recallq/internal/tim"
 )
@@ -282,4 +283,35 @@ func outcomesOf(apiName string) []Outcome {
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Code < rows[j].Code })
 	return rows
+}
+
+// appsFileFields says, for each setting of the single-app environment a
+// Fix (or a Meaning) may name, what replaces it for an app of an apps file
+// (TIM_APPS_FILE), where those variables are refused: the app's field in
+// the file. TIM_SECRET_KEY_FILE comes before TIM_SECRET_KEY, which it
+// starts with (the replacer tries the pairs in order).
+var appsFileFields = strings.NewReplacer(
+	"TIM_SECRET_KEY_FILE", "secret_key_file",
+	"TIM_SECRET_KEY", "the key in secret_key_file",
+	"TIM_SDKAPPID", "sdkappid",
+	"TIM_ADMIN", "admin",
+	"TIM_REGION", "region",
+	"TIM_ENDPOINT", "endpoint",
+	"RECALL_RATE", "rate",
+)
+
+// inAppsFile returns o as it reads for app, the name of the app in the
+// apps file the worker runs from: the settings its Meaning and Fix name
+// are the app's fields in the file, and a Fix that names any says which
+// app's ("... (app chat-staging in TIM_APPS_FILE)"). With app "" (a
+// single-app worker) o is unchanged.
+func (o Outcome) inAppsFile(app string) Outcome {
+	if app == "" {
+		return o
+	}
+	o.Meaning = appsFileFields.Replace(o.Meaning)
+	if fix := appsFileFields.Replace(o.Fix); fix != o.Fix {
+		o.Fix = fix + " (app " + app + " in TIM_APPS_FILE)"
+	}
+	return o
 }

@@ -3,10 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -215,4 +218,41 @@ func TestWorkerRefusesMixedSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A worker run from an apps file whose app is answered a configuration
+// error (60006) names the fix in the app's field of the file, not
+// TIM_SDKAPPID, which is refused beside the file.
+func TestAppsFileWorkerFixNamesTheFile(t *testing.T) {
+	s := redistest.Start(t)
+	t.Setenv("REDIS_URL", s.URL)
+	tencent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"ActionStatus":"FAIL","ErrorCode":60006,"ErrorInfo":"SDKAppID invalid"}`)
+	}))
+	defer tencent.Close()
+	writeAppsFile(t, false)
+	path := os.Getenv("TIM_APPS_FILE")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(b), "http://127.0.0.1:1", tencent.URL)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, done, stderr := startWorker(t, ctx)
+	if code, out, errOut := run(t, "enqueue", "--from", "vinson", "--to", "dramon", "--msgkey", "31906_833502_1572869830"); code != 0 {
+		t.Fatalf("enqueue: %d %s %s", code, out, errOut)
+	}
+	const want = `"fix":"check sdkappid against the Chat console (app chat-prod in TIM_APPS_FILE)"`
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(stderr.String(), want) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if log := stderr.String(); !strings.Contains(log, want) || strings.Contains(log, "TIM_SDKAPPID") {
+		t.Errorf("the log lacks %s, or names TIM_SDKAPPID:\n%s", want, log)
+	}
+	cancel()
+	waitExit(t, done, stderr)
 }

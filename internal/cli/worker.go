@@ -78,6 +78,7 @@ func (a *appFlags) workers(log *slog.Logger, list []apps.App, concurrency int) (
 	conn = conn.WithRetries(redisconn.FailoverRetries)
 	rdb := conn.Client()
 	closeAll = func() { ws.Close(); rdb.Close() }
+	fromFile := os.Getenv("TIM_APPS_FILE") != ""
 	for _, app := range list {
 		alog := log
 		if len(list) > 1 {
@@ -91,7 +92,7 @@ func (a *appFlags) workers(log *slog.Logger, list []apps.App, concurrency int) (
 			Name:      app.Name,
 			Rate:      app.Rate,
 			GroupRate: app.GroupRate,
-			Worker:    worker.Config{Concurrency: concurrency},
+			Worker:    worker.Config{Concurrency: concurrency, Handler: worker.HandlerConfig{AppsFileApp: appsFileApp(app, fromFile)}},
 			Logger:    alog,
 		})
 		if err != nil {
@@ -109,6 +110,16 @@ func (a *appFlags) workers(log *slog.Logger, list []apps.App, concurrency int) (
 			"endpoint", endpointForLog(app), "rate", app.Rate, "group_rate", app.GroupRate)
 	}
 	return ws, closeAll, nil
+}
+
+// appsFileApp is HandlerConfig.AppsFileApp of app: its name in the apps
+// file when the worker runs from one (its fixes then name the app's
+// fields in the file), else "" (the single-app variables).
+func appsFileApp(app apps.App, fromFile bool) string {
+	if !fromFile {
+		return ""
+	}
+	return app.Name
 }
 
 func endpointForLog(a apps.App) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/recallq/recallq/internal/apps"
 	"github.com/recallq/recallq/internal/redisconn"
@@ -39,10 +40,14 @@ type appFlags struct {
 	// rateEnvErr is the error of a RECALL_RATE that is not a number,
 	// reported by checkRate.
 	rateEnvErr error
+	// flags are the command's, to tell a value given by its flag from
+	// one taken from the environment (source).
+	flags *pflag.FlagSet
 }
 
 func (a *appFlags) register(cmd *cobra.Command, withTencent bool) {
 	f := cmd.Flags()
+	a.flags = f
 	f.StringVar(&a.redisURL, "redis-url", envOr("REDIS_URL", redisconn.DefaultURL), "Redis for queues and the limiter; rediss:// for TLS (env REDIS_URL)")
 	f.StringVar(&a.sdkAppID, "sdkappid", os.Getenv("TIM_SDKAPPID"), "the app's SDKAppID from the Chat console (env TIM_SDKAPPID)")
 	if withTencent {
@@ -61,11 +66,23 @@ func (a *appFlags) register(cmd *cobra.Command, withTencent bool) {
 	}
 }
 
+// source names where the value of flag name came from, for an error that
+// blames it: "--name" when the flag was given, else env, the environment
+// variable that gives its default.
+func (a *appFlags) source(name, env string) string {
+	if a.flags != nil {
+		if f := a.flags.Lookup(name); f != nil && f.Changed {
+			return "--" + name
+		}
+	}
+	return env
+}
+
 func (a *appFlags) redis() (*redisconn.Conn, error) {
 	quietGoRedis()
 	c, err := redisconn.ParseEnv(a.redisURL)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("REDIS_URL: %w", err)}
+		return nil, usageError{fmt.Errorf("%s: %w", a.source("redis-url", "REDIS_URL"), err)}
 	}
 	return c, nil
 }
@@ -85,7 +102,7 @@ func (a *appFlags) appID(who string) (uint64, error) {
 	}
 	id, err := strconv.ParseUint(a.sdkAppID, 10, 64)
 	if err != nil || id == 0 {
-		return 0, usagef("TIM_SDKAPPID %q is not a number: copy the SDKAppID (digits only) from the Chat console", a.sdkAppID)
+		return 0, usagef("%s %q is not a number: copy the SDKAppID (digits only) from the Chat console", a.source("sdkappid", "TIM_SDKAPPID"), a.sdkAppID)
 	}
 	return id, nil
 }
@@ -95,7 +112,7 @@ func (a *appFlags) checkRate() error {
 		return a.rateEnvErr
 	}
 	if a.rate <= 0 || a.rate > 200 {
-		return usagef("RECALL_RATE must be a number above 0 and at most 200 (Tencent's cap for admin_msgwithdraw); got %v", a.rate)
+		return usagef("%s must be a number above 0 and at most 200 (Tencent's cap for admin_msgwithdraw); got %v", a.source("rate", "RECALL_RATE"), a.rate)
 	}
 	return nil
 }

@@ -45,10 +45,18 @@ type appFlags struct {
 	flags *pflag.FlagSet
 }
 
+// register adds --redis-url and the app's flags (registerApp) to cmd.
 func (a *appFlags) register(cmd *cobra.Command, withTencent bool) {
+	cmd.Flags().StringVar(&a.redisURL, "redis-url", envOr("REDIS_URL", redisconn.DefaultURL), "Redis for queues and the limiter; rediss:// for TLS (env REDIS_URL)")
+	a.registerApp(cmd, withTencent)
+}
+
+// registerApp adds --sdkappid and, withTencent, the flags of the app's
+// Tencent settings to cmd, without --redis-url: the simulator (imsim)
+// uses no Redis.
+func (a *appFlags) registerApp(cmd *cobra.Command, withTencent bool) {
 	f := cmd.Flags()
 	a.flags = f
-	f.StringVar(&a.redisURL, "redis-url", envOr("REDIS_URL", redisconn.DefaultURL), "Redis for queues and the limiter; rediss:// for TLS (env REDIS_URL)")
 	f.StringVar(&a.sdkAppID, "sdkappid", os.Getenv("TIM_SDKAPPID"), "the app's SDKAppID from the Chat console (env TIM_SDKAPPID)")
 	if withTencent {
 		f.StringVar(&a.admin, "admin", envOr("TIM_ADMIN", DefaultAdmin), "the app admin account that signs requests (env TIM_ADMIN)")

@@ -65,7 +65,7 @@ with TIM_ENDPOINT.`,
 			})
 		},
 	}
-	app.register(cmd, false)
+	app.registerApp(cmd, false) // no --redis-url: the simulator uses no Redis
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", DefaultIMSimAddr, "address to listen on")
 	f.StringVar(&latency, "latency", "0ms", "latency before each request is counted: a duration or a range such as 20ms-50ms")

@@ -161,11 +161,8 @@ func Import(ctx context.Context, cfg ImportConfig, in *Input) (ImportResult, err
 		return ImportResult{}, err
 	}
 	res := ImportResult{Created: created, Resumed: rec.importRows > 0 && !rec.importDone}
-	if rec.sdkAppID != cfg.SDKAppID {
-		return res, fmt.Errorf("campaign %s: %w %d, not %d: pick another name", cfg.Name, ErrOtherApp, rec.sdkAppID, cfg.SDKAppID)
-	}
-	if rec.state == StateCancelled {
-		return res, fmt.Errorf("campaign %s: %w: it was cancelled; start a new campaign under another name", cfg.Name, ErrState)
+	if err := importable(cfg.Name, rec, cfg.SDKAppID); err != nil {
+		return res, err
 	}
 	if err := cfg.Redis.SAdd(ctx, indexKey, cfg.Name).Err(); err != nil {
 		return res, fmt.Errorf("campaign %s: add to the index: %w", cfg.Name, err)
@@ -182,6 +179,37 @@ func Import(ctx context.Context, cfg ImportConfig, in *Input) (ImportResult, err
 	res.Total = res.Already + res.New
 	res.Reopened = im.reopened
 	return res, err
+}
+
+// CheckImport says, before any input is read, whether Import into the
+// campaign name of app sdkAppID would be refused at once: ErrOtherApp (it
+// belongs to another app) or ErrState (it was cancelled), wrapped, as
+// Import returns them. A campaign that does not exist yet can be imported
+// into (nil). Import checks again itself.
+func CheckImport(ctx context.Context, rdb redis.UniversalClient, name string, sdkAppID uint64) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	rec, err := readMeta(ctx, rdb, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return importable(name, rec, sdkAppID)
+}
+
+// importable refuses an import into rec, the campaign name's record, of
+// another app than its own or after it was cancelled.
+func importable(name string, rec meta, sdkAppID uint64) error {
+	if rec.sdkAppID != sdkAppID {
+		return fmt.Errorf("campaign %s: %w %d, not %d: pick another name", name, ErrOtherApp, rec.sdkAppID, sdkAppID)
+	}
+	if rec.state == StateCancelled {
+		return fmt.Errorf("campaign %s: %w: it was cancelled; start a new campaign under another name", name, ErrState)
+	}
+	return nil
 }
 
 // activate puts the campaign in the active set, where the feeder looks.

@@ -109,6 +109,13 @@ the user's group messages too, and queues them with the one-to-one ones.`,
 			if err != nil {
 				return err
 			}
+			rdb := conn.Client()
+			defer rdb.Close()
+			// A campaign that cannot take the import (cancelled, another
+			// app's) is refused before the input is read or a bar shows.
+			if err := campaign.CheckImport(ctx, rdb, name, id); err != nil {
+				return campaignErr(err)
+			}
 			source := args[0]
 			var in io.Reader
 			size := int64(-1)
@@ -145,8 +152,6 @@ the user's group messages too, and queues them with the one-to-one ones.`,
 			rejects := newRejectsOut(g, rejectsPath, true, func(r campaign.Reject) string { return fmt.Sprintf("line %d", r.Line) })
 			bar := progress.New(g.stderr, "importing", progress.Options{Total: size})
 			started := time.Now()
-			rdb := conn.Client()
-			defer rdb.Close()
 			res, err := campaign.Import(ctx, campaign.ImportConfig{
 				Redis: rdb, Name: name, SDKAppID: id, RequestedBy: requestedBy, Reason: reason,
 				Rejects: rejects.add,

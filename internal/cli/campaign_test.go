@@ -153,3 +153,26 @@ func TestCampaignBadInputIsAUsageError(t *testing.T) {
 		})
 	}
 }
+
+// Starting a cancelled campaign again is refused before anything is read:
+// no "reading ..." line, no import progress, only the refusal.
+func TestCampaignStartOfACancelledCampaignRefusesFirst(t *testing.T) {
+	dir := campaignEnv(t)
+	file := filepath.Join(dir, "keys.csv")
+	if err := os.WriteFile(file, []byte("From_Account,To_Account,MsgKey\nalice,bob,1_1_1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := run(t, "campaign", "start", "--name", "gone", file); code != 0 {
+		t.Fatalf("start: exit %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut := run(t, "campaign", "cancel", "gone"); code != 0 {
+		t.Fatalf("cancel: exit %d %q %q", code, out, errOut)
+	}
+	code, out, errOut := run(t, "campaign", "start", "--name", "gone", file)
+	if code != exitUsage || !strings.Contains(errOut, "it was cancelled") {
+		t.Fatalf("start again: exit %d, stderr %q; want %d and the refusal", code, errOut, exitUsage)
+	}
+	if strings.Contains(errOut, "importing") || out != "" {
+		t.Fatalf("start again printed more than the refusal: stdout %q, stderr %q", out, errOut)
+	}
+}

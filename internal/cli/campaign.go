@@ -447,12 +447,13 @@ func printStatus(out io.Writer, st campaign.Status, names map[uint64]string) {
 	}
 	sort.Strings(codes)
 	for _, c := range codes {
-		n, _ := strconv.Atoi(c)
-		meaning := worker.Classify(n).Meaning
-		if n == -1 {
-			meaning = "no answer"
+		n, err := strconv.Atoi(c)
+		if err != nil {
+			n = worker.NoAnswer
 		}
-		row("  "+c, st.DeadByCode[c], meaning)
+		// CodeMeaning knows both APIs' codes: a campaign holds one-to-one
+		// and group recalls (10015 is group_msg_recall's).
+		row("  "+c, st.DeadByCode[c], campaign.CodeMeaning(n))
 	}
 	row("retrying", st.Retrying, "")
 	row("pending", st.Pending, fmt.Sprintf("(backlog %d, in the bulk queue %d)", st.Backlog, st.InQueue))

@@ -356,7 +356,7 @@ func final(s campaign.State) bool { return s == campaign.StateDone || s == campa
 func watchJSON(ctx context.Context, out io.Writer, m *campaign.Manager, st campaign.Status, watch bool, every time.Duration) error {
 	enc := json.NewEncoder(out)
 	for {
-		if err := enc.Encode(st); err != nil {
+		if err := enc.Encode(jsonStatus(st)); err != nil {
 			return err
 		}
 		if !watch || final(st.State) {
@@ -372,6 +372,22 @@ func watchJSON(ctx context.Context, out io.Writer, m *campaign.Manager, st campa
 			return campaignErr(err)
 		}
 	}
+}
+
+// statusJSON is a campaign.Status as --json prints it: eta_seconds is
+// left out while the campaign does not move ("waiting" says why), where
+// status prints "not moving" instead of an ETA.
+type statusJSON struct {
+	campaign.Status
+	ETASeconds *float64 `json:"eta_seconds,omitempty"`
+}
+
+func jsonStatus(st campaign.Status) statusJSON {
+	v := statusJSON{Status: st}
+	if st.Waiting == "" {
+		v.ETASeconds = &st.ETASeconds
+	}
+	return v
 }
 
 func watchBar(ctx context.Context, g *globals, m *campaign.Manager, st campaign.Status, every time.Duration, names map[uint64]string) error {
@@ -508,10 +524,11 @@ func newCampaignListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				if all == nil {
-					all = []campaign.Status{}
+				out := make([]statusJSON, 0, len(all))
+				for _, s := range all {
+					out = append(out, jsonStatus(s))
 				}
-				return json.NewEncoder(g.stdout).Encode(all)
+				return json.NewEncoder(g.stdout).Encode(out)
 			}
 			if len(all) == 0 {
 				fmt.Fprintln(g.stdout, "no campaigns; start one with: recallq campaign start --name NAME FILE")
@@ -521,7 +538,11 @@ func newCampaignListCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "NAME\tSTATE\tAPP\tQUEUED\tENDED\tRECALLED\tALREADY\tDEAD\tRETRYING\tPENDING\tCREATED\tETA")
 			for _, s := range all {
 				eta := "-"
-				if s.State == campaign.StateRunning {
+				switch {
+				case s.State != campaign.StateRunning:
+				case s.Waiting != "": // status says why
+					eta = "not moving"
+				default:
 					eta = s.ETA().Round(time.Second).String()
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f%%\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Name, s.State, appLabel(s.SDKAppID, names), s.Queued,

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -104,5 +105,67 @@ func TestCampaignStatusNamesGroupDeadLetterCodes(t *testing.T) {
 	}
 	if !strings.Contains(line, "no group has this GroupId") || !strings.Contains(line, want) {
 		t.Fatalf("status names 10015 %q, want %q:\n%s", strings.TrimSpace(line), want, out)
+	}
+}
+
+// A running campaign that does not move (no worker runs, or the app's
+// queue is paused) has no ETA: status says "not moving", list says so in
+// its ETA column, and --json leaves eta_seconds out beside "waiting". Once
+// a worker feeds it, the ETA is back.
+func TestCampaignNotMovingHasNoETA(t *testing.T) {
+	dir := campaignEnv(t)
+	file := filepath.Join(dir, "still.csv")
+	if err := os.WriteFile(file, []byte("From_Account,To_Account,MsgKey\nalice,bob,1_1_1\ncarol,dave,2_2_2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := run(t, "campaign", "start", "--name", "still", file); code != 0 {
+		t.Fatalf("start: exit %d %q %q", code, out, errOut)
+	}
+	listETA := func() string {
+		t.Helper()
+		code, out, errOut := run(t, "campaign", "list")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) != 2 || !strings.HasSuffix(lines[0], "ETA") {
+			t.Fatalf("list: exit %d %q %q", code, out, errOut)
+		}
+		// The ETA column is the last; "not moving" is two words.
+		head := strings.Index(lines[0], "ETA")
+		return strings.TrimSpace(lines[1][min(head, len(lines[1])):])
+	}
+	statusJSON := func() map[string]any {
+		t.Helper()
+		code, out, errOut := run(t, "campaign", "status", "still", "--json")
+		var v map[string]any
+		if code != 0 || json.Unmarshal([]byte(out), &v) != nil {
+			t.Fatalf("status --json: exit %d %q %q", code, out, errOut)
+		}
+		return v
+	}
+
+	// No worker runs.
+	if eta := listETA(); eta != "not moving" {
+		t.Errorf("list's ETA without a worker: %q, want \"not moving\"", eta)
+	}
+	v := statusJSON()
+	if w, _ := v["waiting"].(string); !strings.Contains(w, "no worker of app 1400000000 is running") {
+		t.Errorf("status --json: waiting = %q", w)
+	}
+	if eta, ok := v["eta_seconds"]; ok {
+		t.Errorf("status --json gives eta_seconds %v beside waiting", eta)
+	}
+	code, out, _ := run(t, "campaign", "list", "--json")
+	if code != 0 || strings.Contains(out, "eta_seconds") || !strings.Contains(out, `"waiting"`) {
+		t.Errorf("list --json: exit %d %q", code, out)
+	}
+
+	// A worker's feeder runs: the campaign moves, and has an ETA again.
+	startFeeder(t, testRedis(t))
+	waitStatus(t, "still", func(st campaign.Status) bool { return st.Waiting == "" && st.InQueue == 2 })
+	if eta := listETA(); eta == "not moving" || !strings.HasSuffix(eta, "s") {
+		t.Errorf("list's ETA with a worker: %q", eta)
+	}
+	v = statusJSON()
+	if eta, ok := v["eta_seconds"].(float64); !ok || eta <= 0 || v["waiting"] != nil {
+		t.Errorf("status --json with a worker: eta_seconds %v, waiting %v", v["eta_seconds"], v["waiting"])
 	}
 }

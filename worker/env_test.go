@@ -180,6 +180,23 @@ func (e *env) breakerChanges(api string) []bool {
 	return slices.Clone(e.breaker.changes[api])
 }
 
+// waitBreaker waits up to 5 s for api's circuit to have changed exactly as
+// want (true: opened), and fails the test naming after what otherwise.
+func (e *env) waitBreaker(api string, want []bool, after string) {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		changes := e.breakerChanges(api)
+		if slices.Equal(changes, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s breaker changes %v after %s, want %v", api, changes, after, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // noSlots pauses the test app's bucket for d.
 func (e *env) noSlots(d time.Duration) {
 	e.t.Helper()

@@ -236,17 +236,7 @@ func TestGroupConfigErrorsOpenTheBreakerPerCall(t *testing.T) {
 			return i.State == asynq.TaskStateRetry && i.Retried == 0
 		})
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		changes := e.breakerChanges(tim.APIGroupRecall)
-		if slices.Equal(changes, []bool{true}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group_msg_recall breaker changes %v after three failing calls, want [true]", changes)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitBreaker(tim.APIGroupRecall, []bool{true}, "three failing calls")
 	if got := e.sim.GroupStats().Calls; got != 3 {
 		t.Errorf("simulator saw %d calls, want 3", got)
 	}
@@ -300,17 +290,7 @@ func TestGroupUserSigRefusedEveryTimeOpensTheBreaker(t *testing.T) {
 			return i.State == asynq.TaskStateRetry && i.Retried == 0 && strings.Contains(i.LastErr, "configuration error")
 		})
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		changes := e.breakerChanges(tim.APIGroupRecall)
-		if slices.Equal(changes, []bool{true}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group_msg_recall breaker changes %v after three tasks refused 60004 twice each, want [true]", changes)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitBreaker(tim.APIGroupRecall, []bool{true}, "three tasks refused 60004 twice each")
 	if got := e.sim.GroupStats().Calls; got != 6 {
 		t.Errorf("simulator saw %d group calls, want 6 (two per task)", got)
 	}

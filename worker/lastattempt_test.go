@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/redistest"
 	"github.com/recallq/recallq/tasks"
@@ -23,13 +24,7 @@ var lastAttemptQ = tasks.AppQueue(tasks.QueueUrgent, 1400000000)
 
 func TestPutBackFollowsTheNotes(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	opt := asynq.RedisClientOpt{Addr: srv.Addr}
-	c := asynq.NewClient(opt)
-	defer c.Close()
-	insp := asynq.NewInspector(opt)
-	defer insp.Close()
-	rdb := srv.Client(t)
+	c, insp, rdb := putBackEnv(t)
 	now := time.Now()
 	newLA := func() *lastAttempts {
 		return &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
@@ -104,13 +99,7 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 // its error must not end the pass before the notes after it.
 func TestOneBrokenNoteDoesNotHoldUpTheOthers(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	opt := asynq.RedisClientOpt{Addr: srv.Addr}
-	c := asynq.NewClient(opt)
-	defer c.Close()
-	insp := asynq.NewInspector(opt)
-	defer insp.Close()
-	rdb := srv.Client(t)
+	c, insp, rdb := putBackEnv(t)
 	ctx := context.Background()
 	now := time.Now()
 	la := &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
@@ -148,4 +137,17 @@ func archivedRecall(t *testing.T, c *asynq.Client, insp *asynq.Inspector, n int)
 		t.Fatal(err)
 	}
 	return r.TaskID()
+}
+
+// putBackEnv starts a Redis and returns an asynq client and inspector on
+// it, closed at the test's end, and a go-redis client.
+func putBackEnv(t *testing.T) (*asynq.Client, *asynq.Inspector, *redis.Client) {
+	t.Helper()
+	srv := redistest.Start(t)
+	opt := asynq.RedisClientOpt{Addr: srv.Addr}
+	c := asynq.NewClient(opt)
+	t.Cleanup(func() { c.Close() })
+	insp := asynq.NewInspector(opt)
+	t.Cleanup(func() { insp.Close() })
+	return c, insp, srv.Client(t)
 }

@@ -173,23 +173,33 @@ func checkFields(fields []field) error {
 }
 
 // checkIdentifier says what is wrong with an account or MsgKey that is
-// valid UTF-8, or "" when nothing is: a control character (a newline, a
-// tab, NUL, DEL, U+0080-U+009F) or a leading or trailing space (any
-// Unicode space) is refused rather than queued as given or trimmed. Tencent
-// never issues such a value, so one is a copying mistake: queuing it would
-// recall nothing, and trimming it would recall a message nobody named.
+// valid UTF-8, and what to do, or "" when nothing is (IdentifierFault).
 func checkIdentifier(s string) string {
+	if what, fix := IdentifierFault(s); what != "" {
+		return what + ": " + fix
+	}
+	return ""
+}
+
+// IdentifierFault says what is wrong with an identifier Tencent issued (an
+// account, a MsgKey, a TopicId) that is valid UTF-8, and what to do, or
+// "", "" when nothing is: a control character (a newline, a tab, NUL, DEL,
+// U+0080-U+009F) or a leading or trailing space (any Unicode space) is
+// refused rather than queued as given or trimmed. Tencent never issues
+// such a value, so one is a copying mistake: queuing it would recall
+// nothing, and trimming it would recall a message nobody named.
+func IdentifierFault(s string) (what, fix string) {
 	for i, c := range s {
 		if unicode.IsControl(c) {
-			return fmt.Sprintf("holds the control character %U at byte %d: pass the value exactly as Tencent returned it, on one line", c, i)
+			return fmt.Sprintf("holds the control character %U at byte %d", c, i), "pass the value exactly as Tencent returned it, on one line"
 		}
 	}
 	first, _ := utf8.DecodeRuneInString(s)
 	last, _ := utf8.DecodeLastRuneInString(s)
 	if unicode.IsSpace(first) || unicode.IsSpace(last) {
-		return "starts or ends with a space: remove the spaces around the value"
+		return "starts or ends with a space", "remove the spaces around the value"
 	}
-	return ""
+	return "", ""
 }
 
 func describe(field string) string {

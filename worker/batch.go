@@ -326,7 +326,7 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 		}
 	}
 	answers := make([]batchAnswer, len(members))
-	config, good, rateLimited, sigStale := Outcome{}, false, false, false
+	config, good, sigStale := Outcome{}, false, false
 	for i := range members {
 		a := base
 		if i < len(resp.Seqs) && resp.Seqs[i].MsgSeq == seqs[i] {
@@ -347,10 +347,9 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 			case Done, DeadLetter:
 				good = true
 			case RateLimited:
-				if !rateLimited {
+				if gc.RateLimited == 0 {
 					gc.RateLimited = a.o.Code
 				}
-				rateLimited = true
 			}
 		}
 		answers[i] = a
@@ -370,7 +369,7 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 	if good {
 		h.group.lastGood.Store(done.UnixNano())
 	}
-	if rateLimited {
+	if gc.RateLimited != 0 {
 		if err := h.cfg.GroupLimiter.SlowDown(ctx, h.cfg.SlowDown); err != nil {
 			log.Warn("could not share the slow-down", "err", err)
 		}

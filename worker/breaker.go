@@ -72,8 +72,11 @@ type breaker struct {
 	app string
 }
 
-func newBreaker(api string, now func() time.Time, threshold int, onChange func(string, bool, Outcome)) *breaker {
-	return &breaker{api: api, now: now, threshold: threshold, onChange: onChange, tripped: make(chan struct{})}
+// newBreaker is api's breaker of a handler with cfg (its defaults
+// applied).
+func newBreaker(api string, cfg HandlerConfig) *breaker {
+	return &breaker{api: api, now: cfg.Now, threshold: cfg.BreakerThreshold, onChange: cfg.OnBreaker,
+		app: cfg.AppsFileApp, tripped: make(chan struct{})}
 }
 
 // Tripped returns a channel closed when the circuit opens: a task waiting

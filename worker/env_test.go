@@ -180,6 +180,17 @@ func (e *env) breakerChanges(api string) []bool {
 	return slices.Clone(e.breaker.changes[api])
 }
 
+// queueTenSeqs queues the recalls of seqs 1 to 10 of group on the bulk
+// lane (one call's worth) and returns their task IDs.
+func (e *env) queueTenSeqs(group string) []string {
+	e.t.Helper()
+	var ids []string
+	for seq := uint64(1); seq <= 10; seq++ {
+		ids = append(ids, e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: group, MsgSeq: seq}))
+	}
+	return ids
+}
+
 // waitBreaker waits up to 5 s for api's circuit to have changed exactly as
 // want (true: opened), and fails the test naming after what otherwise.
 func (e *env) waitBreaker(api string, want []bool, after string) {

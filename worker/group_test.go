@@ -218,10 +218,7 @@ func TestGroupConfigErrorsOpenTheBreakerPerCall(t *testing.T) {
 		e.newGroup(g, 20)
 		e.sim.ForceGroup(g, 10007, 0)
 	}
-	var ids []string
-	for seq := uint64(1); seq <= 10; seq++ {
-		ids = append(ids, e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: "a", MsgSeq: seq}))
-	}
+	ids := e.queueTenSeqs("a")
 	for _, id := range ids {
 		e.waitTaskIn(bulkQ, id, "kept", func(i *asynq.TaskInfo) bool {
 			return i.State == asynq.TaskStateRetry && i.Retried == 0 && strings.Contains(i.LastErr, "configuration error")
@@ -304,10 +301,7 @@ func TestGroupRateLimitSlowsTheGroupBucketOnce(t *testing.T) {
 	e := newEnv(t, envOptions{groupLinger: 300 * time.Millisecond})
 	e.newGroup("g", 20)
 	e.sim.ForceGroup("g", 10006, 1)
-	var ids []string
-	for seq := uint64(1); seq <= 10; seq++ {
-		ids = append(ids, e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: "g", MsgSeq: seq}))
-	}
+	ids := e.queueTenSeqs("g")
 	for _, id := range ids {
 		info := e.waitTaskIn(bulkQ, id, "completed", inState(asynq.TaskStateCompleted))
 		if info.Retried != 0 {
@@ -367,10 +361,7 @@ func TestGroupRateLimitCountsOneBackoffPerCall(t *testing.T) {
 	e := newEnv(t, envOptions{groupLinger: 300 * time.Millisecond})
 	e.newGroup("g", 20)
 	e.sim.ForceGroup("g", 10006, 1)
-	var ids []string
-	for seq := uint64(1); seq <= 10; seq++ {
-		ids = append(ids, e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: "g", MsgSeq: seq}))
-	}
+	ids := e.queueTenSeqs("g")
 	for _, id := range ids {
 		e.waitTaskIn(bulkQ, id, "completed", inState(asynq.TaskStateCompleted))
 	}
@@ -386,10 +377,7 @@ func TestGroupConfigErrorCountsOncePerCall(t *testing.T) {
 	e := newEnv(t, envOptions{groupLinger: 300 * time.Millisecond})
 	e.newGroup("a", 20)
 	e.sim.ForceGroup("a", 10007, 0)
-	var ids []string
-	for seq := uint64(1); seq <= 10; seq++ {
-		ids = append(ids, e.queueGroup(tasks.QueueBulk, tasks.GroupRecall{GroupID: "a", MsgSeq: seq}))
-	}
+	ids := e.queueTenSeqs("a")
 	for _, id := range ids {
 		e.waitTaskIn(bulkQ, id, "kept", func(i *asynq.TaskInfo) bool {
 			return i.State == asynq.TaskStateRetry && i.Retried == 0

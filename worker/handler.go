@@ -270,11 +270,8 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 		cfg.GroupUrgentLinger = 0
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger, loudOnce: rate.Sometimes{First: 1, Interval: 10 * time.Second},
-		withdraw: apiState{name: tim.APIWithdraw, breaker: newBreaker(tim.APIWithdraw, cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)},
-		group:    apiState{name: tim.APIGroupRecall, breaker: newBreaker(tim.APIGroupRecall, cfg.Now, cfg.BreakerThreshold, cfg.OnBreaker)}}
-	for _, b := range []*breaker{h.withdraw.breaker, h.group.breaker} {
-		b.app = cfg.AppsFileApp
-	}
+		withdraw: apiState{name: tim.APIWithdraw, breaker: newBreaker(tim.APIWithdraw, cfg)},
+		group:    apiState{name: tim.APIGroupRecall, breaker: newBreaker(tim.APIGroupRecall, cfg)}}
 	h.batches = newBatcher(h)
 	return h, nil
 }

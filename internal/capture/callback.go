@@ -3,11 +3,12 @@ package capture
 import (
 	"errors"
 	"fmt"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/recallq/recallq/tasks"
 )
 
 // The callbacks the capture indexes. Any other CallbackCommand is answered
@@ -154,22 +155,14 @@ func readCallback(command string, body []byte, now int64) (Message, verdict, err
 }
 
 // badIdentifier says what is wrong with an ID Tencent issued (""
-// when nothing is): a control character, or a space at either end, as
-// tasks' validation refuses them. Tencent never sends one; indexed, it
-// would be queued as a recall of no message, or rejected by the import.
+// when nothing is): not valid UTF-8, a control character, or a space at
+// either end, as tasks' validation refuses them (tasks.IdentifierFault).
+// Tencent never sends one; indexed, it would be queued as a recall of no
+// message, or rejected by the import.
 func badIdentifier(s string) string {
 	if !utf8.ValidString(s) {
 		return "is not valid UTF-8"
 	}
-	for i, c := range s {
-		if unicode.IsControl(c) {
-			return fmt.Sprintf("holds the control character %U at byte %d", c, i)
-		}
-	}
-	first, _ := utf8.DecodeRuneInString(s)
-	last, _ := utf8.DecodeLastRuneInString(s)
-	if s != "" && (unicode.IsSpace(first) || unicode.IsSpace(last)) {
-		return "starts or ends with a space"
-	}
-	return ""
+	what, _ := tasks.IdentifierFault(s)
+	return what
 }

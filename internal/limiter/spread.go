@@ -160,10 +160,10 @@ func (t tails) String() string {
 // dispersion read from them alone paces the fleet faster than the network
 // allows until the slow answers come (at lognormal latency, median 80 ms
 // and p99 600 ms, whose pace is 177/s, the first second's answers read as
-// a far narrower network). A call still unanswered at age a has a latency of at least a,
-// so counting it at a moves G towards the truth, never past it. In steady
-// state no call in flight is older than the slowest answer of the last
-// seconds, and nothing changes.
+// a far narrower network). A call still unanswered at age a has a latency
+// of at least a, so counting it at a moves G towards the truth, never past
+// it. In steady state no call in flight is older than the slowest answer of
+// the last seconds, and nothing changes.
 func (w *spreadWindow) tails(now time.Time, inflight []time.Duration) tails {
 	w.mu.Lock()
 	lo := make([]time.Duration, 0, len(w.ring)+len(inflight))

@@ -62,9 +62,9 @@ const (
 	// limiter, in seconds, by queue.
 	TokenWait = "recallq_token_wait_seconds"
 	// RateLimitBackoffs counts rate-limited answers (60007, 60011, 60018,
-	// 60019; 10006 and 10023 of group_msg_recall; label code), each of
-	// which made every worker of the app pause: a group call counts once,
-	// however many seqs it carried.
+	// 60019; 10006 and 10023 of group_msg_recall; label code): each call is
+	// tried again, and two within a second in the fleet pause every worker
+	// of the app. A group call counts once, however many seqs it carried.
 	RateLimitBackoffs = "recallq_rate_limit_backoffs_total"
 	// ConfigErrors counts answers that say the app's configuration is wrong
 	// (class Configuration, or the UserSig refused again after a fresh

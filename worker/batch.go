@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -241,16 +242,21 @@ func (c *batcher) run(b *batch) {
 			c.deliver(c.seal(b), batchAnswer{err: err})
 			return
 		}
-		if err := permit.Admit(h.cfg.Now()); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		call, err := permit.Go(ctx, h.cfg.Now)
+		if err != nil {
+			cancel()
 			h.log.Debug("slot missed, asking for another", "group_id", b.key.group, "err", err)
 			continue
 		}
 		members := c.seal(b)
 		if len(members) == 0 {
+			cancel()
 			permit.Unused()
 			return // everyone left; the slot is lost, which never breaks the cap
 		}
-		c.call(b.key, members, permit)
+		c.call(ctx, b.key, members, call)
+		cancel()
 		return
 	}
 }
@@ -295,7 +301,7 @@ const callTimeout = 30 * time.Second
 // call makes the batch's one call and settles what concerns the app once:
 // the limiter's observation and slow-down, the group_msg_recall breaker,
 // the last good answer. Each member then gets its own seq's answer.
-func (c *batcher) call(k batchKey, members []*member, permit Permit) {
+func (c *batcher) call(ctx context.Context, k batchKey, members []*member, call *limiter.Call) {
 	h := c.h
 	seqs := make([]uint64, len(members))
 	probe := int64(0)
@@ -307,13 +313,22 @@ func (c *batcher) call(k batchKey, members []*member, permit Permit) {
 		}
 		sigAgain = sigAgain || m.sigRefreshed
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
 	started := h.cfg.Now()
-	ctx, answered := limiter.WithAnswerClock(ctx, h.cfg.Now)
-	resp, callErr := h.cfg.GroupAPI.GroupRecall(ctx, k.group, seqs, k.topic)
+	resp, callErr := h.cfg.GroupAPI.GroupRecall(call.Context(), k.group, seqs, k.topic)
 	done := h.cfg.Now()
-	h.cfg.GroupLimiter.Observe(permit, answered.Done())
+	permit, answered, endErr := call.End()
+	switch {
+	case errors.Is(endErr, limiter.ErrLate):
+		// No connection to Tencent by the cutoff: nothing was sent. Each
+		// member joins a new batch, for a new slot.
+		h.log.Debug("slot missed waiting for a connection, asking for another", "group_id", k.group, "err", endErr)
+		c.deliver(members, batchAnswer{err: endErr})
+		return
+	case endErr != nil:
+		callErr = endErr // the connection failed: that is the call's error
+	default:
+		h.cfg.GroupLimiter.Observe(permit, answered)
+	}
 	log := h.log.With("group_id", k.group, "seqs", len(seqs))
 
 	base := batchAnswer{called: true, resp: resp.Response, seqs: len(seqs), permit: permit, started: started, done: done}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -76,6 +77,12 @@ type envOptions struct {
 	groupLinger, groupUrgentLinger time.Duration
 	// unservedCheck is the worker's UnservedCheck (default the worker's).
 	unservedCheck time.Duration
+	// dialDelay holds every new connection to the simulator back this long
+	// before its connect (a server a continent away).
+	dialDelay time.Duration
+	// tls serves the simulator over TLS with a certificate the worker does
+	// not trust.
+	tls bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -96,7 +103,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.front != nil {
 		h = o.front(h)
 	}
-	srv := httptest.NewServer(e.sigsSeen.wrap(h))
+	srv := httptest.NewUnstartedServer(e.sigsSeen.wrap(h))
+	if o.tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 
 	endpoint := srv.URL
@@ -104,8 +116,19 @@ func newEnv(t *testing.T, o envOptions) *env {
 		endpoint = o.endpoint(endpoint)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var client *http.Client // tim's default
+	if o.dialDelay > 0 {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		var d net.Dialer
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			time.Sleep(o.dialDelay)
+			return d.DialContext(ctx, network, addr)
+		}
+		client = &http.Client{Transport: tr, Timeout: tim.DefaultHTTPTimeout}
+		t.Cleanup(tr.CloseIdleConnections)
+	}
 	e.api, err = tim.New(tim.Config{SDKAppID: testApp, SecretKey: testSecret, Endpoint: endpoint, Logger: log,
-		OnSigRefresh: func(string) { e.refresh.Add(1) }})
+		HTTPClient: client, OnSigRefresh: func(string) { e.refresh.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,14 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -57,6 +59,9 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 			return goBack("the group call's answer did not come before the task ended", context.Cause(ctx))
 		}
 		if !a.called {
+			if errors.Is(a.err, limiter.ErrLate) {
+				continue // the batch's slot was missed before anything was sent
+			}
 			return goBack("not called", a.err)
 		}
 		ev := Event{TaskID: id, Queue: queue, Recall: GroupRecallAsRecall(g), Group: &g, CallSeqs: a.seqs,

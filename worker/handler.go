@@ -344,17 +344,29 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			// queue without using a retry.
 			return goBack("not called", werr)
 		}
-		if err := permit.Admit(h.cfg.Now()); err != nil {
+		call, lateErr := permit.Go(ctx, h.cfg.Now)
+		if lateErr != nil {
 			// Descheduled or stopped since the slot: the call would land in
 			// a second that already holds its share. The slot is lost; ask
 			// for another.
-			log.DebugContext(ctx, "slot missed, asking for another", "err", err)
+			log.DebugContext(ctx, "slot missed, asking for another", "err", lateErr)
 			continue
 		}
-		callCtx, answered := limiter.WithAnswerClock(ctx, h.cfg.Now)
-		resp, callErr := h.cfg.API.Withdraw(callCtx, r.FromAccount, r.ToAccount, r.MsgKey)
+		resp, callErr := h.cfg.API.Withdraw(call.Context(), r.FromAccount, r.ToAccount, r.MsgKey)
 		done := h.cfg.Now()
-		h.cfg.Limiter.Observe(permit, answered.Done())
+		sent, answered, endErr := call.End()
+		switch {
+		case errors.Is(endErr, limiter.ErrLate):
+			// No connection to Tencent by the cutoff (a dial, a TLS
+			// handshake): nothing was sent. The connection is ready now;
+			// ask for another slot.
+			log.DebugContext(ctx, "slot missed waiting for a connection, asking for another", "err", endErr)
+			continue
+		case endErr != nil:
+			callErr = endErr // the connection failed: that is the call's error
+		default:
+			h.cfg.Limiter.Observe(sent, answered)
+		}
 		ev := Event{TaskID: id, Queue: queue, Recall: r, Code: NoAnswer, Class: Transient,
 			Waited: permit.Waited, Latency: done.Sub(permit.Slot)}
 		var err error

@@ -56,6 +56,7 @@ type row struct {
 	resets, beyond, slow  int64
 	drops, stalled        int64 // shared only: slots dropped as late, answers ignored as stalled
 	grantDrops, wakeDrops int64 // shared only: the drops Wait made (late grant answer, late wake-up)
+	connDrops             int64 // shared only: calls cut waiting for a new connection (Permit.Go)
 	compensations         int64 // shared only: late answers that pushed the schedule back
 
 	// The shared limiter over the busy seconds (NaN or zero otherwise).
@@ -115,6 +116,7 @@ func newRow(c config, n int, st imsim.Stats, d drainResult, started, allStarted 
 			r.drops += s.LateDrops
 			r.grantDrops += s.LateGrantDrops
 			r.wakeDrops += s.LateWakeDrops
+			r.connDrops += s.LateConnDrops
 			r.compensations += s.Compensations
 			r.stalled += s.StalledSamples
 		}
@@ -273,8 +275,8 @@ func (r row) note(st imsim.Stats, reps []Report, missing int) string {
 		}
 	}
 	if r.interval > 0 {
-		fmt.Fprintf(&b, "; schedule resets %d, beyond horizon %d; late drops %d (grant %d, wake-up %d, before the send %d), stalled samples %d, compensations %d",
-			r.resets, r.beyond, r.drops, r.grantDrops, r.wakeDrops, r.drops-r.grantDrops-r.wakeDrops, r.stalled, r.compensations)
+		fmt.Fprintf(&b, "; schedule resets %d, beyond horizon %d; late drops %d (grant %d, wake-up %d, connection %d, before the send %d), stalled samples %d, compensations %d",
+			r.resets, r.beyond, r.drops, r.grantDrops, r.wakeDrops, r.connDrops, r.drops-r.grantDrops-r.wakeDrops-r.connDrops, r.stalled, r.compensations)
 	}
 	return b.String()
 }

@@ -205,12 +205,20 @@ func roamPage(ctx context.Context, cfg ConversationConfig, req tim.RoamRequest) 
 		if err != nil {
 			return tim.RoamPage{}, fmt.Errorf("admin_getroammsg: wait for the limiter: %w", err)
 		}
-		if p.Admit(time.Now()) != nil {
+		call, late := p.Go(ctx, time.Now)
+		if late != nil {
 			continue // woken past the lateness cutoff: the slot is lost, ask again
 		}
-		callCtx, answered := limiter.WithAnswerClock(ctx, time.Now)
-		page, err := cfg.API.GetRoamMsg(callCtx, req)
-		cfg.Limiter.Observe(p, answered.Done())
+		page, err := cfg.API.GetRoamMsg(call.Context(), req)
+		sent, answered, endErr := call.End()
+		switch {
+		case errors.Is(endErr, limiter.ErrLate):
+			continue // no connection by the cutoff: nothing was sent, ask again
+		case endErr != nil:
+			err = endErr // the connection failed: that is the call's error
+		default:
+			cfg.Limiter.Observe(sent, answered)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return tim.RoamPage{}, ctx.Err()

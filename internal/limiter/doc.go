@@ -83,9 +83,13 @@
 // free slot lies a fleet's lookahead ahead. So a permit is dropped instead
 // when its grant's answer may have come more than Config.LateCutoff (5 ms)
 // after its slot (the slot can lie as early as Slot minus the clock
-// anchor's width), when Wait wakes more than the cutoff after it, or when the caller,
-// just before it sends, finds it past the cutoff (Permit.Admit). The slot is
-// lost and the caller asks for another: a lost slot never breaks the cap.
+// anchor's width), when Wait wakes more than the cutoff after it, when the
+// caller, just before it sends, finds it past the cutoff (Permit.Admit), or
+// when the HTTP client is still making the call's new connection at the
+// cutoff (Permit.Go: the request is cancelled before a byte of it is
+// written, the dial goes on for the pool, and its failure is the call's).
+// The slot is lost and the caller asks for another: a lost slot never
+// breaks the cap.
 // Stats.LateDrops counts them. Calls up to the cutoff late still go, and
 // when many are late together they can move Rate*cutoff calls into a later
 // second: the pacing leaves that room on top of its margin for the spread

@@ -152,9 +152,11 @@ type Permit struct {
 // Config.Now): it returns nil until Config.LateCutoff after the permit's
 // slot, then an error wrapping ErrLate, and counts the drop
 // (Stats.LateDrops). Call it just before the request is sent: a goroutine
-// descheduled, a process stopped or a slow connection setup between Wait
-// and the send would otherwise put the call into a second that already
-// holds its share. A permit not made by a Limiter is always admitted.
+// descheduled or a process stopped between Wait and the send would
+// otherwise put the call into a second that already holds its share. A
+// call made over net/http uses Permit.Go instead, which admits it and
+// also cuts it while a new connection makes it late. A permit not made by
+// a Limiter is always admitted.
 //
 // An admitted permit remembers now as its send: Observe measures the
 // answer's time from it, so the lateness before the send (at most the
@@ -229,6 +231,11 @@ type Stats struct {
 	// woke too late. The rest were dropped by the caller's own check just
 	// before it sent (Permit.Admit after Wait returned).
 	LateGrantDrops, LateWakeDrops int64
+	// LateConnDrops is the part of LateDrops cancelled while the HTTP
+	// client waited for a connection (a dial, a TLS handshake) past the
+	// cutoff (Permit.Go): nothing was sent, and the connection serves a
+	// later call.
+	LateConnDrops int64
 	// StalledSamples counts Observe samples ignored because this process
 	// was stopped (GC, CPU throttling, SIGSTOP) while the call was out: its
 	// answer says nothing about the network, and must neither widen the
@@ -302,6 +309,7 @@ type Limiter struct {
 		compensations                     atomic.Int64
 		lateDrops, stalledSamples         atomic.Int64
 		lateGrantDrops, lateWakeDrops     atomic.Int64
+		lateConnDrops                     atomic.Int64
 		isolatedStrikes, heldStrikes      atomic.Int64
 		lastHorizonWarn, publishFailing   atomic.Int64
 	}
@@ -1020,6 +1028,7 @@ func (l *Limiter) Stats() Stats {
 		LateDrops:       s.lateDrops.Load(),
 		LateGrantDrops:  s.lateGrantDrops.Load(),
 		LateWakeDrops:   s.lateWakeDrops.Load(),
+		LateConnDrops:   s.lateConnDrops.Load(),
 		StalledSamples:  s.stalledSamples.Load(),
 		LateCutoff:      l.cfg.LateCutoff,
 		Horizon:         l.horizon(),

@@ -488,7 +488,7 @@ var limiterSeries = []struct {
 		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.Failures) }},
 	{LimiterLateCutoff, "How late after its slot a call may still go; a later one is dropped, in seconds.",
 		prometheus.GaugeValue, func(s limiter.Stats) float64 { return s.LateCutoff.Seconds() }},
-	{LimiterLateDrops, "Slots dropped because the grant's answer or the call came later than the cutoff after the slot.",
+	{LimiterLateDrops, "Slots dropped because the grant's answer, the call or its new connection came later than the cutoff after the slot.",
 		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.LateDrops) }},
 	{LimiterStalled, "Answers not counted in the latency spread because this process was stopped while the call was out.",
 		prometheus.CounterValue, func(s limiter.Stats) float64 { return float64(s.StalledSamples) }},

@@ -137,6 +137,14 @@ func runQueryStart(cmd *cobra.Command, g *globals, app *appFlags, q *queryFlags,
 	}
 	rdb := conn.Client()
 	defer rdb.Close()
+	// A campaign that cannot take the import (cancelled, another app's)
+	// is refused before the query runs, as a file's is before it is read:
+	// --conversation pages through admin_getroammsg, minutes of the API's
+	// quota, and the import would refuse the rows it found. A dry run is
+	// refused too: it would count rows that no run can queue.
+	if err := campaign.CheckImport(ctx, rdb, name, id); err != nil {
+		return campaignErr(err)
+	}
 
 	var rows []campaign.Row
 	var what, rerun string

@@ -204,3 +204,71 @@ func TestCampaignStartBySenderSaysWhyRowsAreRejected(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// A query campaign that cannot take the import (cancelled, another app's)
+// is refused before the query runs, as a file campaign is before its file
+// is read: --conversation would otherwise page through admin_getroammsg
+// (minutes, and the API's quota) only to be refused at the import. No call
+// reaches the simulator, and nothing but the refusal is printed.
+func TestCampaignStartByQueryRefusesFirst(t *testing.T) {
+	dir := campaignEnv(t)
+	const secret = "cli-secret-0123456789abcdef0123456789"
+	sim, err := imsim.New(imsim.Config{SDKAppID: 1400000000, SecretKey: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	t.Setenv("TIM_ENDPOINT", srv.URL)
+	t.Setenv("TIM_SECRET_KEY", secret)
+	t.Setenv("TIM_SECRET_KEY_FILE", "")
+	now := time.Now()
+	for i := range 3 {
+		if _, err := sim.Send(context.Background(), "alice", "bob", now.Add(-time.Duration(i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	indexFor(t, []capture.Message{{Kind: capture.C2C, From: "alice", To: "bob", MsgKey: fmt.Sprintf("1_7_%d", now.Unix()), Time: now.Unix()}})
+
+	file := filepath.Join(dir, "keys.csv")
+	if err := os.WriteFile(file, []byte("From_Account,To_Account,MsgKey\nalice,bob,1_1_1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := run(t, "campaign", "start", "--name", "gone", file); code != 0 {
+		t.Fatalf("start gone: exit %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut := run(t, "campaign", "cancel", "gone"); code != 0 {
+		t.Fatalf("cancel gone: exit %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut := run(t, "campaign", "start", "--name", "theirs", "--sdkappid", "1400000001", file); code != 0 {
+		t.Fatalf("start theirs: exit %d %q %q", code, out, errOut)
+	}
+	for _, name := range []struct{ campaign, want string }{
+		{"gone", "it was cancelled; start a new campaign under another name"},
+		{"theirs", "campaign belongs to another app 1400000001, not 1400000000: pick another name"},
+	} {
+		for _, query := range [][]string{
+			{"--conversation", "alice,bob", "--since", "1h"},
+			{"--conversation", "alice,bob", "--since", "1h", "--dry-run"},
+			{"--sender", "alice", "--since", "1h"},
+			{"--sender", "alice", "--since", "1h", "--dry-run"},
+		} {
+			t.Run(name.campaign+" "+strings.Join(query, " "), func(t *testing.T) {
+				sim.ResetStats()
+				code, out, errOut := run(t, append([]string{"campaign", "start", "--name", name.campaign}, query...)...)
+				if n := sim.Stats().Calls; n != 0 {
+					t.Errorf("the query called admin_getroammsg %d times before it was refused", n)
+				}
+				if code != exitUsage || !strings.Contains(errOut, name.want) {
+					t.Fatalf("exit %d, stderr %q; want %d and %q", code, errOut, exitUsage, name.want)
+				}
+				if out != "" {
+					t.Fatalf("printed more than the refusal: stdout %q, stderr %q", out, errOut)
+				}
+			})
+		}
+	}
+	if st := campaignStatus(t, "gone"); st.State != campaign.StateCancelled || st.Queued != 1 {
+		t.Fatalf("the cancelled campaign changed: %+v", st)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -80,6 +82,102 @@ func TestRerunDeadLetterThatFailsAgainIsCountedOnce(t *testing.T) {
 	}
 	if recs := e.export("again"); len(recs) != 2 || recs[1][3] != "20022" {
 		t.Fatalf("export %q; want only the latest dead-lettering", recs)
+	}
+}
+
+// keptRerun runs again by hand a dead letter of a done campaign whose
+// re-run then meets a configuration error (90009): kept, to be tried again
+// later, so it stays the campaign's for a while. It returns the campaign's
+// status before the re-run and the task's ID, once asynq waits to try it
+// again.
+func keptRerun(t *testing.T, e *env, name string) (Status, string) {
+	t.Helper()
+	e.startPipeline(pipelineOptions{feeder: FeederConfig{Task: tasks.Options{MaxRetry: 1}, SyncInterval: 100 * time.Millisecond}})
+	rows := msgRows(0, 3)
+	e.sim.Force(rows[0].msgKey, 91000, 0)
+	e.importRows(name, rows)
+	before := e.waitState(name, StateDone, 20*time.Second)
+	if before.Recalled != 2 || before.DeadLettered != 1 || before.Finished.IsZero() {
+		t.Fatalf("before the re-run: %+v", before)
+	}
+	e.sim.Force(rows[0].msgKey, 90009, 1)
+	id := taskIDOfRow(rows[0])
+	if err := e.insp.RunTask(bulkQ, id); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the re-run to be kept", 10*time.Second, func() bool { return e.status(name).DeadLettered == 0 })
+	e.waitFor("asynq to hold the kept task for later", 10*time.Second, func() bool {
+		info, err := e.insp.GetTaskInfo(bulkQ, id)
+		return err == nil && (info.State == asynq.TaskStateScheduled || info.State == asynq.TaskStateRetry)
+	})
+	return before, id
+}
+
+// A dead letter of a done campaign run again by hand that is kept for
+// later is the campaign's again: the campaign is running (no finished
+// time) while it waits, not done with a task retrying; once the re-run is
+// recalled the campaign is done again, the task counted recalled and no
+// longer dead-lettered.
+func TestRerunDeadLetterKeptForLaterReopensTheCampaign(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	before, id := keptRerun(t, e, "kept")
+	st := e.status("kept")
+	if st.State != StateRunning || !st.Finished.IsZero() || st.Remaining() != 1 || st.Recalled != 2 || st.DeadLettered != 0 ||
+		st.Ended()+st.Remaining() != st.Queued {
+		t.Fatalf("while the re-run waits to be tried again: %+v; want running, the task pending or retrying, nothing finished", st)
+	}
+
+	if err := e.insp.RunTask(bulkQ, id); err != nil { // "Run" again, now that the cause is fixed
+		t.Fatal(err)
+	}
+	e.waitFor("the re-run recalled and the campaign done again", 10*time.Second, func() bool {
+		st = e.status("kept")
+		return st.Recalled == 3 && st.State == StateDone
+	})
+	if st.DeadLettered != 0 || len(st.DeadByCode) != 0 || st.Remaining() != 0 || st.Ended() != st.Queued || st.Finished.Before(before.Finished) {
+		t.Fatalf("after the re-run: %+v; want done again, 3 recalled, no dead letter", st)
+	}
+	if recs := e.export("kept"); len(recs) != 1 {
+		t.Fatalf("export after the re-run still lists %q", recs[1:])
+	}
+}
+
+// A kept re-run then deleted by hand (asynqmon, `asynq task delete`) does
+// not sit in the campaign for ever: the feeder's check of the campaign's
+// tasks in asynq counts it deleted, and the campaign is done again.
+func TestRerunDeadLetterKeptThenDeletedEndsTheCampaign(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, id := keptRerun(t, e, "dropped")
+	if err := e.insp.DeleteTask(bulkQ, id); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the deleted re-run counted and the campaign done again", 10*time.Second, func() bool {
+		st := e.status("dropped")
+		return st.State == StateDone && st.Deleted == 1
+	})
+	if st := e.status("dropped"); st.Remaining() != 0 || st.Ended() != st.Queued || st.Recalled != 2 || st.DeadLettered != 0 {
+		t.Fatalf("status %+v; want done, 2 recalled, 1 deleted, nothing left", st)
+	}
+}
+
+// A running campaign missing from the active set (a Recorder that
+// reopened it could not put it back: Recorder.reactivate) is put back by
+// resume, which its warning tells the operator to run.
+func TestResumePutsARunningCampaignBackInTheActiveSet(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.importRows("adrift", msgRows(0, 1))
+	ctx := context.Background()
+	if err := e.rdb.SRem(ctx, activeKey, "adrift").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if was, err := e.mgr.Resume(ctx, "adrift"); err != nil || was {
+		t.Fatalf("resume of a running campaign: %v %v", was, err)
+	}
+	if in, _ := e.rdb.SIsMember(ctx, activeKey, "adrift").Result(); !in {
+		t.Fatal("resume left the running campaign out of the active set: the feeder never marks it done")
 	}
 }
 

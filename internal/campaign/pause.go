@@ -142,7 +142,9 @@ func taskIDOf(md meta, s string) (string, bool) {
 }
 
 // Resume feeds a paused campaign again. Errors: ErrNotFound, ErrState
-// (cancelled or done); wrapped. Resuming a running campaign does nothing.
+// (cancelled or done); wrapped. Resuming a running campaign changes
+// nothing but puts it in the active set if it is missing there (a
+// Recorder that reopened it could not: Recorder.reactivate).
 func (m *Manager) Resume(ctx context.Context, name string) (wasPaused bool, err error) {
 	moved, prev, err := m.setState(ctx, name, StateRunning, StatePaused, StateRunning)
 	if err != nil {
@@ -150,6 +152,9 @@ func (m *Manager) Resume(ctx context.Context, name string) (wasPaused bool, err 
 	}
 	if !moved {
 		return false, fmt.Errorf("campaign %s: %w: it is %s", name, ErrState, prev)
+	}
+	if err := activate(ctx, m.rdb, name); err != nil {
+		return false, err
 	}
 	return prev == StatePaused, nil
 }

@@ -190,21 +190,47 @@ func (r *Recorder) writeGroup(group []*pendingEnd) []error {
 				events[j] = group[i].ev
 			}
 			var err error
+			reopened := false
 			for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
 				ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-				_, err = recordEnds(ctx, r.cfg.Redis, k, events)
+				_, reopened, err = recordEnds(ctx, r.cfg.Redis, k, events)
 				cancel()
 				if err == nil {
+					// A write tried again may follow one that reopened the
+					// campaign but whose answer was lost: put it back in
+					// the active set all the same (the feeder takes out
+					// one that is not running).
+					reopened = reopened || attempt > 0
 					break
 				}
 			}
 			for _, i := range idx[:n] {
 				errs[i] = err
 			}
+			if reopened {
+				r.reactivate(name)
+			}
 			idx = idx[n:]
 		}
 	}
 	return errs
+}
+
+// reactivate puts the campaign name, made running again by a dead letter
+// run again by hand, back in the active set, so that the feeder watches
+// the task in asynq and marks the campaign done again once it has ended.
+func (r *Recorder) reactivate(name string) {
+	var err error
+	for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
+		err = activate(ctx, r.cfg.Redis, name)
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+	r.cfg.Logger.Warn("campaign: a dead letter run again made the done campaign running, but it could not be put back among the active campaigns; "+
+		"its counts stay right, but it is not marked done again: run `recallq campaign resume "+name+"`", "campaign", name, "error", err)
 }
 
 var _ worker.Recorder = (*Recorder)(nil)

@@ -39,7 +39,7 @@ type keys struct {
 
 // recordKeys are the KEYS of recordScript.
 func (k keys) recordKeys() []string {
-	return []string{k.counts, k.window, k.retrying, k.dead, k.deadIDs}
+	return []string{k.counts, k.window, k.retrying, k.dead, k.deadIDs, k.meta}
 }
 
 func keysFor(name string) keys {
@@ -353,15 +353,22 @@ func dropBacklog(ctx context.Context, rdb redis.UniversalClient, k keys) (int64,
 
 // recordScript records events of tasks of one campaign, in order.
 //
-// KEYS: counts, window, retrying, dead, dead_ids. ARGV: five per event:
-// task ID, fate, code, audit row (for a dead letter), audit row (for a
-// re-run). A final fate is counted only if it removes the task from the
+// KEYS: counts, window, retrying, dead, dead_ids, meta. ARGV: five per
+// event: task ID, fate, code, audit row (for a dead letter), audit row (for
+// a re-run). A final fate is counted only if it removes the task from the
 // window, so each task is counted once however often it ends. A task not
 // in the window but among the dead letters was run again by hand (asynqmon,
 // the asynq CLI): it leaves the dead letters and counts as what it became;
 // the audit keeps the dead letter and gains a row saying how the re-run
-// ended. It answers, per event, 1 when it counted the task and 0 otherwise.
+// ended. A re-run that will run again (retrying, kept) is back in the
+// window: a done campaign is then running again, without its finished
+// time, so that it does not say done while a task of it is pending, and the
+// feeder marks it done again once the task has ended (the caller must put
+// the campaign back in the active set: another hash slot, so not here).
+// It answers {reopened, counted...}: reopened is 1 when it made the done
+// campaign running again, counted[i] 1 when event i counted its task.
 var recordScript = newScript(`
+local reopened = 0
 local function record(id, fate, code, audit, rerunRow)
   local row = redis.call('HGET', KEYS[2], id)
   local rerun = false
@@ -379,6 +386,11 @@ local function record(id, fate, code, audit, rerunRow)
   end
   if fate == RECORD_RETRYING then
     redis.call('SADD', KEYS[3], id)
+    if rerun and redis.call('HGET', KEYS[6], M_STATE) == STATE_DONE then
+      redis.call('HSET', KEYS[6], M_STATE, STATE_RUNNING)
+      redis.call('HDEL', KEYS[6], M_FINISHED)
+      reopened = 1
+    end
     return 0
   end
   redis.call('SREM', KEYS[3], id)
@@ -397,6 +409,7 @@ local out = {}
 for i = 1, #ARGV, 5 do
   out[#out + 1] = record(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
 end
+table.insert(out, 1, reopened)
 return out
 `)
 
@@ -410,19 +423,29 @@ type endEvent struct {
 }
 
 // recordEnds records the events of tasks of the campaign k, in order, in
-// one script call; counted[i] is 1 when events[i] counted its task.
-func recordEnds(ctx context.Context, rdb redis.UniversalClient, k keys, events []endEvent) (counted []int64, err error) {
+// one script call; counted[i] is 1 when events[i] counted its task, and
+// reopened is true when a dead letter run again made the done campaign
+// running again: the caller must then put it back in the active set.
+func recordEnds(ctx context.Context, rdb redis.UniversalClient, k keys, events []endEvent) (counted []int64, reopened bool, err error) {
 	args := make([]any, 0, 5*len(events))
 	for _, e := range events {
 		args = append(args, e.id, e.fate, e.code, e.audit, e.rerun)
 	}
-	return recordScript.Run(ctx, rdb, k.recordKeys(), args...).Int64Slice()
+	v, err := recordScript.Run(ctx, rdb, k.recordKeys(), args...).Int64Slice()
+	if err != nil {
+		return nil, false, err
+	}
+	if len(v) != len(events)+1 {
+		return nil, false, fmt.Errorf("record ends: %d answers for %d events", len(v), len(events))
+	}
+	return v[1:], v[0] == 1, nil
 }
 
-// recordEnd records one event of the task id (endEvent says what the
-// arguments are). It returns 1 when it counted the task.
+// recordEnd records one final event of the task id (endEvent says what
+// the arguments are; a final event never reopens a campaign). It returns 1
+// when it counted the task.
 func recordEnd(ctx context.Context, rdb redis.UniversalClient, k keys, id, fate string, code int, audit, rerun string) (int, error) {
-	counted, err := recordEnds(ctx, rdb, k, []endEvent{{id: id, fate: fate, code: code, audit: audit, rerun: rerun}})
+	counted, _, err := recordEnds(ctx, rdb, k, []endEvent{{id: id, fate: fate, code: code, audit: audit, rerun: rerun}})
 	if err != nil {
 		return 0, err
 	}

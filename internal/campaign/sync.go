@@ -21,7 +21,10 @@ import (
 //   - run an archived (dead-lettered) task: the Recorder sees its end and,
 //     finding it among the campaign's dead letters, moves it from
 //     dead-lettered to how it ended now; the audit keeps the dead letter
-//     and gains a row saying how the re-run ended (recorder.go);
+//     and gains a row saying how the re-run ended (recorder.go). A re-run
+//     that will run again (retrying, kept) is back in the window: a done
+//     campaign is running again until it ends, and syncWindow watches it
+//     (recordScript);
 //   - archive a queued or retrying task: syncWindow counts it dead-lettered
 //     ("archived by hand") and audits it;
 //   - delete a queued or retrying task: syncWindow counts it as deleted;

@@ -30,7 +30,10 @@ const (
 // configuration errors from it (a secret that is stale on this pod, an
 // egress IP not allowlisted, a wrong TIM_ADMIN or endpoint in its
 // environment, group recall disabled in the console): every further call
-// would fail the same way.
+// would fail the same way. It reports the error that keeps it open
+// (onChange), and again when a probe meets one of the other kind
+// (Outcome.Console: the app's console setting, or this pod's own), so
+// that readiness follows the fault the circuit is open on.
 //
 // It is per API: a Handler has one for admin_msgwithdraw and one for
 // group_msg_recall, each struck and closed by its own API's answers only,
@@ -133,23 +136,25 @@ func (b *breaker) failure(ctx context.Context, log *slog.Logger, o Outcome, prob
 	o = o.inAppsFile(b.app)
 	now := b.now()
 	b.mu.Lock()
-	var opened bool
+	var report bool // tell onChange
 	switch {
 	case b.open && (probe == 0 || probe != b.probe):
 		// A call that was out when the circuit opened.
 		b.mu.Unlock()
 		return
 	case b.open:
-		// The probe failed: stay open, twice as long.
+		// The probe failed: stay open, twice as long; on a fault of the
+		// other kind, say so.
 		b.pause = min(2*b.pause, DefaultBreakerOpenMax)
 		b.probe = 0
+		report = o.Console != b.lastOut.Console
 	default:
 		b.streak++
 		if b.streak < b.threshold {
 			b.mu.Unlock()
 			return
 		}
-		opened, b.open, b.pause = true, true, DefaultBreakerOpenMin
+		report, b.open, b.pause = true, true, DefaultBreakerOpenMin
 		close(b.tripped)
 	}
 	b.nextProbe, b.lastOut = now.Add(b.pause), o
@@ -158,7 +163,7 @@ func (b *breaker) failure(ctx context.Context, log *slog.Logger, o Outcome, prob
 
 	log.ErrorContext(ctx, "circuit open: configuration error, this worker stops calling the API and hands its tasks back; the other workers of the app go on",
 		"api", b.api, "code", o.Code, "meaning", o.Meaning, "fix", o.Fix, "probe_in", pause.String())
-	if opened && b.onChange != nil {
+	if report && b.onChange != nil {
 		b.onChange(b.api, true, o)
 	}
 }

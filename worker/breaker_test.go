@@ -29,6 +29,7 @@ type pod struct {
 	h       *worker.Handler
 	mu      sync.Mutex
 	changes []bool
+	outs    []worker.Outcome // the Outcome of each change
 }
 
 func newPod(t *testing.T, rdb redis.UniversalClient) *pod {
@@ -57,9 +58,10 @@ func newPodAt(t *testing.T, rdb redis.UniversalClient, now func() time.Time) *po
 	t.Cleanup(func() { p.lim.Close() })
 	p.h, err = worker.NewHandler(worker.HandlerConfig{SDKAppID: testApp, API: api, Limiter: p.lim,
 		Logger: slog.New(slog.DiscardHandler), Now: now,
-		OnBreaker: func(_ string, open bool, _ worker.Outcome) { // a pod calls admin_msgwithdraw only
+		OnBreaker: func(_ string, open bool, o worker.Outcome) { // a pod calls admin_msgwithdraw only
 			p.mu.Lock()
 			p.changes = append(p.changes, open)
+			p.outs = append(p.outs, o)
 			p.mu.Unlock()
 		}})
 	if err != nil {
@@ -189,5 +191,61 @@ func TestUserSigRefusedProbeKeepsTheCircuitOpen(t *testing.T) {
 	}
 	if got, want := p.sim.Stats().Calls, int64(worker.DefaultBreakerThreshold+2); got != want {
 		t.Errorf("%d calls, want %d (the probe calls twice: a fresh UserSig, then refused again)", got, want)
+	}
+}
+
+// TestProbeReportsAFaultOfTheOtherKind: an open circuit's probe that meets
+// a configuration error of the other kind (the app's console setting, or
+// this worker's own) reports the circuit open again with it, so readiness
+// follows the fault that now keeps it open; another error of the same kind
+// reports nothing.
+func TestProbeReportsAFaultOfTheOtherKind(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	p := newPodAt(t, rs.Client(t), func() time.Time { return time.Unix(0, now.Load()) })
+	fault := func(code int) { p.sim.SetFaults(imsim.Faults{CodeUntil: time.Now().Add(time.Hour), Code: code}) }
+	probe := func(n int) {
+		t.Helper()
+		now.Add(int64(worker.DefaultBreakerOpenMax)) // the pause is over: the next task is the probe
+		_ = p.process(t, n)
+	}
+	reported := func() []int {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		var codes []int
+		for i, o := range p.outs {
+			if p.changes[i] {
+				codes = append(codes, o.Code)
+			} else {
+				codes = append(codes, 0)
+			}
+		}
+		return codes
+	}
+
+	fault(60020) // the app's plan expired: the console's
+	for i := range worker.DefaultBreakerThreshold {
+		_ = p.process(t, i)
+	}
+	fault(90009) // this worker's admin is no app admin: its own
+	probe(10)
+	fault(60004) // a key refused twice: its own as well
+	probe(11)
+	fault(60016) // the app disabled: the console's
+	probe(12)
+	p.sim.SetFaults(imsim.Faults{})
+	probe(13)
+	// 0: closed.
+	if got, want := reported(), []int{60020, 90009, 60016, 0}; !slices.Equal(got, want) {
+		t.Fatalf("circuit reported open on %v, want %v", got, want)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, o := range p.outs[:3] {
+		if want := o.Code != 90009; o.Console != want {
+			t.Errorf("report %d (%d): Console %v, want %v", i, o.Code, o.Console, want)
+		}
 	}
 }

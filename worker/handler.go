@@ -184,7 +184,10 @@ type HandlerConfig struct {
 	BreakerThreshold int
 	// OnBreaker is told when the configuration-error circuit of api
 	// (tim.APIWithdraw or tim.APIGroupRecall) opens and closes (for
-	// metrics and readiness); o is the error that opened it. Optional.
+	// metrics and readiness); o is the error that opened it. While open,
+	// it is told again (open true) when a probe fails on an error of the
+	// other kind (o.Console differs: the app's console setting, or this
+	// worker's own), o being that error. Optional.
 	OnBreaker func(api string, open bool, o Outcome)
 	// GroupAPI makes group recall calls. Default: API, when it implements
 	// GroupAPI (*tim.Client does).

@@ -29,6 +29,8 @@ const (
 	// Configuration: the app's configuration is wrong (key, admin, region,
 	// plan). It is not the task's fault: the task is retried late without
 	// using up a retry, and the worker logs at error level what to fix.
+	// Outcome.Console says whose configuration: the app's in the Chat
+	// console, or this worker's own.
 	Configuration
 	// Unknown: a code we do not know. A few retries, then the dead-letter set.
 	Unknown
@@ -53,6 +55,15 @@ type Outcome struct {
 	// tim.APIGroupRecall, or "" for a code every REST API shares (0, and
 	// 60000-79999: the gateway's, the UserSig's, the SDKAppID's).
 	API string
+	// Console, on a Configuration row, says the fault is the app's
+	// setting in the Chat console (or Tencent's about the app: its
+	// status, its plan, a command disabled for it): every worker of the
+	// app meets it alike and no worker's settings cure it. Its circuit
+	// opens as any other's, but the worker stays ready (/readyz): a
+	// rollout neither causes nor cures it. Without it the fault is this
+	// worker's own environment (its key, TIM_ADMIN, endpoint, egress IP,
+	// TLS), and an open circuit makes the worker unready.
+	Console bool
 }
 
 // UnknownRetries is how many attempts a task answered with an unknown code
@@ -96,13 +107,13 @@ var outcomes = withSigRefusals(rows(
 		60009: {Class: Configuration, Meaning: "request resource error", Fix: "check TIM_ENDPOINT: the path is wrong"},
 		60010: {Class: Configuration, Meaning: "the request requires app admin permissions", Fix: "set TIM_ADMIN to an app admin account"},
 		60012: {Class: Configuration, Meaning: "SDKAppID missing from the request", Fix: "set TIM_SDKAPPID"},
-		60016: {Class: Configuration, Meaning: "SDKAppID disabled", Fix: "re-enable the app in the Chat console"},
+		60016: {Class: Configuration, Console: true, Meaning: "SDKAppID disabled", Fix: "re-enable the app in the Chat console"},
 		60017: {Class: Configuration, Meaning: "request disabled", Fix: "check the app's status in the Chat console"},
-		60020: {Class: Configuration, Meaning: "package expired, plan not purchased or in arrears", Fix: "renew the Chat plan in the console"},
+		60020: {Class: Configuration, Console: true, Meaning: "package expired, plan not purchased or in arrears", Fix: "renew the Chat plan in the console"},
 		60021: {Class: Configuration, Meaning: "caller IP not allowed", Fix: "add the workers' egress IPs to the app's IP allowlist"},
 		60025: {Class: Configuration, Meaning: "bad SDKAppID, identifier, UserSig or contenttype in the URL", Fix: "check TIM_SDKAPPID, TIM_ADMIN and TIM_SECRET_KEY"},
 		60026: {Class: Configuration, Meaning: "the domain and the SDKAppID's data centre do not match", Fix: "set TIM_REGION to the region the app was created in"},
-		60028: {Class: Configuration, Meaning: "trial edition REST volume limit reached within 24 h", Fix: "upgrade the plan or wait for the 24 h window"},
+		60028: {Class: Configuration, Console: true, Meaning: "trial edition REST volume limit reached within 24 h", Fix: "upgrade the plan or wait for the 24 h window"},
 		70003: {Class: Configuration, Meaning: "UserSig illegal", Fix: "check TIM_SECRET_KEY and TIM_SDKAPPID"},
 		70009: {Class: Configuration, Meaning: "UserSig verification failed", Fix: "check TIM_SECRET_KEY: it must be the app's current key"},
 		70013: {Class: Configuration, Meaning: "UserSig's UserID does not match", Fix: "check TIM_ADMIN"},
@@ -151,10 +162,10 @@ var outcomes = withSigRefusals(rows(
 		10006: {Class: RateLimited, Meaning: "operation frequency limit exceeded"},
 		10023: {Class: RateLimited, Meaning: "frequency limit exceeded"},
 
-		10041: {Class: Configuration, Meaning: "the app has group message recall disabled", Fix: "enable group message recall for the app in the Chat console"},
+		10041: {Class: Configuration, Console: true, Meaning: "the app has group message recall disabled", Fix: "enable group message recall for the app in the Chat console"},
 		10003: {Class: Configuration, Meaning: "no such command: the request did not reach group_msg_recall", Fix: "check TIM_ENDPOINT (or a proxy rewriting paths)"},
 		10007: {Class: Configuration, Meaning: "no permission", Fix: "set TIM_ADMIN to an app admin account"},
-		10026: {Class: Configuration, Meaning: "the app's use of this command is disabled", Fix: "ask Tencent why group_msg_recall is disabled for the SDKAppID"},
+		10026: {Class: Configuration, Console: true, Meaning: "the app's use of this command is disabled", Fix: "ask Tencent why group_msg_recall is disabled for the SDKAppID"},
 	}),
 ))
 
@@ -196,24 +207,33 @@ func withSigRefusals(table map[int]Outcome) map[int]Outcome {
 
 // pathOutcomes are the rows for calls that got no Tencent answer because
 // the path to Tencent is misconfigured (tim.Misconfigured): configuration
-// errors like the codes above, never the task's fault. Code is NoAnswer.
+// errors like the codes above, never the task's fault, and this worker's
+// own (not Console). Code is NoAnswer.
 var pathOutcomes = map[tim.PathFault]Outcome{
-	tim.PathCertificate: {NoAnswer, Configuration, "the TLS certificate was not accepted (x509)",
-		"check TIM_ENDPOINT, and that the image has CA certificates (and a TLS-intercepting proxy's CA)", ""},
-	tim.PathDNS: {NoAnswer, Configuration, "the endpoint's host name does not exist (DNS)",
-		"check TIM_REGION / TIM_ENDPOINT and the pod's DNS", ""},
-	tim.PathProxyRefused: {NoAnswer, Configuration, "a proxy or gateway refused the request (HTTP 401, 403, 407 or CONNECT refused)",
-		"allow the workers' egress to Tencent's domain in the proxy (HTTPS_PROXY) or firewall", ""},
-	tim.PathNotFound: {NoAnswer, Configuration, "the URL does not lead to Tencent's REST API (HTTP 404, 405 or 410)",
-		"check TIM_ENDPOINT: scheme://host[:port] of Tencent's REST API or the simulator, no path", ""},
-	tim.PathRedirect: {NoAnswer, Configuration, "the endpoint redirects (HTTP 3xx; Tencent never does)",
-		"check TIM_ENDPOINT: https:// and the region's domain (or leave it empty and set TIM_REGION); redirects are not followed", ""},
-	tim.PathRefusedRequest: {NoAnswer, Configuration, "a server that is not Tencent's API refused the request (HTTP 400, 411, 413, 414 or 431; Tencent answers 200)",
-		"check TIM_ENDPOINT: http:// at a port that serves TLS answers 400 (use https://); or raise a proxy's limits on URL, header or body size", ""},
-	tim.PathPlainHTTP: {NoAnswer, Configuration, "TIM_ENDPOINT speaks plain HTTP to an https:// URL",
-		"use http:// in TIM_ENDPOINT, or the port that serves TLS", ""},
-	tim.PathTLSHandshake: {NoAnswer, Configuration, "the TLS handshake failed: the endpoint does not speak TLS, or refused this client (protocol version, cipher suites, server name, client certificate)",
-		"check TIM_ENDPOINT's scheme, host and port (Tencent's domain serves TLS on 443), and any TLS-intercepting proxy", ""},
+	tim.PathCertificate: {Code: NoAnswer, Class: Configuration,
+		Meaning: "the TLS certificate was not accepted (x509)",
+		Fix:     "check TIM_ENDPOINT, and that the image has CA certificates (and a TLS-intercepting proxy's CA)"},
+	tim.PathDNS: {Code: NoAnswer, Class: Configuration,
+		Meaning: "the endpoint's host name does not exist (DNS)",
+		Fix:     "check TIM_REGION / TIM_ENDPOINT and the pod's DNS"},
+	tim.PathProxyRefused: {Code: NoAnswer, Class: Configuration,
+		Meaning: "a proxy or gateway refused the request (HTTP 401, 403, 407 or CONNECT refused)",
+		Fix:     "allow the workers' egress to Tencent's domain in the proxy (HTTPS_PROXY) or firewall"},
+	tim.PathNotFound: {Code: NoAnswer, Class: Configuration,
+		Meaning: "the URL does not lead to Tencent's REST API (HTTP 404, 405 or 410)",
+		Fix:     "check TIM_ENDPOINT: scheme://host[:port] of Tencent's REST API or the simulator, no path"},
+	tim.PathRedirect: {Code: NoAnswer, Class: Configuration,
+		Meaning: "the endpoint redirects (HTTP 3xx; Tencent never does)",
+		Fix:     "check TIM_ENDPOINT: https:// and the region's domain (or leave it empty and set TIM_REGION); redirects are not followed"},
+	tim.PathRefusedRequest: {Code: NoAnswer, Class: Configuration,
+		Meaning: "a server that is not Tencent's API refused the request (HTTP 400, 411, 413, 414 or 431; Tencent answers 200)",
+		Fix:     "check TIM_ENDPOINT: http:// at a port that serves TLS answers 400 (use https://); or raise a proxy's limits on URL, header or body size"},
+	tim.PathPlainHTTP: {Code: NoAnswer, Class: Configuration,
+		Meaning: "TIM_ENDPOINT speaks plain HTTP to an https:// URL",
+		Fix:     "use http:// in TIM_ENDPOINT, or the port that serves TLS"},
+	tim.PathTLSHandshake: {Code: NoAnswer, Class: Configuration,
+		Meaning: "the TLS handshake failed: the endpoint does not speak TLS, or refused this client (protocol version, cipher suites, server name, client certificate)",
+		Fix:     "check TIM_ENDPOINT's scheme, host and port (Tencent's domain serves TLS on 443), and any TLS-intercepting proxy"},
 }
 
 // ClassifyTransport returns the row for err, an error of the API client

@@ -22,11 +22,14 @@ type Workers []*Worker
 // queue series once), /healthz and /readyz, until the returned stop is
 // called (after Run has returned). /readyz answers 200 once every worker
 // has started, 503 naming the app and the API while one's
-// configuration-error circuit of an API is open (with the fix), and 503
-// from the moment ctx ends (shutdown
-// began); it pings the first worker's Redis (the worker command gives
-// every app the same). Call it before Run. It returns metrics.Listen's
-// error when addr cannot be listened on.
+// configuration-error circuit of an API is open on a fault of this
+// process's own (with the fix), and 503 from the moment ctx ends (shutdown
+// began); a circuit open on the app's console setting (worker.Outcome's
+// Console: group recall disabled, the plan expired), which every process
+// meets and none cures, leaves it 200, naming the circuit and the fix. It
+// pings the first worker's Redis (the worker command gives every app the
+// same). Call it before Run. It returns metrics.Listen's error when addr
+// cannot be listened on.
 func (ws Workers) ServeMetrics(ctx context.Context, addr string) (srv *metrics.Server, stop func(), err error) {
 	if len(ws) == 0 {
 		return nil, nil, errors.New("assembly: no worker to serve the metrics of")
@@ -42,11 +45,15 @@ func (ws Workers) ServeMetrics(ctx context.Context, addr string) (srv *metrics.S
 	}
 	for _, w := range ws {
 		w.cfg.Handler.OnBreaker = chainBreaker(w.cfg.Handler.OnBreaker, func(api string, open bool, o worker.Outcome) {
-			if !open {
+			switch {
+			case !open:
 				srv.Unready(w.name, api, "")
-				return
+			case o.Console:
+				srv.Degraded(w.name, api, fmt.Sprintf("circuit open after configuration error %d (%s): this worker stopped calling this API; "+
+					"the app's own setting, which every worker meets and no worker's settings cure: ready all the same; fix: %s", o.Code, o.Meaning, o.Fix))
+			default:
+				srv.Unready(w.name, api, fmt.Sprintf("circuit open after configuration error %d (%s): this worker stopped calling this API; fix: %s", o.Code, o.Meaning, o.Fix))
 			}
-			srv.Unready(w.name, api, fmt.Sprintf("circuit open after configuration error %d (%s): this worker stopped calling this API; fix: %s", o.Code, o.Meaning, o.Fix))
 		})
 		started := w.cfg.Started
 		w.cfg.Started = func() {

@@ -3,8 +3,11 @@ package assembly
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -216,4 +219,123 @@ func TestWorkersStopTogetherWhenOneCannotStart(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return: the app that started was not stopped")
 	}
+}
+
+// /readyz says whether this pod's own environment is broken. A circuit
+// opened by the app's setting in the Chat console (group recall disabled,
+// 10041), which every pod meets alike and no pod's settings cure, leaves
+// the pod ready, its one-to-one recalls going on, and /readyz names the
+// open circuit and its fix; a circuit opened by the pod's own
+// configuration (a TIM_ADMIN that is no app admin, 90009) makes it
+// unready.
+func TestReadyzOnAnOpenCircuit(t *testing.T) {
+	const id = 1400000000
+	for _, tt := range []struct {
+		name     string
+		admin    string // tim.Config.Admin
+		disabled bool   // group recall disabled in the app's console
+		wantCode int
+		want     []string // in /readyz's body
+	}{
+		{name: "group recall disabled in the console: ready, naming the circuit", disabled: true, wantCode: http.StatusOK,
+			want: []string{"ready", tim.APIGroupRecall, "10041", "enable group message recall for the app in the Chat console"}},
+		{name: "this pod's admin is no app admin: not ready", admin: "not-an-admin", wantCode: http.StatusServiceUnavailable,
+			want: []string{"not ready", "TIM_ADMIN"}}, // 90009 or, from group_msg_recall, 10007
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := redistest.Start(t)
+			sim, err := imsim.New(imsim.Config{SDKAppID: id, SecretKey: "k"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sim.SetGroupSettings(imsim.GroupSettings{RecallDisabled: tt.disabled})
+			if err := sim.CreateGroup(imsim.GroupSpec{GroupID: "g", Messages: 10}); err != nil {
+				t.Fatal(err)
+			}
+			api := httptest.NewServer(sim)
+			t.Cleanup(api.Close)
+			w, err := New(Config{Redis: rs.Client(t), Queue: asynq.RedisClientOpt{Addr: rs.Addr}, Name: "chat-prod", NoFeeder: true,
+				App: tim.Config{SDKAppID: id, SecretKey: "k", Endpoint: api.URL, Admin: tt.admin},
+				Worker: worker.Config{Concurrency: 4, Handler: worker.HandlerConfig{
+					BreakerThreshold: 1, ConfigRetryDelay: 100 * time.Millisecond, GroupUrgentLinger: -1}},
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			msrv, stop, err := w.ServeMetrics(ctx, "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- w.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+				stop()
+			}()
+
+			c, err := enqueue.New(enqueue.Config{RedisURL: rs.URL, SDKAppID: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			recall := tasks.Recall{FromAccount: "from", ToAccount: "to", MsgKey: "31906_833502_1572869830"}
+			if _, err := c.Recall(ctx, recall); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.GroupRecalls(ctx, tasks.GroupRecall{GroupID: "g"}, []uint64{1, 2, 3}); err != nil {
+				t.Fatal(err)
+			}
+
+			// Wait until /readyz names the open circuit.
+			url := "http://" + msrv.Addr() + "/readyz"
+			var code int
+			var body string
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if code, body = readyz(t, url); strings.Contains(body, "circuit open") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after 20 s /readyz = %d %q, still naming no open circuit", code, body)
+				}
+			}
+			if code != tt.wantCode {
+				t.Errorf("/readyz = %d %q, want %d", code, body, tt.wantCode)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(body, want) {
+					t.Errorf("/readyz's body %q does not say %q", body, want)
+				}
+			}
+			if tt.disabled {
+				// The pod's one-to-one recalls go on.
+				for deadline := time.Now().Add(20 * time.Second); !slices.Equal(sim.Fate(recall.FromAccount, recall.ToAccount, recall.MsgKey), []int{0}); time.Sleep(50 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("after 20 s the one-to-one recall's fate is %v, want [0]", sim.Fate(recall.FromAccount, recall.ToAccount, recall.MsgKey))
+					}
+				}
+			}
+		})
+	}
+}
+
+// readyz GETs url and returns the status code and the body.
+func readyz(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
 }

@@ -48,7 +48,7 @@ type ServerConfig struct {
 //   - /readyz answers 200 once Started was called for every app, until
 //     Stopping is, while Redis answers PING and no app has an Unready
 //     reason; 503 with the reason, naming the app and the API, otherwise
-//     (readiness).
+//     (readiness). Its 200 names the Degraded reasons, if any.
 type Server struct {
 	cfg      ServerConfig
 	ln       net.Listener
@@ -65,7 +65,10 @@ type Server struct {
 type readiness struct {
 	started atomic.Bool
 	mu      sync.Mutex
-	unready map[string]string // by API: why the worker does not call it; none when it calls every API
+	// unready and degraded are by API: why the worker does not call it,
+	// for a fault of its own or of the app's console; an API is in one
+	// at most, in none when the worker calls it.
+	unready, degraded map[string]string
 }
 
 // Listen binds cfg.Addr, logs the address and serves in the background
@@ -94,7 +97,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("metrics: two of ServerConfig.Metrics have the app label %q: give each app its own", m.App())
 		}
 		s.apps = append(s.apps, m.App())
-		s.state[m.App()] = &readiness{unready: map[string]string{}}
+		s.state[m.App()] = &readiness{unready: map[string]string{}, degraded: map[string]string{}}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", Handler(cfg.Metrics...))
@@ -132,31 +135,51 @@ func (s *Server) Started(app string) {
 func (s *Server) Stopping() { s.stopping.Store(true) }
 
 // Unready makes /readyz answer 503 with reason, naming api, while app's
-// worker does not call api (its configuration-error circuit of that API is
-// open); "" withdraws api's reason. /readyz answers 200 again once no API
-// of the app has one.
-func (s *Server) Unready(app, api, reason string) {
+// worker does not call api for a fault of its own (its configuration-error
+// circuit of that API is open on this pod's key, admin, endpoint, egress
+// IP); "" withdraws api's reason, Unready's or Degraded's. /readyz answers
+// 200 again once no API of the app has an Unready one.
+func (s *Server) Unready(app, api, reason string) { s.note(app, api, reason, true) }
+
+// Degraded names reason in /readyz's 200, naming api, while app's worker
+// does not call api for a fault every worker of the app shares and none
+// cures (its circuit of that API is open on a setting of the app's
+// console): a worker that cannot fix it is not unready for it. It replaces
+// an Unready reason of api; "" withdraws either.
+func (s *Server) Degraded(app, api, reason string) { s.note(app, api, reason, false) }
+
+// note sets app's reason of api: Unready's (unready) or Degraded's.
+func (s *Server) note(app, api, reason string, unready bool) {
 	r := s.state[app]
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if reason == "" {
-		delete(r.unready, api)
-		return
+	delete(r.unready, api)
+	delete(r.degraded, api)
+	switch {
+	case reason == "":
+	case unready:
+		r.unready[api] = reason
+	default:
+		r.degraded[api] = reason
 	}
-	r.unready[api] = reason
 }
 
-// why returns the reasons the worker does not call some API, each after
-// the API's name, in the APIs' order; "" when it calls every API.
-func (r *readiness) why() string {
+// why returns the Unready reasons (or, with degraded, the Degraded ones)
+// of the worker, each after the API's name, in the APIs' order; "" when
+// there is none.
+func (r *readiness) why(degraded bool) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	reasons := r.unready
+	if degraded {
+		reasons = r.degraded
+	}
 	var whys []string
-	for _, api := range slices.Sorted(maps.Keys(r.unready)) {
-		whys = append(whys, api+": "+r.unready[api])
+	for _, api := range slices.Sorted(maps.Keys(reasons)) {
+		whys = append(whys, api+": "+reasons[api])
 	}
 	return strings.Join(whys, "; ")
 }
@@ -166,13 +189,14 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	var degraded []string
 	for _, app := range s.apps {
 		st := s.state[app]
 		who := "the worker"
 		if app != "" {
 			who = "app " + app + "'s worker"
 		}
-		if why := st.why(); why != "" {
+		if why := st.why(false); why != "" {
 			http.Error(w, "not ready: "+who+": "+why, http.StatusServiceUnavailable)
 			return
 		}
@@ -180,11 +204,18 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "not ready: "+who+" has not started", http.StatusServiceUnavailable)
 			return
 		}
+		if why := st.why(true); why != "" {
+			degraded = append(degraded, who+": "+why)
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PingTimeout)
 	defer cancel()
 	if err := s.cfg.Ping(ctx); err != nil {
 		http.Error(w, "not ready: Redis does not answer PING: "+redisconn.Redact(err.Error()), http.StatusServiceUnavailable)
+		return
+	}
+	if len(degraded) > 0 {
+		io.WriteString(w, "ready: "+strings.Join(degraded, "; ")+"\n")
 		return
 	}
 	io.WriteString(w, "ready\n")

@@ -105,6 +105,33 @@ func TestProbes(t *testing.T) {
 		}
 	})
 
+	t.Run("ready while a circuit of the app's console setting is open, naming it", func(t *testing.T) {
+		srv := listen(t, redistest.Start(t))
+		base := "http://" + srv.Addr()
+		srv.Started("")
+		srv.Degraded("", tim.APIGroupRecall, "configuration error 10041: enable group message recall")
+		if code, body := get(t, base+"/readyz"); code != http.StatusOK ||
+			!strings.Contains(body, "ready: the worker: "+tim.APIGroupRecall+": configuration error 10041") {
+			t.Errorf("/readyz with group_msg_recall's circuit open on the console = %d %q, want 200 naming the API and the reason", code, body)
+		}
+		// The same circuit, now open on a fault of this pod's own.
+		srv.Unready("", tim.APIGroupRecall, "configuration error 10007: set TIM_ADMIN")
+		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable ||
+			!strings.Contains(body, "configuration error 10007") || strings.Contains(body, "10041") {
+			t.Errorf("/readyz after the circuit's fault became the pod's = %d %q, want 503 with that reason only", code, body)
+		}
+		srv.Degraded("", tim.APIGroupRecall, "configuration error 10041: enable group message recall")
+		srv.Unready("", tim.APIWithdraw, "configuration error 90009: set TIM_ADMIN")
+		if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "configuration error 90009") {
+			t.Errorf("/readyz with admin_msgwithdraw's circuit open on the pod = %d %q, want 503 naming it", code, body)
+		}
+		srv.Unready("", tim.APIWithdraw, "")
+		srv.Unready("", tim.APIGroupRecall, "")
+		if code, body := get(t, base+"/readyz"); code != http.StatusOK || body != "ready\n" {
+			t.Errorf("/readyz after both circuits closed = %d %q, want 200 %q", code, body, "ready\n")
+		}
+	})
+
 	t.Run("not ready while Redis is down", func(t *testing.T) {
 		s := redistest.Start(t, "--appendonly", "no") // its own server, even with TEST_REDIS_URL: it is stopped
 		srv := listen(t, s)
@@ -154,6 +181,11 @@ func TestReadyWaitsForEveryApp(t *testing.T) {
 	srv.Unready("chat-prod", tim.APIWithdraw, "configuration error 90009: set admin")
 	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "chat-prod") {
 		t.Errorf("/readyz with chat-prod's circuit open = %d %q, want 503 naming chat-prod", code, body)
+	}
+	srv.Unready("chat-prod", tim.APIWithdraw, "")
+	srv.Degraded("chat-staging", tim.APIGroupRecall, "configuration error 10041: enable group message recall")
+	if code, body := get(t, base+"/readyz"); code != http.StatusOK || !strings.Contains(body, "chat-staging's worker: "+tim.APIGroupRecall) {
+		t.Errorf("/readyz with chat-staging's circuit open on the console = %d %q, want 200 naming chat-staging and the API", code, body)
 	}
 }
 

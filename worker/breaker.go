@@ -161,8 +161,12 @@ func (b *breaker) failure(ctx context.Context, log *slog.Logger, o Outcome, prob
 	pause := b.pause
 	b.mu.Unlock()
 
-	log.ErrorContext(ctx, "circuit open: configuration error, this worker stops calling the API and hands its tasks back; the other workers of the app go on",
-		"api", b.api, "code", o.Code, "meaning", o.Meaning, "fix", o.Fix, "probe_in", pause.String())
+	msg := "circuit open: configuration error, this worker stops calling the API and hands its tasks back; the other workers of the app go on"
+	if o.Console {
+		// Every worker of the app meets it: none goes on with this API.
+		msg = "circuit open: the app's console setting refuses this API, for every worker of the app; this worker stops calling it and hands its tasks back until the setting is fixed"
+	}
+	log.ErrorContext(ctx, msg, "api", b.api, "code", o.Code, "meaning", o.Meaning, "fix", o.Fix, "probe_in", pause.String())
 	if report && b.onChange != nil {
 		b.onChange(b.api, true, o)
 	}

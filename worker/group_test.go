@@ -262,6 +262,11 @@ func TestGroupRecallDisabledDoesNotStopOneToOneRecalls(t *testing.T) {
 	if got := e.breakerChanges(tim.APIGroupRecall); !slices.Equal(got, []bool{true}) {
 		t.Errorf("group_msg_recall breaker changes %v after three calls answered 10041, want [true]", got)
 	}
+	// Every worker of the app meets a console setting: the log must not
+	// say the others go on.
+	if logs := e.logs.String(); !strings.Contains(logs, "for every worker of the app") || strings.Contains(logs, "the other workers of the app go on") {
+		t.Errorf("the circuit's log line for 10041 does not say every worker of the app meets it:\n%s", logs)
+	}
 	id := e.recall(msg(1))
 	info := e.waitTask(id, "completed", inState(asynq.TaskStateCompleted))
 	if info.Retried != 0 || info.LastErr != "" {

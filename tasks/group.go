@@ -58,11 +58,11 @@ func (g GroupRecall) Validate() error {
 	if g.SDKAppID == 0 {
 		return invalid("SDKAppID", "is missing: set it to the app's SDKAppID from the Chat console")
 	}
-	if err := checkFields([]field{{"GroupId", g.GroupID, MaxGroupIDLen, true}}); err != nil {
+	if err := checkFields([]field{identifier("GroupId", g.GroupID)}); err != nil {
 		return err
 	}
 	if g.TopicID != "" {
-		if err := checkFields([]field{{"TopicId", g.TopicID, MaxTopicIDLen, true}}); err != nil {
+		if err := checkFields([]field{identifier("TopicId", g.TopicID)}); err != nil {
 			return err
 		}
 	}

@@ -125,7 +125,7 @@ var ErrInvalid = errors.New("invalid recall")
 
 // Validate checks the payload against what Tencent documents: the accounts
 // and MsgKey are present, valid UTF-8 and within their lengths, and hold no
-// control character and no leading or trailing space (see checkIdentifier).
+// control character and no leading or trailing space (see IdentifierFault).
 // Every door (the CLI, campaign files, the intake, the producer library)
 // validates with it, so each accepts and refuses the same values. It
 // returns nil or an error wrapping ErrInvalid and a *FieldError naming the
@@ -135,9 +135,9 @@ func (r Recall) Validate() error {
 		return invalid("SDKAppID", "is missing: set it to the app's SDKAppID from the Chat console")
 	}
 	return checkFields([]field{
-		{"From_Account", r.FromAccount, MaxAccountLen, true},
-		{"To_Account", r.ToAccount, MaxAccountLen, true},
-		{"MsgKey", r.MsgKey, MaxMsgKeyLen, true},
+		identifier("From_Account", r.FromAccount),
+		identifier("To_Account", r.ToAccount),
+		identifier("MsgKey", r.MsgKey),
 		{"requested_by", r.RequestedBy, MaxNoteLen, false},
 		{"reason", r.Reason, MaxNoteLen, false},
 		{"campaign", r.Campaign, MaxNoteLen, false},
@@ -145,50 +145,92 @@ func (r Recall) Validate() error {
 }
 
 // field is one string field of a payload to validate: an identifier
-// (checkIdentifier) that must not be empty when required, or free text.
+// (identifier) that must not be empty when required, or free text.
 type field struct {
 	name, value string
 	max         int
 	required    bool
 }
 
+// identifier is the identifier field name of a payload with value, its
+// limit that of identifierMax.
+func identifier(name, value string) field {
+	limit := identifierMax(name)
+	if limit == 0 {
+		panic("tasks: " + name + " is not an identifier field of a payload")
+	}
+	return field{name, value, limit, true}
+}
+
+// identifierMax is the limit in bytes of the identifier field name of a
+// payload, or 0 when name is none: the one place each limit is tied to its
+// field.
+func identifierMax(name string) int {
+	switch name {
+	case "From_Account", "To_Account":
+		return MaxAccountLen
+	case "MsgKey":
+		return MaxMsgKeyLen
+	case "GroupId":
+		return MaxGroupIDLen
+	case "TopicId":
+		return MaxTopicIDLen
+	}
+	return 0
+}
+
 // checkFields checks each field's length and UTF-8, and an identifier's
 // characters, and returns an error naming the first bad one.
 func checkFields(fields []field) error {
 	for _, f := range fields {
-		switch {
-		case f.value == "" && f.required:
-			return invalid(f.name, "is empty: give the "+describe(f.name))
-		case len(f.value) > f.max:
-			return invalid(f.name, fmt.Sprintf("is %d bytes long; at most %d are allowed", len(f.value), f.max))
-		case !utf8.ValidString(f.value):
-			return invalid(f.name, "is not valid UTF-8: pass the value exactly as Tencent returned it")
-		case f.required:
-			if reason := checkIdentifier(f.value); reason != "" {
-				return invalid(f.name, reason)
+		if what, fix := f.fault(); what != "" {
+			if fix != "" {
+				what += ": " + fix
 			}
+			return invalid(f.name, what)
 		}
 	}
 	return nil
 }
 
-// checkIdentifier says what is wrong with an account or MsgKey that is
-// valid UTF-8, and what to do, or "" when nothing is (IdentifierFault).
-func checkIdentifier(s string) string {
-	if what, fix := IdentifierFault(s); what != "" {
-		return what + ": " + fix
+// fault says what is wrong with f and what to do ("" when the first says
+// all), or "", "" when nothing is.
+func (f field) fault() (what, fix string) {
+	switch {
+	case f.value == "" && f.required:
+		return "is empty", "give the " + describe(f.name)
+	case len(f.value) > f.max:
+		return fmt.Sprintf("is %d bytes long; at most %d are allowed", len(f.value), f.max), ""
+	case !utf8.ValidString(f.value):
+		return "is not valid UTF-8", "pass the value exactly as Tencent returned it"
+	case f.required:
+		return characterFault(f.value)
 	}
-	return ""
+	return "", ""
 }
 
-// IdentifierFault says what is wrong with an identifier Tencent issued (an
-// account, a MsgKey, a TopicId) that is valid UTF-8, and what to do, or
-// "", "" when nothing is: a control character (a newline, a tab, NUL, DEL,
-// U+0080-U+009F) or a leading or trailing space (any Unicode space) is
-// refused rather than queued as given or trimmed. Tencent never issues
-// such a value, so one is a copying mistake: queuing it would recall
-// nothing, and trimming it would recall a message nobody named.
-func IdentifierFault(s string) (what, fix string) {
+// IdentifierFault says what is wrong with value as the identifier field
+// name of a payload ("From_Account", "To_Account", "MsgKey", "GroupId" or
+// "TopicId") and what to do, or "", "" when nothing is. It is the check
+// Recall.Validate and GroupRecall.Validate make of that field: present,
+// within its limit (MaxAccountLen, MaxMsgKeyLen, MaxGroupIDLen,
+// MaxTopicIDLen), valid UTF-8, and with no control character and no space
+// at either end. A door that takes identifiers from elsewhere (the capture,
+// from Tencent's callbacks) checks each with it, so that it takes exactly
+// what a recall task takes. It panics for any other name: naming one is
+// the caller's bug.
+func IdentifierFault(name, value string) (what, fix string) {
+	return identifier(name, value).fault()
+}
+
+// characterFault says what is wrong with an identifier that is valid
+// UTF-8, and what to do, or "", "" when nothing is: a control character (a
+// newline, a tab, NUL, DEL, U+0080-U+009F) or a leading or trailing space
+// (any Unicode space) is refused rather than queued as given or trimmed.
+// Tencent never issues such a value, so one is a copying mistake: queuing
+// it would recall nothing, and trimming it would recall a message nobody
+// named.
+func characterFault(s string) (what, fix string) {
 	for i, c := range s {
 		if unicode.IsControl(c) {
 			return fmt.Sprintf("holds the control character %U at byte %d", c, i), "pass the value exactly as Tencent returned it, on one line"
@@ -210,6 +252,8 @@ func describe(field string) string {
 		return "UserID of the message's recipient"
 	case "GroupId":
 		return "GroupId of the group the message was sent to"
+	case "TopicId":
+		return "TopicId of the topic the message was sent to"
 	default:
 		return "MsgKey Tencent returned when the message was sent"
 	}

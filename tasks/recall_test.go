@@ -156,3 +156,43 @@ func TestIsTaskID(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentifierFaultIsValidatesCheck: IdentifierFault, which the capture
+// checks Tencent's callbacks with, refuses exactly what Validate refuses in
+// that field, for every identifier of both payloads.
+func TestIdentifierFaultIsValidatesCheck(t *testing.T) {
+	set := map[string]func(v string) error{
+		"From_Account": func(v string) error { r := valid(); r.FromAccount = v; return r.Validate() },
+		"To_Account":   func(v string) error { r := valid(); r.ToAccount = v; return r.Validate() },
+		"MsgKey":       func(v string) error { r := valid(); r.MsgKey = v; return r.Validate() },
+		"GroupId":      func(v string) error { g := validGroup(); g.GroupID = v; return g.Validate() },
+		// An empty TopicId is a message of the group itself, not a fault.
+		"TopicId": func(v string) error { g := validGroup(); g.TopicID = v; return g.Validate() },
+	}
+	values := []string{"u5", "@TGS#2J4SZEAEL", "31906_833502_1572869830", "用户", "a b",
+		" u5", "u5\u00a0", "a\nb", "a\x00", "\xff\xfe",
+		strings.Repeat("a", MaxAccountLen), strings.Repeat("a", MaxAccountLen+1),
+		strings.Repeat("g", MaxGroupIDLen), strings.Repeat("g", MaxGroupIDLen+1),
+		strings.Repeat("k", MaxMsgKeyLen), strings.Repeat("k", MaxMsgKeyLen+1),
+		strings.Repeat("t", MaxTopicIDLen), strings.Repeat("t", MaxTopicIDLen+1)}
+	for name, validate := range set {
+		for _, v := range values {
+			what, _ := IdentifierFault(name, v)
+			err := validate(v)
+			var fe *FieldError
+			refused := errors.As(err, &fe) && fe.Field == name
+			if (what != "") != refused || (refused && !strings.HasPrefix(fe.Reason, what)) {
+				t.Errorf("%s %q: IdentifierFault %q, Validate %v", name, v, what, err)
+			}
+		}
+		if what, fix := IdentifierFault(name, ""); what != "is empty" || fix == "" {
+			t.Errorf("%s empty: %q %q, want \"is empty\" and what to give", name, what, fix)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("IdentifierFault of a field that is no identifier did not panic")
+		}
+	}()
+	IdentifierFault("reason", "x")
+}

@@ -16,9 +16,10 @@
 // A callback is answered {"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}
 // as soon as its message is in Redis (or it was not to be indexed: a failed
 // send, an online-only message, another callback). Refused callbacks
-// (wrong path, address, SdkAppid or Sign; a body that is not a callback or
-// too large) are answered 4xx with ActionStatus FAIL, counted by reason and
-// never indexed; a message Redis did not take is answered 503 and counted.
+// (wrong path, address, SdkAppid or Sign; a body that is not a callback,
+// too large, or with an identifier no recall task would take) are answered
+// 4xx with ActionStatus FAIL, counted by reason and never indexed; a
+// message Redis did not take is answered 503 and counted.
 package capture
 
 import (

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/recallq/recallq/internal/logtest"
+	"github.com/recallq/recallq/tasks"
 )
 
 func TestFailedSendIsNeverIndexed(t *testing.T) { eachFront(t, testFailedSendIsNeverIndexed) }
@@ -330,7 +331,7 @@ func testTopicMessagesKeepTheirTopic(t *testing.T, front string) {
 		t.Fatalf("query: %q, want %q", got, want)
 	}
 	for name, topic := range map[string]string{
-		"too long": strings.Repeat("t", MaxTopicIDLen+1), "a newline": a + "\n", "a leading space": " " + a,
+		"too long": strings.Repeat("t", tasks.MaxTopicIDLen+1), "a newline": a + "\n", "a leading space": " " + a,
 	} {
 		w := e.post(t, target, topicBody("spammer", group, topic, 6, now.Unix()))
 		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "TopicId") {
@@ -341,6 +342,116 @@ func testTopicMessagesKeepTheirTopic(t *testing.T, front string) {
 		t.Fatalf("%d messages after the bad callbacks, want the 3", n)
 	}
 }
+
+// TestIdentifiersARecallCannotTakeAreRefused: the capture checks each
+// identifier of a callback as a recall task does (tasks.IdentifierFault),
+// so a message no recall could name is refused at the door, with an answer
+// that names the field and the rule, rather than indexed and rejected by a
+// --sender campaign later; invalid UTF-8 is refused, not replaced. What a
+// task takes is indexed as it came, up to the task's own limits.
+func TestIdentifiersARecallCannotTakeAreRefused(t *testing.T) {
+	eachFront(t, testIdentifiersARecallCannotTakeAreRefused)
+}
+
+func testIdentifiersARecallCannotTakeAreRefused(t *testing.T, front string) {
+	const secret = "s3cr3t-path-41c7"
+	var logs logtest.Buffer
+	e := newFrontEnv(t, front, func(c *Config, _ *IndexConfig) {
+		c.Auth.PathSecret = secret
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	now := time.Now()
+	// c2c and group are bodies whose identifiers are given as the JSON
+	// text between the quotes: escapes and raw bytes reach the reader as
+	// written.
+	c2c := func(from, to, key string) (string, string) {
+		return CommandC2CAfterSend, fmt.Sprintf(`{"From_Account":"%s","To_Account":"%s","MsgKey":"%s","MsgSeq":1,"MsgTime":%d}`, from, to, key, now.Unix())
+	}
+	group := func(from, groupID, topic string) (string, string) {
+		return CommandGroupAfterSend, fmt.Sprintf(`{"From_Account":"%s","GroupId":"%s","TopicId":"%s","MsgSeq":7,"MsgTime":%d}`, from, groupID, topic, now.Unix())
+	}
+	long := func(n int) string { return strings.Repeat("a", n) }
+	refused := []struct {
+		name          string
+		command, body string
+		want          string // in ErrorInfo
+	}{
+		{name: "From_Account over 32 bytes", want: "From_Account is 33 bytes long; at most 32 are allowed"},
+		{name: "To_Account over 32 bytes", want: "To_Account is 40 bytes long; at most 32 are allowed"},
+		{name: "MsgKey over 256 bytes", want: "MsgKey is 257 bytes long; at most 256 are allowed"},
+		{name: "From_Account with a newline", want: "From_Account holds the control character U+000A at byte 4"},
+		{name: "To_Account with a leading space", want: "To_Account starts or ends with a space"},
+		{name: "MsgKey with a trailing no-break space", want: "MsgKey starts or ends with a space"},
+		{name: "From_Account not UTF-8", want: "From_Account is not valid UTF-8"},
+		{name: "To_Account with a lone surrogate", want: "To_Account is not valid UTF-8"},
+		{name: "no MsgKey", want: "MsgKey is empty"},
+		{name: "GroupId over 48 bytes", want: "GroupId is 49 bytes long; at most 48 are allowed"},
+		{name: "GroupId with a trailing space", want: "GroupId starts or ends with a space"},
+		{name: "group sender over 32 bytes", want: "From_Account is 33 bytes long; at most 32 are allowed"},
+		{name: "TopicId not UTF-8", want: "TopicId is not valid UTF-8"},
+	}
+	bodies := [][2]string{
+		pair(c2c(long(33), "victim", "1_2_3")),
+		pair(c2c("spammer", long(40), "1_2_3")),
+		pair(c2c("spammer", "victim", long(257))),
+		pair(c2c(`spam\nmer`, "victim", "1_2_3")),
+		pair(c2c("spammer", " victim", "1_2_3")),
+		pair(c2c("spammer", "victim", `1_2_3\u00a0`)),
+		pair(c2c("spam\xffmer", "victim", "1_2_3")),
+		pair(c2c("spammer", `vic\ud800tim`, "1_2_3")),
+		pair(c2c("spammer", "victim", "")),
+		pair(group("spammer", "@TGS#"+long(44), "")),
+		pair(group("spammer", "@TGS#lobby ", "")),
+		pair(group(long(33), "@TGS#lobby", "")),
+		pair(group("spammer", "@TGS#lobby", "@TGS#lobby@TOPIC#_\xfe")),
+	}
+	for i := range refused {
+		refused[i].command, refused[i].body = bodies[i][0], bodies[i][1]
+	}
+	for _, tc := range refused {
+		w := e.post(t, callbackURL(CallbackPath+"/"+secret, testApp, tc.command, testToken, now), tc.body)
+		var a answer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != http.StatusBadRequest || a.ActionStatus != "FAIL" || !strings.Contains(a.ErrorInfo, tc.want) {
+			t.Errorf("%s: answered %d %s, want 400 FAIL saying %q", tc.name, w.Code, w.Body, tc.want)
+		}
+	}
+	if ks := e.keys(t); len(ks) != 0 {
+		t.Fatalf("a message no recall could take was indexed: %v", ks)
+	}
+	if n := e.s.Stats().Refused[RefusedBody]; n != int64(len(refused)) {
+		t.Errorf("refused for the body: %d, want %d", n, len(refused))
+	}
+	out := logs.String()
+	if !strings.Contains(out, "From_Account is 33 bytes long") {
+		t.Errorf("the log does not give the reason of a refusal:\n%s", out)
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, "Sign=") {
+		t.Errorf("the log holds the path secret or the Sign:\n%s", out)
+	}
+
+	// At the task's limits, and with escapes: indexed as it came.
+	key := "k/" + long(254)
+	for _, body := range [][2]string{
+		pair(c2c(long(32), `\u7528\u6237_\ud83d\ude00`, `k\/`+long(254))),
+		pair(group(long(32), "@TGS#"+long(43), "")),
+	} {
+		if w := e.post(t, callbackURL(CallbackPath+"/"+secret, testApp, body[0], testToken, now), body[1]); w.Code != http.StatusOK {
+			t.Fatalf("%s: answered %d %s, want 200", body[1], w.Code, w.Body)
+		}
+	}
+	var got []string
+	for _, m := range e.query(t, Query{SDKAppID: testApp, From: long(32), Since: now.Add(-time.Minute)}) {
+		got = append(got, m.To+"|"+m.MsgKey+"|"+m.GroupID)
+	}
+	want := []string{"用户_😀|" + key + "|", "||@TGS#" + long(43)}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("indexed %q, want %q", got, want)
+	}
+}
+
+func pair(a, b string) [2]string { return [2]string{a, b} }
 
 func TestRedisDownAnswers503AndCounts(t *testing.T) { eachFront(t, testRedisDownAnswers503AndCounts) }
 

@@ -176,14 +176,15 @@ func TestCampaignStartQueryUsageErrors(t *testing.T) {
 	}
 }
 
-// The capture indexes accounts and GroupIds up to 64 bytes, the import
-// takes at most Tencent's 32 and 48: a --sender campaign that finds a
-// message it cannot queue says which and why, as a file campaign does
-// (the reason, the rejects file), --dry-run counts it, and start fails.
+// An index written before the capture checked identifiers as tasks do
+// holds accounts and GroupIds up to 64 bytes, the import takes at most
+// Tencent's 32 and 48: a --sender campaign that finds a message it cannot
+// queue says which and why, as a file campaign does (the reason, the
+// rejects file), --dry-run counts it, and start fails.
 func TestCampaignStartBySenderSaysWhyRowsAreRejected(t *testing.T) {
 	dir := campaignEnv(t)
 	now := time.Now().Unix()
-	long := "tenant-0042:" + strings.Repeat("u", 28) // 40 bytes: indexed by the capture
+	long := "tenant-0042:" + strings.Repeat("u", 28) // 40 bytes: indexed by an earlier capture
 	indexFor(t, []capture.Message{
 		{Kind: capture.C2C, From: "spammer", To: "bob", MsgKey: fmt.Sprintf("1_7_%d", now), Time: now},
 		{Kind: capture.C2C, From: "spammer", To: long, MsgKey: fmt.Sprintf("2_7_%d", now), Time: now},

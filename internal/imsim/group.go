@@ -276,18 +276,6 @@ func (s *Sim) PostGroupMessage(groupID, topicID string, at time.Time) uint64 {
 	return c.next
 }
 
-// postGroupSeq stores the message seq sent at at to the group, creating
-// the group if needed (SendGroup's messages).
-func (s *Sim) postGroupSeq(groupID string, seq uint64, at time.Time) {
-	g := s.groups
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	c := g.group(groupID, true).conv("")
-	c.next = max(c.next, seq)
-	m := c.msg(seq, true)
-	m.state, m.sentAt = GroupMsgPresent, at
-}
-
 // SetGroupMessage sets the state of one message of a group (or of its
 // topic topicID); GroupMsgPresent makes a message exist, sent now. It
 // returns ErrNoGroup for a group never created.

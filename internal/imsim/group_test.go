@@ -332,6 +332,59 @@ func TestSendGroupIsRecallable(t *testing.T) {
 	}
 }
 
+// TestSendGroupNumbersEachGroupApart: as in Tencent, each group numbers
+// its messages 1, 2, 3... apart from the others and from one-to-one
+// sends; a group created with messages goes on after its last; the
+// callback carries the MsgSeq the message got, and each one recalls.
+func TestSendGroupNumbersEachGroupApart(t *testing.T) {
+	t.Parallel()
+	s, clock := newTestSim(t, nil)
+	var seqs []float64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+			t.Errorf("callback body: %v", err)
+		}
+		if seq, ok := b["MsgSeq"].(float64); ok && b["CallbackCommand"] == "Group.CallbackAfterSendMsg" {
+			seqs = append(seqs, seq) // the sends below post one at a time
+		}
+		fmt.Fprint(w, `{"ActionStatus":"OK","ErrorCode":0,"ErrorInfo":""}`)
+	}))
+	defer srv.Close()
+	s.SetCallback(CallbackConfig{URL: srv.URL})
+	if err := s.CreateGroup(GroupSpec{GroupID: "@TGS#old", Messages: 5}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	send := func(group string) uint64 {
+		t.Helper()
+		m, err := s.SendGroup(ctx, "spammer", group, clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.MsgSeq
+	}
+	var got []uint64
+	for _, group := range []string{"@TGS#a", "@TGS#b", "@TGS#a", "@TGS#old", "@TGS#b", "@TGS#a"} {
+		if _, err := s.Send(ctx, "spammer", "victim", clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, send(group))
+	}
+	if want := []uint64{1, 1, 2, 6, 2, 3}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("MsgSeqs %v, want %v: each group's own sequence", got, want)
+	}
+	if want := []float64{1, 1, 2, 6, 2, 3}; !reflect.DeepEqual(seqs, want) {
+		t.Fatalf("callbacks' MsgSeqs %v, want %v", seqs, want)
+	}
+	if c := retCodes(groupRecall(t, s, "@TGS#a", "", 1, 2, 3, 4)); !reflect.DeepEqual(c, []int{0, 0, 0, codeGroupMsgNotFound}) {
+		t.Fatalf("recall of @TGS#a 1-4: %v, want [0 0 0 10030]", c)
+	}
+	if c := retCodes(groupRecall(t, s, "@TGS#old", "", 6, 7)); !reflect.DeepEqual(c, []int{0, codeGroupMsgNotFound}) {
+		t.Fatalf("recall of @TGS#old 6-7: %v, want [0 10030]", c)
+	}
+}
+
 // TestSendTopicPostsItsTopicId: a topic's message is numbered in the
 // topic's own sequence, its callback carries the TopicId (the community's
 // own message's callback has none), and recalling it in its topic leaves

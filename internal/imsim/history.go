@@ -67,7 +67,7 @@ type CallbackConfig struct {
 type history struct {
 	mu    sync.Mutex
 	c2c   map[[2]string][]SentMessage // by unordered pair of accounts
-	seq   uint64
+	seq   uint64                      // the last one-to-one MsgSeq (Send); a group numbers its own
 	cb    CallbackConfig
 	meter *meter // admin_getroammsg's own rate
 }
@@ -131,15 +131,16 @@ func (s *Sim) Send(ctx context.Context, from, to string, at time.Time) (SentMess
 
 // SendGroup "sends" a group message and, with a callback set, posts
 // Group.CallbackAfterSendMsg. The message is stored for group_msg_recall
-// (group.go) under its MsgSeq, creating the group if needed.
+// (group.go), creating the group if needed; its MsgSeq is the next of the
+// group's own sequence (PostGroupMessage), as in Tencent, where each group
+// numbers its messages 1, 2, 3... apart from every other group and from
+// one-to-one messages.
 func (s *Sim) SendGroup(ctx context.Context, from, groupID string, at time.Time) (SentGroupMessage, error) {
-	h := s.hist
-	h.mu.Lock()
-	h.seq++
-	m := SentGroupMessage{From: from, GroupID: groupID, MsgSeq: h.seq, MsgTime: at.Unix()}
-	cb := h.cb
-	h.mu.Unlock()
-	s.postGroupSeq(groupID, m.MsgSeq, at)
+	seq := s.PostGroupMessage(groupID, "", at)
+	m := SentGroupMessage{From: from, GroupID: groupID, MsgSeq: seq, MsgTime: at.Unix()}
+	s.hist.mu.Lock()
+	cb := s.hist.cb
+	s.hist.mu.Unlock()
 	return m, s.postGroupCallback(ctx, cb, m, "Public", at)
 }
 

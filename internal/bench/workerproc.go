@@ -40,6 +40,13 @@ type WorkerConfig struct {
 	Concurrency int
 	// RedisURL holds the queues and the shared limiters.
 	RedisURL string
+	// Redis are the connection settings a URL cannot hold (REDIS_CA_FILE,
+	// a client certificate, sentinel credentials), read from the
+	// environment by ParseWorkerArgs as the product's commands read them
+	// (redisconn.OptionsFrom). They never travel on the command line; the
+	// benchmark's own redis-server needs none, and its children get none
+	// (childproc.Env).
+	Redis redisconn.Options
 	// Endpoint is the simulator's base URL.
 	Endpoint string
 	// SDKAppID and SecretKey are the app's; the secret comes from the
@@ -76,8 +83,10 @@ func (c WorkerConfig) args() []string {
 }
 
 // ParseWorkerArgs reads a bench worker's flags (the arguments after
-// WorkerCommand) and its app from getenv: TIM_SDKAPPID and TIM_SECRET_KEY.
-// Logs go to stderr at --log-level (default warn).
+// WorkerCommand), its app from getenv (TIM_SDKAPPID and TIM_SECRET_KEY)
+// and its Redis settings from getenv as the product's commands read them
+// (REDIS_CA_FILE, ...: redisconn.OptionsFrom). Logs go to stderr at
+// --log-level (default warn).
 func ParseWorkerArgs(args []string, getenv func(string) string, stderr io.Writer) (WorkerConfig, error) {
 	var c WorkerConfig
 	var logLevel string
@@ -111,6 +120,9 @@ func ParseWorkerArgs(args []string, getenv func(string) string, stderr io.Writer
 	c.SDKAppID = id
 	if c.SecretKey = getenv("TIM_SECRET_KEY"); c.SecretKey == "" {
 		return WorkerConfig{}, errors.New("TIM_SECRET_KEY is not set: the bench worker needs the simulator's secret key")
+	}
+	if c.Redis, err = redisconn.OptionsFrom(getenv); err != nil {
+		return WorkerConfig{}, err
 	}
 	return c, c.validate()
 }
@@ -216,9 +228,9 @@ func RunWorker(ctx context.Context, c WorkerConfig) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	conn, err := redisconn.Parse(c.RedisURL)
+	conn, err := redisconn.ParseWith(c.RedisURL, c.Redis)
 	if err != nil {
-		return err
+		return fmt.Errorf("--redis-url: %w", err)
 	}
 	rdb := conn.Client()
 	defer rdb.Close()

@@ -36,7 +36,8 @@
 // the password and the queues.
 //
 // ParseEnv reads these settings from the environment; Parse uses none of
-// them; ParseWith takes them from the caller.
+// them; ParseWith takes them from the caller, who may read them with
+// OptionsFrom.
 //
 // # Riding out a failover
 //
@@ -72,7 +73,7 @@ const (
 	DefaultClusterPort  = "6379"
 )
 
-// Environment variables read by OptionsFromEnv and ParseEnv.
+// Environment variables read by OptionsFromEnv, OptionsFrom and ParseEnv.
 const (
 	EnvCAFile             = "REDIS_CA_FILE"
 	EnvCertFile           = "REDIS_CERT_FILE"
@@ -141,17 +142,23 @@ type Options struct {
 }
 
 // OptionsFromEnv reads Options from the environment variables named in
-// their fields. It returns an error wrapping ErrBadOptions when
+// their fields: OptionsFrom(os.Getenv).
+func OptionsFromEnv() (Options, error) { return OptionsFrom(os.Getenv) }
+
+// OptionsFrom reads Options from the variables named in their fields, as
+// getenv gives them: a program that takes its environment as a function
+// (the lab's worker processes) reads the settings the product's commands
+// read, the same way. It returns an error wrapping ErrBadOptions when
 // REDIS_TLS_INSECURE_SKIP_VERIFY is neither empty, "true" nor "false".
-func OptionsFromEnv() (Options, error) {
+func OptionsFrom(getenv func(string) string) (Options, error) {
 	o := Options{
-		CAFile:           os.Getenv(EnvCAFile),
-		CertFile:         os.Getenv(EnvCertFile),
-		KeyFile:          os.Getenv(EnvKeyFile),
-		SentinelUsername: os.Getenv(EnvSentinelUsername),
-		SentinelPassword: os.Getenv(EnvSentinelPassword),
+		CAFile:           getenv(EnvCAFile),
+		CertFile:         getenv(EnvCertFile),
+		KeyFile:          getenv(EnvKeyFile),
+		SentinelUsername: getenv(EnvSentinelUsername),
+		SentinelPassword: getenv(EnvSentinelPassword),
 	}
-	switch v := os.Getenv(EnvInsecureSkipVerify); v {
+	switch v := getenv(EnvInsecureSkipVerify); v {
 	case "", "false":
 	case "true":
 		o.InsecureSkipVerify = true

@@ -196,6 +196,12 @@ func TestOptionsFromEnv(t *testing.T) {
 	if o != want {
 		t.Fatalf("OptionsFromEnv() = %+v, want %+v", o, want)
 	}
+	// A caller that takes its environment as a function reads the same
+	// settings from it, and none from the process's.
+	env := map[string]string{EnvCAFile: "/other-ca.pem"}
+	if o, err := OptionsFrom(func(k string) string { return env[k] }); err != nil || o != (Options{CAFile: "/other-ca.pem"}) {
+		t.Fatalf("OptionsFrom(a map) = %+v, %v; want the map's settings only", o, err)
+	}
 	t.Setenv(EnvInsecureSkipVerify, "yes")
 	if _, err := OptionsFromEnv(); !errors.Is(err, ErrBadOptions) || !strings.Contains(err.Error(), EnvInsecureSkipVerify) {
 		t.Fatalf("err = %v, want ErrBadOptions naming %s", err, EnvInsecureSkipVerify)

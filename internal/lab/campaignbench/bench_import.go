@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/campaign"
+	"github.com/recallq/recallq/internal/childproc"
 	"github.com/recallq/recallq/tasks"
 )
 
@@ -112,7 +113,10 @@ func BenchImport(ctx context.Context, o BenchImportOptions) error {
 	}
 	fmt.Fprintf(o.Progress, "importing with: %s campaign start --name bench %s\n", o.Exe, file)
 	cmd := exec.CommandContext(ctx, o.Exe, "campaign", "start", "--name", "bench", file)
-	cmd.Env = append(os.Environ(), "REDIS_URL="+srv.URL, fmt.Sprintf("TIM_SDKAPPID=%d", benchApp))
+	// childproc.Env: the import reads this run's own redis-server, not the
+	// Redis of the shell's REDIS_* settings (a REDIS_CA_FILE there would
+	// make it refuse the server's redis:// URL).
+	cmd.Env = childproc.Env("REDIS_URL="+srv.URL, fmt.Sprintf("TIM_SDKAPPID=%d", benchApp))
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, o.Progress
 	start := time.Now()

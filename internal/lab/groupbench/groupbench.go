@@ -157,6 +157,8 @@ func Run(ctx context.Context, o Options) error {
 }
 
 func runOne(ctx context.Context, o Options, dir, redisURL, endpoint string, sim *imsim.Sim, procs int) (Row, error) {
+	// The run's own redis-server: none of the shell's REDIS_* settings
+	// apply to it (nor reach the workers: childproc.Env below).
 	conn, err := redisconn.Parse(redisURL)
 	if err != nil {
 		return Row{}, err
@@ -188,7 +190,9 @@ func runOne(ctx context.Context, o Options, dir, redisURL, endpoint string, sim 
 	load0 := loadAvg()
 	var kids childproc.Group
 	defer kids.KillAll()
-	env := append(os.Environ(), "TIM_SDKAPPID="+strconv.Itoa(benchApp), "TIM_SECRET_KEY="+benchSecret)
+	// childproc.Env: the workers serve this run's own redis-server, not
+	// the Redis (or the app) of the shell's REDIS_* and TIM_* settings.
+	env := childproc.Env("TIM_SDKAPPID="+strconv.Itoa(benchApp), "TIM_SECRET_KEY="+benchSecret)
 	var children []*childproc.Child
 	for i := 0; i < procs; i++ {
 		args := []string{WorkerCommand, "--redis-url", redisURL, "--endpoint", endpoint,
@@ -330,7 +334,9 @@ func printTable(o Options, rows []Row) {
 
 // RunWorkerArgs runs one worker process of the benchmark: the product's
 // worker (assembly.New) serving the queues until ctx ends. Its app comes
-// from TIM_SDKAPPID and TIM_SECRET_KEY in getenv.
+// from TIM_SDKAPPID and TIM_SECRET_KEY in getenv, and the Redis settings
+// a URL cannot hold (REDIS_CA_FILE, ...) from getenv as the product's
+// commands read them (redisconn.OptionsFrom).
 func RunWorkerArgs(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet(WorkerCommand, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -358,9 +364,15 @@ func RunWorkerArgs(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil || id == 0 || getenv("TIM_SECRET_KEY") == "" || *endpoint == "" {
 		return errors.New("bench-group-worker needs TIM_SDKAPPID, TIM_SECRET_KEY and --endpoint")
 	}
-	conn, err := redisconn.Parse(*redisURL)
+	// The Redis settings of the environment, read as the product's
+	// commands read them (REDIS_CA_FILE, a client certificate, ...).
+	ro, err := redisconn.OptionsFrom(getenv)
 	if err != nil {
 		return err
+	}
+	conn, err := redisconn.ParseWith(*redisURL, ro)
+	if err != nil {
+		return fmt.Errorf("--redis-url: %w", err)
 	}
 	rdb := conn.Client()
 	defer rdb.Close()

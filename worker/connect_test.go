@@ -25,15 +25,16 @@ func (l *eventLog) events(taskID string) []worker.Event {
 	return out
 }
 
-// TestAColdConnectionSendsNoCallLate: the first call of a worker needs a
-// new connection, here 100 ms in the making (a server a continent away:
-// a connect, a TLS handshake). The call must not go when it is ready, 100
+// TestAColdConnectionSendsNoCallLate: the first call of a worker started
+// without preconnecting needs a new connection (as every call does once
+// Tencent has closed the pool's), here 100 ms in the making (a server a
+// continent away: a connect, a TLS handshake). The call must not go when it is ready, 100
 // ms after its slot: it is cut unsent, and the next slot's call goes on
 // the connection the first one started, on time. No retry is used.
 func TestAColdConnectionSendsNoCallLate(t *testing.T) {
 	t.Parallel()
 	const dial = 100 * time.Millisecond
-	e := newEnv(t, envOptions{dialDelay: dial})
+	e := newEnv(t, envOptions{dialDelay: dial, noPreconnect: true})
 	id := e.recall(msg(1))
 	info := e.waitTask(id, "completed", inState(asynq.TaskStateCompleted))
 	if info.Retried != 0 {
@@ -60,7 +61,7 @@ func TestAColdConnectionSendsNoCallLate(t *testing.T) {
 // after slot dropped for lateness while nobody learns why.
 func TestACertificateRefusedAfterTheCutoffIsAConfigurationError(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{tls: true, dialDelay: 50 * time.Millisecond})
+	e := newEnv(t, envOptions{tls: true, dialDelay: 50 * time.Millisecond, noPreconnect: true})
 	id := e.recall(msg(1))
 	info := e.waitTask(id, "sent back", inState(asynq.TaskStateRetry))
 	if info.Retried != 0 {
@@ -79,7 +80,7 @@ func TestACertificateRefusedAfterTheCutoffIsAConfigurationError(t *testing.T) {
 // members join a new batch for a new slot, and no retry is used.
 func TestAColdConnectionSendsNoGroupCallLate(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{dialDelay: 100 * time.Millisecond, groupLinger: 20 * time.Millisecond})
+	e := newEnv(t, envOptions{dialDelay: 100 * time.Millisecond, noPreconnect: true, groupLinger: 20 * time.Millisecond})
 	e.newGroup("a", 3)
 	var ids []string
 	for seq := uint64(1); seq <= 3; seq++ {
@@ -97,5 +98,29 @@ func TestAColdConnectionSendsNoGroupCallLate(t *testing.T) {
 		if c.Latency >= 50*time.Millisecond {
 			t.Errorf("a group call answered %s after its slot: it went out when its connection was ready", c.Latency)
 		}
+	}
+}
+
+// TestPreconnectedWorkerCutsNoCall: a worker opens its connections before
+// it takes tasks, so its first calls, 100 ms from a new connection, find
+// one ready: none is cut, none goes late.
+func TestPreconnectedWorkerCutsNoCall(t *testing.T) {
+	t.Parallel()
+	const dial = 100 * time.Millisecond
+	e := newEnv(t, envOptions{dialDelay: dial})
+	var ids []string
+	for i := range 8 {
+		ids = append(ids, e.recall(msg(i)))
+	}
+	for _, id := range ids {
+		e.waitTask(id, "completed", inState(asynq.TaskStateCompleted))
+		for _, ev := range e.events.events(id) {
+			if ev.Latency >= dial/2 {
+				t.Errorf("task %s answered %s after its slot: it waited for its connection", id, ev.Latency)
+			}
+		}
+	}
+	if st := e.lim.Stats(); st.LateConnDrops != 0 {
+		t.Errorf("limiter LateConnDrops = %d, want none: the worker opened its connections before its first task", st.LateConnDrops)
 	}
 }

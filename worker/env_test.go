@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,6 +81,9 @@ type envOptions struct {
 	// dialDelay holds every new connection to the simulator back this long
 	// before its connect (a server a continent away).
 	dialDelay time.Duration
+	// noPreconnect starts the worker with no connection open (as after
+	// Tencent closed the pool's connections).
+	noPreconnect bool
 	// tls serves the simulator over TLS with a certificate the worker does
 	// not trust.
 	tls bool
@@ -101,7 +105,16 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.sim = sim
 	var h http.Handler = sim
 	if o.front != nil {
-		h = o.front(h)
+		// The fronts stand for faults of the API's calls; the worker's
+		// preconnect (HEAD /) reaches the simulator past them.
+		front := o.front(sim)
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/" {
+				sim.ServeHTTP(w, r)
+				return
+			}
+			front.ServeHTTP(w, r)
+		})
 	}
 	srv := httptest.NewUnstartedServer(e.sigsSeen.wrap(h))
 	if o.tls {
@@ -119,11 +132,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 	var client *http.Client // tim's default
 	if o.dialDelay > 0 {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		var d net.Dialer
-		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// Inside the dial, after its ConnectStart, as a connect's round
+		// trip is.
+		d := net.Dialer{Control: func(string, string, syscall.RawConn) error {
 			time.Sleep(o.dialDelay)
-			return d.DialContext(ctx, network, addr)
-		}
+			return nil
+		}}
+		tr.DialContext = d.DialContext
 		client = &http.Client{Transport: tr, Timeout: tim.DefaultHTTPTimeout}
 		t.Cleanup(tr.CloseIdleConnections)
 	}
@@ -158,6 +173,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		done <- worker.Run(ctx, worker.Config{
 			Redis:                    opt,
 			Concurrency:              16,
+			Preconnect:               preconnectOf(o),
 			TaskCheckInterval:        10 * time.Millisecond,
 			DelayedTaskCheckInterval: 100 * time.Millisecond,
 			RetryBase:                o.retryBase,
@@ -435,4 +451,12 @@ func (e *env) keptForOtherApp(id string, calls func() int) {
 	if n := calls(); n != 0 {
 		e.t.Errorf("the API was called %d times for another app's task", n)
 	}
+}
+
+// preconnectOf is the worker's Config.Preconnect for o.
+func preconnectOf(o envOptions) int {
+	if o.noPreconnect {
+		return -1
+	}
+	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,10 @@ type Config struct {
 	// Concurrency is how many recalls one process works on at once.
 	// Default DefaultConcurrency.
 	Concurrency int
+	// Preconnect is how many connections to Tencent the worker opens
+	// before it takes tasks (preconnect); default Concurrency, negative
+	// none.
+	Preconnect int
 	// ShutdownTimeout: default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// TaskCheckInterval: default DefaultTaskCheckInterval.
@@ -154,6 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 		newServer(Queues(cfg.Handler.SDKAppID), cfg.Concurrency),
 		newServer(LegacyQueues(), legacyConcurrency(cfg.Concurrency)),
 	}
+	preconnect(ctx, cfg)
 	mux := asynq.NewServeMux()
 	running := &inFlight{ids: map[string]bool{}}
 	mux.Handle(tasks.TypeRecall, running.track(h))
@@ -239,4 +245,42 @@ func (a asynqLogger) log(level slog.Level, msg string) {
 		return
 	}
 	a.l.Log(context.Background(), level, msg)
+}
+
+// PreconnectTimeout bounds how long a worker waits, before it takes tasks,
+// for the connections it opens to Tencent (preconnect).
+const PreconnectTimeout = 5 * time.Second
+
+// preconnector is an API that can open its connections ahead of the first
+// calls (*tim.Client).
+type preconnector interface {
+	Preconnect(ctx context.Context, n int) int
+}
+
+// preconnect opens Config.Preconnect connections to Tencent, one for each
+// task the worker may run at once, before it takes any (at most
+// PreconnectTimeout): a call that
+// had to wait for a dial and a TLS handshake would be cut unsent by the
+// limiter's lateness guard, its slot lost (limiter.Permit.Go). Group
+// recalls share the client when it is the same.
+func preconnect(ctx context.Context, cfg Config) {
+	n := cfg.Preconnect
+	if n == 0 {
+		n = cfg.Concurrency
+	}
+	if n < 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, PreconnectTimeout)
+	defer cancel()
+	var done []preconnector
+	for _, api := range []any{cfg.Handler.API, cfg.Handler.GroupAPI} {
+		p, ok := api.(preconnector)
+		if !ok || slices.Contains(done, p) {
+			continue
+		}
+		done = append(done, p)
+		opened := p.Preconnect(ctx, n)
+		cfg.Logger.DebugContext(ctx, "connections to Tencent opened before the first task", "opened", opened, "asked", n)
+	}
 }

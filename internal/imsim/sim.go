@@ -383,6 +383,13 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveGroup(w, r) // group.go
 		return
 	}
+	if r.URL.Path == "/" && (r.Method == http.MethodHead || r.Method == http.MethodGet) {
+		// No API lives at the root: recallq's workers open their
+		// connections with HEAD / before their first calls
+		// (tim.Client.Preconnect). It is no call: not counted, no latency.
+		http.NotFound(w, r)
+		return
+	}
 	s.serveAPI(w, r)
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"sync"
 	"testing"
@@ -313,5 +314,22 @@ func TestMaxWindowEnd(t *testing.T) {
 	st := s.Stats()
 	if st.MaxInAnyWindow != 2 || !st.MaxWindowEnd.Equal(busy) {
 		t.Errorf("max %d ending at %v, want 2 ending at %v", st.MaxInAnyWindow, st.MaxWindowEnd, busy)
+	}
+}
+
+// TestTheRootIsNoCall: a worker's preconnect (HEAD / before its first
+// calls) is answered 404 at once and counted as no call: it must not eat
+// into the cap the benchmark measures.
+func TestTheRootIsNoCall(t *testing.T) {
+	sim, _ := newTestSim(t, nil)
+	for _, method := range []string{http.MethodHead, http.MethodGet} {
+		w := httptest.NewRecorder()
+		sim.ServeHTTP(w, httptest.NewRequest(method, "/", nil))
+		if w.Code != http.StatusNotFound {
+			t.Errorf("%s / answered %d, want 404", method, w.Code)
+		}
+	}
+	if st := sim.Stats(); st.Calls != 0 || st.HTTPErrors != 0 {
+		t.Errorf("Stats after two requests for the root: %d calls, %d HTTP errors; want none", st.Calls, st.HTTPErrors)
 	}
 }

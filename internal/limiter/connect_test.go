@@ -16,18 +16,16 @@ import (
 	"github.com/recallq/recallq/internal/redistest"
 )
 
-// slowDialer dials after delay, as a connection to a server a continent
-// away takes round trips to set up (TCP, then TLS) before a request can go.
+// slowDialer connects delay late, as a connection to a server a continent
+// away takes round trips to set up (TCP, then TLS) before a request can
+// go. The delay is inside the dial, after its ConnectStart, as a real
+// connect's round trip is.
 func slowDialer(delay time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		return d.DialContext(ctx, network, addr)
-	}
+	d := net.Dialer{Control: func(string, string, syscall.RawConn) error {
+		time.Sleep(delay)
+		return nil
+	}}
+	return d.DialContext
 }
 
 // seededLimiter is a limiter at 200/s on a redis-server of its own, its

@@ -29,6 +29,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tencentyun/tls-sig-api-v2-golang/tencentyun"
@@ -569,4 +571,42 @@ func decodeCode(raw json.RawMessage) (code int, present bool, err error) {
 		return 0, false, fmt.Errorf("%w: ErrorCode %s is not an integer", ErrNotTencentResponse, raw)
 	}
 	return int(f), true, nil
+}
+
+// Preconnect opens connections to the endpoint ahead of the first calls,
+// so that they do not wait for a dial and a TLS handshake (round trips to
+// Tencent a continent away), for which the limiter's lateness guard would
+// cut them unsent (limiter.Permit.Go) and their slots would be lost. It
+// sends n HEAD requests for the endpoint's root at once and ignores their
+// answers: HEAD / is no REST command, carries no UserSig and counts toward
+// no limit. An HTTP/1.1 client keeps each connection in its pool (up to
+// DefaultMaxIdleConnsPerHost with the default client), an HTTP/2 one
+// shares one. It returns how many were answered, once every request has
+// been answered or has failed, or ctx has ended.
+func (c *Client) Preconnect(ctx context.Context, n int) int {
+	u, err := url.Parse(c.base)
+	if err != nil {
+		return 0
+	}
+	root := u.Scheme + "://" + u.Host + "/"
+	var answered atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodHead, root, nil)
+			if err != nil {
+				return
+			}
+			resp, err := c.http.Do(req)
+			if err != nil {
+				c.log.DebugContext(ctx, "tim: preconnect failed", "err", c.redactor.redact(err.Error()))
+				return
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
+			resp.Body.Close()
+			answered.Add(1)
+		})
+	}
+	wg.Wait()
+	return int(answered.Load())
 }

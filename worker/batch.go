@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,6 +75,7 @@ type member struct {
 	seq          uint64
 	probe        int64 // the breaker's probe number, 0 when not a probe
 	sigRefreshed bool  // this task has called once with a fresh UserSig already
+	connCuts     int   // this task's batches in a row cut for want of a connection
 	joined       time.Time
 	out          chan batchAnswer // buffered: the runner never blocks
 }
@@ -193,6 +195,14 @@ func (c *batcher) snapshot(b *batch) (n int, probe int64, sealed bool) {
 	return len(b.members), probe, b.sealed
 }
 
+// cutTooOften reports whether a member of b has had limiter.MaxConnCuts
+// batches in a row cut for want of a connection.
+func (c *batcher) cutTooOften(b *batch) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.ContainsFunc(b.members, func(m *member) bool { return m.connCuts >= limiter.MaxConnCuts })
+}
+
 // seal ends b's membership: the call goes with the members it has.
 func (c *batcher) seal(b *batch) []*member {
 	c.mu.Lock()
@@ -243,7 +253,11 @@ func (c *batcher) run(b *batch) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		call, err := permit.Go(ctx, h.cfg.Now)
+		send := permit.Go
+		if c.cutTooOften(b) {
+			send = permit.GoUnguarded // the path's own answer must surface
+		}
+		call, err := send(ctx, h.cfg.Now)
 		if err != nil {
 			cancel()
 			h.log.Debug("slot missed, asking for another", "group_id", b.key.group, "err", err)

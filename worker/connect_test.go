@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/recallq/recallq/internal/limiter"
 	"github.com/recallq/recallq/tasks"
 	"github.com/recallq/recallq/worker"
 )
@@ -122,5 +123,25 @@ func TestPreconnectedWorkerCutsNoCall(t *testing.T) {
 	}
 	if st := e.lim.Stats(); st.LateConnDrops != 0 {
 		t.Errorf("limiter LateConnDrops = %d, want none: the worker opened its connections before its first task", st.LateConnDrops)
+	}
+}
+
+// TestAFailureTheDialHooksDoNotShowSurfaces: an HTTP proxy that refuses
+// CONNECT 50 ms after the connect to it: the guard sees the connect end
+// well and nothing after it, takes the connection for ready, and each call
+// after the cut meets the same refusal after the cutoff. After
+// limiter.MaxConnCuts cuts in a row the call waits for its connection, so
+// the refusal surfaces as the configuration error it is, instead of slot
+// after slot dropped while nobody learns why.
+func TestAFailureTheDialHooksDoNotShowSurfaces(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{proxyRefusal: 50 * time.Millisecond, noPreconnect: true})
+	id := e.recall(msg(1))
+	info := e.waitTask(id, "sent back", inState(asynq.TaskStateRetry))
+	if info.Retried != 0 || !strings.Contains(info.LastErr, "configuration error") || !strings.Contains(info.LastErr, "proxy") {
+		t.Errorf("retried %d, last error %q: want the proxy's refusal kept as a configuration error", info.Retried, info.LastErr)
+	}
+	if st := e.lim.Stats(); st.LateConnDrops > limiter.MaxConnCuts {
+		t.Errorf("limiter LateConnDrops = %d, want at most %d before the call waited for its connection", st.LateConnDrops, limiter.MaxConnCuts)
 	}
 }

@@ -84,6 +84,10 @@ type envOptions struct {
 	// noPreconnect starts the worker with no connection open (as after
 	// Tencent closed the pool's connections).
 	noPreconnect bool
+	// proxyRefusal makes every new connection connect at once, then fail
+	// this long after with an HTTP proxy's refusal of CONNECT: a step of
+	// the dial that net/http's hooks do not show.
+	proxyRefusal time.Duration
 	// tls serves the simulator over TLS with a certificate the worker does
 	// not trust.
 	tls bool
@@ -130,6 +134,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var client *http.Client // tim's default
+	if o.proxyRefusal > 0 {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		var d net.Dialer
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			time.Sleep(o.proxyRefusal)
+			conn.Close()
+			return nil, &tim.ProxyError{Status: http.StatusForbidden}
+		}
+		client = &http.Client{Transport: tr, Timeout: tim.DefaultHTTPTimeout}
+	}
 	if o.dialDelay > 0 {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		// Inside the dial, after its ConnectStart, as a connect's round

@@ -44,8 +44,9 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 
 	k := batchKey{group: g.GroupID, topic: g.TopicID, urgent: laneOf(queue) == LaneUrgent}
 	sigRefreshed := false
+	connCuts := 0
 	for rateLimited := 0; ; {
-		m := &member{seq: g.MsgSeq, probe: probe, sigRefreshed: sigRefreshed, joined: h.cfg.Now(), out: make(chan batchAnswer, 1)}
+		m := &member{seq: g.MsgSeq, probe: probe, sigRefreshed: sigRefreshed, connCuts: connCuts, joined: h.cfg.Now(), out: make(chan batchAnswer, 1)}
 		b := h.batches.join(k, m)
 		var a batchAnswer
 		select {
@@ -60,10 +61,12 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 		}
 		if !a.called {
 			if errors.Is(a.err, limiter.ErrLate) {
+				connCuts++
 				continue // the batch's slot was missed before anything was sent
 			}
 			return goBack("not called", a.err)
 		}
+		connCuts = 0
 		ev := Event{TaskID: id, Queue: queue, Recall: GroupRecallAsRecall(g), Group: &g, CallSeqs: a.seqs,
 			Code: NoAnswer, Class: Transient, Waited: a.started.Sub(m.joined), Latency: a.done.Sub(a.permit.Slot)}
 		var err error

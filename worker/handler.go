@@ -339,6 +339,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 	defer stopWaiting()
 
 	sigRefreshed := false
+	connCuts := 0 // calls in a row cut for want of a connection
 	for rateLimited := 0; ; {
 		permit, werr := h.cfg.Limiter.Wait(waitCtx, lane)
 		if werr != nil {
@@ -347,7 +348,11 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			// queue without using a retry.
 			return goBack("not called", werr)
 		}
-		call, lateErr := permit.Go(ctx, h.cfg.Now)
+		send := permit.Go
+		if connCuts >= limiter.MaxConnCuts {
+			send = permit.GoUnguarded // the path's own answer must surface
+		}
+		call, lateErr := send(ctx, h.cfg.Now)
 		if lateErr != nil {
 			// Descheduled or stopped since the slot: the call would land in
 			// a second that already holds its share. The slot is lost; ask
@@ -363,13 +368,15 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			// No connection to Tencent by the cutoff (a dial, a TLS
 			// handshake): nothing was sent. The connection is ready now;
 			// ask for another slot.
-			log.DebugContext(ctx, "slot missed waiting for a connection, asking for another", "err", endErr)
+			connCuts++
+			log.DebugContext(ctx, "slot missed waiting for a connection, asking for another", "err", endErr, "in_a_row", connCuts)
 			continue
 		case endErr != nil:
 			callErr = endErr // the connection failed: that is the call's error
 		default:
 			h.cfg.Limiter.Observe(sent, answered)
 		}
+		connCuts = 0
 		ev := Event{TaskID: id, Queue: queue, Recall: r, Code: NoAnswer, Class: Transient,
 			Waited: permit.Waited, Latency: done.Sub(permit.Slot)}
 		var err error

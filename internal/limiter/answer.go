@@ -154,6 +154,28 @@ func (p Permit) Go(ctx context.Context, now func() time.Time) (*Call, error) {
 	return c, nil
 }
 
+// MaxConnCuts is how many calls in a row a caller lets Permit.Go cut for
+// want of a connection before it makes the next with GoUnguarded. The
+// guard learns from the dial's hooks when its connection is ready; a step
+// they do not show (an HTTP proxy's CONNECT) can make a connection that is
+// not ready, or has failed, look ready, and a caller that only ever asked
+// again would drop slot after slot and never see the failure. The call
+// made without the guard waits for its connection and gets the path's
+// answer or error, as before the guard: at worst one call late.
+const MaxConnCuts = 3
+
+// GoUnguarded is Go without the guard on the connection: the call goes
+// when the HTTP client has one, however late. See MaxConnCuts.
+func (p Permit) GoUnguarded(ctx context.Context, now func() time.Time) (*Call, error) {
+	c, err := p.Go(ctx, now)
+	if err == nil {
+		c.mu.Lock()
+		c.deadline = time.Time{}
+		c.mu.Unlock()
+	}
+	return c, err
+}
+
 // Context is the context to make the call with.
 func (c *Call) Context() context.Context { return c.ctx }
 

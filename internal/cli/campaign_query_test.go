@@ -111,18 +111,26 @@ func TestCampaignStartBySender(t *testing.T) {
 	}
 }
 
-func TestCampaignStartByConversationPagesTheHistory(t *testing.T) {
-	campaignEnv(t)
+// serveSim serves a simulator of the test app and points the command's
+// TIM_ENDPOINT and secret key at it.
+func serveSim(t *testing.T) *imsim.Sim {
+	t.Helper()
 	const secret = "cli-secret-0123456789abcdef0123456789"
 	sim, err := imsim.New(imsim.Config{SDKAppID: 1400000000, SecretKey: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(sim)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	t.Setenv("TIM_ENDPOINT", srv.URL)
 	t.Setenv("TIM_SECRET_KEY", secret)
 	t.Setenv("TIM_SECRET_KEY_FILE", "")
+	return sim
+}
+
+func TestCampaignStartByConversationPagesTheHistory(t *testing.T) {
+	campaignEnv(t)
+	sim := serveSim(t)
 	now := time.Now()
 	for i := range 230 {
 		from, to := "alice", "bob"
@@ -213,16 +221,7 @@ func TestCampaignStartBySenderSaysWhyRowsAreRejected(t *testing.T) {
 // reaches the simulator, and nothing but the refusal is printed.
 func TestCampaignStartByQueryRefusesFirst(t *testing.T) {
 	dir := campaignEnv(t)
-	const secret = "cli-secret-0123456789abcdef0123456789"
-	sim, err := imsim.New(imsim.Config{SDKAppID: 1400000000, SecretKey: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
-	t.Setenv("TIM_ENDPOINT", srv.URL)
-	t.Setenv("TIM_SECRET_KEY", secret)
-	t.Setenv("TIM_SECRET_KEY_FILE", "")
+	sim := serveSim(t)
 	now := time.Now()
 	for i := range 3 {
 		if _, err := sim.Send(context.Background(), "alice", "bob", now.Add(-time.Duration(i)*time.Minute)); err != nil {

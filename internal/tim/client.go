@@ -25,6 +25,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strconv"
@@ -577,9 +578,11 @@ func decodeCode(raw json.RawMessage) (code int, present bool, err error) {
 // so that they do not wait for a dial and a TLS handshake (round trips to
 // Tencent a continent away), for which the limiter's lateness guard would
 // cut them unsent (limiter.Permit.Go) and their slots would be lost. It
-// sends n HEAD requests for the endpoint's root at once and ignores their
-// answers: HEAD / is no REST command, carries no UserSig and counts toward
-// no limit. An HTTP/1.1 client keeps each connection in its pool (up to
+// sends n HEAD requests for the endpoint's root and ignores their answers:
+// HEAD / is no REST command, carries no UserSig and counts toward no
+// limit. Each request holds the connection it got until all n have one,
+// so that none goes back to the pool for another to reuse: an HTTP/1.1
+// client ends with n connections in its pool (up to
 // DefaultMaxIdleConnsPerHost with the default client), an HTTP/2 one
 // shares one. It returns how many were answered, once every request has
 // been answered or has failed, or ctx has ended.
@@ -591,9 +594,28 @@ func (c *Client) Preconnect(ctx context.Context, n int) int {
 	root := u.Scheme + "://" + u.Host + "/"
 	var answered atomic.Int64
 	var wg sync.WaitGroup
+	all := make(chan struct{}) // closed when every request has a connection or has failed
+	var waiting atomic.Int64
+	waiting.Store(int64(n))
 	for range n {
 		wg.Go(func() {
-			req, err := http.NewRequestWithContext(ctx, http.MethodHead, root, nil)
+			var once sync.Once
+			arrived := func() {
+				once.Do(func() {
+					if waiting.Add(-1) == 0 {
+						close(all)
+					}
+				})
+			}
+			defer arrived()
+			trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+				arrived()
+				select {
+				case <-all:
+				case <-ctx.Done():
+				}
+			}}
+			req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodHead, root, nil)
 			if err != nil {
 				return
 			}

@@ -83,8 +83,7 @@ const (
 // call was cancelled, for the dial does. It settles dialGrace after the
 // last lookup, connect or handshake under way ended with none begun since
 // (a handshake begins as its connect ends), or dialGrace after the call
-// was cancelled when none had begun (the client waited for a connection
-// in use, not a new one).
+// was cancelled when none was under way then.
 type dialWatch struct {
 	begun     bool  // a lookup, connect or handshake began for the call
 	pending   int   // lookups, connects and handshakes under way
@@ -121,7 +120,9 @@ const (
 // and reports ErrLate when its connection is ready for the next call, or
 // the dial's failure, which is the call's. The call's send, from which
 // Observe measures its latency, is the moment it had its connection. A
-// call that asks no net/http client for a connection is not guarded.
+// call that asks no net/http client for a connection, or whose client
+// dials out of sight of the hooks, is not guarded (Call.expire); see also
+// MaxConnCuts.
 //
 // In a race of microseconds at the deadline the client may have taken the
 // connection as the call was cancelled; the request may then have gone

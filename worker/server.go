@@ -280,7 +280,15 @@ func preconnect(ctx context.Context, cfg Config) {
 			continue
 		}
 		done = append(done, p)
+		began := time.Now()
 		opened := p.Preconnect(ctx, n)
-		cfg.Logger.DebugContext(ctx, "connections to Tencent opened before the first task", "opened", opened, "asked", n)
+		log := cfg.Logger.InfoContext
+		if opened < n {
+			// Not fatal: each call opens its own connection, and says so
+			// if it cannot (a refused certificate, a name not found).
+			log = cfg.Logger.WarnContext
+		}
+		log(ctx, "connections to Tencent opened before the first task", "opened", opened, "asked", n,
+			"took", time.Since(began).Round(time.Millisecond).String())
 	}
 }

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"time"
 
@@ -73,9 +72,9 @@ type batchKey struct {
 // member is one task's seq in a batch.
 type member struct {
 	seq          uint64
-	probe        int64 // the breaker's probe number, 0 when not a probe
-	sigRefreshed bool  // this task has called once with a fresh UserSig already
-	connCuts     int   // this task's batches in a row cut for want of a connection
+	probe        int64            // the breaker's probe number, 0 when not a probe
+	sigRefreshed bool             // this task has called once with a fresh UserSig already
+	connCuts     limiter.ConnCuts // this task's batches in a row cut for want of a connection
 	joined       time.Time
 	out          chan batchAnswer // buffered: the runner never blocks
 }
@@ -195,12 +194,16 @@ func (c *batcher) snapshot(b *batch) (n int, probe int64, sealed bool) {
 	return len(b.members), probe, b.sealed
 }
 
-// cutTooOften reports whether a member of b has had limiter.MaxConnCuts
-// batches in a row cut for want of a connection.
-func (c *batcher) cutTooOften(b *batch) bool {
+// mostCut returns the cuts in a row of b's most-cut member: the batch's
+// call goes as that member's own would (limiter.ConnCuts.Go).
+func (c *batcher) mostCut(b *batch) limiter.ConnCuts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.ContainsFunc(b.members, func(m *member) bool { return m.connCuts >= limiter.MaxConnCuts })
+	var most limiter.ConnCuts
+	for _, m := range b.members {
+		most = max(most, m.connCuts)
+	}
+	return most
 }
 
 // seal ends b's membership: the call goes with the members it has.
@@ -253,11 +256,8 @@ func (c *batcher) run(b *batch) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		send := permit.Go
-		if c.cutTooOften(b) {
-			send = permit.GoUnguarded // the path's own answer must surface
-		}
-		call, err := send(ctx, h.cfg.Now)
+		cuts := c.mostCut(b)
+		call, err := cuts.Go(ctx, permit, h.cfg.Now)
 		if err != nil {
 			cancel()
 			h.log.Debug("slot missed, asking for another", "group_id", b.key.group, "err", err)

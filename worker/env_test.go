@@ -133,11 +133,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		endpoint = o.endpoint(endpoint)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	var client *http.Client // tim's default
+	var dial func(ctx context.Context, network, addr string) (net.Conn, error) // nil: tim's default client
 	if o.proxyRefusal > 0 {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
 		var d net.Dialer
-		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := d.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
@@ -146,17 +145,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 			conn.Close()
 			return nil, &tim.ProxyError{Status: http.StatusForbidden}
 		}
-		client = &http.Client{Transport: tr, Timeout: tim.DefaultHTTPTimeout}
 	}
 	if o.dialDelay > 0 {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
 		// Inside the dial, after its ConnectStart, as a connect's round
 		// trip is.
 		d := net.Dialer{Control: func(string, string, syscall.RawConn) error {
 			time.Sleep(o.dialDelay)
 			return nil
 		}}
-		tr.DialContext = d.DialContext
+		dial = d.DialContext
+	}
+	var client *http.Client
+	if dial != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = dial
 		client = &http.Client{Transport: tr, Timeout: tim.DefaultHTTPTimeout}
 		t.Cleanup(tr.CloseIdleConnections)
 	}

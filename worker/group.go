@@ -44,7 +44,7 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 
 	k := batchKey{group: g.GroupID, topic: g.TopicID, urgent: laneOf(queue) == LaneUrgent}
 	sigRefreshed := false
-	connCuts := 0
+	var connCuts limiter.ConnCuts
 	for rateLimited := 0; ; {
 		m := &member{seq: g.MsgSeq, probe: probe, sigRefreshed: sigRefreshed, connCuts: connCuts, joined: h.cfg.Now(), out: make(chan batchAnswer, 1)}
 		b := h.batches.join(k, m)
@@ -59,14 +59,13 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 			// reads it (a recalled seq answers done).
 			return goBack("the group call's answer did not come before the task ended", context.Cause(ctx))
 		}
+		connCuts.Ended(a.err)
 		if !a.called {
 			if errors.Is(a.err, limiter.ErrLate) {
-				connCuts++
 				continue // the batch's slot was missed before anything was sent
 			}
 			return goBack("not called", a.err)
 		}
-		connCuts = 0
 		ev := Event{TaskID: id, Queue: queue, Recall: GroupRecallAsRecall(g), Group: &g, CallSeqs: a.seqs,
 			Code: NoAnswer, Class: Transient, Waited: a.started.Sub(m.joined), Latency: a.done.Sub(a.permit.Slot)}
 		var err error

@@ -339,7 +339,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 	defer stopWaiting()
 
 	sigRefreshed := false
-	connCuts := 0 // calls in a row cut for want of a connection
+	var connCuts limiter.ConnCuts
 	for rateLimited := 0; ; {
 		permit, werr := h.cfg.Limiter.Wait(waitCtx, lane)
 		if werr != nil {
@@ -348,11 +348,7 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 			// queue without using a retry.
 			return goBack("not called", werr)
 		}
-		send := permit.Go
-		if connCuts >= limiter.MaxConnCuts {
-			send = permit.GoUnguarded // the path's own answer must surface
-		}
-		call, lateErr := send(ctx, h.cfg.Now)
+		call, lateErr := connCuts.Go(ctx, permit, h.cfg.Now)
 		if lateErr != nil {
 			// Descheduled or stopped since the slot: the call would land in
 			// a second that already holds its share. The slot is lost; ask
@@ -363,20 +359,19 @@ func (h *Handler) process(ctx context.Context, t *asynq.Task) error {
 		resp, callErr := h.cfg.API.Withdraw(call.Context(), r.FromAccount, r.ToAccount, r.MsgKey)
 		done := h.cfg.Now()
 		sent, answered, endErr := call.End()
+		connCuts.Ended(endErr)
 		switch {
 		case errors.Is(endErr, limiter.ErrLate):
 			// No connection to Tencent by the cutoff (a dial, a TLS
 			// handshake): nothing was sent. The connection is ready now;
 			// ask for another slot.
-			connCuts++
-			log.DebugContext(ctx, "slot missed waiting for a connection, asking for another", "err", endErr, "in_a_row", connCuts)
+			log.DebugContext(ctx, "slot missed waiting for a connection, asking for another", "err", endErr, "in_a_row", int(connCuts))
 			continue
 		case endErr != nil:
 			callErr = endErr // the connection failed: that is the call's error
 		default:
 			h.cfg.Limiter.Observe(sent, answered)
 		}
-		connCuts = 0
 		ev := Event{TaskID: id, Queue: queue, Recall: r, Code: NoAnswer, Class: Transient,
 			Waited: permit.Waited, Latency: done.Sub(permit.Slot)}
 		var err error

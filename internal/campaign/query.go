@@ -200,32 +200,27 @@ func roamPage(ctx context.Context, cfg ConversationConfig, req tim.RoamRequest) 
 	sigRetried := false
 	slowed := 0
 	var last string
-	connCuts := 0 // calls in a row cut for want of a connection
+	var connCuts limiter.ConnCuts
 	for attempt := 1; attempt <= cfg.Attempts; {
 		p, err := cfg.Limiter.Wait(ctx, limiter.Bulk)
 		if err != nil {
 			return tim.RoamPage{}, fmt.Errorf("admin_getroammsg: wait for the limiter: %w", err)
 		}
-		send := p.Go
-		if connCuts >= limiter.MaxConnCuts {
-			send = p.GoUnguarded // the path's own answer must surface
-		}
-		call, late := send(ctx, time.Now)
+		call, late := connCuts.Go(ctx, p, time.Now)
 		if late != nil {
 			continue // woken past the lateness cutoff: the slot is lost, ask again
 		}
 		page, err := cfg.API.GetRoamMsg(call.Context(), req)
 		sent, answered, endErr := call.End()
+		connCuts.Ended(endErr)
 		switch {
 		case errors.Is(endErr, limiter.ErrLate):
-			connCuts++
 			continue // no connection by the cutoff: nothing was sent, ask again
 		case endErr != nil:
 			err = endErr // the connection failed: that is the call's error
 		default:
 			cfg.Limiter.Observe(sent, answered)
 		}
-		connCuts = 0
 		if err != nil {
 			if ctx.Err() != nil {
 				return tim.RoamPage{}, ctx.Err()

@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http/httptrace"
 	"sync"
@@ -28,15 +29,19 @@ type AnswerClock struct {
 // first byte, and the clock to read when the call returns. now is the
 // clock Observe is given times of (Config.Now); nil is time.Now.
 func WithAnswerClock(ctx context.Context, now func() time.Time) (context.Context, *AnswerClock) {
+	c := newAnswerClock(now)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotFirstResponseByte: c.stamp}), c
+}
+
+func newAnswerClock(now func() time.Time) *AnswerClock {
 	if now == nil {
 		now = time.Now
 	}
-	c := &AnswerClock{now: now, base: now()}
-	trace := &httptrace.ClientTrace{GotFirstResponseByte: func() {
-		c.first.CompareAndSwap(0, int64(c.now().Sub(c.base))+1)
-	}}
-	return httptrace.WithClientTrace(ctx, trace), c
+	return &AnswerClock{now: now, base: now()}
 }
+
+// stamp is the trace's GotFirstResponseByte.
+func (c *AnswerClock) stamp() { c.first.CompareAndSwap(0, int64(c.now().Sub(c.base))+1) }
 
 // Done returns when the answer came: its first byte's time when the
 // transport saw one, else now.
@@ -135,12 +140,13 @@ func (p Permit) Go(ctx context.Context, now func() time.Time) (*Call, error) {
 	if err := p.Admit(now()); err != nil {
 		return nil, err
 	}
-	c := &Call{parent: ctx, p: p, now: now}
+	c := &Call{parent: ctx, p: p, now: now, answer: newAnswerClock(now)}
 	if p.lim != nil {
 		c.deadline = p.Slot.Add(p.lim.cfg.LateCutoff)
 	}
-	ctx, c.answer = WithAnswerClock(ctx, now)
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotFirstResponseByte: c.answer.stamp,
+
 		GetConn: func(string) { c.asking() },
 		GotConn: func(httptrace.GotConnInfo) { c.connected() },
 
@@ -156,25 +162,41 @@ func (p Permit) Go(ctx context.Context, now func() time.Time) (*Call, error) {
 }
 
 // MaxConnCuts is how many calls in a row a caller lets Permit.Go cut for
-// want of a connection before it makes the next with GoUnguarded. The
-// guard learns from the dial's hooks when its connection is ready; a step
-// they do not show (an HTTP proxy's CONNECT) can make a connection that is
-// not ready, or has failed, look ready, and a caller that only ever asked
-// again would drop slot after slot and never see the failure. The call
-// made without the guard waits for its connection and gets the path's
-// answer or error, as before the guard: at worst one call late.
+// want of a connection before it makes the next without the guard
+// (ConnCuts.Go). The guard learns from the dial's hooks when its
+// connection is ready; a step they do not show (an HTTP proxy's CONNECT)
+// can make a connection that is not ready, or has failed, look ready, and
+// a caller that only ever asked again would drop slot after slot and never
+// see the failure. The call made without the guard waits for its
+// connection and gets the path's answer or error, as before the guard: at
+// worst one call late.
 const MaxConnCuts = 3
 
-// GoUnguarded is Go without the guard on the connection: the call goes
-// when the HTTP client has one, however late. See MaxConnCuts.
-func (p Permit) GoUnguarded(ctx context.Context, now func() time.Time) (*Call, error) {
+// ConnCuts counts one caller's calls in a row that Call.End reported cut
+// for want of a connection. The zero value is ready.
+type ConnCuts int
+
+// Go makes the permit's call with Permit.Go, or, after MaxConnCuts cuts in
+// a row, without the guard on its connection: it goes when the HTTP client
+// has one, however late.
+func (n *ConnCuts) Go(ctx context.Context, p Permit, now func() time.Time) (*Call, error) {
 	c, err := p.Go(ctx, now)
-	if err == nil {
+	if err == nil && *n >= MaxConnCuts {
 		c.mu.Lock()
 		c.deadline = time.Time{}
 		c.mu.Unlock()
 	}
 	return c, err
+}
+
+// Ended counts Call.End's error: a cut (ErrLate) adds one; a call made,
+// answered or failed, starts the count again.
+func (n *ConnCuts) Ended(err error) {
+	if errors.Is(err, ErrLate) {
+		*n++
+	} else {
+		*n = 0
+	}
 }
 
 // Context is the context to make the call with.

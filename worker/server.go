@@ -179,7 +179,7 @@ func Run(ctx context.Context, cfg Config) error {
 	<-ctx.Done()
 	cfg.Logger.Info("worker stopping: finishing in-flight calls", "timeout", cfg.ShutdownTimeout)
 	quiet.start()
-	wasRunning := running.snapshot()
+	wasRunning := running.stop()
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -207,7 +207,7 @@ func Run(ctx context.Context, cfg Config) error {
 	select {
 	case <-stopped:
 	default:
-		unsure = append(unsure, wasRunning...)
+		unsure = append(unsure, running.unsure(wasRunning)...)
 	}
 	if unsure = uniqueSorted(unsure); len(unsure) == 0 {
 		cfg.Logger.Info("worker stopped")

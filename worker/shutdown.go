@@ -17,36 +17,61 @@ import (
 // recoverer queues them again, so nothing is lost.
 const ShutdownBound = 5 * time.Second
 
-// inFlight is the set of task IDs the handler is working on.
+// inFlight is the set of task IDs the handler is working on and, from
+// the start of a shutdown, every task that reached the handler since:
+// asynq moves a task to active before it calls the handler, so one taken
+// just before the stop arrives after it.
 type inFlight struct {
-	mu  sync.Mutex
-	ids map[string]bool
+	mu       sync.Mutex
+	ids      map[string]bool
+	stopping bool
+	late     []string // entered after stop
 }
 
 func (f *inFlight) track(h asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		id := t.ResultWriter().TaskID()
-		f.mu.Lock()
-		f.ids[id] = true
-		f.mu.Unlock()
-		defer func() {
-			f.mu.Lock()
-			delete(f.ids, id)
-			f.mu.Unlock()
-		}()
+		f.enter(id)
+		defer f.leave(id)
 		return h.ProcessTask(ctx, t)
 	})
 }
 
-// snapshot returns the IDs of the tasks running now.
-func (f *inFlight) snapshot() []string {
+func (f *inFlight) enter(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.ids[id] = true
+	if f.stopping {
+		f.late = append(f.late, id)
+	}
+}
+
+func (f *inFlight) leave(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.ids, id)
+}
+
+// stop marks the start of a shutdown and returns the IDs of the tasks
+// running now.
+func (f *inFlight) stop() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopping = true
 	ids := make([]string, 0, len(f.ids))
 	for id := range f.ids {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// unsure returns the tasks whose state a shutdown that Redis did not let
+// finish cannot vouch for: those running at stop (was) and those that
+// reached the handler after it.
+func (f *inFlight) unsure(was []string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append(slices.Clone(was), f.late...)
 }
 
 // shutdownLog collects, from the start of a shutdown, the tasks asynq says

@@ -14,56 +14,101 @@ import (
 // grant alone (recv + slot - now) puts it late by up to that grant's round
 // trip: a reply that sat in a socket or waited for a CPU sent its call
 // that much after its slot, and the spread the fleet is paced for had to
-// hold it. The anchor intersects the bounds of recent grants instead: the
-// offset is known to within the fastest round trip lately, whatever this
-// grant's was.
+// hold it. The anchor intersects the bounds of the grants of the last
+// anchorMemory instead: the offset is known to within the fastest round
+// trip lately, whatever this grant's was.
 //
-// The two clocks may drift apart (Redis reads the wall clock, which NTP
-// slews by up to 500 ppm; the local one is monotonic), so a bound widens
-// by anchorDrift per second of its age. A grant whose bounds do not meet
-// the anchor's (Redis's clock was stepped, a failover to a server with
-// another clock) restarts the anchor from that grant alone.
-const anchorDrift = 500e-6
+// The two clocks move apart. Redis reads its wall clock; the local one is
+// monotonic. Both are disciplined, but a wall clock that NTP pulls back
+// into line is slewed: ntpd at up to 500 ppm, chrony faster, a restored
+// VM's clock by several ms a second. So:
+//
+//   - a bound widens by anchorDrift per second of its age, and the anchor
+//     forgets bounds older than anchorMemory, so a slew faster than
+//     anchorDrift costs at most its rate times anchorMemory;
+//   - a bound the new grant's does not meet has been slewed past: it is
+//     dropped, the new grant kept;
+//   - the new grant shows a step forward only when its upper bound lies
+//     below an older lower bound by more than anchorSlew per second of the
+//     time between the two. A slew up to anchorSlew is never a step; a step
+//     is seen against the grants just before it.
+//
+// Before this memory, the anchor intersected every grant since its last
+// restart at 500 ppm: a restored VM's clock slewing at about 2000 ppm
+// showed as a jump of 8-9 ms on grants seconds apart, and each restarted
+// the schedule one horizon ahead.
+const (
+	anchorDrift  = 500e-6
+	anchorSlew   = 0.02
+	anchorMemory = time.Second
+	// anchorMax bounds the grants kept (anchorMemory of them at 200/s).
+	anchorMax = 256
+)
 
-// clockAnchor holds the intersection of the offset bounds of recent grants.
-// Offsets and times are ns; local times are ns after base.
+// offsetBound is one grant's bounds on the offset local - Redis, measured
+// over [s, r] of the local clock (ns after the anchor's base).
+type offsetBound struct{ s, r, lo, hi int64 }
+
+// widened returns b's bounds at local time t, widened for the drift since.
+func (b offsetBound) widened(t int64) (lo, hi int64) {
+	d := int64(anchorDrift * float64(t-b.s))
+	return b.lo - d, b.hi + d
+}
+
+// clockAnchor holds the offset bounds of recent grants.
 type clockAnchor struct {
-	mu   sync.Mutex
-	base time.Time
-	set  bool
-	// hiC and loC: the upper bound at local time t is hiC + drift(t), the
-	// lower bound loC - drift(t), so each grant's bounds, widening from
-	// its send, fold into one constant each (min for hi, max for lo).
-	hiC, loC int64
+	mu     sync.Mutex
+	base   time.Time
+	bounds []offsetBound // oldest first, each meeting the others
 }
 
 func newClockAnchor(base time.Time) *clockAnchor { return &clockAnchor{base: base} }
 
-// drift is how far the clocks may drift apart in t ns.
-func drift(t int64) int64 { return int64(anchorDrift * float64(t)) }
-
 // place folds in one grant (sent and recv on the local clock, redisNow on
 // Redis's) and returns the local time of the Redis instant slot, on the
 // late side of what is known, and how much earlier it may truly lie. When
-// the grant's bounds do not meet the anchor's because Redis's clock jumped
-// forward (the offset local - Redis fell), forward is at least how far;
-// otherwise 0.
+// the grant shows that Redis's clock jumped forward (the offset local -
+// Redis fell faster than a slew), forward is at least how far; otherwise 0.
 func (a *clockAnchor) place(sent, recv, redisNow, slot time.Time) (at time.Time, uncertain, forward time.Duration) {
 	s, r := int64(sent.Sub(a.base)), int64(recv.Sub(a.base))
 	n := redisNow.UnixNano()
-	hiC, loC := r-n-drift(s), s-n+drift(s) // this grant's bounds on the offset
+	g := offsetBound{s: s, r: r, lo: s - n, hi: r - n}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.set || hiC < a.loC-2*drift(r) || loC > a.hiC+2*drift(r) {
-		// The first grant, or bounds that do not meet the anchor's:
-		// Redis's clock moved. Start again from this grant.
-		if a.set && hiC < a.loC-2*drift(r) {
-			forward = time.Duration(a.loC - 2*drift(r) - hiC)
+	kept := a.bounds[:0]
+	for _, b := range a.bounds {
+		if r-b.r > int64(anchorMemory) {
+			continue // forgotten
 		}
-		a.hiC, a.loC, a.set = hiC, loC, true
-	} else {
-		a.hiC, a.loC = min(a.hiC, hiC), max(a.loC, loC)
+		if gap := b.lo - int64(anchorSlew*float64(r-b.s)) - g.hi; gap > int64(forward) {
+			forward = time.Duration(gap)
+		}
+		if lo, hi := b.widened(r); lo <= g.hi && g.lo <= hi {
+			kept = append(kept, b)
+		} // else slewed past, or stepped: this grant's bounds hold
 	}
-	up, low := a.hiC+drift(r), a.loC-drift(r)
+	if forward > 0 {
+		kept = kept[:0] // a step: start again from this grant
+	}
+	if len(kept) == anchorMax {
+		kept = append(kept[:0], kept[1:]...)
+	}
+	a.bounds = append(kept, g)
+	low, up := g.lo, g.hi
+	for _, b := range a.bounds {
+		lo, hi := b.widened(r)
+		low, up = max(low, lo), min(up, hi)
+	}
 	return a.base.Add(time.Duration(slot.UnixNano() + up)), time.Duration(max(up-low, 0)), forward
+}
+
+// shift moves every bound by d, as a step of Redis's clock by -d shows
+// (tests).
+func (a *clockAnchor) shift(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := range a.bounds {
+		a.bounds[i].lo += int64(d)
+		a.bounds[i].hi += int64(d)
+	}
 }

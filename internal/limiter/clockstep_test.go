@@ -109,10 +109,7 @@ func TestRedisClockStepForwardRestartsTheSchedule(t *testing.T) {
 	// As a step of S forward shows to the anchor: Redis's now S later
 	// than the local clock says; and the schedule S behind now.
 	const step = 300 * time.Millisecond
-	l.anchor.mu.Lock()
-	l.anchor.hiC += int64(step)
-	l.anchor.loC += int64(step)
-	l.anchor.mu.Unlock()
+	l.anchor.shift(step)
 	shiftSchedule(t, rdb, l, -step)
 	p := firstGrant(t, l)
 	if got := p.RedisSlot.Sub(p.redisNow); got < l.cfg.Horizon || l.Stats().Resets != 1 {
@@ -160,5 +157,33 @@ func TestAPauseBeforeTheFirstGrantHolds(t *testing.T) {
 	p := firstGrant(t, l)
 	if got := p.RedisSlot.Sub(p.redisNow); got < 2*time.Second {
 		t.Errorf("the first slot after a slow-down of %s lies %s after Redis's now: the pause was dropped", pause, got)
+	}
+}
+
+// TestASlewingRedisClockDoesNotRestartTheSchedule: Redis's clock, against
+// this process's, runs 4000 ppm fast (its wall clock slewed back into line
+// after a VM restore) and this process asks for a slot every 2 s. Each
+// grant then finds Redis's clock 8 ms further on than the last grant's
+// bounds allow at 500 ppm; read as a step, each restarted the schedule one
+// horizon ahead and raised the horizon by a quarter, and a task with a
+// 1 s deadline never got a slot.
+func TestASlewingRedisClockDoesNotRestartTheSchedule(t *testing.T) {
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	start := time.Now()
+	slow := func() time.Time { // the local clock, 4000 ppm behind Redis's
+		e := time.Since(start)
+		return start.Add(e - e/250)
+	}
+	l := newTestLimiter(t, rdb, Config{Now: slow})
+	seed(t, rdb, l)
+	grabAhead(t, l, 1)
+	resets := l.Stats().Resets
+	for range 3 {
+		time.Sleep(2 * time.Second)
+		grabAhead(t, l, 1)
+	}
+	if got := l.Stats().Resets - resets; got != 0 {
+		t.Errorf("a clock slewing at 4000 ppm restarted the schedule %d times (horizon now %s), want none", got, l.horizon())
 	}
 }

@@ -254,6 +254,13 @@ func (r row) note(st imsim.Stats, reps []Report, missing int) string {
 		// them: when the simulator read each plus its latency.
 		fmt.Fprintf(&b, "; most in any 1 s on time %d (counted %d)", st.MaxInAnyWindowOnTime, st.MaxInAnyWindow)
 	}
+	if st.MaxReadsInAnyWindow > 0 {
+		// The calls by when the simulator read them, before any latency:
+		// the workers' sending. A burst shows here; a window the
+		// latencies filled does not.
+		fmt.Fprintf(&b, ", sent: most in any 1 s %d (ending %.1f s after the first arrival), in any 100 ms %d",
+			st.MaxReadsInAnyWindow, st.MaxReadsWindowEnd.Sub(st.First).Seconds(), st.MaxReadsIn100ms)
+	}
 	if missing > 0 {
 		fmt.Fprintf(&b, " (%d report(s) missing)", missing)
 	}

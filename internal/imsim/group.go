@@ -27,8 +27,8 @@ const MaxGroupRecallSeqs = 10
 type groupRequest struct {
 	groupID, topicID string
 	seqs             []uint64
-	bad              string    // why the body is refused (10004), "" when it is not
-	onTime           time.Time // when a server never late would count the call (meter.arrive)
+	bad              string // why the body is refused (10004), "" when it is not
+	at               stamp  // when the call was read and its latency (meter.arrive)
 }
 
 // parseGroupBody parses a group_msg_recall body strictly: a JSON object
@@ -109,7 +109,7 @@ type groupResult struct {
 func (s *Sim) serveGroup(w http.ResponseWriter, r *http.Request) {
 	g := s.groups
 	ctx := r.Context()
-	data, readErr, f, onTime, goOn := s.prelude(w, r, g.counters) // request.go
+	data, readErr, f, at, goOn := s.prelude(w, r, g.counters) // request.go
 	if !goOn {
 		return
 	}
@@ -117,7 +117,7 @@ func (s *Sim) serveGroup(w http.ResponseWriter, r *http.Request) {
 	if readErr == nil {
 		req = parseGroupBody(data)
 	}
-	req.onTime = onTime
+	req.at = at
 	res := groupResult{ActionStatus: "OK", RequestId: fmt.Sprintf("Id-sim-%d", s.reqSeq.Add(1))}
 	code, detail := s.decideGroup(r, req, &res)
 	if code != codeOK {
@@ -178,7 +178,7 @@ func (s *Sim) checkGroupCall(r *http.Request, req groupRequest) (int, string) {
 	case r.URL.Path != GroupRecallPath:
 		return codeGroupBadCommand, "no command " + strconv.Quote(r.URL.Path)
 	}
-	code, detail := s.gate(r, g.meter, codeGroupTooFrequent, req.onTime) // request.go
+	code, detail := s.gate(r, g.meter, codeGroupTooFrequent, req.at) // request.go
 	switch {
 	case code == codeNotAdmin:
 		return codeGroupNoPermission, "the identifier is not an app admin"

@@ -275,7 +275,7 @@ func (s *Sim) serveRoam(w http.ResponseWriter, r *http.Request) {
 		fail(code, detail)
 		return
 	}
-	if !s.hist.meter.arrive(s.cfg.Now, time.Time{}) {
+	if !s.hist.meter.arrive(s.cfg.Now, stamp{}) {
 		fail(codeRateLimited, "")
 		return
 	}

@@ -15,7 +15,7 @@ import (
 // outage answers HTTP 502. It returns the body, the error reading it, the
 // faults in force when the call arrived, and whether the call goes on;
 // when it does not, the request was answered (and counted in c) or cut.
-func (s *Sim) prelude(w http.ResponseWriter, r *http.Request, c *counters) (data []byte, readErr error, f Faults, onTime time.Time, goOn bool) {
+func (s *Sim) prelude(w http.ResponseWriter, r *http.Request, c *counters) (data []byte, readErr error, f Faults, at stamp, goOn bool) {
 	ctx := r.Context()
 	started := s.cfg.Now()
 	s.cutIfRefusing(ctx)
@@ -35,9 +35,9 @@ func (s *Sim) prelude(w http.ResponseWriter, r *http.Request, c *counters) (data
 	s.mu.Unlock()
 	if sleep.For(ctx, latency) != nil {
 		s.log.DebugContext(ctx, "imsim: client went away during latency", "latency", latency)
-		return nil, nil, f, time.Time{}, false
+		return nil, nil, f, stamp{}, false
 	}
-	onTime = started.Add(latency)
+	at = stamp{read: started, latency: latency}
 	s.cutIfRefusing(ctx)
 
 	// The gateway is down: nothing behind it runs.
@@ -47,9 +47,9 @@ func (s *Sim) prelude(w http.ResponseWriter, r *http.Request, c *counters) (data
 		w.WriteHeader(http.StatusBadGateway)
 		_, _ = io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>\n")
 		s.log.DebugContext(ctx, "imsim: outage", "status", http.StatusBadGateway)
-		return nil, nil, f, time.Time{}, false
+		return nil, nil, f, stamp{}, false
 	}
-	return data, readErr, f, onTime, true
+	return data, readErr, f, at, true
 }
 
 // gate runs the checks every recall API shares once its method and path
@@ -57,11 +57,11 @@ func (s *Sim) prelude(w http.ResponseWriter, r *http.Request, c *counters) (data
 // UserSig and the admin (checkQuery), then the API's own rate limit m,
 // whose rejection answers rateCode, then Faults.CodeUntil. It returns
 // codeOK when the call may go on.
-func (s *Sim) gate(r *http.Request, m *meter, rateCode int, onTime time.Time) (int, string) {
+func (s *Sim) gate(r *http.Request, m *meter, rateCode int, at stamp) (int, string) {
 	if code, detail := s.checkQuery(r.URL.RawQuery); code != codeOK {
 		return code, detail
 	}
-	if !m.arrive(s.cfg.Now, onTime) {
+	if !m.arrive(s.cfg.Now, at) {
 		return rateCode, ""
 	}
 	if f := s.Faults(); !f.CodeUntil.IsZero() && s.cfg.Now().Before(f.CodeUntil) {

@@ -428,7 +428,7 @@ func parseBody(data []byte) recallBody {
 // serveAPI handles one call of the API; the package comment gives the order.
 func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	data, readErr, f, onTime, goOn := s.prelude(w, r, s.counters) // request.go
+	data, readErr, f, at, goOn := s.prelude(w, r, s.counters) // request.go
 	if !goOn {
 		return
 	}
@@ -437,7 +437,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if readErr == nil {
 		body = parseBody(data)
 	}
-	code, detail, recorded := s.decide(r, body, onTime)
+	code, detail, recorded := s.decide(r, body, at)
 	if body.named() && !recorded {
 		s.store.note(body.from, body.to, body.msgKey, code)
 	}
@@ -459,15 +459,15 @@ func (s *Sim) cutIfRefusing(ctx context.Context) {
 
 // decide runs the checks and returns the code to answer, a detail for
 // ErrorInfo, and whether the store already recorded the code in the fate.
-// onTime is when a server that is never late would count the call.
-func (s *Sim) decide(r *http.Request, body recallBody, onTime time.Time) (code int, detail string, recorded bool) {
+// at is when the call was read and its latency.
+func (s *Sim) decide(r *http.Request, body recallBody, at stamp) (code int, detail string, recorded bool) {
 	if r.Method != http.MethodPost {
 		return codeHTTPParse, "the method must be POST, not " + r.Method, false
 	}
 	if r.URL.Path != APIPath {
 		return codeBadResource, "no API at " + strconv.Quote(r.URL.Path), false
 	}
-	if code, detail := s.gate(r, s.meter, codeRateLimited, onTime); code != codeOK { // request.go
+	if code, detail := s.gate(r, s.meter, codeRateLimited, at); code != codeOK { // request.go
 		return code, detail, false
 	}
 	if !body.ok {

@@ -47,6 +47,17 @@ type Stats struct {
 	// filled from one the simulator's own lateness filled (its process
 	// starved of CPU on a shared machine). Omitted past maxOnTime arrivals.
 	MaxInAnyWindowOnTime int `json:"max_in_any_window_on_time,omitempty"`
+	// MaxReadsInAnyWindow and MaxReadsIn100ms count the own arrivals by
+	// when the simulator read them (their handlers started), before any
+	// latency: the callers' sending pattern. Beside MaxInAnyWindowOnTime
+	// they tell a window the callers sent too much into (a burst shows in
+	// the reads) from one the latencies happened to fill (reads at the
+	// paced rate). Omitted past maxOnTime arrivals.
+	MaxReadsInAnyWindow int `json:"max_reads_in_any_window,omitempty"`
+	MaxReadsIn100ms     int `json:"max_reads_in_100ms,omitempty"`
+	// MaxReadsWindowEnd is the read that ended the first window of
+	// MaxReadsInAnyWindow.
+	MaxReadsWindowEnd time.Time `json:"max_reads_window_end,omitzero"`
 	// Rejected60007 counts the arrivals the rate limit rejected with 60007
 	// (the outside load's are in OutsideRejected60007).
 	// ByCode[60007] also includes 60007 answers injected by Force or Faults.
@@ -103,7 +114,18 @@ type meter struct {
 	rejected  int64
 	outside   outside         // outside.go
 	onTime    []time.Duration // own arrivals' on-time offsets, in arrival order
+	reads     []time.Duration // and when they were read
 }
+
+// stamp is when the simulator read a call (its handler started) and the
+// latency it gave it. The zero stamp is none (the history API's calls).
+type stamp struct {
+	read    time.Time
+	latency time.Duration
+}
+
+// onTime is when a server that is never late would count the call.
+func (s stamp) onTime() time.Time { return s.read.Add(s.latency) }
 
 // maxOnTime bounds the on-time offsets a meter keeps (8 MiB): past it,
 // MaxInAnyWindowOnTime is left out.
@@ -131,7 +153,7 @@ func (m *meter) reset(start time.Time) {
 	m.max, m.maxAt = 0, 0
 	m.counted, m.rejected = 0, 0
 	m.outside.restart(0)
-	m.onTime = nil
+	m.onTime, m.reads = nil, nil
 }
 
 // arrive records one authenticated arrival at now() and reports whether the
@@ -139,14 +161,15 @@ func (m *meter) reset(start time.Time) {
 // already counted in (now-Window, now]. The outside calls due by then are
 // counted first, each at its own time. It calls now under the lock so that
 // arrivals are recorded in order; a clock that steps backwards is treated
-// as standing still. onTime, when not zero, is when a server that is never
-// late would have counted it (Stats.MaxInAnyWindowOnTime).
-func (m *meter) arrive(now func() time.Time, onTime time.Time) bool {
+// as standing still. at, when not zero, is when the simulator read the call
+// and its latency (Stats.MaxInAnyWindowOnTime, Stats.MaxReadsInAnyWindow).
+func (m *meter) arrive(now func() time.Time, at stamp) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	off := max(now().Sub(m.start), m.last, 0)
-	if !onTime.IsZero() && len(m.onTime) < maxOnTime {
-		m.onTime = append(m.onTime, onTime.Sub(m.start))
+	if at != (stamp{}) && len(m.onTime) < maxOnTime {
+		m.onTime = append(m.onTime, at.onTime().Sub(m.start))
+		m.reads = append(m.reads, at.read.Sub(m.start))
 	}
 	m.outside.catchUp(m, off)
 	if m.counted == 0 {
@@ -225,6 +248,10 @@ func (m *meter) fill(st *Stats, now time.Time) {
 	}
 	if len(m.onTime) < maxOnTime {
 		st.MaxInAnyWindowOnTime = maxInWindow(m.onTime, m.window)
+		var end time.Duration
+		st.MaxReadsInAnyWindow, end = maxWindow(m.reads, m.window)
+		st.MaxReadsWindowEnd = m.start.Add(end)
+		st.MaxReadsIn100ms = maxInWindow(m.reads, m.window/10)
 	}
 	st.Rejected60007 = m.rejected
 	if m.counted > 0 {
@@ -285,14 +312,22 @@ func (c *counters) fill(st *Stats) {
 // maxInWindow is the most of the offsets offs (in any order) in any
 // half-open window (t-w, t].
 func maxInWindow(offs []time.Duration, w time.Duration) int {
+	n, _ := maxWindow(offs, w)
+	return n
+}
+
+// maxWindow is maxInWindow and the offset that ends the first such window.
+func maxWindow(offs []time.Duration, w time.Duration) (best int, end time.Duration) {
 	sorted := slices.Clone(offs)
 	slices.Sort(sorted)
-	best, lo := 0, 0
+	lo := 0
 	for hi, t := range sorted {
 		for sorted[lo] <= t-w {
 			lo++
 		}
-		best = max(best, hi-lo+1)
+		if hi-lo+1 > best {
+			best, end = hi-lo+1, t
+		}
 	}
-	return best
+	return best, end
 }

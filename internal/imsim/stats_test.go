@@ -135,7 +135,7 @@ func TestMeterMatchesBruteForce(t *testing.T) {
 			start := time.Unix(1_700_000_000, 0)
 			capacity := 5 + rng.IntN(30)
 			m := newMeter(capacity, window, start)
-			var arrivals, admitted, onTimes []time.Duration
+			var arrivals, admitted, onTimes, reads []time.Duration
 			at := time.Duration(0)
 			wantMax := 0
 			for range 2000 {
@@ -176,7 +176,10 @@ func TestMeterMatchesBruteForce(t *testing.T) {
 					onTime = at - time.Duration(rng.IntN(3*mean/int(10*time.Millisecond)+1))*10*time.Millisecond
 				}
 				onTimes = append(onTimes, onTime)
-				if got := m.arrive(func() time.Time { return now }, start.Add(onTime)); got != want {
+				// Read up to 2 mean steps before it.
+				latency := time.Duration(rng.IntN(2*mean + 1))
+				reads = append(reads, onTime-latency)
+				if got := m.arrive(func() time.Time { return now }, stamp{read: start.Add(onTime - latency), latency: latency}); got != want {
 					t.Fatalf("arrival %d at %v with %d admitted in the window, cap %d: allowed %v, want %v", len(arrivals), at, ok, capacity, got, want)
 				}
 			}
@@ -185,18 +188,27 @@ func TestMeterMatchesBruteForce(t *testing.T) {
 			if st.MaxInAnyWindow != wantMax {
 				t.Errorf("MaxInAnyWindow = %d, want %d", st.MaxInAnyWindow, wantMax)
 			}
-			wantOnTime := 0
-			for _, end := range onTimes {
-				n := 0
-				for _, o := range onTimes {
-					if o > end-window && o <= end {
-						n++
+			most := func(offs []time.Duration, w time.Duration) int {
+				best := 0
+				for _, end := range offs {
+					n := 0
+					for _, o := range offs {
+						if o > end-w && o <= end {
+							n++
+						}
 					}
+					best = max(best, n)
 				}
-				wantOnTime = max(wantOnTime, n)
+				return best
 			}
-			if st.MaxInAnyWindowOnTime != wantOnTime {
-				t.Errorf("MaxInAnyWindowOnTime = %d, want %d", st.MaxInAnyWindowOnTime, wantOnTime)
+			if want := most(onTimes, window); st.MaxInAnyWindowOnTime != want {
+				t.Errorf("MaxInAnyWindowOnTime = %d, want %d", st.MaxInAnyWindowOnTime, want)
+			}
+			if want := most(reads, window); st.MaxReadsInAnyWindow != want {
+				t.Errorf("MaxReadsInAnyWindow = %d, want %d", st.MaxReadsInAnyWindow, want)
+			}
+			if want := most(reads, window/10); st.MaxReadsIn100ms != want {
+				t.Errorf("MaxReadsIn100ms = %d, want %d", st.MaxReadsIn100ms, want)
 			}
 			sum := 0
 			for _, n := range st.PerSecond {
@@ -215,7 +227,7 @@ func TestMeterClockBackwards(t *testing.T) {
 	m := newMeter(10, time.Second, start)
 	for _, at := range []time.Duration{2 * time.Second, time.Second, -time.Hour} {
 		now := start.Add(at)
-		m.arrive(func() time.Time { return now }, time.Time{})
+		m.arrive(func() time.Time { return now }, stamp{})
 	}
 	var st Stats
 	m.fill(&st, start)

@@ -37,8 +37,11 @@
 // process publishes under the bucket in Redis a sketch of its samples of
 // the last 3 s (65 quantiles), one script hands back the live ones, and G
 // is that of their mixture: the fleet's, from the samples of all processes
-// together. Until any process has samples, the interval is the worst case
-// (1+Config.InitialSpread)/Rate.
+// together. When no process has live samples, the fleet paces from the G
+// and J it last measured, which the bucket remembers for paceMemory (a
+// day); only before any was ever measured is the interval the worst case
+// (1+Config.InitialSpread)/Rate, and a process then publishes every
+// coldPublishEvery (250 ms) instead of every second until it knows one.
 //
 // The same script also merges each process's ten most extreme samples on
 // each side into the fleet's spread J = p99.5 - p0.5 (N samples in all, rank

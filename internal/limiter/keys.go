@@ -27,6 +27,10 @@ type keys struct {
 	// slot time) and the rate-limit answers reported (by report time), in
 	// a ring of flowBuckets fields each (see flowLua).
 	flow string
+	// pace is a string, "<J µs>|<G µs>": the fleet's spread and dispersion
+	// last measured, kept paceMemory, which a fleet with no live samples
+	// paces from (spreadScript).
+	pace string
 }
 
 func newKeys(prefix, bucket string) keys {
@@ -35,5 +39,6 @@ func newKeys(prefix, bucket string) keys {
 		gcra:   base + "gcra",
 		spread: base + "spread-q",
 		flow:   base + "flow",
+		pace:   base + "pace",
 	}
 }

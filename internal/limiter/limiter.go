@@ -65,8 +65,18 @@ const (
 	// long idle, and the keys are a few hundred bytes.
 	stateTTL = 24 * time.Hour
 	// publishEvery is how often each process publishes its spread and reads
-	// the shared one.
-	publishEvery = time.Second
+	// the shared one; coldPublishEvery while no dispersion is known (a new
+	// deployment, a flushed Redis), which paces at the InitialSpread worst
+	// case: on a heavy-tailed network a whole second of that (189.6/s where
+	// the network allows 178) went over the cap in about one start in 170
+	// (a simulation of the model), a quarter of it in about one in 3,000.
+	publishEvery     = time.Second
+	coldPublishEvery = 250 * time.Millisecond
+	// paceMemory is how long the fleet's last measured pacing outlives its
+	// samples, so that a fleet starting again after idle paces from it, not
+	// from the InitialSpread worst case. A network path's dispersion
+	// changes slowly; once live samples exist they rule.
+	paceMemory = 24 * time.Hour
 	// redisTimeout bounds the background and Close round trips.
 	redisTimeout = time.Second
 	// warnEvery rate-limits repeated warnings.
@@ -285,6 +295,7 @@ type Limiter struct {
 	spreadNS    atomic.Int64 // shared J, ns
 	lateBound   atomic.Int64 // fleet p0.5 of lo + J, ns; 0: unknown (no compensation)
 	localSpread atomic.Int64 // ns
+	measured    atomic.Value // string: "J|G" µs adopted from live samples at the last publish, for the bucket to remember; "" none
 	fleetProcs  atomic.Int64 // processes with live samples, as last read
 	dispersion  atomic.Int64 // fleet's G, ns; -1: unknown (worst-case pacing)
 	statistical atomic.Bool  // the interval is the statistical one (pacing.go), not the worst case
@@ -911,12 +922,12 @@ func (l *Limiter) setSpread(j, g time.Duration) {
 }
 
 // publishLoop shares the spread until Close: at once, then every
-// publishEvery. Wait grants nothing before the first round has ended, so a
+// publishEvery (coldPublishEvery while no dispersion is known). Wait grants nothing before the first round has ended, so a
 // process that starts while the fleet paces from a measured dispersion
 // never grants at its own InitialSpread interval, faster than the fleet.
 func (l *Limiter) publishLoop() {
 	defer l.wg.Done()
-	t := time.NewTicker(publishEvery)
+	t := time.NewTimer(publishEvery)
 	defer t.Stop()
 	for first := true; ; first = false {
 		if !first {
@@ -926,6 +937,7 @@ func (l *Limiter) publishLoop() {
 			case <-t.C:
 			}
 		}
+		started := l.now()
 		ctx, cancel := context.WithTimeout(l.ctx, redisTimeout)
 		err := l.publishSpread(ctx)
 		cancel()
@@ -935,6 +947,11 @@ func (l *Limiter) publishLoop() {
 		case err == nil && l.stats.publishFailing.Swap(0) == 1:
 			l.log.InfoContext(l.ctx, "limiter shares its latency spread again")
 		}
+		every := publishEvery
+		if l.dispersion.Load() < 0 {
+			every = coldPublishEvery
+		}
+		t.Reset(max(every-l.now().Sub(started), 0))
 		if first {
 			close(l.spreadRead)
 		}
@@ -954,8 +971,10 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	local, _ := l.window.spread(now)
 	l.localSpread.Store(int64(local))
 	mine := l.window.tails(now, l.inflight.ages(now))
-	v, err := l.run(ctx, &l.stats.otherTrips, spreadScript, []string{l.keys.spread},
-		l.id, mine.String(), spreadMaxAge.Microseconds(), (2 * spreadMaxAge).Milliseconds())
+	remember, _ := l.measured.Load().(string)
+	v, err := l.run(ctx, &l.stats.otherTrips, spreadScript, []string{l.keys.spread, l.keys.pace},
+		l.id, mine.String(), spreadMaxAge.Microseconds(), (2 * spreadMaxAge).Milliseconds(),
+		remember, paceMemory.Milliseconds())
 	if err != nil {
 		// Keep the shared pacing, made no faster by this process's own.
 		g := time.Duration(l.dispersion.Load())
@@ -968,10 +987,20 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	j, ref, procs, fleet, ok := parseSpread(v)
 	l.fleetProcs.Store(procs)
 	g := time.Duration(-1)
-	if !ok {
+	l.measured.Store("")
+	switch {
+	case ok:
+		if fg, known := meanDifference(fleet); known {
+			g = fg
+			l.measured.Store(strconv.FormatInt(j.Microseconds(), 10) + "|" + strconv.FormatInt(g.Microseconds(), 10))
+		}
+	default:
+		// No live samples anywhere: the pacing the fleet last measured,
+		// else the InitialSpread worst case.
 		j = l.cfg.InitialSpread
-	} else if fg, known := meanDifference(fleet); known {
-		g = fg
+		if mj, mg, found := parsePace(v); found {
+			j, g = mj, mg
+		}
 	}
 	if old := time.Duration(l.spreadNS.Load()); old != clampSpread(j) {
 		l.log.DebugContext(ctx, "limiter spread changed", "spread", clampSpread(j), "was", old, "dispersion", g)
@@ -986,12 +1015,29 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	return nil
 }
 
+// parsePace reads the pacing remembered in spreadScript's answer when no
+// process has samples: the fifth element, "J|G" in µs.
+func parsePace(v any) (j, g time.Duration, ok bool) {
+	a, _ := v.([]any)
+	if len(a) < 5 {
+		return 0, 0, false
+	}
+	s, _ := a[4].(string)
+	js, gs, cut := strings.Cut(s, "|")
+	jv, err1 := strconv.ParseInt(js, 10, 64)
+	gv, err2 := strconv.ParseInt(gs, 10, 64)
+	if !cut || err1 != nil || err2 != nil || jv < 0 || gv < 0 {
+		return 0, 0, false
+	}
+	return time.Duration(jv) * time.Microsecond, time.Duration(gv) * time.Microsecond, true
+}
+
 // parseSpread reads spreadScript's answer {J µs, p0.5 lo µs, live
 // processes, {n, sketch, n, sketch, ...}}; ok is false when no process has
 // samples. A malformed sketch is left out.
 func parseSpread(v any) (j, ref time.Duration, procs int64, sks []sketch, ok bool) {
 	a, isSlice := v.([]any)
-	if !isSlice || len(a) != 4 {
+	if !isSlice || len(a) < 4 {
 		return 0, 0, 0, nil, false
 	}
 	procs, _ = a[2].(int64)

@@ -296,11 +296,15 @@ return {acted, cur, math.floor(scale * 1000000), math.floor(ceil * 1000000), mat
 // returns {r-th largest hi - r-th smallest lo, r-th smallest lo} in µs: the
 // fleet's spread J and its p0.5 of lo, then the number of live entries (the
 // processes calling) and their sketches (pacing.go) as {n, "q,q,...", n,
-// ...}, for the caller to merge. It returns {-1, -1, live, {}} when no
-// process has samples.
+// ...}, for the caller to merge. It returns {-1, -1, live, {}, memory} when
+// no process has samples, memory being the pacing remembered in KEYS[2]
+// ("J|G" in µs, or empty). ARGV[5], when not empty, is the pacing the caller
+// adopted from live samples at its last publish: it is remembered for
+// ARGV[6] ms.
 //
-//	KEYS[1] spread hash
-//	ARGV[1] process id, ARGV[2] tails or '', ARGV[3] max age µs, ARGV[4] key TTL ms
+//	KEYS[1] spread hash, KEYS[2] pace string
+//	ARGV[1] process id, ARGV[2] tails or '', ARGV[3] max age µs, ARGV[4] key TTL ms,
+//	ARGV[5] pace or '', ARGV[6] pace TTL ms
 var spreadScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -308,6 +312,9 @@ local nowStr = string.format('%.0f', now)
 local maxAge = tonumber(ARGV[3])
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. nowStr)
+end
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[6])
 end
 local total, lows, highs, live, sketches = 0, {}, {}, 0, {}
 local all = redis.call('HGETALL', KEYS[1])
@@ -325,7 +332,7 @@ for i = 1, #all, 2 do
   end
 end
 if total == 0 or #lows == 0 or #highs == 0 then
-  return {-1, -1, live, {}}
+  return {-1, -1, live, {}, redis.call('GET', KEYS[2]) or ''}
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 table.sort(lows)

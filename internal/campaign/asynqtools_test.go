@@ -1,9 +1,7 @@
 package campaign
 
 import (
-	"bytes"
 	"context"
-	"encoding/csv"
 	"strings"
 	"testing"
 	"time"
@@ -47,15 +45,7 @@ func TestRerunDeadLetterThatSucceedsBecomesRecalled(t *testing.T) {
 	if recs := e.export("rerun"); len(recs) != 1 {
 		t.Fatalf("export after the re-run still lists %q", recs[1:])
 	}
-	var b bytes.Buffer
-	if _, err := e.mgr.ExportHistory(context.Background(), "rerun", &b); err != nil {
-		t.Fatal(err)
-	}
-	hist, err := csv.NewReader(&b).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(hist) != 3 || hist[1][3] != "91000" || hist[2][3] != "0" || hist[2][2] != rows[0].msgKey ||
+	if hist := e.history("rerun"); len(hist) != 3 || hist[1][3] != "91000" || hist[2][3] != "0" || hist[2][2] != rows[0].msgKey ||
 		!strings.Contains(hist[2][5], "run again by hand after it was dead-lettered: recalled") {
 		t.Fatalf("history %q; want the dead letter, then the re-run that recalled it", hist)
 	}
@@ -100,17 +90,32 @@ func keptRerun(t *testing.T, e *env, name string) (Status, string) {
 	if before.Recalled != 2 || before.DeadLettered != 1 || before.Finished.IsZero() {
 		t.Fatalf("before the re-run: %+v", before)
 	}
-	e.sim.Force(rows[0].msgKey, 90009, 1)
 	id := taskIDOfRow(rows[0])
-	if err := e.insp.RunTask(bulkQ, id); err != nil {
-		t.Fatal(err)
-	}
+	e.keepRerun(name, rows[0].msgKey, id)
+	return before, id
+}
+
+// keepRerun runs again by hand the dead letter id (of the message msgKey)
+// of campaign name, whose re-run then meets a configuration error (90009)
+// and is kept; it returns once asynq waits to try it again.
+func (e *env) keepRerun(name, msgKey, id string) {
+	e.t.Helper()
+	e.sim.Force(msgKey, 90009, 1)
+	e.runTask(id)
 	e.waitFor("the re-run to be kept", 10*time.Second, func() bool { return e.status(name).DeadLettered == 0 })
 	e.waitFor("asynq to hold the kept task for later", 10*time.Second, func() bool {
 		info, err := e.insp.GetTaskInfo(bulkQ, id)
 		return err == nil && (info.State == asynq.TaskStateScheduled || info.State == asynq.TaskStateRetry)
 	})
-	return before, id
+}
+
+// runTask runs the task id of the bulk queue now, as asynqmon's Run and
+// `asynq task run` do.
+func (e *env) runTask(id string) {
+	e.t.Helper()
+	if err := e.insp.RunTask(bulkQ, id); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // A dead letter of a done campaign run again by hand that is kept for
@@ -159,6 +164,104 @@ func TestRerunDeadLetterKeptThenDeletedEndsTheCampaign(t *testing.T) {
 	})
 	if st := e.status("dropped"); st.Remaining() != 0 || st.Ended() != st.Queued || st.Recalled != 2 || st.DeadLettered != 0 {
 		t.Fatalf("status %+v; want done, 2 recalled, 1 deleted, nothing left", st)
+	}
+}
+
+// Every re-run of a dead letter that ends has its row in `export
+// --history`, whichever attempt ended it: after the dead letter comes the
+// row of the re-run's end, recalled (0 or 20023, the detail saying it was
+// run again) or dead-lettered again, also when the re-run first failed and
+// was retried, or was kept for later and run again.
+func TestRerunHistoryHasARowForEveryEnd(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		rerun func(e *env, msgKey, id string) // runs the dead letter again, to its end
+		code  string                          // the code of the re-run's row
+		// detail is what the re-run's row says; empty for a dead letter
+		// again (its error), which must not say it was recalled.
+		detail string
+	}{
+		{"recalled at its first attempt", func(e *env, msgKey, id string) {
+			e.sim.Reset()
+			e.runTask(id)
+		}, "0", detailRerunPrefix + "recalled"},
+		{"recalled after a retry", func(e *env, msgKey, id string) {
+			e.sim.Force(msgKey, 91000, 1) // transient: asynq tries it again
+			e.runTask(id)
+		}, "0", detailRerunPrefix + "recalled"},
+		{"recalled after it was kept for later", func(e *env, msgKey, id string) {
+			e.keepRerun("hist", msgKey, id)
+			e.runTask(id) // "Run" again, now that the cause is fixed
+		}, "0", detailRerunPrefix + "recalled"},
+		{"already recalled after it was kept for later", func(e *env, msgKey, id string) {
+			e.keepRerun("hist", msgKey, id)
+			e.sim.Force(msgKey, 20023, 0)
+			e.runTask(id)
+		}, "20023", detailRerunPrefix + "already recalled"},
+		{"dead-lettered again after a retry", func(e *env, msgKey, id string) {
+			e.sim.Force(msgKey, 91000, 0) // transient, then out of retries
+			e.runTask(id)
+		}, "91000", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.startPipeline(pipelineOptions{feeder: FeederConfig{Task: tasks.Options{MaxRetry: 1}, SyncInterval: 100 * time.Millisecond}})
+			rows := msgRows(0, 2)
+			e.sim.Force(rows[0].msgKey, 20022, 0) // dead-lettered at once, its retries unspent
+			e.importRows("hist", rows)
+			e.waitState("hist", StateDone, 20*time.Second)
+
+			c.rerun(e, rows[0].msgKey, taskIDOfRow(rows[0]))
+			e.waitFor("the re-run to end", 20*time.Second, func() bool {
+				st := e.status("hist")
+				return st.State == StateDone && st.DeadByCode["20022"] == 0 && st.Ended() == st.Queued
+			})
+			hist := e.history("hist")
+			if len(hist) != 3 || hist[1][3] != "20022" {
+				t.Fatalf("history %q; want the dead letter (20022), then one row for how its re-run ended (%s)", hist, c.code)
+			}
+			last := hist[2]
+			if last[2] != rows[0].msgKey || last[3] != c.code || (c.detail != "" && last[5] != c.detail) ||
+				(c.detail == "" && strings.HasPrefix(last[5], detailRerunPrefix)) {
+				t.Fatalf("the re-run's row %q; want code %s, detail %q", last, c.code, c.detail)
+			}
+		})
+	}
+}
+
+// A re-run whose end the worker could not write is settled by the
+// feeder's check of the window, from the completed task in asynq: it has
+// its row in the history too, saying it was recorded late.
+func TestRerunSettledFromAsynqHasItsHistoryRow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	e.importRows("late", msgRows(0, 1))
+	r, k := msgRow(0), keysFor("late")
+	id := taskIDOfRow(r)
+	if err := e.rdb.HSet(ctx, k.window, id, r.encode()).Err(); err != nil { // fed, as feed does
+		t.Fatal(err)
+	}
+	e.rdb.Del(ctx, k.backlog)
+	// Dead-lettered, then run again by hand: its first attempt failed.
+	if _, _, err := recordEnds(ctx, e.rdb, k, []endEvent{
+		{id: id, fate: fieldDeadLettered, code: 20022, audit: encodeAudit(time.Now(), r, 20022, "")},
+		{id: id, fate: recordRetrying},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := settleRecalled(ctx, e.rdb, k, id, r.encode(), fieldRecalled, 0, time.Now()); err != nil || n != 1 {
+		t.Fatalf("settle: %d %v", n, err)
+	}
+	hist := e.history("late")
+	if len(hist) != 3 || hist[2][3] != "0" || hist[2][5] != rerunDetail(fieldRecalled)+"; "+detailRecordedLate {
+		t.Fatalf("history %q; want the dead letter, then the re-run recalled and recorded late", hist)
+	}
+	if st := e.status("late"); st.Recalled != 1 || st.DeadLettered != 0 || st.Remaining() != 0 {
+		t.Fatalf("status %+v; want 1 recalled", st)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -23,8 +24,20 @@ import (
 // export reads a campaign's export as records, header first.
 func (e *env) export(name string) [][]string {
 	e.t.Helper()
+	return e.exportWith(e.mgr.Export, name)
+}
+
+// history reads a campaign's whole audit (export --history) as records,
+// header first.
+func (e *env) history(name string) [][]string {
+	e.t.Helper()
+	return e.exportWith(e.mgr.ExportHistory, name)
+}
+
+func (e *env) exportWith(export func(context.Context, string, io.Writer) (int, error), name string) [][]string {
+	e.t.Helper()
 	var b bytes.Buffer
-	n, err := e.mgr.Export(context.Background(), name, &b)
+	n, err := export(context.Background(), name, &b)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -37,6 +37,9 @@
 //	recallq:{camp:NAME}:dead_ids      HASH  task ID -> "CODE INDEX ROW" for each current dead
 //	                                        letter (INDEX: its row in the audit), so a dead
 //	                                        letter run again by hand can leave the count
+//	recallq:{camp:NAME}:reruns        SET   task IDs of the window that are dead letters run
+//	                                        again by hand, until they end: their end, at
+//	                                        whichever attempt, gains its row in the audit
 //	recallq:{camp:NAME}:rates         LIST  "UNIXMS ENDED" samples of a running campaign,
 //	                                        newest first, the last 120 (the dashboard's chart)
 //	recallq:{camp:NAME}:op            STRING lock: one feeder batch, pause or cancel at a time

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -111,7 +110,7 @@ func (r *Recorder) Record(ev worker.Event) {
 	auditRow := func(detail string) string { return encodeAudit(r.cfg.Now(), eventRow(ev), ev.Code, detail) }
 	switch fate {
 	case fieldRecalled, fieldAlreadyRecalled:
-		rerun = auditRow(detailRerunPrefix + strings.ReplaceAll(fate, "_", " "))
+		rerun = auditRow(rerunDetail(fate))
 	case fieldDeadLettered:
 		detail := ""
 		if ev.Err != nil {

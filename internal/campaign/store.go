@@ -34,12 +34,12 @@ const activeKey = Prefix + ":campaigns:active"
 // {camp:NAME}, so one Lua script may touch any of them on Redis Cluster.
 type keys struct {
 	meta, counts, backlog, window, retrying, parked, dead, op string
-	deadIDs, rates                                            string
+	deadIDs, reruns, rates                                    string
 }
 
 // recordKeys are the KEYS of recordScript.
 func (k keys) recordKeys() []string {
-	return []string{k.counts, k.window, k.retrying, k.dead, k.deadIDs, k.meta}
+	return []string{k.counts, k.window, k.retrying, k.dead, k.deadIDs, k.meta, k.reruns}
 }
 
 func keysFor(name string) keys {
@@ -54,6 +54,7 @@ func keysFor(name string) keys {
 		dead:     base + "dead",
 		op:       base + "op",
 		deadIDs:  base + "dead_ids",
+		reruns:   base + "reruns",
 		rates:    base + "rates",
 	}
 }
@@ -321,11 +322,12 @@ const (
 )
 
 // cancelTaskScript counts one task removed by cancel. KEYS: window,
-// retrying, counts. ARGV: id. Returns 0 (not in the window), 1 (was
+// retrying, counts, reruns. ARGV: id. Returns 0 (not in the window), 1 (was
 // queued), 2 (was waiting for a retry).
 var cancelTaskScript = newScript(`
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[3], C_CANCELLED, 1)
+redis.call('SREM', KEYS[4], ARGV[1])
 if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then return 2 end
 return 1
 `)
@@ -333,7 +335,7 @@ return 1
 // countCancelled counts the task id as cancelled if it is in the window;
 // it answers cancelNotInWindow, cancelWasQueued or cancelWasRetrying.
 func countCancelled(ctx context.Context, rdb redis.UniversalClient, k keys, id string) (int, error) {
-	return cancelTaskScript.Run(ctx, rdb, []string{k.window, k.retrying, k.counts}, id).Int()
+	return cancelTaskScript.Run(ctx, rdb, []string{k.window, k.retrying, k.counts, k.reruns}, id).Int()
 }
 
 // cancelBacklogScript drops the backlog. KEYS: backlog, meta, counts.
@@ -353,18 +355,20 @@ func dropBacklog(ctx context.Context, rdb redis.UniversalClient, k keys) (int64,
 
 // recordScript records events of tasks of one campaign, in order.
 //
-// KEYS: counts, window, retrying, dead, dead_ids, meta. ARGV: five per
-// event: task ID, fate, code, audit row (for a dead letter), audit row (for
-// a re-run). A final fate is counted only if it removes the task from the
-// window, so each task is counted once however often it ends. A task not
-// in the window but among the dead letters was run again by hand (asynqmon,
-// the asynq CLI): it leaves the dead letters and counts as what it became;
-// the audit keeps the dead letter and gains a row saying how the re-run
-// ended. A re-run that will run again (retrying, kept) is back in the
-// window: a done campaign is then running again, without its finished
-// time, so that it does not say done while a task of it is pending, and the
-// feeder marks it done again once the task has ended (the caller must put
-// the campaign back in the active set: another hash slot, so not here).
+// KEYS: counts, window, retrying, dead, dead_ids, meta, reruns. ARGV: five
+// per event: task ID, fate, code, audit row (for a dead letter), audit row
+// (for a re-run). A final fate is counted only if it removes the task from
+// the window, so each task is counted once however often it ends. A task
+// not in the window but among the dead letters was run again by hand
+// (asynqmon, the asynq CLI): it leaves the dead letters and counts as what
+// it became; the audit keeps the dead letter and gains a row saying how the
+// re-run ended. A re-run that will run again (retrying, kept) is back in
+// the window, and in reruns until it ends, so that its end, at whichever
+// attempt, gains that row too. A done campaign is then running again,
+// without its finished time, so that it does not say done while a task of
+// it is pending, and the feeder marks it done again once the task has ended
+// (the caller must put the campaign back in the active set: another hash
+// slot, so not here).
 // It answers {reopened, counted...}: reopened is 1 when it made the done
 // campaign running again, counted[i] 1 when event i counted its task.
 var recordScript = newScript(`
@@ -386,15 +390,19 @@ local function record(id, fate, code, audit, rerunRow)
   end
   if fate == RECORD_RETRYING then
     redis.call('SADD', KEYS[3], id)
-    if rerun and redis.call('HGET', KEYS[6], M_STATE) == STATE_DONE then
-      redis.call('HSET', KEYS[6], M_STATE, STATE_RUNNING)
-      redis.call('HDEL', KEYS[6], M_FINISHED)
-      reopened = 1
+    if rerun then
+      redis.call('SADD', KEYS[7], id)
+      if redis.call('HGET', KEYS[6], M_STATE) == STATE_DONE then
+        redis.call('HSET', KEYS[6], M_STATE, STATE_RUNNING)
+        redis.call('HDEL', KEYS[6], M_FINISHED)
+        reopened = 1
+      end
     end
     return 0
   end
   redis.call('SREM', KEYS[3], id)
   redis.call('HDEL', KEYS[2], id)
+  if redis.call('SREM', KEYS[7], id) == 1 then rerun = true end
   redis.call('HINCRBY', KEYS[1], fate, 1)
   if fate == C_DEAD_LETTERED then
     redis.call('HINCRBY', KEYS[1], C_DEAD_PREFIX .. code, 1)
@@ -468,18 +476,22 @@ func markRetrying(ctx context.Context, rdb redis.UniversalClient, k keys, ids []
 }
 
 // settleScript counts a task of the window that ended without a recorded
-// end. KEYS: counts, window, retrying. ARGV: id, count.
+// end. KEYS: counts, window, retrying, reruns, dead. ARGV: id, count, audit
+// row for a re-run (recordScript's rerunRow; may be empty).
 var settleScript = newScript(`
 redis.call('SREM', KEYS[3], ARGV[1])
 if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+if redis.call('SREM', KEYS[4], ARGV[1]) == 1 and ARGV[3] ~= '' then redis.call('RPUSH', KEYS[5], ARGV[3]) end
 return 1
 `)
 
 // settle counts the task id of the window under the counts field, if it
-// is still in the window; it returns 1 when it counted it.
-func settle(ctx context.Context, rdb redis.UniversalClient, k keys, id, field string) (int, error) {
-	return settleScript.Run(ctx, rdb, []string{k.counts, k.window, k.retrying}, id, field).Int()
+// is still in the window; it returns 1 when it counted it. A dead letter
+// run again by hand (in reruns) gains the audit row rerun, if not empty,
+// as recordScript's re-runs do.
+func settle(ctx context.Context, rdb redis.UniversalClient, k keys, id, field, rerun string) (int, error) {
+	return settleScript.Run(ctx, rdb, []string{k.counts, k.window, k.retrying, k.reruns, k.dead}, id, field, rerun).Int()
 }
 
 // claimScript reserves the next rows of the backlog for one batch: it
@@ -540,20 +552,20 @@ func commitBatch(ctx context.Context, rdb redis.UniversalClient, k keys, rows, d
 }
 
 // doneScript marks a running campaign done once nothing of it is left.
-// KEYS: meta, backlog, window, parked, retrying. ARGV: time.
+// KEYS: meta, backlog, window, parked, retrying, reruns. ARGV: time.
 var doneScript = newScript(`
 local m = redis.call('HMGET', KEYS[1], M_STATE, M_IMPORT_DONE, M_FEEDING)
 if m[1] ~= STATE_RUNNING or m[2] ~= '1' or (m[3] and m[3] ~= '0') then return 0 end
 if redis.call('LLEN', KEYS[2]) > 0 or redis.call('HLEN', KEYS[3]) > 0 or redis.call('HLEN', KEYS[4]) > 0 then return 0 end
 redis.call('HSET', KEYS[1], M_STATE, STATE_DONE, M_FINISHED, ARGV[1])
-redis.call('DEL', KEYS[5])
+redis.call('DEL', KEYS[5], KEYS[6])
 return 1
 `)
 
 // finishIfEmpty marks a running campaign done, at now, if its import is
 // complete and nothing of it is left; it reports whether it did.
 func finishIfEmpty(ctx context.Context, rdb redis.UniversalClient, k keys, now time.Time) (bool, error) {
-	done, err := doneScript.Run(ctx, rdb, []string{k.meta, k.backlog, k.window, k.parked, k.retrying},
+	done, err := doneScript.Run(ctx, rdb, []string{k.meta, k.backlog, k.window, k.parked, k.retrying, k.reruns},
 		now.UTC().Format(time.RFC3339)).Int()
 	return done == 1, err
 }

@@ -22,9 +22,10 @@ import (
 //     finding it among the campaign's dead letters, moves it from
 //     dead-lettered to how it ended now; the audit keeps the dead letter
 //     and gains a row saying how the re-run ended (recorder.go). A re-run
-//     that will run again (retrying, kept) is back in the window: a done
-//     campaign is running again until it ends, and syncWindow watches it
-//     (recordScript);
+//     that will run again (retrying, kept) is back in the window, marked
+//     as a re-run until it ends, so that its end gains that row at
+//     whichever attempt: a done campaign is running again until it ends,
+//     and syncWindow watches it (recordScript);
 //   - archive a queued or retrying task: syncWindow counts it dead-lettered
 //     ("archived by hand") and audits it;
 //   - delete a queued or retrying task: syncWindow counts it as deleted;
@@ -50,6 +51,10 @@ const (
 	detailRecordedLate   = "recorded late (the worker's write failed)"
 	detailRerunPrefix    = "run again by hand after it was dead-lettered: "
 )
+
+// rerunDetail is the detail of the audit row of a dead letter run again by
+// hand that ended as fate, a counts field (recalled, already_recalled).
+func rerunDetail(fate string) string { return detailRerunPrefix + strings.ReplaceAll(fate, "_", " ") }
 
 // syncWindow checks each task of the campaign's window against asynq and
 // settles those that left it without a recorded end: archived by hand
@@ -101,7 +106,7 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 		}
 		switch {
 		case errors.Is(err, redis.Nil): // gone: deleted by hand
-			n, err := settle(ctx, rdb, k, id, fieldDeleted)
+			n, err := settle(ctx, rdb, k, id, fieldDeleted, "")
 			if err != nil {
 				return settled, fmt.Errorf("campaign %s: settle task %s: %w", name, id, err)
 			}
@@ -137,14 +142,14 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	case err != nil:
 		return 0, fmt.Errorf("campaign %s: look up task %s: %w", name, id, err)
 	}
-	settleAs := func(field string) (int, error) { return settle(ctx, rdb, k, id, field) }
+	settleAs := func(field string) (int, error) { return settle(ctx, rdb, k, id, field, "") }
 	if info.State == asynq.TaskStateCompleted {
 		var res worker.Result
 		switch err := json.Unmarshal(info.Result, &res); {
 		case err == nil && res.Code == 0:
-			return settleAs(fieldRecalled)
+			return settleRecalled(ctx, rdb, k, id, s, fieldRecalled, res.Code, info.CompletedAt)
 		case err == nil && outcome(res.Code).Class == worker.Done: // 20023, 10030
-			return settleAs(fieldAlreadyRecalled)
+			return settleRecalled(ctx, rdb, k, id, s, fieldAlreadyRecalled, res.Code, info.CompletedAt)
 		}
 		return settleAs(fieldUnaccounted)
 	}
@@ -169,6 +174,21 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 		detail += "; last error: " + info.LastErr
 	}
 	return recordEnd(ctx, rdb, k, id, fieldDeadLettered, code, encodeAudit(at, r, code, detail), "")
+}
+
+// settleRecalled settles the completed task id of the window, whose row
+// is s, as recalled or already recalled (field) with code, at at; a dead
+// letter run again by hand gains its row in the audit, as when the worker
+// records it.
+func settleRecalled(ctx context.Context, rdb redis.UniversalClient, k keys, id, s, field string, code int, at time.Time) (int, error) {
+	rerun := ""
+	if r, err := decodeRow(s); err == nil {
+		if at.IsZero() {
+			at = time.Now()
+		}
+		rerun = encodeAudit(at, r, code, rerunDetail(field)+"; "+detailRecordedLate)
+	}
+	return settle(ctx, rdb, k, id, field, rerun)
 }
 
 func clip(s string) string {

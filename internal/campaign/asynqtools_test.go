@@ -167,6 +167,86 @@ func TestRerunDeadLetterKeptThenDeletedEndsTheCampaign(t *testing.T) {
 	}
 }
 
+// cancelledWithDeadLetter makes campaign name cancelled with one dead
+// letter (20022): of its three rows, one is dead-lettered at once, one is
+// recalled, and one is kept (90009) until cancel removes it. It returns the
+// dead letter's message and task ID.
+func (e *env) cancelledWithDeadLetter(name string) (msgKey, id string) {
+	e.t.Helper()
+	e.startPipeline(pipelineOptions{feeder: FeederConfig{Task: tasks.Options{MaxRetry: 1}, SyncInterval: 100 * time.Millisecond}})
+	rows := msgRows(0, 3)
+	e.sim.Force(rows[0].msgKey, 20022, 0)
+	e.sim.Force(rows[1].msgKey, 90009, 0)
+	e.importRows(name, rows)
+	e.waitFor("a dead letter, a recall and a kept task", 20*time.Second, func() bool {
+		st := e.status(name)
+		return st.DeadLettered == 1 && st.Recalled == 1 && st.Retrying == 1
+	})
+	if _, err := e.mgr.Cancel(context.Background(), name); err != nil {
+		e.t.Fatal(err)
+	}
+	if st := e.status(name); st.State != StateCancelled || st.Remaining() != 0 || st.Cancelled != 1 || st.DeadLettered != 1 {
+		e.t.Fatalf("after cancel: %+v", st)
+	}
+	return rows[0].msgKey, taskIDOfRow(rows[0])
+}
+
+// A dead letter of a cancelled campaign run again by hand is the
+// campaign's while it runs: kept for later, it is retrying in a campaign
+// that stays cancelled, and the feeder watches it, so that deleted by hand
+// it is counted deleted rather than retrying for ever.
+func TestRerunDeadLetterOfACancelledCampaignIsWatchedUntilItEnds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	msgKey, id := e.cancelledWithDeadLetter("stopped")
+	e.keepRerun("stopped", msgKey, id)
+	if st := e.status("stopped"); st.State != StateCancelled || st.Retrying != 1 || st.DeadLettered != 0 {
+		t.Fatalf("while the re-run waits: %+v; want cancelled, the task retrying", st)
+	}
+	if err := e.insp.DeleteTask(bulkQ, id); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the deleted re-run counted", 10*time.Second, func() bool { return e.status("stopped").Deleted == 1 })
+	st := e.status("stopped")
+	if st.State != StateCancelled || st.Remaining() != 0 || st.Ended() != st.Queued || st.Recalled != 1 || st.Cancelled != 1 {
+		t.Fatalf("status %+v; want cancelled, 1 recalled, 1 cancelled, 1 deleted, nothing left", st)
+	}
+	e.waitFor("the feeder to let the cancelled campaign go", 10*time.Second, func() bool {
+		in, err := e.rdb.SIsMember(context.Background(), activeKey, "stopped").Result()
+		return err == nil && !in
+	})
+}
+
+// The feeder's cleanup does not take a cancelled campaign out of the
+// active set when a dead letter run again by hand has just come back to its
+// window (the Recorder added the campaign back just before): it would not
+// be watched.
+func TestLeaveActiveKeepsACancelledCampaignWithARerun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	e.importRows("gone", msgRows(0, 1))
+	k := keysFor("gone")
+	if err := e.rdb.HSet(ctx, k.meta, metaState, string(StateCancelled)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := leaveActive(ctx, e.rdb, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := e.rdb.SIsMember(ctx, activeKey, "gone").Result(); in {
+		t.Fatal("a cancelled campaign with nothing in its window stayed in the active set")
+	}
+	r := msgRow(0)
+	e.rdb.HSet(ctx, k.window, taskIDOfRow(r), r.encode()) // the re-run, back in the window
+	e.rdb.SAdd(ctx, activeKey, "gone")
+	if err := leaveActive(ctx, e.rdb, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := e.rdb.SIsMember(ctx, activeKey, "gone").Result(); !in {
+		t.Fatal("a cancelled campaign with a re-run in its window was taken out of the active set: the feeder never watches the re-run")
+	}
+}
+
 // Every re-run of a dead letter that ends has its row in `export
 // --history`, whichever attempt ended it: after the dead letter comes the
 // row of the re-run's end, recalled (0 or 20023, the detail saying it was

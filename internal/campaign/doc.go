@@ -19,7 +19,9 @@
 // every script:
 //
 //	recallq:campaigns                 SET   names of all campaigns
-//	recallq:campaigns:active          SET   those neither done nor cancelled (what the feeder reads)
+//	recallq:campaigns:active          SET   those neither done nor cancelled, and the cancelled
+//	                                        ones with a dead letter run again in their window
+//	                                        (what the feeder reads)
 //	recallq:{camp:NAME}:meta          HASH  the record: sdkappid, created, source, format,
 //	                                        state (running|paused|cancelled|done), the
 //	                                        import checkpoint (import_rows, import_line,

@@ -325,8 +325,10 @@ func (f *Feeder) pass(ctx context.Context) (more bool, err error) {
 				return false, err
 			}
 		}
-		if v.m.state == StateDone || v.m.state == StateCancelled {
-			// Left over from a cancel or a mark that died before this step.
+		watched := v.m.state == StateCancelled && v.window > 0 // a dead letter run again by hand (recordScript)
+		if (v.m.state == StateDone || v.m.state == StateCancelled) && !watched {
+			// Left over from a cancel or a mark that died before this
+			// step, or a cancelled campaign whose re-run has ended.
 			if err := leaveActive(ctx, f.rdb, v.name); err != nil {
 				return false, err
 			}
@@ -334,13 +336,15 @@ func (f *Feeder) pass(ctx context.Context) (more bool, err error) {
 		// Not while a batch cut short by a crash waits to be replayed, or
 		// a pause's rows are parked: their tasks may be missing from asynq
 		// for a reason that is not an operator's.
-		if v.window > 0 && v.m.feeding == 0 && v.parkd == 0 && (v.m.state == StateRunning || v.m.state == StatePaused) {
+		if v.window > 0 && v.m.feeding == 0 && v.parkd == 0 && (v.m.state == StateRunning || v.m.state == StatePaused || watched) {
 			if err := f.maybeSync(ctx, v); err != nil {
 				return false, err
 			}
 		}
 		if v.m.state != StateRunning {
-			delete(f.synced, v.name)
+			if !watched { // a watched one is synced every SyncInterval, not every pass
+				delete(f.synced, v.name)
+			}
 			continue
 		}
 		if sampleRates {
@@ -518,18 +522,23 @@ func markDone(ctx context.Context, rdb redis.UniversalClient, name string, now t
 }
 
 // leaveActive takes a done or cancelled campaign out of the active set. An
-// import may reopen a done campaign (importBatchScript) and add it back
-// just before the SREM; so the state is read again after it, and a
-// campaign that is no longer done goes back in.
+// import may reopen a done campaign (importBatchScript), and a dead letter
+// run again by hand may reopen it or come back to a cancelled campaign's
+// window (recordScript), and add it back just before the SREM; so the
+// campaign is read again after it, and one that is no longer done, or is
+// cancelled with tasks in its window, goes back in.
 func leaveActive(ctx context.Context, rdb redis.UniversalClient, name string) error {
 	if err := rdb.SRem(ctx, activeKey, name).Err(); err != nil {
 		return err
 	}
-	st, err := rdb.HGet(ctx, keysFor(name).meta, metaState).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	k := keysFor(name)
+	pipe := rdb.Pipeline()
+	state := pipe.HGet(ctx, k.meta, metaState)
+	win := pipe.HLen(ctx, k.window)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return err
 	}
-	if State(st) == StateRunning || State(st) == StatePaused {
+	if st := State(state.Val()); st == StateRunning || st == StatePaused || (st == StateCancelled && win.Val() > 0) {
 		return rdb.SAdd(ctx, activeKey, name).Err()
 	}
 	return nil

@@ -189,24 +189,24 @@ func (r *Recorder) writeGroup(group []*pendingEnd) []error {
 				events[j] = group[i].ev
 			}
 			var err error
-			reopened := false
+			watch := false
 			for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
 				ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout)
-				_, reopened, err = recordEnds(ctx, r.cfg.Redis, k, events)
+				_, watch, err = recordEnds(ctx, r.cfg.Redis, k, events)
 				cancel()
 				if err == nil {
 					// A write tried again may follow one that reopened the
 					// campaign but whose answer was lost: put it back in
 					// the active set all the same (the feeder takes out
-					// one that is not running).
-					reopened = reopened || attempt > 0
+					// one it has nothing to watch in).
+					watch = watch || attempt > 0
 					break
 				}
 			}
 			for _, i := range idx[:n] {
 				errs[i] = err
 			}
-			if reopened {
+			if watch {
 				r.reactivate(name)
 			}
 			idx = idx[n:]
@@ -215,9 +215,10 @@ func (r *Recorder) writeGroup(group []*pendingEnd) []error {
 	return errs
 }
 
-// reactivate puts the campaign name, made running again by a dead letter
-// run again by hand, back in the active set, so that the feeder watches
-// the task in asynq and marks the campaign done again once it has ended.
+// reactivate puts the campaign name, with a dead letter run again by hand
+// back in its window, in the active set, so that the feeder watches the
+// task in asynq and, when the campaign was done (running again now), marks
+// it done again once the task has ended.
 func (r *Recorder) reactivate(name string) {
 	var err error
 	for attempt := 0; attempt < r.cfg.Attempts; attempt++ {
@@ -228,8 +229,9 @@ func (r *Recorder) reactivate(name string) {
 			return
 		}
 	}
-	r.cfg.Logger.Warn("campaign: a dead letter run again made the done campaign running, but it could not be put back among the active campaigns; "+
-		"its counts stay right, but it is not marked done again: run `recallq campaign resume "+name+"`", "campaign", name, "error", err)
+	r.cfg.Logger.Warn("campaign: a dead letter run again is back in the campaign's tasks, but the campaign could not be put back among the active campaigns; "+
+		"its counts stay right while the task runs its course, but one deleted or archived by hand is not seen, and a done campaign is not marked done again: "+
+		"for one that is running again, run `recallq campaign resume "+name+"`", "campaign", name, "error", err)
 }
 
 var _ worker.Recorder = (*Recorder)(nil)

@@ -24,10 +24,12 @@ const Prefix = "recallq"
 const indexKey = Prefix + ":campaigns"
 
 // activeKey is the SET of the campaigns that are neither done nor
-// cancelled: the feeder looks only at these, so finished campaigns cost
-// nothing however many accumulate. An import that reopens a done campaign
-// adds it back (after the push that reopened it); whoever takes a
-// campaign out reads its state again after (leaveActive).
+// cancelled, and of the cancelled ones with a dead letter run again by hand
+// back in their window: the feeder looks only at these, so finished
+// campaigns cost nothing however many accumulate. An import that reopens a
+// done campaign adds it back (after the push that reopened it), as does a
+// dead letter run again (recordScript); whoever takes a campaign out reads
+// it again after (leaveActive).
 const activeKey = Prefix + ":campaigns:active"
 
 // keys names one campaign's keys. All of them share the hash tag
@@ -366,13 +368,14 @@ func dropBacklog(ctx context.Context, rdb redis.UniversalClient, k keys) (int64,
 // the window, and in reruns until it ends, so that its end, at whichever
 // attempt, gains that row too. A done campaign is then running again,
 // without its finished time, so that it does not say done while a task of
-// it is pending, and the feeder marks it done again once the task has ended
-// (the caller must put the campaign back in the active set: another hash
-// slot, so not here).
-// It answers {reopened, counted...}: reopened is 1 when it made the done
-// campaign running again, counted[i] 1 when event i counted its task.
+// it is pending, and the feeder marks it done again once the task has ended;
+// a cancelled one stays cancelled, and the feeder watches the task until it
+// ends. Either way the caller must put the campaign back in the active set
+// (another hash slot, so not here).
+// It answers {watch, counted...}: watch is 1 when the campaign must be put
+// back in the active set, counted[i] 1 when event i counted its task.
 var recordScript = newScript(`
-local reopened = 0
+local watch = 0
 local function record(id, fate, code, audit, rerunRow)
   local row = redis.call('HGET', KEYS[2], id)
   local rerun = false
@@ -392,11 +395,12 @@ local function record(id, fate, code, audit, rerunRow)
     redis.call('SADD', KEYS[3], id)
     if rerun then
       redis.call('SADD', KEYS[7], id)
-      if redis.call('HGET', KEYS[6], M_STATE) == STATE_DONE then
+      local state = redis.call('HGET', KEYS[6], M_STATE)
+      if state == STATE_DONE then
         redis.call('HSET', KEYS[6], M_STATE, STATE_RUNNING)
         redis.call('HDEL', KEYS[6], M_FINISHED)
-        reopened = 1
       end
+      if state == STATE_DONE or state == STATE_CANCELLED then watch = 1 end
     end
     return 0
   end
@@ -417,7 +421,7 @@ local out = {}
 for i = 1, #ARGV, 5 do
   out[#out + 1] = record(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
 end
-table.insert(out, 1, reopened)
+table.insert(out, 1, watch)
 return out
 `)
 
@@ -432,9 +436,10 @@ type endEvent struct {
 
 // recordEnds records the events of tasks of the campaign k, in order, in
 // one script call; counted[i] is 1 when events[i] counted its task, and
-// reopened is true when a dead letter run again made the done campaign
-// running again: the caller must then put it back in the active set.
-func recordEnds(ctx context.Context, rdb redis.UniversalClient, k keys, events []endEvent) (counted []int64, reopened bool, err error) {
+// watch is true when a dead letter run again is back in the window of a
+// done (now running again) or cancelled campaign: the caller must then put
+// the campaign back in the active set.
+func recordEnds(ctx context.Context, rdb redis.UniversalClient, k keys, events []endEvent) (counted []int64, watch bool, err error) {
 	args := make([]any, 0, 5*len(events))
 	for _, e := range events {
 		args = append(args, e.id, e.fate, e.code, e.audit, e.rerun)

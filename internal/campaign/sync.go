@@ -25,7 +25,8 @@ import (
 //     that will run again (retrying, kept) is back in the window, marked
 //     as a re-run until it ends, so that its end gains that row at
 //     whichever attempt: a done campaign is running again until it ends,
-//     and syncWindow watches it (recordScript);
+//     a cancelled one stays cancelled, and syncWindow watches it
+//     (recordScript);
 //   - archive a queued or retrying task: syncWindow counts it dead-lettered
 //     ("archived by hand") and audits it;
 //   - delete a queued or retrying task: syncWindow counts it as deleted;

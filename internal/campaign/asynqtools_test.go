@@ -15,6 +15,15 @@ func taskIDOfRow(r row) string {
 	return tasks.Recall{SDKAppID: testApp, FromAccount: r.from, ToAccount: r.to, MsgKey: r.msgKey}.TaskID()
 }
 
+// oneRowCampaign imports campaign name with one row, and returns the row,
+// the campaign's keys and the row's task ID, for the tests that write its
+// records as the feeder and the Recorder would.
+func (e *env) oneRowCampaign(name string) (row, keys, string) {
+	e.t.Helper()
+	e.importRows(name, msgRows(0, 1))
+	return msgRow(0), keysFor(name), taskIDOfRow(msgRow(0))
+}
+
 // A dead letter run again from asynqmon or the asynq CLI (both call the
 // Inspector's RunTask) that then succeeds moves from dead-lettered to
 // recalled; export stops listing it, the history keeps both rows.
@@ -225,8 +234,7 @@ func TestLeaveActiveKeepsACancelledCampaignWithARerun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	e.importRows("gone", msgRows(0, 1))
-	k := keysFor("gone")
+	r, k, id := e.oneRowCampaign("gone")
 	if err := e.rdb.HSet(ctx, k.meta, metaState, string(StateCancelled)).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -236,8 +244,7 @@ func TestLeaveActiveKeepsACancelledCampaignWithARerun(t *testing.T) {
 	if in, _ := e.rdb.SIsMember(ctx, activeKey, "gone").Result(); in {
 		t.Fatal("a cancelled campaign with nothing in its window stayed in the active set")
 	}
-	r := msgRow(0)
-	e.rdb.HSet(ctx, k.window, taskIDOfRow(r), r.encode()) // the re-run, back in the window
+	e.rdb.HSet(ctx, k.window, id, r.encode()) // the re-run, back in the window
 	e.rdb.SAdd(ctx, activeKey, "gone")
 	if err := leaveActive(ctx, e.rdb, "gone"); err != nil {
 		t.Fatal(err)
@@ -319,9 +326,7 @@ func TestRerunSettledFromAsynqHasItsHistoryRow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	e.importRows("late", msgRows(0, 1))
-	r, k := msgRow(0), keysFor("late")
-	id := taskIDOfRow(r)
+	r, k, id := e.oneRowCampaign("late")
 	if err := e.rdb.HSet(ctx, k.window, id, r.encode()).Err(); err != nil { // fed, as feed does
 		t.Fatal(err)
 	}
@@ -342,6 +347,55 @@ func TestRerunSettledFromAsynqHasItsHistoryRow(t *testing.T) {
 	}
 	if st := e.status("late"); st.Recalled != 1 || st.DeadLettered != 0 || st.Remaining() != 0 {
 		t.Fatalf("status %+v; want 1 recalled", st)
+	}
+}
+
+// A kept re-run whose campaign is then paused goes back to the backlog
+// with its row intact, and is fed and recalled again on resume: not
+// counted unaccounted as a row that cannot become a task. The history
+// still says how the re-run ended.
+func TestRerunDeadLetterKeptThenPausedIsFedAgainOnResume(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	keptRerun(t, e, "held")
+	ctx := context.Background()
+	if res, err := e.mgr.Pause(ctx, "held"); err != nil || res.Returned != 1 {
+		t.Fatalf("pause: %+v %v; want the kept re-run taken back", res, err)
+	}
+	e.sim.Reset()
+	if _, err := e.mgr.Resume(ctx, "held"); err != nil {
+		t.Fatal(err)
+	}
+	st := e.waitState("held", StateDone, 10*time.Second)
+	if st.Recalled != 3 || st.Unaccounted != 0 || st.DeadLettered != 0 || st.Ended() != st.Queued {
+		t.Fatalf("status %+v; want done, 3 recalled", st)
+	}
+	if hist := e.history("held"); len(hist) != 3 || hist[2][2] != msgRow(0).msgKey || hist[2][5] != rerunDetail(fieldRecalled) {
+		t.Fatalf("history %q; want the dead letter, then its re-run recalled", hist)
+	}
+}
+
+// A dead letter that an older recallq ran again, kept, and dead-lettered
+// again has its old audit index still before its row in dead_ids ("CODE
+// INDEX OLDINDEX ROW"); run again, it is back in the window with its row
+// alone, which the feeder's check and a pause can decode.
+func TestRerunOfADeadLetterStoredWithAnOldIndexHasItsRowIntact(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	r, k, id := e.oneRowCampaign("old")
+	if err := e.rdb.HSet(ctx, k.deadIDs, id, "20022 1 0 "+r.encode()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := recordEnds(ctx, e.rdb, k, []endEvent{{id: id, fate: recordRetrying}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.rdb.HGet(ctx, k.window, id).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeRow(got); err != nil || got != r.encode() {
+		t.Fatalf("window row %q (%v); want the row alone, %q", got, err, r.encode())
 	}
 }
 

@@ -355,6 +355,25 @@ func dropBacklog(ctx context.Context, rdb redis.UniversalClient, k keys) (int64,
 	return cancelBacklogScript.Run(ctx, rdb, []string{k.backlog, k.meta, k.counts}).Int64()
 }
 
+// luaDeadEntry defines deadEntry(d), which splits a dead_ids entry
+// "CODE INDEX ROW" into the code and the row. A stored row never starts
+// with a digit (its first byte is the kind mark or a field's length, at
+// most 32), so it also cuts the indexes that a recallq before this one left
+// before the row: a dead letter run again and not ended at once went back
+// to the window as "INDEX ROW", and came back to dead_ids with it.
+const luaDeadEntry = `
+local function deadEntry(d)
+  local sp = string.find(d, ' ', 1, true)
+  local code, row = string.sub(d, 1, sp - 1), string.sub(d, sp + 1)
+  while string.find(row, '^%d') do
+    local next = string.find(row, ' ', 1, true)
+    if not next then break end
+    row = string.sub(row, next + 1)
+  end
+  return code, row
+end
+`
+
 // recordScript records events of tasks of one campaign, in order.
 //
 // KEYS: counts, window, retrying, dead, dead_ids, meta, reruns. ARGV: five
@@ -374,7 +393,7 @@ func dropBacklog(ctx context.Context, rdb redis.UniversalClient, k keys) (int64,
 // (another hash slot, so not here).
 // It answers {watch, counted...}: watch is 1 when the campaign must be put
 // back in the active set, counted[i] 1 when event i counted its task.
-var recordScript = newScript(`
+var recordScript = newScript(luaDeadEntry + `
 local watch = 0
 local function record(id, fate, code, audit, rerunRow)
   local row = redis.call('HGET', KEYS[2], id)
@@ -382,9 +401,8 @@ local function record(id, fate, code, audit, rerunRow)
   if not row then
     local d = redis.call('HGET', KEYS[5], id)
     if not d then return 0 end
-    local sp = string.find(d, ' ', 1, true)
-    local old = string.sub(d, 1, sp - 1)
-    row = string.sub(d, sp + 1)
+    local old
+    old, row = deadEntry(d)
     redis.call('HDEL', KEYS[5], id)
     redis.call('HINCRBY', KEYS[1], C_DEAD_LETTERED, -1)
     if redis.call('HINCRBY', KEYS[1], C_DEAD_PREFIX .. old, -1) <= 0 then redis.call('HDEL', KEYS[1], C_DEAD_PREFIX .. old) end

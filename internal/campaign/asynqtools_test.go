@@ -24,6 +24,21 @@ func (e *env) oneRowCampaign(name string) (row, keys, string) {
 	return msgRow(0), keysFor(name), taskIDOfRow(msgRow(0))
 }
 
+// fedOneRow is oneRowCampaign with its row fed, as feed does: in the
+// window, out of the backlog.
+func (e *env) fedOneRow(name string) (row, keys, string) {
+	e.t.Helper()
+	r, k, id := e.oneRowCampaign(name)
+	ctx := context.Background()
+	if err := e.rdb.HSet(ctx, k.window, id, r.encode()).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.rdb.Del(ctx, k.backlog).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return r, k, id
+}
+
 // A dead letter run again from asynqmon or the asynq CLI (both call the
 // Inspector's RunTask) that then succeeds moves from dead-lettered to
 // recalled; export stops listing it, the history keeps both rows.
@@ -118,6 +133,16 @@ func (e *env) keepRerun(name, msgKey, id string) {
 	})
 }
 
+// waitInactive waits for the feeder to take campaign name out of the
+// active set, as it does once nothing of it is left to watch.
+func (e *env) waitInactive(name string) {
+	e.t.Helper()
+	e.waitFor("the feeder to let campaign "+name+" go", 10*time.Second, func() bool {
+		in, err := e.rdb.SIsMember(context.Background(), activeKey, name).Result()
+		return err == nil && !in
+	})
+}
+
 // runTask runs the task id of the bulk queue now, as asynqmon's Run and
 // `asynq task run` do.
 func (e *env) runTask(id string) {
@@ -176,6 +201,113 @@ func TestRerunDeadLetterKeptThenDeletedEndsTheCampaign(t *testing.T) {
 	}
 }
 
+// doneWithDeadLetter makes campaign name done with one dead letter
+// (20022) of its two rows, the other recalled. It returns the dead
+// letter's message and task ID.
+func (e *env) doneWithDeadLetter(name string) (msgKey, id string) {
+	e.t.Helper()
+	e.startPipeline(pipelineOptions{feeder: FeederConfig{Task: tasks.Options{MaxRetry: 1}, SyncInterval: 100 * time.Millisecond}})
+	rows := msgRows(0, 2)
+	e.sim.Force(rows[0].msgKey, 20022, 0)
+	e.importRows(name, rows)
+	if st := e.waitState(name, StateDone, 20*time.Second); st.DeadLettered != 1 || st.Recalled != 1 {
+		e.t.Fatalf("before the re-run: %+v", st)
+	}
+	return rows[0].msgKey, taskIDOfRow(rows[0])
+}
+
+// A dead letter run again by hand leaves the dead letters as soon as the
+// feeder sees its task back in the bulk queue, before a worker takes it
+// (here none can: the queue is paused): the task is pending, a done
+// campaign is running again without its finished time, a cancelled one
+// stays cancelled, and export no longer lists it. Once the task is
+// recalled the campaign is done again (or still cancelled), the history
+// says how the re-run ended, and the feeder lets the campaign go.
+func TestRerunDeadLetterLeavesTheDeadLettersOnceQueued(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name          string
+		campaign      func(e *env, name string) (msgKey, id string)
+		during, after State
+	}{
+		{"done", (*env).doneWithDeadLetter, StateRunning, StateDone},
+		{"cancelled", (*env).cancelledWithDeadLetter, StateCancelled, StateCancelled},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			_, id := c.campaign(e, "queued")
+			before := e.status("queued")
+			if err := e.insp.PauseQueue(bulkQ); err != nil {
+				t.Fatal(err)
+			}
+			e.sim.Reset()
+			e.runTask(id)
+			e.waitFor("the task run again to leave the dead letters", 10*time.Second, func() bool { return e.status("queued").DeadLettered == 0 })
+			st := e.status("queued")
+			if st.State != c.during || !st.Finished.IsZero() || st.InQueue != 1 || st.Retrying != 0 || len(st.DeadByCode) != 0 ||
+				st.Ended()+st.Remaining() != st.Queued {
+				t.Fatalf("while the task run again waits: %+v; want %s, the task in the bulk queue, no dead letter", st, c.during)
+			}
+			if recs := e.export("queued"); len(recs) != 1 {
+				t.Fatalf("export still lists %q", recs[1:])
+			}
+
+			if err := e.insp.UnpauseQueue(bulkQ); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("the re-run recalled", 10*time.Second, func() bool {
+				st = e.status("queued")
+				return st.Recalled == before.Recalled+1 && st.State == c.after && st.Remaining() == 0
+			})
+			if st.DeadLettered != 0 || st.Ended() != st.Queued || (c.after == StateDone && st.Finished.Before(before.Finished)) {
+				t.Fatalf("after the re-run: %+v", st)
+			}
+			if hist := e.history("queued"); len(hist) != 3 || hist[2][5] != rerunDetail(fieldRecalled) {
+				t.Fatalf("history %q; want the dead letter, then its re-run recalled", hist)
+			}
+			e.waitInactive("queued")
+		})
+	}
+}
+
+// The feeder takes a queued re-run back only if the dead letter's entry
+// is the one it read before asynq said the task was pending: a worker that
+// took the task and recorded it meanwhile (here: dead-lettered it again)
+// is not undone, and the campaign keeps the worker's counts.
+func TestQueuedRerunTakeBackYieldsToTheWorker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	r, k, id := e.fedOneRow("race")
+	dead := endEvent{id: id, fate: fieldDeadLettered, code: 20022, audit: encodeAudit(time.Now(), r, 20022, "")}
+	if _, _, err := recordEnds(ctx, e.rdb, k, []endEvent{dead}); err != nil {
+		t.Fatal(err)
+	}
+	read, err := e.rdb.HGet(ctx, k.deadIDs, id).Result() // what the feeder read
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile a worker took the task run again, which failed for good.
+	if _, _, err := recordEnds(ctx, e.rdb, k, []endEvent{dead}); err != nil {
+		t.Fatal(err)
+	}
+	if took, err := takeBackQueuedRerun(ctx, e.rdb, k, id, read); err != nil || took {
+		t.Fatalf("take back with a stale entry: %v %v; want nothing moved", took, err)
+	}
+	if st := e.status("race"); st.DeadLettered != 1 || st.Remaining() != 0 || st.State != StateRunning {
+		t.Fatalf("status %+v; want the worker's dead letter, nothing queued", st)
+	}
+	now, _ := e.rdb.HGet(ctx, k.deadIDs, id).Result()
+	if took, err := takeBackQueuedRerun(ctx, e.rdb, k, id, now); err != nil || !took {
+		t.Fatalf("take back with the current entry: %v %v", took, err)
+	}
+	if st := e.status("race"); st.DeadLettered != 0 || st.InQueue != 1 {
+		t.Fatalf("status %+v; want the task queued, no dead letter", st)
+	}
+}
+
 // cancelledWithDeadLetter makes campaign name cancelled with one dead
 // letter (20022): of its three rows, one is dead-lettered at once, one is
 // recalled, and one is kept (90009) until cancel removes it. It returns the
@@ -220,10 +352,7 @@ func TestRerunDeadLetterOfACancelledCampaignIsWatchedUntilItEnds(t *testing.T) {
 	if st.State != StateCancelled || st.Remaining() != 0 || st.Ended() != st.Queued || st.Recalled != 1 || st.Cancelled != 1 {
 		t.Fatalf("status %+v; want cancelled, 1 recalled, 1 cancelled, 1 deleted, nothing left", st)
 	}
-	e.waitFor("the feeder to let the cancelled campaign go", 10*time.Second, func() bool {
-		in, err := e.rdb.SIsMember(context.Background(), activeKey, "stopped").Result()
-		return err == nil && !in
-	})
+	e.waitInactive("stopped")
 }
 
 // The feeder's cleanup does not take a cancelled campaign out of the
@@ -326,11 +455,7 @@ func TestRerunSettledFromAsynqHasItsHistoryRow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	r, k, id := e.oneRowCampaign("late")
-	if err := e.rdb.HSet(ctx, k.window, id, r.encode()).Err(); err != nil { // fed, as feed does
-		t.Fatal(err)
-	}
-	e.rdb.Del(ctx, k.backlog)
+	r, k, id := e.fedOneRow("late")
 	// Dead-lettered, then run again by hand: its first attempt failed.
 	if _, _, err := recordEnds(ctx, e.rdb, k, []endEvent{
 		{id: id, fate: fieldDeadLettered, code: 20022, audit: encodeAudit(time.Now(), r, 20022, "")},

@@ -101,6 +101,8 @@ type Feeder struct {
 	warn   rate.Sometimes
 	passes atomic.Int64
 	synced map[string]time.Time // when each campaign's window was last synced
+	looked time.Time            // when the bulk queues were last looked at for dead letters run again
+	seen   map[string]bool      // "QUEUE/ID" of the pending tasks seen then (findQueuedReruns)
 	sample time.Time            // when the rates were last sampled
 	paused bool                 // the bulk queue was paused at the last pass
 }
@@ -156,6 +158,7 @@ func NewFeeder(cfg FeederConfig) (*Feeder, error) {
 		token:  newToken(),
 		warn:   rate.Sometimes{First: 1, Interval: 30 * time.Second},
 		synced: map[string]time.Time{},
+		seen:   map[string]bool{},
 	}, nil
 }
 
@@ -293,6 +296,9 @@ func (f *Feeder) pass(ctx context.Context) (more bool, err error) {
 		if r := f.cfg.Rate(); r > 0 {
 			_ = f.rdb.Set(ctx, f.fk.rate, strconv.FormatFloat(r, 'f', 1, 64), 5*time.Second).Err()
 		}
+	}
+	if err := f.maybeFindReruns(ctx); err != nil {
+		return false, err
 	}
 	views, err := snapshot(ctx, f.rdb)
 	if err != nil {
@@ -542,6 +548,22 @@ func leaveActive(ctx context.Context, rdb redis.UniversalClient, name string) er
 		return rdb.SAdd(ctx, activeKey, name).Err()
 	}
 	return nil
+}
+
+// maybeFindReruns runs findQueuedReruns every SyncInterval, before the
+// pass reads the active campaigns (a done campaign it reopens is among
+// them), looking at a window's worth of each bulk queue's head.
+func (f *Feeder) maybeFindReruns(ctx context.Context) error {
+	now := f.cfg.Now()
+	if now.Sub(f.looked) < f.cfg.SyncInterval {
+		return nil
+	}
+	f.looked = now
+	n, err := findQueuedReruns(ctx, f.rdb, f.insp, f.cfg.SDKAppID, f.cfg.Window, f.seen)
+	if n > 0 {
+		f.log.InfoContext(ctx, "dead letters run again by hand in asynq are queued; taken back into their campaigns", "tasks", n)
+	}
+	return err
 }
 
 // maybeSync runs syncWindow on the campaign every SyncInterval.

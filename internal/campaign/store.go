@@ -71,11 +71,21 @@ func feedKeysFor(sdkAppID uint64) feedKeys {
 
 // asynq's Redis keys that recallq reads directly (asynq v0.26's layout,
 // pinned by the tests against a real Redis): a task's hash, whose field
-// asynqStateField is its state, and the marker of a paused queue.
+// asynqStateField is its state, the marker of a paused queue, and the LIST
+// of a queue's pending task IDs, newest at the head (index 0; workers take
+// from the tail). A pending task's hash has the field
+// asynqPendingSinceField when enqueuing or a retry or schedule come due put
+// it there, and not when asynq's RunTask did (asynqmon's Run, `asynq task
+// run`, a worker putting back a kept task on its last attempt), nor a
+// worker's stop that puts back a task it had taken (at the tail).
 func asynqTaskKey(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }
 func asynqPausedKey(queue string) string   { return "asynq:{" + queue + "}:paused" }
+func asynqPendingKey(queue string) string  { return "asynq:{" + queue + "}:pending" }
 
-const asynqStateField = "state"
+const (
+	asynqStateField        = "state"
+	asynqPendingSinceField = "pending_since"
+)
 
 // The fields of a campaign's record (keys.meta).
 const (
@@ -355,13 +365,26 @@ func dropBacklog(ctx context.Context, rdb redis.UniversalClient, k keys) (int64,
 	return cancelBacklogScript.Run(ctx, rdb, []string{k.backlog, k.meta, k.counts}).Int64()
 }
 
-// luaDeadEntry defines deadEntry(d), which splits a dead_ids entry
-// "CODE INDEX ROW" into the code and the row. A stored row never starts
-// with a digit (its first byte is the kind mark or a field's length, at
-// most 32), so it also cuts the indexes that a recallq before this one left
-// before the row: a dead letter run again and not ended at once went back
-// to the window as "INDEX ROW", and came back to dead_ids with it.
-const luaDeadEntry = `
+// luaRerun defines the functions of the scripts that take a dead letter
+// run again by hand back into its campaign (recordScript, queuedRerunScript).
+//
+// deadEntry(d) splits a dead_ids entry "CODE INDEX ROW" into the code and
+// the row. A stored row never starts with a digit (its first byte is the
+// kind mark or a field's length, at most 32), so it also cuts the indexes
+// that a recallq before this one left before the row: a dead letter run
+// again and not ended at once went back to the window as "INDEX ROW", and
+// came back to dead_ids with it.
+//
+// revive(counts, window, deadIDs, id, d) moves the task id, whose dead_ids
+// entry is d, from the dead letters (and their count) back to the window,
+// and returns its row.
+//
+// watchRerun(meta, reruns, id) marks the task id of the window as a re-run
+// until it ends, and makes a done campaign running again, without its
+// finished time, so that it does not say done while a task of it is
+// pending; it returns 1 when the campaign was done or cancelled: the caller
+// must then put it in the active set, for the feeder to watch the task.
+const luaRerun = `
 local function deadEntry(d)
   local sp = string.find(d, ' ', 1, true)
   local code, row = string.sub(d, 1, sp - 1), string.sub(d, sp + 1)
@@ -371,6 +394,24 @@ local function deadEntry(d)
     row = string.sub(row, next + 1)
   end
   return code, row
+end
+local function revive(counts, window, deadIDs, id, d)
+  local code, row = deadEntry(d)
+  redis.call('HDEL', deadIDs, id)
+  redis.call('HINCRBY', counts, C_DEAD_LETTERED, -1)
+  if redis.call('HINCRBY', counts, C_DEAD_PREFIX .. code, -1) <= 0 then redis.call('HDEL', counts, C_DEAD_PREFIX .. code) end
+  redis.call('HSET', window, id, row)
+  return row
+end
+local function watchRerun(meta, reruns, id)
+  redis.call('SADD', reruns, id)
+  local state = redis.call('HGET', meta, M_STATE)
+  if state == STATE_DONE then
+    redis.call('HSET', meta, M_STATE, STATE_RUNNING)
+    redis.call('HDEL', meta, M_FINISHED)
+  end
+  if state == STATE_DONE or state == STATE_CANCELLED then return 1 end
+  return 0
 end
 `
 
@@ -393,7 +434,7 @@ end
 // (another hash slot, so not here).
 // It answers {watch, counted...}: watch is 1 when the campaign must be put
 // back in the active set, counted[i] 1 when event i counted its task.
-var recordScript = newScript(luaDeadEntry + `
+var recordScript = newScript(luaRerun + `
 local watch = 0
 local function record(id, fate, code, audit, rerunRow)
   local row = redis.call('HGET', KEYS[2], id)
@@ -401,25 +442,12 @@ local function record(id, fate, code, audit, rerunRow)
   if not row then
     local d = redis.call('HGET', KEYS[5], id)
     if not d then return 0 end
-    local old
-    old, row = deadEntry(d)
-    redis.call('HDEL', KEYS[5], id)
-    redis.call('HINCRBY', KEYS[1], C_DEAD_LETTERED, -1)
-    if redis.call('HINCRBY', KEYS[1], C_DEAD_PREFIX .. old, -1) <= 0 then redis.call('HDEL', KEYS[1], C_DEAD_PREFIX .. old) end
-    redis.call('HSET', KEYS[2], id, row)
+    row = revive(KEYS[1], KEYS[2], KEYS[5], id, d)
     rerun = true
   end
   if fate == RECORD_RETRYING then
     redis.call('SADD', KEYS[3], id)
-    if rerun then
-      redis.call('SADD', KEYS[7], id)
-      local state = redis.call('HGET', KEYS[6], M_STATE)
-      if state == STATE_DONE then
-        redis.call('HSET', KEYS[6], M_STATE, STATE_RUNNING)
-        redis.call('HDEL', KEYS[6], M_FINISHED)
-      end
-      if state == STATE_DONE or state == STATE_CANCELLED then watch = 1 end
-    end
+    if rerun and watchRerun(KEYS[6], KEYS[7], id) == 1 then watch = 1 end
     return 0
   end
   redis.call('SREM', KEYS[3], id)
@@ -481,6 +509,30 @@ func recordEnd(ctx context.Context, rdb redis.UniversalClient, k keys, id, fate 
 		return 0, err
 	}
 	return int(counted[0]), nil
+}
+
+// queuedRerunScript takes back into its campaign a dead letter run again
+// by hand that waits in asynq's queue, not taken by a worker yet: it
+// leaves the dead letters for the window, marked as a re-run, as when the
+// worker records its first attempt (recordScript). KEYS: meta, counts,
+// window, dead_ids, reruns. ARGV: task ID, its dead_ids entry as read
+// before asynq said it was pending. It moves nothing when the entry
+// changed since (a worker took the task and recorded it, or a second
+// re-run of it was dead-lettered again) or the task is in the window
+// already. It answers -1 when it moved nothing, else watchRerun's answer.
+var queuedRerunScript = newScript(luaRerun + `
+local d = redis.call('HGET', KEYS[4], ARGV[1])
+if d ~= ARGV[2] or redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return -1 end
+revive(KEYS[2], KEYS[3], KEYS[4], ARGV[1], d)
+return watchRerun(KEYS[1], KEYS[5], ARGV[1])
+`)
+
+// takeBackQueuedRerun takes the dead letter id, run again by hand and
+// queued, back into the campaign k if its dead_ids entry is still entry
+// (queuedRerunScript); it reports whether it did.
+func takeBackQueuedRerun(ctx context.Context, rdb redis.UniversalClient, k keys, id, entry string) (bool, error) {
+	v, err := queuedRerunScript.Run(ctx, rdb, []string{k.meta, k.counts, k.window, k.deadIDs, k.reruns}, id, entry).Int()
+	return v >= 0, err
 }
 
 // markRetryingScript adds to the retrying set the tasks that are still in

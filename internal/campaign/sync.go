@@ -18,15 +18,15 @@ import (
 // What operators do with asynq's own tools (asynqmon, the asynq CLI) to a
 // campaign's tasks, and how the campaign's records follow:
 //
-//   - run an archived (dead-lettered) task: the Recorder sees its end and,
-//     finding it among the campaign's dead letters, moves it from
-//     dead-lettered to how it ended now; the audit keeps the dead letter
-//     and gains a row saying how the re-run ended (recorder.go). A re-run
-//     that will run again (retrying, kept) is back in the window, marked
-//     as a re-run until it ends, so that its end gains that row at
-//     whichever attempt: a done campaign is running again until it ends,
-//     a cancelled one stays cancelled, and syncWindow watches it
-//     (recordScript);
+//   - run an archived (dead-lettered) task: the feeder, seeing it queued
+//     (findQueuedReruns), or else the Recorder, at its first attempt,
+//     finds it among the campaign's dead letters and moves it back to the
+//     window, marked as a re-run until it ends: a done campaign is running
+//     again until it ends, a cancelled one stays cancelled, and syncWindow
+//     watches it (queuedRerunScript, recordScript). When it ends it counts
+//     as what it became, not dead-lettered; the audit keeps the dead letter
+//     and gains a row saying how the re-run ended, at whichever attempt
+//     (recorder.go);
 //   - archive a queued or retrying task: syncWindow counts it dead-lettered
 //     ("archived by hand") and audits it;
 //   - delete a queued or retrying task: syncWindow counts it as deleted;
@@ -190,6 +190,130 @@ func settleRecalled(ctx context.Context, rdb redis.UniversalClient, k keys, id, 
 		rerun = encodeAudit(at, r, code, rerunDetail(field)+"; "+detailRecordedLate)
 	}
 	return settle(ctx, rdb, k, id, field, rerun)
+}
+
+// findQueuedReruns finds the dead letters run again by hand (asynqmon's
+// Run, `asynq task run`) that wait in the app's bulk queues, not taken by
+// a worker yet, and takes each back into its campaign at once: it leaves
+// the dead letters for the window, and a done campaign is running again
+// (takeBackRerun). Without it the task would count as a dead letter, and
+// its done campaign as done, until a worker first records it, which a
+// paused queue or a long one puts off.
+//
+// It costs nothing per done campaign or dead letter: RunTask pushes the
+// task at the head of the queue's pending list without the
+// asynqPendingSinceField every other way in sets, so it reads the head of
+// each list (at most limit tasks: the feeder keeps about a window of
+// them queued), asks that field of the tasks not seen at the last look (in
+// seen, which it updates: mostly the tasks queued since), and looks up only
+// those without it (tasks run by hand, and the few that workers put back:
+// a kept task on its last attempt, which they run the same way, or one
+// taken when they stopped), to learn their campaign from their payload. A
+// task run and taken by a worker between two looks is never seen pending:
+// the worker's record takes it back then, as before. It returns how many
+// it took back.
+func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, app uint64, limit int,
+	seen map[string]bool) (int, error) {
+	queues := bulkQueues(app)
+	var heads [len(queues)]*redis.StringSliceCmd
+	pipe := rdb.Pipeline()
+	for i, q := range queues {
+		heads[i] = pipe.LRange(ctx, asynqPendingKey(q), 0, int64(limit)-1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("read the bulk queues' pending tasks: %w", err)
+	}
+	type candidate struct {
+		queue, id string
+		since     *redis.BoolCmd
+	}
+	var fresh []candidate
+	listed := map[string]bool{}
+	pipe = rdb.Pipeline()
+	for i, q := range queues {
+		for _, id := range heads[i].Val() {
+			listed[q+"/"+id] = true
+			if !seen[q+"/"+id] {
+				fresh = append(fresh, candidate{queue: q, id: id, since: pipe.HExists(ctx, asynqTaskKey(q, id), asynqPendingSinceField)})
+			}
+		}
+	}
+	for key := range seen {
+		if !listed[key] {
+			delete(seen, key)
+		}
+	}
+	if len(fresh) == 0 {
+		return 0, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("read the pending tasks' fields: %w", err)
+	}
+	n := 0
+	for _, c := range fresh {
+		if !c.since.Val() {
+			took, err := takeBackRerun(ctx, rdb, insp, app, c.queue, c.id)
+			if err != nil {
+				return n, err // not seen: the next look tries it again
+			}
+			if took {
+				n++
+			}
+		}
+		seen[c.queue+"/"+c.id] = true
+	}
+	return n, nil
+}
+
+// takeBackRerun takes the task id, pending in queue without a
+// pending_since (findQueuedReruns), back into its campaign if it is a dead
+// letter of one of app's campaigns, and reports whether it did.
+//
+// The order makes it safe against the task's worker: the dead letter's
+// entry is read before asynq is asked whether the task still waits, and
+// the script moves it only if the entry is unchanged, so a worker that took
+// the task and recorded it meanwhile (recordScript changed or removed the
+// entry) is not undone. The campaign is put in the active set first: should
+// nothing move, the feeder takes it out again (leaveActive); should that
+// fail, nothing moved and the next look tries again.
+func takeBackRerun(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, app uint64, queue, id string) (bool, error) {
+	info, err := insp.GetTaskInfo(queue, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("look up task %s: %w", id, err)
+	}
+	var of struct { // what both task types' payloads say of their app and campaign
+		SDKAppID uint64 `json:"SDKAppID"`
+		Campaign string `json:"campaign"`
+	}
+	if json.Unmarshal(info.Payload, &of) != nil || of.SDKAppID != app || ValidateName(of.Campaign) != nil {
+		return false, nil
+	}
+	name, k := of.Campaign, keysFor(of.Campaign)
+	entry, err := rdb.HGet(ctx, k.deadIDs, id).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil // not a dead letter (a task a worker put back), or its re-run was recorded
+	case err != nil:
+		return false, fmt.Errorf("campaign %s: read dead letter %s: %w", name, id, err)
+	}
+	state, err := rdb.HGet(ctx, asynqTaskKey(queue, id), asynqStateField).Result()
+	switch {
+	case errors.Is(err, redis.Nil) || (err == nil && state != "pending"):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("campaign %s: read the state of task %s: %w", name, id, err)
+	}
+	if err := activate(ctx, rdb, name); err != nil {
+		return false, err
+	}
+	took, err := takeBackQueuedRerun(ctx, rdb, k, id, entry)
+	if err != nil {
+		return false, fmt.Errorf("campaign %s: take back dead letter %s run again: %w", name, id, err)
+	}
+	return took, nil
 }
 
 func clip(s string) string {

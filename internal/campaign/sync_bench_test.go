@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/internal/redistest"
 )
@@ -19,11 +20,60 @@ import (
 //
 //	go test -run '^$' -bench SyncWindow -benchtime 50x ./internal/campaign
 func BenchmarkSyncWindow(b *testing.B) {
+	rdb, insp := benchWindow(b)
+	b.ResetTimer()
+	for b.Loop() {
+		n, err := syncWindow(context.Background(), rdb, insp, "bench", testApp)
+		if err != nil || n != 0 {
+			b.Fatalf("sync settled %d: %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(DefaultWindow), "tasks/op")
+}
+
+// BenchmarkFindQueuedReruns measures one look of the feeder (every
+// SyncInterval) for dead letters run again by hand, at the head of a bulk
+// queue holding a full default window of DefaultWindow queued tasks, none
+// run by hand: "seen" as most looks are (every task seen at the last
+// look), "fresh" as the first look of a feeder is (none seen):
+//
+//	go test -run '^$' -bench FindQueuedReruns -benchtime 50x ./internal/campaign
+func BenchmarkFindQueuedReruns(b *testing.B) {
+	rdb, insp := benchWindow(b)
+	for _, fresh := range []bool{false, true} {
+		name := "seen"
+		if fresh {
+			name = "fresh"
+		}
+		b.Run(name, func(b *testing.B) {
+			seen := map[string]bool{}
+			if _, err := findQueuedReruns(context.Background(), rdb, insp, testApp, DefaultWindow, seen); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if fresh {
+					clear(seen)
+				}
+				n, err := findQueuedReruns(context.Background(), rdb, insp, testApp, DefaultWindow, seen)
+				if err != nil || n != 0 || len(seen) != DefaultWindow {
+					b.Fatalf("took back %d, saw %d: %v", n, len(seen), err)
+				}
+			}
+			b.ReportMetric(float64(DefaultWindow), "tasks/op")
+		})
+	}
+}
+
+// benchWindow fills campaign "bench", on a real redis-server, with a full
+// default window of DefaultWindow tasks queued in asynq, and stops its
+// feeder.
+func benchWindow(b *testing.B) (redis.UniversalClient, *asynq.Inspector) {
+	b.Helper()
 	srv := redistest.Start(b)
 	rdb := srv.Client(b)
 	opt := asynq.RedisClientOpt{Addr: srv.Addr}
 	insp := asynq.NewInspector(opt)
-	defer insp.Close()
+	b.Cleanup(func() { insp.Close() })
 	mgr, err := NewManager(ManagerConfig{Redis: rdb, Queue: opt})
 	if err != nil {
 		b.Fatal(err)
@@ -67,12 +117,5 @@ func BenchmarkSyncWindow(b *testing.B) {
 	cancel()
 	wg.Wait()
 	f.Close()
-	b.ResetTimer()
-	for b.Loop() {
-		n, err := syncWindow(context.Background(), rdb, insp, "bench", testApp)
-		if err != nil || n != 0 {
-			b.Fatalf("sync settled %d: %v", n, err)
-		}
-	}
-	b.ReportMetric(float64(DefaultWindow), "tasks/op")
+	return rdb, insp
 }

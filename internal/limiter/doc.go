@@ -42,6 +42,10 @@
 // day); only before any was ever measured is the interval the worst case
 // (1+Config.InitialSpread)/Rate, and a process then publishes every
 // coldPublishEvery (250 ms) instead of every second until it knows one.
+// G is trusted from matureSamples (100) live samples on: the first answers
+// back are the fast ones. With fewer, the fleet paces from what it last
+// measured, else by the worst case (1+J)/Rate of the spread its samples
+// show, and with fewer than fewSamples (20) by InitialSpread's.
 //
 // The same script also merges each process's ten most extreme samples on
 // each side into the fleet's spread J = p99.5 - p0.5 (N samples in all, rank

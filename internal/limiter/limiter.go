@@ -77,6 +77,15 @@ const (
 	// from the InitialSpread worst case. A network path's dispersion
 	// changes slowly; once live samples exist they rule.
 	paceMemory = 24 * time.Hour
+	// matureSamples is how many live samples the fleet needs before G is
+	// trusted: before, the first answers back are the fast ones, and 16
+	// processes that paced from the G of their first few sent 200 calls in
+	// the first second of a heavy-tailed network. Below it a fleet paces
+	// from the dispersion it last measured, else by the worst case of its
+	// samples' spread J, and below fewSamples at the InitialSpread worst
+	// case.
+	matureSamples = 100
+	fewSamples    = 20
 	// redisTimeout bounds the background and Close round trips.
 	redisTimeout = time.Second
 	// warnEvery rate-limits repeated warnings.
@@ -988,19 +997,28 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	l.fleetProcs.Store(procs)
 	g := time.Duration(-1)
 	l.measured.Store("")
+	var samples int64
+	for _, sk := range fleet {
+		samples += sk.n
+	}
+	mj, mg, remembered := parsePace(v)
 	switch {
-	case ok:
+	case ok && samples >= matureSamples:
 		if fg, known := meanDifference(fleet); known {
 			g = fg
 			l.measured.Store(strconv.FormatInt(j.Microseconds(), 10) + "|" + strconv.FormatInt(g.Microseconds(), 10))
 		}
-	default:
-		// No live samples anywhere: the pacing the fleet last measured,
-		// else the InitialSpread worst case.
+	case remembered:
+		// Too few live samples to trust (a cold start, the first answers
+		// back are the fast ones) or none: the pacing the fleet last
+		// measured.
+		j, g = mj, mg
+	case !ok || samples < fewSamples:
 		j = l.cfg.InitialSpread
-		if mj, mg, found := parsePace(v); found {
-			j, g = mj, mg
-		}
+	default:
+		// Some samples, none measured before: the worst case of what they
+		// show (their spread J, with the calls still out at their age),
+		// never the statistical pacing, whose G they understate.
 	}
 	if old := time.Duration(l.spreadNS.Load()); old != clampSpread(j) {
 		l.log.DebugContext(ctx, "limiter spread changed", "spread", clampSpread(j), "was", old, "dispersion", g)
@@ -1015,8 +1033,8 @@ func (l *Limiter) publishSpread(ctx context.Context) error {
 	return nil
 }
 
-// parsePace reads the pacing remembered in spreadScript's answer when no
-// process has samples: the fifth element, "J|G" in µs.
+// parsePace reads the pacing remembered in spreadScript's answer: the
+// fifth element, "J|G" in µs.
 func parsePace(v any) (j, g time.Duration, ok bool) {
 	a, _ := v.([]any)
 	if len(a) < 5 {

@@ -630,7 +630,7 @@ func TestStaleSpreadsAreIgnored(t *testing.T) {
 	old := now.Add(-2 * spreadMaxAge)
 	if err := rdb.HSet(ctx, l.keys.spread,
 		"dead-process", fmt.Sprintf("2000|0|400000|1|%d", old.UnixMicro()),
-		"live-process", fmt.Sprintf("1|20000|120000|0,1|%d", now.UnixMicro()),
+		"live-process", fmt.Sprintf("200|20000|120000|0,1|%d", now.UnixMicro()), // enough samples to be trusted (matureSamples)
 		"garbage", "not a spread",
 		"old-format", fmt.Sprintf("400000:%d", now.UnixMicro()),
 		"tails-format", fmt.Sprintf("2000|0|400000|%d", now.UnixMicro()),

@@ -393,3 +393,52 @@ func TestAColdStartReadsTheDispersionSoon(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFewSamplesDoNotPaceFast: a cold start on a heavy-tailed network (no
+// pacing measured before). The first answers back are the fast ones, and G
+// from a handful of them is tiny: 16 processes that paced from it sent 200
+// calls in the first second (the bench, lognormal P=16), and one sliding
+// second held 201. Below fewSamples the fleet keeps the InitialSpread worst
+// case; below matureSamples it paces by the worst case of what its samples
+// show, never by their G.
+func TestFewSamplesDoNotPaceFast(t *testing.T) {
+	s := redistest.Start(t)
+	initial := time.Duration(math.Ceil((1 + DefaultInitialSpread.Seconds() + DefaultLateCutoff.Seconds()) / DefaultRate * 1e9))
+	for _, tt := range []struct {
+		name    string
+		samples []time.Duration
+		want    time.Duration // the interval at least
+	}{
+		{"10 answers at 30-31 ms", spreadOver(10, 30*time.Millisecond, 31*time.Millisecond), initial},
+		// Half at 30 ms, half at 230: G = 100 ms paces at about 178/s, the
+		// worst case of J = 200 ms at 166/s.
+		{"50 answers at 30 and 230 ms", append(spreadOver(25, 30*time.Millisecond, 30*time.Millisecond), spreadOver(25, 230*time.Millisecond, 230*time.Millisecond)...),
+			time.Duration(math.Ceil((1 + 0.2 + DefaultLateCutoff.Seconds()) / DefaultRate * 1e9))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newTestLimiter(t, s.Client(t), Config{API: tt.name})
+			now := time.Now()
+			for _, d := range tt.samples {
+				l.window.add(sample{at: now, lo: d, hi: d})
+			}
+			if err := l.publishSpread(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Interval(); got < tt.want-time.Microsecond {
+				t.Errorf("paced at %.1f/s from %d samples (G %s), want at most %.1f/s", 1/got.Seconds(), len(tt.samples), l.Stats().Dispersion, 1/tt.want.Seconds())
+			}
+		})
+	}
+}
+
+// spreadOver returns n durations evenly spread from lo to hi.
+func spreadOver(n int, lo, hi time.Duration) []time.Duration {
+	ds := make([]time.Duration, n)
+	for i := range ds {
+		ds[i] = lo
+		if n > 1 {
+			ds[i] += (hi - lo) * time.Duration(i) / time.Duration(n-1)
+		}
+	}
+	return ds
+}

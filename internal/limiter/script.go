@@ -296,9 +296,9 @@ return {acted, cur, math.floor(scale * 1000000), math.floor(ceil * 1000000), mat
 // returns {r-th largest hi - r-th smallest lo, r-th smallest lo} in µs: the
 // fleet's spread J and its p0.5 of lo, then the number of live entries (the
 // processes calling) and their sketches (pacing.go) as {n, "q,q,...", n,
-// ...}, for the caller to merge. It returns {-1, -1, live, {}, memory} when
-// no process has samples, memory being the pacing remembered in KEYS[2]
-// ("J|G" in µs, or empty). ARGV[5], when not empty, is the pacing the caller
+// ...}, for the caller to merge, and last the pacing remembered in KEYS[2]
+// ("J|G" in µs, or empty). It returns {-1, -1, live, {}, memory} when no
+// process has samples. ARGV[5], when not empty, is the pacing the caller
 // adopted from live samples at its last publish: it is remembered for
 // ARGV[6] ms.
 //
@@ -331,14 +331,15 @@ for i = 1, #all, 2 do
     sketches[#sketches + 1] = h
   end
 end
+local memory = redis.call('GET', KEYS[2]) or ''
 if total == 0 or #lows == 0 or #highs == 0 then
-  return {-1, -1, live, {}, redis.call('GET', KEYS[2]) or ''}
+  return {-1, -1, live, {}, memory}
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 table.sort(lows)
 table.sort(highs, function(a, b) return a > b end)
 local r = math.min(math.max(1, math.ceil(0.005 * total)), 10, #lows, #highs)
-return {math.max(0, highs[r] - lows[r]), lows[r], live, sketches}
+return {math.max(0, highs[r] - lows[r]), lows[r], live, sketches, memory}
 `)
 
 // delayScript pushes the schedule back after a late call: tat = max(tat,

@@ -117,7 +117,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer closeLast()
 	h.lastAttempt = last
 	h.queues = asynq.NewClient(cfg.Redis)
 	defer h.queues.Close()
@@ -127,16 +126,29 @@ func Run(ctx context.Context, cfg Config) error {
 	lastCtx, stopLast := context.WithCancel(context.WithoutCancel(ctx))
 	lastDone := make(chan struct{})
 	go func() { defer close(lastDone); last.run(lastCtx, cfg.LastAttemptCheck) }()
-	defer func() { stopLast(); <-lastDone }()
 	if cfg.UnservedCheck <= 0 {
 		cfg.UnservedCheck = DefaultUnservedCheck
 	}
 	u := &unserved{insp: asynq.NewInspector(cfg.Redis), log: cfg.Logger.With("component", "unserved"),
 		report: cfg.OnUnserved, since: map[string]time.Time{}, now: time.Now}
-	defer u.insp.Close()
 	unservedDone := make(chan struct{})
 	go func() { defer close(unservedDone); u.run(lastCtx, cfg.UnservedCheck) }()
-	defer func() { stopLast(); <-unservedDone }()
+	var stopBy time.Time // the shutdown's bound, once it began
+	defer func() {
+		// The background checks stop with their clients closed. One
+		// waiting for a Redis that does not answer returns only after its
+		// timeouts and retries (a shutdown took 15 s past its bound), so
+		// they are waited for until the shutdown's bound at most, or
+		// checksStopWait when Run ends before one began.
+		stopLast()
+		u.insp.Close()
+		closeLast()
+		wait := checksStopWait
+		if !stopBy.IsZero() {
+			wait = max(time.Until(stopBy), 0)
+		}
+		waitAtMost(wait, lastDone, unservedDone)
+	}()
 	newServer := func(queues map[string]int, concurrency int) *asynq.Server {
 		return asynq.NewServer(cfg.Redis, asynq.Config{
 			Concurrency: concurrency,
@@ -178,6 +190,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	<-ctx.Done()
 	cfg.Logger.Info("worker stopping: finishing in-flight calls", "timeout", cfg.ShutdownTimeout)
+	stopBy = time.Now().Add(cfg.ShutdownTimeout + ShutdownBound)
 	quiet.start()
 	wasRunning := running.stop()
 	stopped := make(chan struct{})
@@ -195,7 +208,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		wg.Wait()
 	}()
-	bound := time.NewTimer(cfg.ShutdownTimeout + ShutdownBound)
+	bound := time.NewTimer(time.Until(stopBy))
 	defer bound.Stop()
 	select {
 	case <-stopped:

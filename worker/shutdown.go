@@ -17,6 +17,23 @@ import (
 // recoverer queues them again, so nothing is lost.
 const ShutdownBound = 5 * time.Second
 
+// checksStopWait bounds how long Run waits, at its end, for its
+// background checks to return once their Redis clients are closed.
+const checksStopWait = time.Second
+
+// waitAtMost waits until every channel is closed, or d.
+func waitAtMost(d time.Duration, chs ...<-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for _, ch := range chs {
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		}
+	}
+}
+
 // inFlight is the set of task IDs the handler is working on and, from
 // the start of a shutdown, every task that reached the handler since:
 // asynq moves a task to active before it calls the handler, so one taken

@@ -72,6 +72,10 @@ func TestShutdownIsBoundedWhenRedisHangs(t *testing.T) {
 		done <- worker.Run(ctx, worker.Config{
 			Redis: conn.AsynqOpt(), Concurrency: 4, ShutdownTimeout: shutdownTimeout,
 			TaskCheckInterval: 10 * time.Millisecond, Logger: log,
+			// The background checks read Redis often, so that one is
+			// waiting for it when it hangs: Run must not wait for it
+			// past the bound (CI saw 11 s under load).
+			UnservedCheck: 5 * time.Millisecond, LastAttemptCheck: 5 * time.Millisecond,
 			Handler: worker.HandlerConfig{SDKAppID: testApp, API: client, Limiter: lim, Secrets: []string{testSecret}},
 		})
 	}()

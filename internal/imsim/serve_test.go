@@ -80,6 +80,13 @@ func serveForTest(t *testing.T, s *Sim) (string, context.CancelFunc, <-chan erro
 
 // tryRecall sends one recall with client and returns its code, or the
 // error when no answer came.
+// ctxTransport sends every request with ctx: cancelling ctx gives up.
+type ctxTransport struct{ ctx context.Context }
+
+func (c ctxTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return http.DefaultTransport.RoundTrip(r.WithContext(c.ctx))
+}
+
 func tryRecall(client *http.Client, base, q, msgKey string) (int, error) {
 	resp, err := client.Post(base+APIPath+"?"+q, "application/json", strings.NewReader(recallJSON("a", "b", msgKey)))
 	if err != nil {
@@ -291,19 +298,32 @@ func TestAnswerDelay(t *testing.T) {
 	t.Parallel()
 	s, _ := newTestSim(t, func(c *Config) { c.Now = time.Now })
 	srv := newHTTPServer(t, s)
-	rep := httpDo(t, http.MethodPost, srv.URL+"/sim/faults", `{"AnswerDelay":"400ms"}`)
+	rep := httpDo(t, http.MethodPost, srv.URL+"/sim/faults", `{"AnswerDelay":"2s"}`)
 	var echoed faultsJSON
 	decodeJSON(t, rep, &echoed)
-	if s.Faults().AnswerDelay != 400*time.Millisecond || time.Duration(echoed.AnswerDelay) != 400*time.Millisecond {
-		t.Fatalf("AnswerDelay %v (echoed %v), want 400ms", s.Faults().AnswerDelay, time.Duration(echoed.AnswerDelay))
+	if s.Faults().AnswerDelay != 2*time.Second || time.Duration(echoed.AnswerDelay) != 2*time.Second {
+		t.Fatalf("AnswerDelay %v (echoed %v), want 2s", s.Faults().AnswerDelay, time.Duration(echoed.AnswerDelay))
 	}
 	q := query(t, nil)
-	impatient := &http.Client{Timeout: 100 * time.Millisecond}
-	if code, err := tryRecall(impatient, srv.URL, q, "1_1_1"); err == nil {
-		t.Fatalf("answered %d within the client's timeout, want a timeout", code)
+	// The client gives up once the simulator has decided the call, well
+	// before the answer. (A fixed 100 ms timeout gave up before a loaded
+	// machine had read the request at all.)
+	ctx, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
+	impatient := &http.Client{Transport: ctxTransport{ctx}}
+	gaveUp := make(chan error, 1)
+	go func() { _, err := tryRecall(impatient, srv.URL, q, "1_1_1"); gaveUp <- err }()
+	for deadline := time.Now().Add(5 * time.Second); s.Fate("a", "b", "1_1_1") == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the call was not decided within 5 s of sending it")
+		}
+	}
+	giveUp()
+	if err := <-gaveUp; err == nil {
+		t.Fatal("answered before the client gave up, want no answer")
 	}
 	if f := s.Fate("a", "b", "1_1_1"); !equalInts(f, []int{codeOK}) {
-		t.Errorf("fate %v right after the timeout, want [0]: the call took effect on arrival", f)
+		t.Errorf("fate %v once the client gave up, want [0]: the call took effect on arrival", f)
 	}
 	patient := &http.Client{Timeout: 5 * time.Second}
 	start := time.Now()
@@ -311,8 +331,8 @@ func TestAnswerDelay(t *testing.T) {
 	if err != nil || code != codeAlreadyRecalled {
 		t.Fatalf("second call: code %d, err %v; want 20023", code, err)
 	}
-	if waited := time.Since(start); waited < 400*time.Millisecond {
-		t.Errorf("answered after %s, want at least the 400ms delay", waited)
+	if waited := time.Since(start); waited < 2*time.Second {
+		t.Errorf("answered after %s, want at least the 2 s delay", waited)
 	}
 	if st := s.Stats(); st.Counted != 2 || st.ByCode[codeOK] != 1 || st.ByCode[codeAlreadyRecalled] != 1 {
 		t.Errorf("stats %+v, want 2 counted: one 0, one 20023", st)

@@ -204,9 +204,9 @@ func settleRecalled(ctx context.Context, rdb redis.UniversalClient, k keys, id, 
 // task at the head of the queue's pending list without the
 // asynqPendingSinceField every other way in sets, so it reads the head of
 // each list (at most limit tasks: the feeder keeps about a window of
-// them queued), asks that field of the tasks not seen at the last look (in
-// seen, which it updates: mostly the tasks queued since), and looks up only
-// those without it (tasks run by hand, and the few that workers put back:
+// them queued), asks that field of each (one pipelined round trip), and
+// looks up only those without it not looked up already (seen, which
+// rerunLooks keeps) (tasks run by hand, and the few that workers put back:
 // a kept task on its last attempt, which they run the same way, or one
 // taken when they stopped), to learn their campaign from their payload. A
 // task run and taken by a worker between two looks is never seen pending:
@@ -223,46 +223,65 @@ func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asyn
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("read the bulk queues' pending tasks: %w", err)
 	}
-	type candidate struct {
-		queue, id string
-		since     *redis.BoolCmd
-	}
-	var fresh []candidate
-	listed := map[string]bool{}
+	var listed []string
+	hasSince := map[string]*redis.BoolCmd{}
 	pipe = rdb.Pipeline()
 	for i, q := range queues {
 		for _, id := range heads[i].Val() {
-			listed[q+"/"+id] = true
-			if !seen[q+"/"+id] {
-				fresh = append(fresh, candidate{queue: q, id: id, since: pipe.HExists(ctx, asynqTaskKey(q, id), asynqPendingSinceField)})
-			}
+			listed = append(listed, q+"/"+id)
+			hasSince[q+"/"+id] = pipe.HExists(ctx, asynqTaskKey(q, id), asynqPendingSinceField)
 		}
 	}
-	for key := range seen {
-		if !listed[key] {
-			delete(seen, key)
+	if len(listed) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return 0, fmt.Errorf("read the pending tasks' fields: %w", err)
 		}
 	}
-	if len(fresh) == 0 {
-		return 0, nil
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("read the pending tasks' fields: %w", err)
+	since := make(map[string]bool, len(listed))
+	for key, cmd := range hasSince {
+		since[key] = cmd.Val()
 	}
 	n := 0
-	for _, c := range fresh {
-		if !c.since.Val() {
-			took, err := takeBackRerun(ctx, rdb, insp, app, c.queue, c.id)
-			if err != nil {
-				return n, err // not seen: the next look tries it again
-			}
-			if took {
-				n++
-			}
+	for _, key := range rerunLooks(listed, since, seen) {
+		q, id, _ := strings.Cut(key, "/")
+		took, err := takeBackRerun(ctx, rdb, insp, app, q, id)
+		if err != nil {
+			return n, err // not marked: the next look tries it again
 		}
-		seen[c.queue+"/"+c.id] = true
+		if took {
+			n++
+		}
+		seen[key] = true
 	}
 	return n, nil
+}
+
+// rerunLooks returns which of the listed pending tasks ("QUEUE/ID") a look
+// must look up: those without pending_since (since[key] false) not looked
+// up in that state already (checked, which the caller marks after each
+// lookup). It drops from checked every task listed with pending_since or
+// not listed: a task a look saw queued the usual way, then taken, archived
+// and run again by hand before the next look is listed again, and must be
+// looked up (keyed by ID alone, a look once skipped it for good: CI saw a
+// re-run stay dead-lettered while its queue was paused).
+func rerunLooks(listed []string, since map[string]bool, checked map[string]bool) []string {
+	keep := map[string]bool{}
+	var look []string
+	for _, key := range listed {
+		if since[key] {
+			continue
+		}
+		keep[key] = true
+		if !checked[key] {
+			look = append(look, key)
+		}
+	}
+	for key := range checked {
+		if !keep[key] {
+			delete(checked, key)
+		}
+	}
+	return look
 }
 
 // takeBackRerun takes the task id, pending in queue without a

@@ -1,0 +1,43 @@
+package campaign
+
+import (
+	"slices"
+	"testing"
+)
+
+// rerunLooks: a look at the bulk queues' heads looks up each task queued
+// without pending_since once, and again after it was seen queued the
+// usual way (or gone) in between: a task a look saw queued, which a worker
+// then took and dead-lettered and an operator ran again before the next
+// look, is listed again under the same ID. Kept by ID alone, that look
+// skipped it for good, and the re-run stayed dead-lettered while its
+// queue was paused (CI, TestRerunDeadLetterLeavesTheDeadLettersOnceQueued).
+func TestRerunLooksLookAgainAtATaskBackUnderItsID(t *testing.T) {
+	checked := map[string]bool{}
+	look := func(since map[string]bool, listed ...string) []string {
+		got := rerunLooks(listed, since, checked)
+		for _, key := range got {
+			checked[key] = true // looked up
+		}
+		slices.Sort(got)
+		return got
+	}
+	// Look 1: the task queued by the feeder, and one run by hand.
+	if got := look(map[string]bool{"q/a": true}, "q/a", "q/b"); !slices.Equal(got, []string{"q/b"}) {
+		t.Fatalf("look 1 looks up %q, want only the task without pending_since", got)
+	}
+	// Look 2: b is still there, looked up already.
+	if got := look(map[string]bool{"q/a": true}, "q/a", "q/b"); len(got) != 0 {
+		t.Fatalf("look 2 looks up %q, want nothing new", got)
+	}
+	// Before look 3, a was taken, dead-lettered and run again by hand:
+	// queued under its ID, without pending_since now.
+	if got := look(map[string]bool{}, "q/a", "q/b"); !slices.Equal(got, []string{"q/a"}) {
+		t.Fatalf("look 3 looks up %q, want the task run again", got)
+	}
+	// b left and came back run again: looked up again.
+	look(map[string]bool{}, "q/a")
+	if got := look(map[string]bool{}, "q/a", "q/b"); !slices.Equal(got, []string{"q/b"}) {
+		t.Fatalf("look 5 looks up %q, want the task back", got)
+	}
+}

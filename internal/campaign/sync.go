@@ -90,7 +90,11 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 	settled := 0
 	// The retrying set follows asynq: a task back in the queue (a retry
 	// come due, or run now by hand) is not waiting for a retry any more,
-	// and one in asynq's retry set is.
+	// and one in asynq's retry set, or held for later (scheduled: kept
+	// after a configuration error, a rate limit or an outage), is. The
+	// states are read before the worker may record: a task read pending
+	// and then recorded kept is taken out here, and the next sync, which
+	// reads it scheduled, puts it back.
 	var queued, retrying []any
 	defer func() {
 		if len(queued) > 0 {
@@ -118,7 +122,7 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 		case state == "pending" || state == "active":
 			queued = append(queued, id)
 			continue
-		case state == "retry":
+		case state == "retry" || state == "scheduled":
 			retrying = append(retrying, id)
 			continue
 		case state != "archived" && state != "completed":

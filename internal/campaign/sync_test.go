@@ -3,6 +3,11 @@ package campaign
 import (
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/tasks"
 )
 
 // rerunLooks: a look at the bulk queues' heads looks up each task queued
@@ -39,5 +44,32 @@ func TestRerunLooksLookAgainAtATaskBackUnderItsID(t *testing.T) {
 	look(map[string]bool{}, "q/a")
 	if got := look(map[string]bool{}, "q/a", "q/b"); !slices.Equal(got, []string{"q/b"}) {
 		t.Fatalf("look 5 looks up %q, want the task back", got)
+	}
+}
+
+// A task of the window that asynq holds for later (scheduled: kept after a
+// configuration error, a rate limit or an outage) is waiting to be tried
+// again: the window's sync counts it retrying, as the worker's record of
+// the kept attempt does. Before, only asynq's retry state was: a sync that
+// read the task pending just before the worker recorded it kept took it
+// out of the retrying set after the record, and no later sync put it back
+// (CI: a kept re-run counted in the queue for 10 s).
+func TestSyncCountsAScheduledTaskRetrying(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	_, _, id := e.fedOneRow("kept")
+	client := asynq.NewClient(e.opt)
+	defer client.Close()
+	if _, err := client.Enqueue(asynq.NewTask(tasks.TypeRecall, []byte(`{}`)), asynq.TaskID(id), asynq.Queue(bulkQ), asynq.ProcessIn(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspector(e.opt)
+	defer insp.Close()
+	if _, err := syncWindow(ctx, e.rdb, insp, "kept", testApp); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.status("kept"); st.Retrying != 1 || st.InQueue != 0 {
+		t.Fatalf("status %+v; want the task held for later counted retrying", st)
 	}
 }

@@ -210,30 +210,27 @@ func withSigRefusals(table map[int]Outcome) map[int]Outcome {
 // errors like the codes above, never the task's fault, and this worker's
 // own (not Console). Code is NoAnswer.
 var pathOutcomes = map[tim.PathFault]Outcome{
-	tim.PathCertificate: {Code: NoAnswer, Class: Configuration,
-		Meaning: "the TLS certificate was not accepted (x509)",
-		Fix:     "check TIM_ENDPOINT, and that the image has CA certificates (and a TLS-intercepting proxy's CA)"},
-	tim.PathDNS: {Code: NoAnswer, Class: Configuration,
-		Meaning: "the endpoint's host name does not exist (DNS)",
-		Fix:     "check TIM_REGION / TIM_ENDPOINT and the pod's DNS"},
-	tim.PathProxyRefused: {Code: NoAnswer, Class: Configuration,
-		Meaning: "a proxy or gateway refused the request (HTTP 401, 403, 407 or CONNECT refused)",
-		Fix:     "allow the workers' egress to Tencent's domain in the proxy (HTTPS_PROXY) or firewall"},
-	tim.PathNotFound: {Code: NoAnswer, Class: Configuration,
-		Meaning: "the URL does not lead to Tencent's REST API (HTTP 404, 405 or 410)",
-		Fix:     "check TIM_ENDPOINT: scheme://host[:port] of Tencent's REST API or the simulator, no path"},
-	tim.PathRedirect: {Code: NoAnswer, Class: Configuration,
-		Meaning: "the endpoint redirects (HTTP 3xx; Tencent never does)",
-		Fix:     "check TIM_ENDPOINT: https:// and the region's domain (or leave it empty and set TIM_REGION); redirects are not followed"},
-	tim.PathRefusedRequest: {Code: NoAnswer, Class: Configuration,
-		Meaning: "a server that is not Tencent's API refused the request (HTTP 400, 411, 413, 414 or 431; Tencent answers 200)",
-		Fix:     "check TIM_ENDPOINT: http:// at a port that serves TLS answers 400 (use https://); or raise a proxy's limits on URL, header or body size"},
-	tim.PathPlainHTTP: {Code: NoAnswer, Class: Configuration,
-		Meaning: "TIM_ENDPOINT speaks plain HTTP to an https:// URL",
-		Fix:     "use http:// in TIM_ENDPOINT, or the port that serves TLS"},
-	tim.PathTLSHandshake: {Code: NoAnswer, Class: Configuration,
-		Meaning: "the TLS handshake failed: the endpoint does not speak TLS, or refused this client (protocol version, cipher suites, server name, client certificate)",
-		Fix:     "check TIM_ENDPOINT's scheme, host and port (Tencent's domain serves TLS on 443), and any TLS-intercepting proxy"},
+	tim.PathCertificate: pathRow("the TLS certificate was not accepted (x509)",
+		"check TIM_ENDPOINT, and that the image has CA certificates (and a TLS-intercepting proxy's CA)"),
+	tim.PathDNS: pathRow("the endpoint's host name does not exist (DNS)",
+		"check TIM_REGION / TIM_ENDPOINT and the pod's DNS"),
+	tim.PathProxyRefused: pathRow("a proxy or gateway refused the request (HTTP 401, 403, 407 or CONNECT refused)",
+		"allow the workers' egress to Tencent's domain in the proxy (HTTPS_PROXY) or firewall"),
+	tim.PathNotFound: pathRow("the URL does not lead to Tencent's REST API (HTTP 404, 405 or 410)",
+		"check TIM_ENDPOINT: scheme://host[:port] of Tencent's REST API or the simulator, no path"),
+	tim.PathRedirect: pathRow("the endpoint redirects (HTTP 3xx; Tencent never does)",
+		"check TIM_ENDPOINT: https:// and the region's domain (or leave it empty and set TIM_REGION); redirects are not followed"),
+	tim.PathRefusedRequest: pathRow("a server that is not Tencent's API refused the request (HTTP 400, 411, 413, 414 or 431; Tencent answers 200)",
+		"check TIM_ENDPOINT: http:// at a port that serves TLS answers 400 (use https://); or raise a proxy's limits on URL, header or body size"),
+	tim.PathPlainHTTP: pathRow("TIM_ENDPOINT speaks plain HTTP to an https:// URL",
+		"use http:// in TIM_ENDPOINT, or the port that serves TLS"),
+	tim.PathTLSHandshake: pathRow("the TLS handshake failed: the endpoint does not speak TLS, or refused this client (protocol version, cipher suites, server name, client certificate)",
+		"check TIM_ENDPOINT's scheme, host and port (Tencent's domain serves TLS on 443), and any TLS-intercepting proxy"),
+}
+
+// pathRow is a row of pathOutcomes.
+func pathRow(meaning, fix string) Outcome {
+	return Outcome{Code: NoAnswer, Class: Configuration, Meaning: meaning, Fix: fix}
 }
 
 // ClassifyTransport returns the row for err, an error of the API client

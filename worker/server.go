@@ -192,7 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.Logger.Info("worker stopping: finishing in-flight calls", "timeout", cfg.ShutdownTimeout)
 	stopBy = time.Now().Add(cfg.ShutdownTimeout + ShutdownBound)
 	quiet.start()
-	wasRunning := running.stop()
+	running.stop()
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -220,7 +220,7 @@ func Run(ctx context.Context, cfg Config) error {
 	select {
 	case <-stopped:
 	default:
-		unsure = append(unsure, running.unsure(wasRunning)...)
+		unsure = append(unsure, running.unsure()...)
 	}
 	if unsure = uniqueSorted(unsure); len(unsure) == 0 {
 		cfg.Logger.Info("worker stopped")
@@ -272,10 +272,10 @@ type preconnector interface {
 
 // preconnect opens Config.Preconnect connections to Tencent, one for each
 // task the worker may run at once, before it takes any (at most
-// PreconnectTimeout): a call that
-// had to wait for a dial and a TLS handshake would be cut unsent by the
-// limiter's lateness guard, its slot lost (limiter.Permit.Go). Group
-// recalls share the client when it is the same.
+// PreconnectTimeout): a call that had to wait for a dial and a TLS
+// handshake would be cut unsent by the limiter's lateness guard, its slot
+// lost (limiter.Permit.Go). Group recalls share the client when it is the
+// same.
 func preconnect(ctx context.Context, cfg Config) {
 	n := cfg.Preconnect
 	if n == 0 {

@@ -35,14 +35,15 @@ func waitAtMost(d time.Duration, chs ...<-chan struct{}) {
 }
 
 // inFlight is the set of task IDs the handler is working on and, from
-// the start of a shutdown, every task that reached the handler since:
-// asynq moves a task to active before it calls the handler, so one taken
-// just before the stop arrives after it.
+// the start of a shutdown, the tasks it cannot vouch for: those running
+// then and every task that reached the handler since (asynq moves a task
+// to active before it calls the handler, so one taken just before the
+// stop arrives after it).
 type inFlight struct {
-	mu       sync.Mutex
-	ids      map[string]bool
-	stopping bool
-	late     []string // entered after stop
+	mu        sync.Mutex
+	ids       map[string]bool
+	stopping  bool
+	unsureIDs []string // from stop on
 }
 
 func (f *inFlight) track(h asynq.Handler) asynq.Handler {
@@ -59,7 +60,7 @@ func (f *inFlight) enter(id string) {
 	defer f.mu.Unlock()
 	f.ids[id] = true
 	if f.stopping {
-		f.late = append(f.late, id)
+		f.unsureIDs = append(f.unsureIDs, id)
 	}
 }
 
@@ -69,26 +70,24 @@ func (f *inFlight) leave(id string) {
 	delete(f.ids, id)
 }
 
-// stop marks the start of a shutdown and returns the IDs of the tasks
-// running now.
-func (f *inFlight) stop() []string {
+// stop marks the start of a shutdown: the tasks running now are unsure,
+// and so is every task that reaches the handler from now on.
+func (f *inFlight) stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stopping = true
-	ids := make([]string, 0, len(f.ids))
 	for id := range f.ids {
-		ids = append(ids, id)
+		f.unsureIDs = append(f.unsureIDs, id)
 	}
-	return ids
 }
 
 // unsure returns the tasks whose state a shutdown that Redis did not let
-// finish cannot vouch for: those running at stop (was) and those that
-// reached the handler after it.
-func (f *inFlight) unsure(was []string) []string {
+// finish cannot vouch for: those running at stop and those that reached
+// the handler after it.
+func (f *inFlight) unsure() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append(slices.Clone(was), f.late...)
+	return slices.Clone(f.unsureIDs)
 }
 
 // shutdownLog collects, from the start of a shutdown, the tasks asynq says

@@ -90,21 +90,21 @@ type FeederConfig struct {
 // keeps one feeder per app active, and a killed holder's lock expires
 // after LockTTL, so feeding moves to another process.
 type Feeder struct {
-	cfg    FeederConfig
-	log    *slog.Logger
-	rdb    redis.UniversalClient
-	client *asynq.Client
-	insp   *asynq.Inspector
-	fk     feedKeys
-	token  string
-	leader atomic.Bool
-	warn   rate.Sometimes
-	passes atomic.Int64
-	synced map[string]time.Time // when each campaign's window was last synced
-	looked time.Time            // when the bulk queues were last looked at for dead letters run again
-	seen   map[string]bool      // "QUEUE/ID" of the pending tasks seen then (findQueuedReruns)
-	sample time.Time            // when the rates were last sampled
-	paused bool                 // the bulk queue was paused at the last pass
+	cfg      FeederConfig
+	log      *slog.Logger
+	rdb      redis.UniversalClient
+	client   *asynq.Client
+	insp     *asynq.Inspector
+	fk       feedKeys
+	token    string
+	leader   atomic.Bool
+	warn     rate.Sometimes
+	passes   atomic.Int64
+	synced   map[string]time.Time // when each campaign's window was last synced
+	looked   time.Time            // when the bulk queues were last looked at for dead letters run again
+	lookedUp map[string]bool      // "QUEUE/ID" of the pending tasks without pending_since looked up already (rerunLooks)
+	sample   time.Time            // when the rates were last sampled
+	paused   bool                 // the bulk queue was paused at the last pass
 }
 
 // NewFeeder applies the defaults and validates cfg.
@@ -149,16 +149,16 @@ func NewFeeder(cfg FeederConfig) (*Feeder, error) {
 	}
 	cfg.Task.Queue = tasks.QueueBulk
 	return &Feeder{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "campaign-feeder"),
-		rdb:    cfg.Redis,
-		client: asynq.NewClient(cfg.Queue),
-		insp:   asynq.NewInspector(cfg.Queue),
-		fk:     feedKeysFor(cfg.SDKAppID),
-		token:  newToken(),
-		warn:   rate.Sometimes{First: 1, Interval: 30 * time.Second},
-		synced: map[string]time.Time{},
-		seen:   map[string]bool{},
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "campaign-feeder"),
+		rdb:      cfg.Redis,
+		client:   asynq.NewClient(cfg.Queue),
+		insp:     asynq.NewInspector(cfg.Queue),
+		fk:       feedKeysFor(cfg.SDKAppID),
+		token:    newToken(),
+		warn:     rate.Sometimes{First: 1, Interval: 30 * time.Second},
+		synced:   map[string]time.Time{},
+		lookedUp: map[string]bool{},
 	}, nil
 }
 
@@ -559,7 +559,7 @@ func (f *Feeder) maybeFindReruns(ctx context.Context) error {
 		return nil
 	}
 	f.looked = now
-	n, err := findQueuedReruns(ctx, f.rdb, f.insp, f.cfg.SDKAppID, f.cfg.Window, f.seen)
+	n, err := findQueuedReruns(ctx, f.rdb, f.insp, f.cfg.SDKAppID, f.cfg.Window, f.lookedUp)
 	if n > 0 {
 		f.log.InfoContext(ctx, "dead letters run again by hand in asynq are queued; taken back into their campaigns", "tasks", n)
 	}

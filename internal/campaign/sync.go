@@ -209,15 +209,16 @@ func settleRecalled(ctx context.Context, rdb redis.UniversalClient, k keys, id, 
 // asynqPendingSinceField every other way in sets, so it reads the head of
 // each list (at most limit tasks: the feeder keeps about a window of
 // them queued), asks that field of each (one pipelined round trip), and
-// looks up only those without it not looked up already (seen, which
-// rerunLooks keeps) (tasks run by hand, and the few that workers put back:
-// a kept task on its last attempt, which they run the same way, or one
-// taken when they stopped), to learn their campaign from their payload. A
+// looks up those without it (tasks run by hand, and the few that workers
+// put back: a kept task on its last attempt, which they run the same way,
+// or one taken when they stopped) that it has not looked up already
+// (lookedUp, which rerunLooks keeps), to learn their campaign from their
+// payload. A
 // task run and taken by a worker between two looks is never seen pending:
 // the worker's record takes it back then, as before. It returns how many
 // it took back.
 func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, app uint64, limit int,
-	seen map[string]bool) (int, error) {
+	lookedUp map[string]bool) (int, error) {
 	queues := bulkQueues(app)
 	var heads [len(queues)]*redis.StringSliceCmd
 	pipe := rdb.Pipeline()
@@ -246,7 +247,7 @@ func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asyn
 		since[key] = cmd.Val()
 	}
 	n := 0
-	for _, key := range rerunLooks(listed, since, seen) {
+	for _, key := range rerunLooks(listed, since, lookedUp) {
 		q, id, _ := strings.Cut(key, "/")
 		took, err := takeBackRerun(ctx, rdb, insp, app, q, id)
 		if err != nil {
@@ -255,7 +256,7 @@ func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asyn
 		if took {
 			n++
 		}
-		seen[key] = true
+		lookedUp[key] = true
 	}
 	return n, nil
 }

@@ -40,11 +40,11 @@ func BenchmarkSyncWindow(b *testing.B) {
 //	go test -run '^$' -bench FindQueuedReruns -benchtime 50x ./internal/campaign
 func BenchmarkFindQueuedReruns(b *testing.B) {
 	rdb, insp := benchWindow(b)
-	seen := map[string]bool{}
+	lookedUp := map[string]bool{}
 	for b.Loop() {
-		n, err := findQueuedReruns(context.Background(), rdb, insp, testApp, DefaultWindow, seen)
-		if err != nil || n != 0 || len(seen) != 0 {
-			b.Fatalf("took back %d, looked up %d: %v", n, len(seen), err)
+		n, err := findQueuedReruns(context.Background(), rdb, insp, testApp, DefaultWindow, lookedUp)
+		if err != nil || n != 0 || len(lookedUp) != 0 {
+			b.Fatalf("took back %d, looked up %d: %v", n, len(lookedUp), err)
 		}
 	}
 	b.ReportMetric(float64(DefaultWindow), "tasks/op")

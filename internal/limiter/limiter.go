@@ -931,9 +931,10 @@ func (l *Limiter) setSpread(j, g time.Duration) {
 }
 
 // publishLoop shares the spread until Close: at once, then every
-// publishEvery (coldPublishEvery while no dispersion is known). Wait grants nothing before the first round has ended, so a
-// process that starts while the fleet paces from a measured dispersion
-// never grants at its own InitialSpread interval, faster than the fleet.
+// publishEvery (coldPublishEvery while no dispersion is known). Wait
+// grants nothing before the first round has ended, so a process that
+// starts while the fleet paces from a measured dispersion never grants at
+// its own InitialSpread interval, faster than the fleet.
 func (l *Limiter) publishLoop() {
 	defer l.wg.Done()
 	t := time.NewTimer(publishEvery)

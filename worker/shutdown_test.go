@@ -4,14 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/enqueue"
 	"github.com/recallq/recallq/internal/imsim"
@@ -99,7 +96,7 @@ func TestShutdownIsBoundedWhenRedisHangs(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	resume := pause(t, rs)
+	resume := rs.Pause(t)
 	start := time.Now()
 	cancel()
 	bound := shutdownTimeout + worker.ShutdownBound
@@ -126,31 +123,4 @@ func TestShutdownIsBoundedWhenRedisHangs(t *testing.T) {
 		}
 	}
 	t.Logf("shutdown took %s (bound %s)", took.Round(time.Millisecond), bound)
-}
-
-// pause stops rs's process (SIGSTOP) until resume is called or the test
-// ends: its sockets stay open and nothing answers.
-func pause(t *testing.T, rs *redistest.Server) (resume func()) {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	defer c.Close()
-	info, err := c.Info(context.Background(), "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pid int
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			pid, _ = strconv.Atoi(v)
-		}
-	}
-	if pid == 0 {
-		t.Fatal("INFO server has no process_id")
-	}
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resume = func() { _ = syscall.Kill(pid, syscall.SIGCONT) }
-	t.Cleanup(resume)
-	return resume
 }

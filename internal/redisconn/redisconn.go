@@ -445,12 +445,21 @@ func (c *Conn) Options() *redis.Options {
 // Client returns a new go-redis client: a plain client for a Standalone
 // URL, a failover client (which follows the sentinels to the current
 // primary) for Sentinel, a cluster client for Cluster. The caller closes it.
+//
+// Every client respects the deadline of the context a call is made with
+// (go-redis's ContextTimeoutEnabled): without it go-redis reads with its
+// ReadTimeout whatever the context says, so a call to a Redis that holds
+// the connection and never answers (a hung primary, a dead network path)
+// outlived a limiter's one-second round trip, a shutdown's bound or a
+// task's deadline by ReadTimeout on every try, and a client WithRetries
+// tries ten times.
 func (c *Conn) Client() redis.UniversalClient {
 	r := c.retries
 	switch c.kind {
 	case Sentinel:
 		o := *c.failover
 		o.SentinelAddrs = slices.Clone(o.SentinelAddrs)
+		o.ContextTimeoutEnabled = true
 		if r != nil {
 			o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff = r.Max, r.MinBackoff, r.MaxBackoff
 		}
@@ -458,61 +467,27 @@ func (c *Conn) Client() redis.UniversalClient {
 	case Cluster:
 		o := *c.cluster
 		o.Addrs = slices.Clone(o.Addrs)
+		o.ContextTimeoutEnabled = true
 		if r != nil {
 			o.MaxRedirects, o.MinRetryBackoff, o.MaxRetryBackoff = r.Max, r.MinBackoff, r.MaxBackoff
 		}
 		return redis.NewClusterClient(&o)
 	}
 	o := c.Options()
+	o.ContextTimeoutEnabled = true
 	if r != nil {
 		o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff = r.Max, r.MinBackoff, r.MaxBackoff
 	}
 	return redis.NewClient(o)
 }
 
-// AsynqOpt returns asynq's connection option for the same deployment:
-// RedisClientOpt, RedisFailoverClientOpt or RedisClusterClientOpt; after
-// WithRetries, which asynq's own options cannot express, an option whose
-// clients are those of Client.
-func (c *Conn) AsynqOpt() asynq.RedisConnOpt {
-	if c.retries != nil {
-		return clientOpt{c}
-	}
-	switch c.kind {
-	case Sentinel:
-		o := c.failover
-		return asynq.RedisFailoverClientOpt{
-			MasterName:       o.MasterName,
-			SentinelAddrs:    slices.Clone(o.SentinelAddrs),
-			SentinelUsername: o.SentinelUsername,
-			SentinelPassword: o.SentinelPassword,
-			Username:         o.Username,
-			Password:         o.Password,
-			DB:               o.DB,
-			TLSConfig:        o.TLSConfig,
-		}
-	case Cluster:
-		o := c.cluster
-		return asynq.RedisClusterClientOpt{
-			Addrs:     slices.Clone(o.Addrs),
-			Username:  o.Username,
-			Password:  o.Password,
-			TLSConfig: o.TLSConfig,
-		}
-	}
-	return asynq.RedisClientOpt{
-		Network:      c.opt.Network,
-		Addr:         c.opt.Addr,
-		Username:     c.opt.Username,
-		Password:     c.opt.Password,
-		DB:           c.opt.DB,
-		DialTimeout:  c.opt.DialTimeout,
-		ReadTimeout:  c.opt.ReadTimeout,
-		WriteTimeout: c.opt.WriteTimeout,
-		TLSConfig:    c.opt.TLSConfig,
-		PoolSize:     c.opt.PoolSize,
-	}
-}
+// AsynqOpt returns asynq's connection option for the same deployment: one
+// whose clients are those of Client. asynq's own options
+// (RedisClientOpt, RedisFailoverClientOpt, RedisClusterClientOpt) cannot
+// carry everything Client sets: the retries of WithRetries, the URL's
+// go-redis query options, and a client that respects the caller's context
+// deadline (see Client).
+func (c *Conn) AsynqOpt() asynq.RedisConnOpt { return clientOpt{c} }
 
 // clientOpt is an asynq.RedisConnOpt that makes c's go-redis client.
 type clientOpt struct{ c *Conn }

@@ -77,26 +77,27 @@ func TestParseSentinelAndCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := c.AsynqOpt(); !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("AsynqOpt() = %#v\nwant %#v", got, tc.want)
-			}
 			if strings.Contains(c.String(), "s3cret") {
 				t.Fatalf("String() shows the password: %s", c)
 			}
-			rdb := c.Client()
-			defer rdb.Close()
-			switch want := tc.want.(type) {
-			case asynq.RedisFailoverClientOpt:
-				if c.Kind() != Sentinel || c.Options() != nil {
-					t.Fatalf("Kind() = %v, Options() = %v", c.Kind(), c.Options())
-				}
-				if o := rdb.(*redis.Client).Options(); o.Password != want.Password || o.Username != want.Username || o.DB != want.DB {
-					t.Fatalf("failover client user %q password set %v db %d", o.Username, o.Password != "", o.DB)
-				}
-			case asynq.RedisClusterClientOpt:
-				o := rdb.(*redis.ClusterClient).Options()
-				if c.Kind() != Cluster || !reflect.DeepEqual(o.Addrs, want.Addrs) || o.Password != want.Password {
-					t.Fatalf("Kind() = %v, cluster client addrs %v", c.Kind(), o.Addrs)
+			for name, rdb := range map[string]any{"Client": c.Client(), "AsynqOpt": c.AsynqOpt().MakeRedisClient()} {
+				defer rdb.(redis.UniversalClient).Close()
+				switch want := tc.want.(type) {
+				case asynq.RedisFailoverClientOpt:
+					if c.Kind() != Sentinel || c.Options() != nil {
+						t.Fatalf("Kind() = %v, Options() = %v", c.Kind(), c.Options())
+					}
+					if o := rdb.(*redis.Client).Options(); o.Password != want.Password || o.Username != want.Username || o.DB != want.DB {
+						t.Fatalf("%s: failover client user %q password set %v db %d", name, o.Username, o.Password != "", o.DB)
+					}
+					if got := c.failover; got.MasterName != want.MasterName || !reflect.DeepEqual(got.SentinelAddrs, want.SentinelAddrs) {
+						t.Fatalf("%s: master %q sentinels %v", name, got.MasterName, got.SentinelAddrs)
+					}
+				case asynq.RedisClusterClientOpt:
+					o := rdb.(*redis.ClusterClient).Options()
+					if c.Kind() != Cluster || !reflect.DeepEqual(o.Addrs, want.Addrs) || o.Password != want.Password {
+						t.Fatalf("%s: Kind() = %v, cluster client addrs %v", name, c.Kind(), o.Addrs)
+					}
 				}
 			}
 		})
@@ -171,7 +172,7 @@ func TestOptionsReachTheClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := c.AsynqOpt().(asynq.RedisFailoverClientOpt)
+	o := c.failover
 	if o.SentinelUsername != "watcher" || o.SentinelPassword != "spw" || o.Password != "pw" {
 		t.Fatalf("credentials: sentinel %q/%q, primary %q", o.SentinelUsername, o.SentinelPassword, o.Password)
 	}
@@ -236,7 +237,7 @@ func TestWithRetriesReachesBothClients(t *testing.T) {
 					t.Errorf("%s retries %+v, want %+v", name, got, r)
 				}
 			}
-			if _, ok := base.AsynqOpt().(clientOpt); ok {
+			if base.retries != nil {
 				t.Error("WithRetries changed the Conn it was called on")
 			}
 		})

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,6 +226,23 @@ func ProcessID(ctx context.Context, c redis.UniversalClient) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(info["Server"]["process_id"])
+}
+
+// Pause stops the server's process (SIGSTOP) until resume is called or t
+// ends: its sockets stay open and nothing answers, as behind a dead
+// network or a primary that hangs.
+func (s *Server) Pause(t testing.TB) (resume func()) {
+	t.Helper()
+	pid, err := ProcessID(context.Background(), s.Client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resume = func() { _ = syscall.Kill(pid, syscall.SIGCONT) }
+	t.Cleanup(resume)
+	return resume
 }
 
 // ErrPortTaken: the redis-server answering is not the process started.

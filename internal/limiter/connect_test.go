@@ -113,8 +113,11 @@ func TestACallWithoutAConnectionByTheCutoffIsNotSent(t *testing.T) {
 			if n := requests.Load(); n != 0 {
 				t.Fatalf("the server got %d requests, want none: the late call must not go", n)
 			}
-			if st := l.Stats(); st.LateDrops != 1 || st.LateConnDrops != 1 {
-				t.Errorf("Stats() LateDrops=%d LateConnDrops=%d, want 1 and 1", st.LateDrops, st.LateConnDrops)
+			// Wait itself may drop a slot its grant or its wake-up missed
+			// on a loaded machine; those are counted apart.
+			if st := l.Stats(); st.LateDrops-st.LateGrantDrops-st.LateWakeDrops != 1 || st.LateConnDrops != 1 {
+				t.Errorf("Stats() LateDrops=%d (grant %d, wake-up %d) LateConnDrops=%d, want 1 after Wait's own and 1",
+					st.LateDrops, st.LateGrantDrops, st.LateWakeDrops, st.LateConnDrops)
 			}
 
 			// The dial went on without the request, and its connection

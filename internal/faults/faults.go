@@ -84,6 +84,7 @@ const (
 	DefaultAppendFsync = "everysec"
 	DefaultRedisSignal = "KILL"
 	DefaultRedisDown   = 3 * time.Second
+	DefaultRedisHang   = 10 * time.Second
 	// DefaultFaultAt: each fault starts once this share of the tasks is
 	// finished, so it lands mid-campaign.
 	DefaultFaultAt         = 0.25
@@ -147,6 +148,9 @@ type Options struct {
 	// RedisDown is how long Redis stays down in FaultRedis, from the
 	// signal. Default DefaultRedisDown.
 	RedisDown time.Duration
+	// RedisHang is how long redis-server stays stopped (SIGSTOP) in
+	// FaultRedisHang. Default DefaultRedisHang.
+	RedisHang time.Duration
 	// FaultAt is the share of tasks finished when a fault starts. Default
 	// DefaultFaultAt.
 	FaultAt float64
@@ -238,7 +242,7 @@ func (o *Options) setDefaults() error {
 		v   *time.Duration
 		def time.Duration
 	}{
-		{&o.RedisDown, DefaultRedisDown}, {&o.KillEvery, DefaultKillEvery}, {&o.RestartAfter, DefaultRestartAfter},
+		{&o.RedisDown, DefaultRedisDown}, {&o.RedisHang, DefaultRedisHang}, {&o.KillEvery, DefaultKillEvery}, {&o.RestartAfter, DefaultRestartAfter},
 		{&o.RefuseFor, DefaultRefuseFor}, {&o.Code91000For, DefaultCode91000For},
 		{&o.SlowFor, DefaultSlowFor}, {&o.SlowLatency, DefaultSlowLatency},
 		{&o.CredentialsFor, DefaultCredentialsFor},
@@ -301,7 +305,7 @@ func (o *Options) validate() error {
 	case o.SlowLatency <= tim5s:
 		return bad("Options.SlowLatency is %s: it must exceed the client's timeout, %s", o.SlowLatency, tim5s)
 	}
-	for name, d := range map[string]time.Duration{"RedisDown": o.RedisDown, "KillEvery": o.KillEvery, "RestartAfter": o.RestartAfter,
+	for name, d := range map[string]time.Duration{"RedisDown": o.RedisDown, "RedisHang": o.RedisHang, "KillEvery": o.KillEvery, "RestartAfter": o.RestartAfter,
 		"RefuseFor": o.RefuseFor, "Code91000For": o.Code91000For, "SlowFor": o.SlowFor, "CredentialsFor": o.CredentialsFor,
 		"DrainTimeout": o.DrainTimeout, "PollEvery": o.PollEvery, "ProgressEvery": o.ProgressEvery} {
 		if d < 0 {
@@ -520,6 +524,8 @@ func (s *suite) header() {
 		FaultKill: {fmt.Sprintf("SIGKILL one of the %d workers every %s while tasks are pending; a replacement starts %s later", o.Workers, o.KillEvery, o.RestartAfter)},
 		FaultRedis: {fmt.Sprintf("SIG%s redis-server, down %s, started again on the same port and directory (it loads its append-only file);", o.RedisSignal, o.RedisDown),
 			"the workers are not told: they must reconnect by themselves"},
+		FaultRedisHang: {fmt.Sprintf("SIGSTOP redis-server for %s, then SIGCONT: connections stay open and nothing answers (a hung primary,", o.RedisHang),
+			"a dead network path); the workers are not told"},
 		FaultAPIDown: {fmt.Sprintf("the simulator closes its listener and connections (connection refused) for %s, then fails every recall with its internal error", o.RefuseFor),
 			fmt.Sprintf("(91000; group_msg_recall 10002) for %s: the fail rate at 1, so missing messages still answer 20022", o.Code91000For)},
 		FaultAPISlow: {slowDescription(o)},

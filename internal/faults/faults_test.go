@@ -23,11 +23,12 @@ func TestMain(m *testing.M) {
 
 // TestTinySuite runs a small campaign end to end with real processes (a
 // redis-server with its append-only file, the simulator, four workers)
-// under the two faults that break processes: workers killed with SIGKILL
-// and Redis restarted. Each fault runs in a suite of its own, in parallel,
-// and the baseline only with the Redis restart: asynq hands a killed
-// worker's tasks to another only once their 30 s lease has been expired
-// for 30 s more, so the kill run takes just over a minute whatever its size.
+// under the faults that break processes: workers killed with SIGKILL,
+// Redis restarted, and Redis hung (SIGSTOP). Each fault runs in a suite of
+// its own, in parallel, and the baseline only with the Redis restart:
+// asynq hands a killed worker's tasks to another only once their 30 s
+// lease has been expired for 30 s more, so the kill run takes just over a
+// minute whatever its size.
 func TestTinySuite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes and takes about a minute")
@@ -43,6 +44,7 @@ func TestTinySuite(t *testing.T) {
 	}{
 		{faults.FaultKill, "SIGKILL worker-", false},
 		{faults.FaultRedis, "loaded from the append-only file", true},
+		{faults.FaultRedisHang, "SIGCONT redis-server", false},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			t.Parallel()
@@ -70,6 +72,7 @@ func TestTinySuite(t *testing.T) {
 				KillEvery:     400 * time.Millisecond,
 				RestartAfter:  time.Second,
 				RedisDown:     500 * time.Millisecond,
+				RedisHang:     2 * time.Second,
 				PollEvery:     20 * time.Millisecond,
 				ProgressEvery: 5 * time.Second,
 				DrainTimeout:  3 * time.Minute,

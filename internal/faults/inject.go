@@ -3,10 +3,13 @@ package faults
 import (
 	"context"
 	"fmt"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/recallq/recallq/internal/sleep"
 )
 
 // Fault names, as --faults and the table's first column give them.
@@ -21,6 +24,11 @@ const (
 	// for Options.RedisDown and starts it again on the same port with the
 	// same directory, so it loads its append-only file.
 	FaultRedis = "redis-restart"
+	// FaultRedisHang stops redis-server with SIGSTOP for Options.RedisHang,
+	// then continues it: its connections stay open and nothing answers, as
+	// a hung primary or a dead network path does, where a restart refuses
+	// connections at once.
+	FaultRedisHang = "redis-hang"
 	// FaultAPIDown makes the API unreachable (connection refused) for
 	// Options.RefuseFor, then fail every recall with the API's internal
 	// error for Options.Code91000For: 91000 from admin_msgwithdraw, 10002
@@ -50,7 +58,7 @@ const (
 )
 
 // AllFaults are the faults a suite runs by default, in order.
-var AllFaults = []string{FaultKill, FaultRedis, FaultAPIDown, FaultAPISlow, FaultCredentials}
+var AllFaults = []string{FaultKill, FaultRedis, FaultRedisHang, FaultAPIDown, FaultAPISlow, FaultCredentials}
 
 // look is one look at the campaign's queue.
 type look struct {
@@ -78,6 +86,8 @@ func newInjector(name string) (injector, error) {
 		return &killFault{}, nil
 	case FaultRedis:
 		return &redisFault{}, nil
+	case FaultRedisHang:
+		return &redisHangFault{}, nil
 	case FaultAPIDown:
 		return &apiDownFault{}, nil
 	case FaultAPISlow:
@@ -85,7 +95,7 @@ func newInjector(name string) (injector, error) {
 	case FaultCredentials:
 		return &credentialsFault{}, nil
 	}
-	return nil, fmt.Errorf("unknown fault %q: use %s, %s, %s, %s or %s", name, FaultKill, FaultRedis, FaultAPIDown, FaultAPISlow, FaultCredentials)
+	return nil, fmt.Errorf("unknown fault %q: use %s", name, strings.Join(AllFaults, ", "))
 }
 
 // due reports whether the fault should start: FaultAt of the tasks are
@@ -193,6 +203,41 @@ func (f *redisFault) step(ctx context.Context, r *run, l look) error {
 }
 
 func (f *redisFault) over() bool { return f.resumed }
+
+// redisHangFault: SIGSTOP redis-server for RedisHang, then SIGCONT.
+type redisHangFault struct {
+	hung       bool
+	backAt     time.Time
+	doneAtBack int
+	resumed    bool
+}
+
+func (f *redisHangFault) step(ctx context.Context, r *run, l look) error {
+	if f.hung {
+		if !f.resumed && l.info != nil && l.done > f.doneAtBack {
+			f.resumed = true
+			r.event("tasks finishing again %.1f s after Redis was continued (%d/%d finished)",
+				l.now.Sub(f.backAt).Seconds(), l.done, l.queued)
+		}
+		return nil
+	}
+	if !due(r, l) {
+		return nil
+	}
+	hang := r.s.o.RedisHang
+	r.event("SIGSTOP redis-server (pid %d) with %d/%d finished: connections open, nothing answers for %s", r.redis.proc.PID(), l.done, l.queued, hang)
+	r.redis.proc.Signal(syscall.SIGSTOP)
+	err := sleep.For(ctx, hang)
+	r.redis.proc.Signal(syscall.SIGCONT)
+	if err != nil {
+		return err
+	}
+	f.hung, f.backAt, f.doneAtBack = true, time.Now(), l.done
+	r.event("SIGCONT redis-server after %s", hang)
+	return nil
+}
+
+func (f *redisHangFault) over() bool { return f.resumed }
 
 // apiDownFault: connection refused, then only 91000.
 type apiDownFault struct {

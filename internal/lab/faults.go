@@ -22,7 +22,8 @@ func newFaultsCmd(stdout, stderr io.Writer) *cobra.Command {
 campaign of recalls through real processes: its own redis-server (append-only
 file on), the simulator ("recallq imsim") and worker processes ("recallq
 worker"), all on loopback. The faults: worker processes killed with SIGKILL
-again and again, Redis restarted, the API unreachable then answering only
+again and again, Redis restarted, Redis hung (SIGSTOP: connections open,
+nothing answers), the API unreachable then answering only
 its internal error (91000, and 10002 for group recalls), the API slower than the client's timeout, wrong credentials for a while.
 After each run it compares every task's state in asynq with every answer the
 simulator gave for its message and prints one row: lost and wrongly
@@ -78,6 +79,7 @@ minutes for all runs.`,
 	f.StringVar(&o.AppendFsync, "appendfsync", faults.DefaultAppendFsync, "redis-server's --appendfsync: everysec or always")
 	f.StringVar(&o.RedisSignal, "redis-signal", faults.DefaultRedisSignal, "how redis-restart stops Redis: KILL or TERM")
 	f.DurationVar(&o.RedisDown, "redis-down", faults.DefaultRedisDown, "how long Redis stays down in redis-restart")
+	f.DurationVar(&o.RedisHang, "redis-hang", faults.DefaultRedisHang, "how long Redis stays stopped (SIGSTOP) in redis-hang")
 	f.Float64Var(&o.FaultAt, "fault-at", faults.DefaultFaultAt, "share of the tasks finished when a fault starts")
 	f.DurationVar(&o.KillEvery, "kill-every", faults.DefaultKillEvery, "sigkill-workers: time between kills")
 	f.DurationVar(&o.RestartAfter, "restart-after", faults.DefaultRestartAfter, "sigkill-workers: delay before the replacement starts")

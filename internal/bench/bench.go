@@ -482,7 +482,7 @@ func (b *bench) header() {
 	fmt.Fprintf(w, "# machine: nproc %d, %s, %s/%s, %s, %s; %s\n", runtime.NumCPU(), cpuModel(),
 		runtime.GOOS, runtime.GOARCH, runtime.Version(), redistest.Version(), time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "# simulator: recallq imsim --latency L --fail-rate %v, its own process; cap %d calls in any sliding 1 s (60007 beyond);\n", o.FailRate, Cap)
-	fmt.Fprintf(w, "#   the latency is slept before an arrival is counted; it runs at nice %d when allowed: it stands in for a remote\n", simNice)
+	fmt.Fprintf(w, "#   the latency is slept before an arrival is counted; it runs at nice %d when allowed: it stands in for a remote\n", simproc.Nice)
 	fmt.Fprintf(w, "#   server, whose clock this machine's load must not stall\n")
 	fmt.Fprintf(w, "# every limiter is configured with rate %v/s (RECALL_RATE); the cap is %d\n", o.Rate, Cap)
 	if o.OutsideRate > 0 {

@@ -38,10 +38,10 @@ func (b *bench) startSim(ctx context.Context, sp Spread) (*simProc, error) {
 		Dir:  b.dir,
 		Name: "imsim-" + strings.ReplaceAll(sp.String(), ":", "-"),
 		Started: func(c *child) {
-			if err := favour(c.PID()); err != nil {
+			if err := simproc.Favour(c.PID()); err != nil {
 				s.priority = fmt.Sprintf("default priority (raising it failed: %v)", err)
 			} else {
-				s.priority = fmt.Sprintf("nice %d", simNice)
+				s.priority = fmt.Sprintf("nice %d", simproc.Nice)
 			}
 		},
 	})

@@ -446,7 +446,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			s.progress("simulator: %v", err)
 		}
 	}()
-	s.progress("simulator at %s; logs in %s", s.sim.URL, dir)
+	s.progress("simulator at %s (%s); logs in %s", s.sim.URL, s.sim.priority, dir)
 
 	names := append([]string{FaultNone}, o.Faults...)
 	if o.SkipBaseline {
@@ -504,8 +504,9 @@ func (s *suite) header() {
 	fmt.Fprintf(w, "# redis: a fresh redis-server per run on loopback, append-only file on: --appendonly yes --appendfsync %s (no RDB snapshots);\n", o.AppendFsync)
 	fmt.Fprintf(w, "#   the figures hold for appendfsync %s. Killing the process loses nothing the kernel has, so %s and always differ only\n", o.AppendFsync, o.AppendFsync)
 	fmt.Fprintf(w, "#   on a machine crash or power loss, which this suite does not simulate\n")
-	fmt.Fprintf(w, "# simulator: recallq imsim, its own process, latency %s-%s, fail rate %v, cap %d calls in any sliding second (60007 beyond); reset before every run\n",
+	fmt.Fprintf(w, "# simulator: recallq imsim, its own process, latency %s-%s, fail rate %v, cap %d calls in any sliding second (60007 beyond); reset before every run;\n",
 		o.LatencyMin, o.LatencyMax, o.FailRate, Cap)
+	fmt.Fprintf(w, "#   it runs at nice %d when allowed: it stands in for a remote server, whose counting this machine's load must not stall\n", simproc.Nice)
 	fmt.Fprintf(w, "# workers: %d processes of `recallq worker --concurrency %d --rate %v` (the product's command and defaults: client timeout 5 s,\n", o.Workers, o.Concurrency, o.Rate)
 	fmt.Fprintf(w, "#   %d retries with backoff %s..%s, configuration errors retried after %s without using a retry, circuit breaker after %d in a row)\n",
 		tasks.DefaultMaxRetry, worker.DefaultRetryBase, worker.DefaultRetryMax, worker.DefaultConfigRetryDelay, worker.DefaultBreakerThreshold)

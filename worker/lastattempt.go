@@ -44,6 +44,13 @@ import (
 // pinned by TestPutBackFollowsTheNotes and
 // TestAKeptTaskOutlivesTheArchiveCap: see toScheduledScript. Check it
 // again when upgrading asynq.
+//
+// The note of a task so moved ends in noteOut ("kept UNIXMS out") until
+// its next attempt notes it again. asynq archives only a task that ran, so
+// such a task found archived again was archived by an operator (asynqmon,
+// `asynq task archive`): a dead letter, which putBack un-notes and leaves
+// in the archive (before, it put it back, undoing the operator's archive,
+// and a campaign's check of its tasks never counted it dead-lettered).
 const LastAttemptsKey = "recallq:last-attempts"
 
 // DefaultLastAttemptCheck is how often a worker looks for tasks to put back.
@@ -52,6 +59,7 @@ const DefaultLastAttemptCheck = time.Second
 const (
 	noteRunning = "running"
 	noteKept    = "kept "
+	noteOut     = " out" // ends a kept note once putBack moved the task out of the archive
 )
 
 // lastAttempts notes and puts back tasks on their last attempt.
@@ -136,7 +144,8 @@ func (l *lastAttempts) run(ctx context.Context, every time.Duration) {
 
 // putBack runs again every noted task that asynq archived for a reason not
 // its own, once it is due, moves to asynq's scheduled set one not yet due,
-// and forgets those that ended. It returns how many it ran again. Tasks
+// and forgets those that ended, and those archived by hand after it moved
+// them (noteOut). It returns how many it ran again. Tasks
 // alive in any other state (one it scheduled among them) keep their note
 // and are left alone until their next attempt notes them again. A task it
 // cannot look up or move is reported in the error, after the others.
@@ -167,6 +176,18 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
 		case asynq.TaskStateArchived:
 			due, kept := strings.CutPrefix(note, noteKept)
+			if kept && strings.HasSuffix(due, noteOut) {
+				// Archived by hand since putBack moved it out of the
+				// archive: a dead letter. Un-noted, unless an attempt
+				// noted it again meanwhile.
+				if _, err := l.swapNote(ctx, field, note, ""); err != nil {
+					errs = append(errs, fmt.Errorf("forget task %s archived by hand: %w", id, err))
+				} else {
+					l.log.InfoContext(ctx, "task kept on its last attempt was archived by hand while it waited; left archived",
+						"task_id", id, "queue", queue, "last_err", info.LastErr)
+				}
+				continue
+			}
 			if !kept && !notOwnFault(info.LastErr) {
 				// Archived on its own account; the note outlived a failed
 				// write.
@@ -182,6 +203,11 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 					continue
 				}
 				if moved {
+					// Marked out of the archive, unless its next attempt
+					// has begun and noted it already.
+					if _, err := l.swapNote(ctx, field, note, note+noteOut); err != nil {
+						errs = append(errs, fmt.Errorf("mark kept task %s out of the archive: %w", id, err))
+					}
 					l.log.InfoContext(ctx, "task archived by asynq on its last attempt for a reason not its own; scheduled again when due",
 						"task_id", id, "queue", queue, "due", time.UnixMilli(ms), "retried", info.Retried, "last_err", info.LastErr)
 				}
@@ -201,6 +227,28 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// swapNoteScript sets a task's note (KEYS[1] LastAttemptsKey, ARGV[1] the
+// field) to ARGV[3], or removes it when ARGV[3] is empty, if it is still
+// ARGV[2]: a worker that began the task's next attempt meanwhile has noted
+// it again, and that note must stand. Returns 1 when it changed the note.
+var swapNoteScript = redis.NewScript(`
+if redis.call("HGET", KEYS[1], ARGV[1]) ~= ARGV[2] then
+	return 0
+end
+if ARGV[3] == "" then
+	return redis.call("HDEL", KEYS[1], ARGV[1])
+end
+redis.call("HSET", KEYS[1], ARGV[1], ARGV[3])
+return 1
+`)
+
+// swapNote sets the note of field from was to now (removes it when now is
+// empty) if it is still was; it reports whether it changed it.
+func (l *lastAttempts) swapNote(ctx context.Context, field, was, now string) (bool, error) {
+	n, err := swapNoteScript.Run(ctx, l.rdb, []string{LastAttemptsKey}, field, was, now).Int()
+	return n == 1, err
 }
 
 // toScheduledScript moves an archived task to the scheduled set, as

@@ -93,6 +93,42 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 	}
 }
 
+// A kept task that putBack moved out of the archive and that an operator
+// then archives by hand (asynqmon, `asynq task archive`) is a dead letter:
+// no pass puts it back, and its note is gone, so that a campaign's check
+// of its tasks counts it dead-lettered.
+func TestPutBackLeavesATaskArchivedByHand(t *testing.T) {
+	t.Parallel()
+	c, insp, rdb := putBackEnv(t)
+	ctx := context.Background()
+	now := time.Now()
+	la := &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	id := archivedRecall(t, c, insp, 1)
+	field := lastAttemptField(lastAttemptQ, id)
+	rdb.HSet(ctx, LastAttemptsKey, field, noteKept+fmt.Sprint(now.Add(time.Minute).UnixMilli()))
+	if _, err := la.putBack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := insp.GetTaskInfo(lastAttemptQ, id); err != nil || info.State != asynq.TaskStateScheduled {
+		t.Fatalf("task: %v %v; want it moved to the scheduled set", stateOf(info), err)
+	}
+	if err := insp.ArchiveTask(lastAttemptQ, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Time{now, now.Add(2 * time.Minute)} { // before it is due, and after
+		la.now = func() time.Time { return at }
+		if n, err := la.putBack(ctx); err != nil || n != 0 {
+			t.Fatalf("putBack: %d %v; want nothing put back", n, err)
+		}
+		if info, err := insp.GetTaskInfo(lastAttemptQ, id); err != nil || info.State != asynq.TaskStateArchived {
+			t.Fatalf("task: %v %v; want it left archived", stateOf(info), err)
+		}
+	}
+	if in, _ := rdb.HExists(ctx, LastAttemptsKey, field).Result(); in {
+		t.Fatal("the task archived by hand is still noted as kept")
+	}
+}
+
 // TestOneBrokenNoteDoesNotHoldUpTheOthers: a task asynq left half archived
 // (its record says archived, its archive set no longer holds it: asynq's
 // archive script trims before it writes the record) cannot be run again;
@@ -119,6 +155,14 @@ func TestOneBrokenNoteDoesNotHoldUpTheOthers(t *testing.T) {
 	if n != len(ids)-1 {
 		t.Errorf("put back %d tasks in one pass, want the %d others", n, len(ids)-1)
 	}
+}
+
+// stateOf is the task's state, for a test's message.
+func stateOf(info *asynq.TaskInfo) string {
+	if info == nil {
+		return "not found"
+	}
+	return info.State.String()
 }
 
 // archivedRecall queues recall n of the test app and archives it, as asynq

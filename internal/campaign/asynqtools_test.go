@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/recallq/recallq/tasks"
+	"github.com/recallq/recallq/worker"
 )
 
 func taskIDOfRow(r row) string {
@@ -619,5 +620,44 @@ func TestRetryRunNowByHandCountsAsQueued(t *testing.T) {
 	st := e.waitState("runnow", StateDone, 10*time.Second)
 	if st.Recalled != 2 || st.Retrying != 0 || st.Ended() != st.Queued {
 		t.Fatalf("status %+v; want both recalled", st)
+	}
+}
+
+// A kept re-run on its last attempt (asynq archived it, and a worker moved
+// it to asynq's scheduled set until due: worker.LastAttemptsKey) that an
+// operator then archives by hand is a dead letter like any task archived
+// by hand: it stays archived rather than being put back, and the campaign
+// counts it dead-lettered, audits it and is done again.
+func TestRerunDeadLetterKeptThenArchivedByHandStaysDead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, id := keptRerun(t, e, "shelved")
+	e.waitFor("the kept re-run out of asynq's archive", 10*time.Second, func() bool {
+		info, err := e.insp.GetTaskInfo(bulkQ, id)
+		return err == nil && info.State == asynq.TaskStateScheduled
+	})
+	if err := e.insp.ArchiveTask(bulkQ, id); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the archived re-run counted dead-lettered and the campaign done again", 10*time.Second, func() bool {
+		st := e.status("shelved")
+		return st.State == StateDone && st.DeadLettered == 1
+	})
+	if st := e.status("shelved"); st.Remaining() != 0 || st.Ended() != st.Queued || st.Recalled != 2 {
+		t.Fatalf("status %+v; want done, 2 recalled, 1 dead letter, nothing left", st)
+	}
+	if hist := e.history("shelved"); len(hist) != 3 || !strings.HasPrefix(hist[2][5], detailArchivedByHand) {
+		t.Fatalf("history %q; want the dead letter, then the re-run archived by hand", hist)
+	}
+	// No worker puts it back: its note is gone, and it is still archived.
+	if in, err := e.rdb.HExists(t.Context(), worker.LastAttemptsKey, bulkQ+"/"+id).Result(); err != nil || in {
+		t.Fatalf("the archived task is still noted as kept (%v): a worker will put it back", err)
+	}
+	info, err := e.insp.GetTaskInfo(bulkQ, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != asynq.TaskStateArchived {
+		t.Fatalf("task %s; want it archived", info.State)
 	}
 }

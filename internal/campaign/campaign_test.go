@@ -312,6 +312,46 @@ func TestCancelRemovesWhatWasNotCalledAndSaysHowMany(t *testing.T) {
 	}
 }
 
+// A task being called when cancel stops waiting for it ends on its own,
+// and the feeder watches it until it does, as it watches a cancelled
+// campaign's re-run: kept for later and then deleted by hand, it is
+// counted deleted rather than retrying for ever, and the feeder lets the
+// campaign go once nothing of it is left.
+func TestCancelWatchesTheTasksStillBeingCalled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.startPipeline(pipelineOptions{latency: 2 * time.Second, feeder: FeederConfig{SyncInterval: 100 * time.Millisecond}})
+	r := msgRow(0)
+	e.sim.Force(r.msgKey, 90009, 0) // a configuration error: kept, tried again a minute later
+	e.importRows("midcall", []row{r})
+	id := taskIDOfRow(r)
+	e.waitFor("the task to be called", 20*time.Second, func() bool {
+		info, err := e.insp.GetTaskInfo(bulkQ, id)
+		return err == nil && info.State == asynq.TaskStateActive
+	})
+	mgr, err := NewManager(ManagerConfig{Redis: e.rdb, Queue: e.opt, Logger: e.log, CancelWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	res, err := mgr.Cancel(context.Background(), "midcall")
+	if err != nil || res.StillRunning != 1 {
+		t.Fatalf("cancel %+v %v; want the task still being called", res, err)
+	}
+	e.waitFor("the task kept for later", 10*time.Second, func() bool {
+		info, err := e.insp.GetTaskInfo(bulkQ, id)
+		return err == nil && (info.State == asynq.TaskStateRetry || info.State == asynq.TaskStateScheduled) && e.status("midcall").Retrying == 1
+	})
+	if err := e.insp.DeleteTask(bulkQ, id); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the deleted task counted", 10*time.Second, func() bool { return e.status("midcall").Deleted == 1 })
+	if st := e.status("midcall"); st.State != StateCancelled || st.Remaining() != 0 || st.Ended() != st.Queued {
+		t.Fatalf("status %+v; want cancelled, 1 deleted, nothing left", st)
+	}
+	e.waitInactive("midcall")
+}
+
 func TestFeederKeepsOnlyTheWindowInAsynq(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -30,9 +30,11 @@ func (r CancelResult) Removed() int64 { return r.Backlog + int64(r.Queued) + int
 // Cancel removes every row of the campaign that has not been called:
 // its backlog and its tasks queued in asynq, and the retries of tasks that
 // failed. Tasks being called end normally (cancel waits up to CancelWait
-// for them, then removes their retries too). It can be run again; a second
-// run removes what the first could not. Errors: ErrNotFound, ErrState (the
-// campaign is done), ErrBusy, the Redis error; wrapped.
+// for them, then removes their retries too); those still being called when
+// it stops waiting are watched by the feeder until they end, as a running
+// campaign's are. It can be run again; a second run removes what the first
+// could not. Errors: ErrNotFound, ErrState (the campaign is done), ErrBusy,
+// the Redis error; wrapped.
 func (m *Manager) Cancel(ctx context.Context, name string) (CancelResult, error) {
 	moved, prev, err := m.setState(ctx, name, StateCancelled, StateRunning, StatePaused, StateCancelled)
 	if err != nil {
@@ -88,7 +90,11 @@ func (m *Manager) Cancel(ctx context.Context, name string) (CancelResult, error)
 		}
 	}
 	res.StillRunning = len(running)
-	if err := m.rdb.SRem(ctx, activeKey, name).Err(); err != nil {
+	// Out of the active set, unless tasks are left in the window (still
+	// being called, or a dead letter run again by hand): the feeder watches
+	// those until they end, so that one deleted or archived by hand in
+	// asynq, or whose end the worker could not write, is counted.
+	if err := leaveActive(ctx, m.rdb, name); err != nil {
 		return res, fmt.Errorf("campaign %s: %w", name, err)
 	}
 	return res, nil

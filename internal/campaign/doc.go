@@ -20,8 +20,9 @@
 //
 //	recallq:campaigns                 SET   names of all campaigns
 //	recallq:campaigns:active          SET   those neither done nor cancelled, and the cancelled
-//	                                        ones with a dead letter run again in their window
-//	                                        (what the feeder reads)
+//	                                        ones with tasks left in their window (still being
+//	                                        called, or a dead letter run again): what the
+//	                                        feeder reads
 //	recallq:{camp:NAME}:meta          HASH  the record: sdkappid, created, source, format,
 //	                                        state (running|paused|cancelled|done), the
 //	                                        import checkpoint (import_rows, import_line,

@@ -331,10 +331,13 @@ func (f *Feeder) pass(ctx context.Context) (more bool, err error) {
 				return false, err
 			}
 		}
-		watched := v.m.state == StateCancelled && v.window > 0 // a dead letter run again by hand (recordScript)
+		// A cancelled campaign's tasks still being called when cancel
+		// stopped waiting (Cancel), or a dead letter run again by hand
+		// (recordScript).
+		watched := v.m.state == StateCancelled && v.window > 0
 		if (v.m.state == StateDone || v.m.state == StateCancelled) && !watched {
 			// Left over from a cancel or a mark that died before this
-			// step, or a cancelled campaign whose re-run has ended.
+			// step, or a cancelled campaign whose watched tasks have ended.
 			if err := leaveActive(ctx, f.rdb, v.name); err != nil {
 				return false, err
 			}
@@ -527,12 +530,15 @@ func markDone(ctx context.Context, rdb redis.UniversalClient, name string, now t
 	return nil
 }
 
-// leaveActive takes a done or cancelled campaign out of the active set. An
-// import may reopen a done campaign (importBatchScript), and a dead letter
-// run again by hand may reopen it or come back to a cancelled campaign's
-// window (recordScript), and add it back just before the SREM; so the
-// campaign is read again after it, and one that is no longer done, or is
-// cancelled with tasks in its window, goes back in.
+// leaveActive takes a done or cancelled campaign out of the active set,
+// but for a cancelled one with tasks in its window (still being called
+// when Cancel stopped waiting, or a dead letter run again by hand), which
+// the feeder watches until they end. An import may reopen a done campaign
+// (importBatchScript), and a dead letter run again by hand may reopen it
+// or come back to a cancelled campaign's window (recordScript), and add it
+// back just before the SREM; so the campaign is read again after it, and
+// one that is no longer done, or is cancelled with tasks in its window,
+// goes back in.
 func leaveActive(ctx context.Context, rdb redis.UniversalClient, name string) error {
 	if err := rdb.SRem(ctx, activeKey, name).Err(); err != nil {
 		return err

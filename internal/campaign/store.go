@@ -24,8 +24,9 @@ const Prefix = "recallq"
 const indexKey = Prefix + ":campaigns"
 
 // activeKey is the SET of the campaigns that are neither done nor
-// cancelled, and of the cancelled ones with a dead letter run again by hand
-// back in their window: the feeder looks only at these, so finished
+// cancelled, and of the cancelled ones with tasks left in their window
+// (being called when cancel stopped waiting for them, or a dead letter run
+// again by hand): the feeder looks only at these, so finished
 // campaigns cost nothing however many accumulate. An import that reopens a
 // done campaign adds it back (after the push that reopened it), as does a
 // dead letter run again (recordScript); whoever takes a campaign out reads

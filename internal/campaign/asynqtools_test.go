@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -659,5 +660,54 @@ func TestRerunDeadLetterKeptThenArchivedByHandStaysDead(t *testing.T) {
 	}
 	if info.State != asynq.TaskStateArchived {
 		t.Fatalf("task %s; want it archived", info.State)
+	}
+}
+
+// A dead letter run again by hand that then ends without a call of its
+// own, deleted by hand in asynq or removed by cancel, has its row in `export
+// --history` too: the history does not end at the dead letter while the
+// counts say it was deleted or cancelled.
+func TestRerunDeletedOrCancelledHasItsHistoryRow(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		end    func(e *env, id string)
+		field  string // the count it ends in
+		detail string // what the re-run's row says
+	}{
+		{"deleted by hand", func(e *env, id string) {
+			if err := e.insp.DeleteTask(bulkQ, id); err != nil {
+				e.t.Fatal(err)
+			}
+		}, fieldDeleted, rerunDetail(fieldDeleted)},
+		{"cancelled", func(e *env, id string) {
+			if _, err := e.mgr.Cancel(context.Background(), "gone"); err != nil {
+				e.t.Fatal(err)
+			}
+		}, fieldCancelled, rerunDetail(fieldCancelled)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			msgKey, id := e.doneWithDeadLetter("gone")
+			e.keepRerun("gone", msgKey, id)
+			c.end(e, id)
+			e.waitFor("the re-run's end counted", 10*time.Second, func() bool {
+				st := e.status("gone")
+				return st.Remaining() == 0 && st.Deleted+st.Cancelled == 1
+			})
+			st := e.status("gone")
+			if got := map[string]int64{fieldDeleted: st.Deleted, fieldCancelled: st.Cancelled}[c.field]; got != 1 || st.DeadLettered != 0 {
+				t.Fatalf("status %+v; want the re-run counted %s, no dead letter", st, c.field)
+			}
+			hist := e.history("gone")
+			if len(hist) != 3 || hist[1][3] != "20022" {
+				t.Fatalf("history %q; want the dead letter (20022), then one row for how its re-run ended", hist)
+			}
+			if last := hist[2]; last[2] != msgKey || last[3] != strconv.Itoa(worker.NoAnswer) || last[5] != c.detail {
+				t.Fatalf("the re-run's row %q; want code %d (no answer of its own), detail %q", last, worker.NoAnswer, c.detail)
+			}
+		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/recallq/recallq/worker"
 )
 
 // CancelResult says what cancel removed.
@@ -58,11 +60,15 @@ func (m *Manager) Cancel(ctx context.Context, name string) (CancelResult, error)
 		return res, fmt.Errorf("campaign %s: drop the backlog: %w", name, err)
 	}
 	res.Backlog = n
-	ids, err := m.rdb.HKeys(ctx, k.window).Result()
+	win, err := m.rdb.HGetAll(ctx, k.window).Result()
 	if err != nil {
 		return res, fmt.Errorf("campaign %s: read the window: %w", name, err)
 	}
-	running, err := m.removeTasks(ctx, name, ids, &res)
+	ids := make([]string, 0, len(win))
+	for id := range win {
+		ids = append(ids, id)
+	}
+	running, err := m.removeTasks(ctx, name, win, ids, &res)
 	if err != nil {
 		return res, err
 	}
@@ -85,7 +91,7 @@ func (m *Manager) Cancel(ctx context.Context, name string) (CancelResult, error)
 			}
 			still = append(still, id)
 		}
-		if running, err = m.removeTasks(ctx, name, still, &res); err != nil {
+		if running, err = m.removeTasks(ctx, name, win, still, &res); err != nil {
 			return res, err
 		}
 	}
@@ -100,9 +106,10 @@ func (m *Manager) Cancel(ctx context.Context, name string) (CancelResult, error)
 	return res, nil
 }
 
-// removeTasks deletes the tasks from asynq's bulk queue and counts them as
-// cancelled; it returns those that are being called.
-func (m *Manager) removeTasks(ctx context.Context, name string, ids []string, res *CancelResult) (running []string, err error) {
+// removeTasks deletes the tasks ids of the window win (task ID -> row)
+// from asynq's bulk queue and counts them as cancelled; it returns those
+// that are being called.
+func (m *Manager) removeTasks(ctx context.Context, name string, win map[string]string, ids []string, res *CancelResult) (running []string, err error) {
 	k := keysFor(name)
 	app, err := appOf(ctx, m.rdb, name)
 	if err != nil {
@@ -113,7 +120,7 @@ func (m *Manager) removeTasks(ctx context.Context, name string, ids []string, re
 			running = append(running, id) // active
 			continue
 		}
-		v, err := countCancelled(ctx, m.rdb, k, id)
+		v, err := countCancelled(ctx, m.rdb, k, id, rerunEnd(win[id], time.Now(), worker.NoAnswer, rerunDetail(fieldCancelled)))
 		if err != nil {
 			return nil, fmt.Errorf("campaign %s: count a cancelled task: %w", name, err)
 		}

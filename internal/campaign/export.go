@@ -56,7 +56,8 @@ func (m *Manager) Export(ctx context.Context, name string, w io.Writer) (int, er
 
 // ExportHistory writes the whole audit: every dead letter, also those run
 // again later, and a row for each such re-run that ended otherwise (code
-// 0 or 20023, the detail saying so), at whichever attempt it ended.
+// 0 or 20023; worker.NoAnswer for one deleted by hand, cancelled or
+// unaccounted; the detail saying so), at whichever attempt it ended.
 func (m *Manager) ExportHistory(ctx context.Context, name string, w io.Writer) (int, error) {
 	return m.export(ctx, name, w, true)
 }

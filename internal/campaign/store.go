@@ -335,20 +335,23 @@ const (
 )
 
 // cancelTaskScript counts one task removed by cancel. KEYS: window,
-// retrying, counts, reruns. ARGV: id. Returns 0 (not in the window), 1 (was
+// retrying, counts, reruns, dead. ARGV: id, audit row for a re-run
+// (settleScript's; may be empty). Returns 0 (not in the window), 1 (was
 // queued), 2 (was waiting for a retry).
 var cancelTaskScript = newScript(`
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[3], C_CANCELLED, 1)
-redis.call('SREM', KEYS[4], ARGV[1])
+if redis.call('SREM', KEYS[4], ARGV[1]) == 1 and ARGV[2] ~= '' then redis.call('RPUSH', KEYS[5], ARGV[2]) end
 if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then return 2 end
 return 1
 `)
 
 // countCancelled counts the task id as cancelled if it is in the window;
-// it answers cancelNotInWindow, cancelWasQueued or cancelWasRetrying.
-func countCancelled(ctx context.Context, rdb redis.UniversalClient, k keys, id string) (int, error) {
-	return cancelTaskScript.Run(ctx, rdb, []string{k.window, k.retrying, k.counts, k.reruns}, id).Int()
+// it answers cancelNotInWindow, cancelWasQueued or cancelWasRetrying. A
+// dead letter run again by hand (in reruns) gains the audit row rerun, if
+// not empty, as settle's re-runs do.
+func countCancelled(ctx context.Context, rdb redis.UniversalClient, k keys, id, rerun string) (int, error) {
+	return cancelTaskScript.Run(ctx, rdb, []string{k.window, k.retrying, k.counts, k.reruns, k.dead}, id, rerun).Int()
 }
 
 // cancelBacklogScript drops the backlog. KEYS: backlog, meta, counts.

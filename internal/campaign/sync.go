@@ -54,7 +54,8 @@ const (
 )
 
 // rerunDetail is the detail of the audit row of a dead letter run again by
-// hand that ended as fate, a counts field (recalled, already_recalled).
+// hand that ended as fate, a counts field (recalled, already_recalled,
+// deleted, cancelled, unaccounted).
 func rerunDetail(fate string) string { return detailRerunPrefix + strings.ReplaceAll(fate, "_", " ") }
 
 // syncWindow checks each task of the campaign's window against asynq and
@@ -111,7 +112,7 @@ func syncWindow(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Insp
 		}
 		switch {
 		case errors.Is(err, redis.Nil): // gone: deleted by hand
-			n, err := settle(ctx, rdb, k, id, fieldDeleted, "")
+			n, err := settle(ctx, rdb, k, id, fieldDeleted, rerunEnd(win[id], time.Now(), worker.NoAnswer, rerunDetail(fieldDeleted)))
 			if err != nil {
 				return settled, fmt.Errorf("campaign %s: settle task %s: %w", name, id, err)
 			}
@@ -147,7 +148,9 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	case err != nil:
 		return 0, fmt.Errorf("campaign %s: look up task %s: %w", name, id, err)
 	}
-	settleAs := func(field string) (int, error) { return settle(ctx, rdb, k, id, field, "") }
+	settleAs := func(field string) (int, error) {
+		return settle(ctx, rdb, k, id, field, rerunEnd(s, time.Now(), worker.NoAnswer, rerunDetail(field)))
+	}
 	if info.State == asynq.TaskStateCompleted {
 		var res worker.Result
 		switch err := json.Unmarshal(info.Result, &res); {
@@ -186,14 +189,25 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 // letter run again by hand gains its row in the audit, as when the worker
 // records it.
 func settleRecalled(ctx context.Context, rdb redis.UniversalClient, k keys, id, s, field string, code int, at time.Time) (int, error) {
-	rerun := ""
-	if r, err := decodeRow(s); err == nil {
-		if at.IsZero() {
-			at = time.Now()
-		}
-		rerun = encodeAudit(at, r, code, rerunDetail(field)+"; "+detailRecordedLate)
+	if at.IsZero() {
+		at = time.Now()
 	}
-	return settle(ctx, rdb, k, id, field, rerun)
+	return settle(ctx, rdb, k, id, field, rerunEnd(s, at, code, rerunDetail(field)+"; "+detailRecordedLate))
+}
+
+// rerunEnd is the audit row saying how a dead letter run again by hand,
+// whose stored row is s, ended at at, for settle and countCancelled to
+// append if the task is one (in reruns): every end of a re-run has its row
+// in the history, also one without an answer of its own (deleted by hand,
+// cancelled, unaccounted: code worker.NoAnswer, as a task archived by hand
+// before any call), or the history would end at the dead letter while the
+// counts had moved it. It is empty when s does not decode.
+func rerunEnd(s string, at time.Time, code int, detail string) string {
+	r, err := decodeRow(s)
+	if err != nil {
+		return ""
+	}
+	return encodeAudit(at, r, code, detail)
 }
 
 // findQueuedReruns finds the dead letters run again by hand (asynqmon's

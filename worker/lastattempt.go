@@ -157,15 +157,19 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 	n := 0
 	var errs []error // one task's error must not hold up the notes after it
 	for field, note := range notes {
+		// The note read above, forgotten only if no worker has noted the
+		// task again since (its next attempt: run again by hand, or put
+		// back by this pass): that note stands.
+		forget := func() error { _, err := l.swapNote(ctx, field, note, ""); return err }
 		queue, id, ok := strings.Cut(field, "/")
 		if !ok {
-			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
+			_ = forget()
 			continue
 		}
 		info, err := l.insp.GetTaskInfo(queue, id)
 		switch {
 		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
+			_ = forget()
 			continue
 		case err != nil:
 			errs = append(errs, fmt.Errorf("look up task %s: %w", id, err))
@@ -173,14 +177,13 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 		}
 		switch info.State {
 		case asynq.TaskStateCompleted:
-			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
+			_ = forget()
 		case asynq.TaskStateArchived:
 			due, kept := strings.CutPrefix(note, noteKept)
 			if kept && strings.HasSuffix(due, noteOut) {
 				// Archived by hand since putBack moved it out of the
-				// archive: a dead letter. Un-noted, unless an attempt
-				// noted it again meanwhile.
-				if _, err := l.swapNote(ctx, field, note, ""); err != nil {
+				// archive: a dead letter.
+				if err := forget(); err != nil {
 					errs = append(errs, fmt.Errorf("forget task %s archived by hand: %w", id, err))
 				} else {
 					l.log.InfoContext(ctx, "task kept on its last attempt was archived by hand while it waited; left archived",
@@ -191,7 +194,7 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 			if !kept && !notOwnFault(info.LastErr) {
 				// Archived on its own account; the note outlived a failed
 				// write.
-				_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
+				_ = forget()
 				continue
 			}
 			if ms, _ := strconv.ParseInt(due, 10, 64); kept && l.now().UnixMilli() < ms {
@@ -220,7 +223,7 @@ func (l *lastAttempts) putBack(ctx context.Context) (int, error) {
 				errs = append(errs, fmt.Errorf("put back task %s: %w", id, err))
 				continue
 			}
-			_ = l.rdb.HDel(ctx, LastAttemptsKey, field).Err()
+			_ = forget()
 			n++
 			l.log.InfoContext(ctx, "task archived by asynq on its last attempt for a reason not its own; put back in its queue",
 				"task_id", id, "queue", queue, "retried", info.Retried, "last_err", info.LastErr)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,6 +127,74 @@ func TestPutBackLeavesATaskArchivedByHand(t *testing.T) {
 	}
 	if in, _ := rdb.HExists(ctx, LastAttemptsKey, field).Result(); in {
 		t.Fatal("the task archived by hand is still noted as kept")
+	}
+}
+
+// putBack decides from the notes it read when its pass began; a worker
+// may note the task again before putBack forgets its note (the task's next
+// attempt, once it is run again by hand or by putBack itself), and that
+// note must stand: without it a kept task stays archived, a dead letter
+// for a reason not its own (a campaign test saw a kept re-run stay
+// archived), as does one whose worker dies in that attempt.
+func TestPutBackKeepsANoteWrittenDuringItsPass(t *testing.T) {
+	t.Parallel()
+	kept := func(at time.Time) string { return noteKept + fmt.Sprint(at.UnixMilli()) }
+	cases := []struct {
+		name        string
+		note, newer func(now time.Time) string // the note putBack reads, the one written meanwhile
+	}{
+		// Dead-lettered, run again by hand, and kept (asynq archives it):
+		// putBack must not take it for the dead letter whose note it read.
+		{"archived on its own account", func(time.Time) string { return noteRunning },
+			func(now time.Time) string { return kept(now.Add(time.Minute)) }},
+		// Put back, and its next attempt begun at once.
+		{"put back when due", func(now time.Time) string { return kept(now.Add(-time.Second)) },
+			func(time.Time) string { return noteRunning }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cl, insp, rdb := putBackEnv(t)
+			ctx := context.Background()
+			now := time.Now()
+			id := archivedRecall(t, cl, insp, 1)
+			field := lastAttemptField(lastAttemptQ, id)
+			rdb.HSet(ctx, LastAttemptsKey, field, c.note(now))
+			hooked := redis.NewClient(rdb.Options())
+			defer hooked.Close()
+			newer := c.newer(now)
+			hooked.AddHook(&beforeWrite{fn: func() { rdb.HSet(ctx, LastAttemptsKey, field, newer) }})
+			la := &lastAttempts{rdb: hooked, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+			if _, err := la.putBack(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if note, _ := rdb.HGet(ctx, LastAttemptsKey, field).Result(); note != newer {
+				t.Fatalf("note %q; want %q, written during the pass", note, newer)
+			}
+		})
+	}
+}
+
+// beforeWrite runs fn once, before the first command after putBack's read
+// of the notes.
+type beforeWrite struct {
+	read atomic.Bool
+	once sync.Once
+	fn   func()
+}
+
+func (b *beforeWrite) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (b *beforeWrite) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (b *beforeWrite) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "hgetall" {
+			defer b.read.Store(true)
+		} else if b.read.Load() {
+			b.once.Do(b.fn)
+		}
+		return next(ctx, cmd)
 	}
 }
 

@@ -190,6 +190,20 @@ type Retries struct {
 	// MinBackoff and MaxBackoff bound the wait before each new try, which
 	// grows exponentially, with jitter.
 	MinBackoff, MaxBackoff time.Duration
+	// ReadTimeout, when not zero, is how long a read waits for a Redis
+	// that has the command and does not answer (a stall: a fork for a
+	// snapshot, a slow script, a paused process) before the command is
+	// tried again on another connection; a read_timeout in the URL wins.
+	// A command tried again after a timeout can run twice: the first stays
+	// queued in the stalled Redis and runs when it wakes (a Lua INCR sent
+	// during a 10 s stall ran twice at go-redis's 5 s). When that command
+	// is asynq's dequeue, the first run moves a task to active for no
+	// worker, and it waits for asynq's lease recovery, one to two minutes,
+	// and spends one of its retries there (on its last attempt: archived,
+	// though not its fault). A caller's deadline still bounds its own call
+	// (the clients respect it, see Client); only the calls without one,
+	// asynq's background loops among them, wait this long.
+	ReadTimeout time.Duration
 }
 
 // FailoverRetries ride out a failover or a restart: a command keeps trying
@@ -208,7 +222,20 @@ type Retries struct {
 //
 // They are not the default: a caller that must answer fast while Redis is
 // down (an HTTP intake answering 503) keeps go-redis's.
-var FailoverRetries = Retries{Max: 9, MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second}
+//
+// Their ReadTimeout, 15 s, lets a stall of that long pass without a
+// command run twice, and is well inside asynq's 30 s lease, which its
+// heartbeat must extend every 5 s.
+var FailoverRetries = Retries{Max: 9, MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second, ReadTimeout: 15 * time.Second}
+
+// readTimeout is the read timeout of a client whose options hold url (0:
+// the URL sets none).
+func (r *Retries) readTimeout(url time.Duration) time.Duration {
+	if url != 0 || r.ReadTimeout == 0 {
+		return url
+	}
+	return r.ReadTimeout
+}
 
 // WithRetries returns a copy of c whose clients, go-redis's (Client) and
 // asynq's (AsynqOpt), retry as r says.
@@ -462,6 +489,7 @@ func (c *Conn) Client() redis.UniversalClient {
 		o.ContextTimeoutEnabled = true
 		if r != nil {
 			o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff = r.Max, r.MinBackoff, r.MaxBackoff
+			o.ReadTimeout = r.readTimeout(o.ReadTimeout)
 		}
 		return redis.NewFailoverClient(&o)
 	case Cluster:
@@ -470,6 +498,7 @@ func (c *Conn) Client() redis.UniversalClient {
 		o.ContextTimeoutEnabled = true
 		if r != nil {
 			o.MaxRedirects, o.MinRetryBackoff, o.MaxRetryBackoff = r.Max, r.MinBackoff, r.MaxBackoff
+			o.ReadTimeout = r.readTimeout(o.ReadTimeout)
 		}
 		return redis.NewClusterClient(&o)
 	}
@@ -477,6 +506,7 @@ func (c *Conn) Client() redis.UniversalClient {
 	o.ContextTimeoutEnabled = true
 	if r != nil {
 		o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff = r.Max, r.MinBackoff, r.MaxBackoff
+		o.ReadTimeout = r.readTimeout(o.ReadTimeout)
 	}
 	return redis.NewClient(o)
 }

@@ -211,7 +211,7 @@ func TestOptionsFromEnv(t *testing.T) {
 
 func TestWithRetriesReachesBothClients(t *testing.T) {
 	t.Parallel()
-	r := Retries{Max: 7, MinBackoff: time.Millisecond, MaxBackoff: time.Second}
+	r := Retries{Max: 7, MinBackoff: time.Millisecond, MaxBackoff: time.Second, ReadTimeout: 11 * time.Second}
 	for _, url := range []string{"redis://h:1/0", "redis-sentinel://s:1/0?master=m", "redis-cluster://n:1"} {
 		t.Run(url, func(t *testing.T) {
 			base, err := Parse(url)
@@ -227,10 +227,10 @@ func TestWithRetriesReachesBothClients(t *testing.T) {
 				switch v := rdb.(type) {
 				case *redis.Client:
 					o := v.Options()
-					got = Retries{o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff}
+					got = Retries{o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff, o.ReadTimeout}
 				case *redis.ClusterClient:
 					o := v.Options()
-					got = Retries{o.MaxRedirects, o.MinRetryBackoff, o.MaxRetryBackoff}
+					got = Retries{o.MaxRedirects, o.MinRetryBackoff, o.MaxRetryBackoff, o.ReadTimeout}
 				}
 				rdb.(redis.UniversalClient).Close()
 				if got != r {

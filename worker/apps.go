@@ -70,7 +70,7 @@ func (h *Handler) otherApp(ctx context.Context, log *slog.Logger, t *asynq.Task,
 	if h.queues == nil {
 		// The fix speaks of another app's worker, not of this app's
 		// settings: as it is, from an apps file too.
-		return h.configErrorAsIs(ctx, log, o)
+		return h.configErrorAsIs(ctx, log, o, uncountedConfigRetryDelay)
 	}
 	id, _ := asynq.GetTaskID(ctx)
 	queue, _ := asynq.GetQueueName(ctx)

@@ -249,3 +249,33 @@ func TestProbeReportsAFaultOfTheOtherKind(t *testing.T) {
 		}
 	}
 }
+
+// TestATaskOneBadWorkerMetGoesBackSoon: the tasks a process's own
+// configuration error met (its first calls, before its circuit opened, and
+// each probe's) go back to the queue about as soon as the tasks it holds
+// while the circuit is open, for the healthy processes to take: the
+// breaker bounds the calls, so the task need not wait. Before, it waited a
+// minute in the retry set: one bad pod of four made a 3,000-recall
+// campaign of 16 s last 85-125 s, its last tasks the ones the bad pod met.
+func TestATaskOneBadWorkerMetGoesBackSoon(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	bad := newPod(t, rs.Client(t))
+	bad.sim.SetFaults(imsim.Faults{CodeUntil: time.Now().Add(time.Hour), Code: 90009})
+	delay := worker.RetryDelay(worker.DefaultRetryBase, worker.DefaultRetryMax)
+	r := msg(1)
+	r.SDKAppID = testApp
+	task, err := tasks.NewTask(r, tasks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range worker.DefaultBreakerThreshold + 1 { // the last one held while the circuit is open
+		err := bad.h.ProcessTask(context.Background(), task)
+		if err == nil || worker.IsFailure(err) {
+			t.Fatalf("task %d: %v, want a configuration error that is not a failure", i, err)
+		}
+		if d := delay(0, err, task); d > 2*time.Second {
+			t.Errorf("task %d (%v) goes back in %s, want about a second", i, err, d.Round(time.Second))
+		}
+	}
+}

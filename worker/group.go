@@ -32,9 +32,10 @@ func (h *Handler) processGroup(ctx context.Context, t *asynq.Task) error {
 		return h.otherApp(ctx, log, t, g.SDKAppID)
 	}
 	if h.cfg.GroupLimiter == nil || h.cfg.GroupAPI == nil {
-		return h.configError(ctx, log, Outcome{Class: Configuration,
+		return h.configErrorAsIs(ctx, log, Outcome{Class: Configuration,
 			Meaning: "this worker has no group_msg_recall limiter or client",
-			Fix:     "run workers built by recallq's worker command (internal/assembly), which serve group recalls"})
+			Fix:     "run workers built by recallq's worker command (internal/assembly), which serve group recalls"}.inAppsFile(h.cfg.AppsFileApp),
+			uncountedConfigRetryDelay)
 	}
 	ok, probe := h.group.breaker.admit(ctx, h.cfg.Stopping)
 	if !ok {

@@ -166,22 +166,37 @@ func (k *killFault) step(ctx context.Context, r *run, l look) error {
 
 func (k *killFault) over() bool { return k.stopped && len(k.restarts) == 0 }
 
-// redisFault: one restart of redis-server.
-type redisFault struct {
-	restarted  bool
+// redisBack follows a run once Redis is back from a fault, until tasks
+// finish again.
+type redisBack struct {
+	back       bool
 	backAt     time.Time
 	doneAtBack int
 	resumed    bool
 }
 
+// isBack notes that Redis is back at look l.
+func (b *redisBack) isBack(l look) { b.back, b.backAt, b.doneAtBack = true, time.Now(), l.done }
+
+// watch notes, once, the first look after Redis came back at which more
+// tasks had finished; format takes the seconds since and the done and
+// queued counts.
+func (b *redisBack) watch(r *run, l look, format string) {
+	if !b.resumed && l.info != nil && l.done > b.doneAtBack {
+		b.resumed = true
+		r.event(format, l.now.Sub(b.backAt).Seconds(), l.done, l.queued)
+	}
+}
+
+func (b *redisBack) over() bool { return b.resumed }
+
+// redisFault: one restart of redis-server.
+type redisFault struct{ redisBack }
+
 func (f *redisFault) step(ctx context.Context, r *run, l look) error {
 	o := r.s.o
-	if f.restarted {
-		if !f.resumed && l.info != nil && l.done > f.doneAtBack {
-			f.resumed = true
-			r.event("workers reconnected by themselves: tasks finishing again %.1f s after Redis answered (%d/%d finished)",
-				l.now.Sub(f.backAt).Seconds(), l.done, l.queued)
-		}
+	if f.back {
+		f.watch(r, l, "workers reconnected by themselves: tasks finishing again %.1f s after Redis answered (%d/%d finished)")
 		return nil
 	}
 	if !due(r, l) {
@@ -196,29 +211,18 @@ func (f *redisFault) step(ctx context.Context, r *run, l look) error {
 	if err != nil {
 		return err
 	}
-	f.restarted, f.backAt, f.doneAtBack = true, time.Now(), l.done
+	f.isBack(l)
 	r.event("redis-server back on %s (pid %d) %.1f s after the %s (exited %.2f s after it): %d keys before, %d loaded from the append-only file (%d bytes)",
 		r.redis.addr, r.redis.proc.PID(), info.down.Seconds(), info.signal, info.exited.Seconds(), info.before, info.keys, info.aofSize)
 	return nil
 }
 
-func (f *redisFault) over() bool { return f.resumed }
-
 // redisHangFault: SIGSTOP redis-server for RedisHang, then SIGCONT.
-type redisHangFault struct {
-	hung       bool
-	backAt     time.Time
-	doneAtBack int
-	resumed    bool
-}
+type redisHangFault struct{ redisBack }
 
 func (f *redisHangFault) step(ctx context.Context, r *run, l look) error {
-	if f.hung {
-		if !f.resumed && l.info != nil && l.done > f.doneAtBack {
-			f.resumed = true
-			r.event("tasks finishing again %.1f s after Redis was continued (%d/%d finished)",
-				l.now.Sub(f.backAt).Seconds(), l.done, l.queued)
-		}
+	if f.back {
+		f.watch(r, l, "tasks finishing again %.1f s after Redis was continued (%d/%d finished)")
 		return nil
 	}
 	if !due(r, l) {
@@ -232,12 +236,10 @@ func (f *redisHangFault) step(ctx context.Context, r *run, l look) error {
 	if err != nil {
 		return err
 	}
-	f.hung, f.backAt, f.doneAtBack = true, time.Now(), l.done
+	f.isBack(l)
 	r.event("SIGCONT redis-server after %s", hang)
 	return nil
 }
-
-func (f *redisHangFault) over() bool { return f.resumed }
 
 // apiDownFault: connection refused, then only 91000.
 type apiDownFault struct {

@@ -421,10 +421,12 @@ end
 
 // recordScript records events of tasks of one campaign, in order.
 //
-// KEYS: counts, window, retrying, dead, dead_ids, meta, reruns. ARGV: five
+// KEYS: counts, window, retrying, dead, dead_ids, meta, reruns. ARGV: six
 // per event: task ID, fate, code, audit row (for a dead letter), audit row
-// (for a re-run). A final fate is counted only if it removes the task from
-// the window, so each task is counted once however often it ends. A task
+// (for a re-run), and "1" when only a task in the window may be counted
+// (the sync's settle, whose view may predate the worker's record). A final
+// fate is counted only if it removes the task from the window, so each
+// task is counted once however often it ends. A task
 // not in the window but among the dead letters was run again by hand
 // (asynqmon, the asynq CLI): it leaves the dead letters and counts as what
 // it became; the audit keeps the dead letter and gains a row saying how the
@@ -440,10 +442,11 @@ end
 // back in the active set, counted[i] 1 when event i counted its task.
 var recordScript = newScript(luaRerun + `
 local watch = 0
-local function record(id, fate, code, audit, rerunRow)
+local function record(id, fate, code, audit, rerunRow, windowOnly)
   local row = redis.call('HGET', KEYS[2], id)
   local rerun = false
   if not row then
+    if windowOnly == '1' then return 0 end
     local d = redis.call('HGET', KEYS[5], id)
     if not d then return 0 end
     row = revive(KEYS[1], KEYS[2], KEYS[5], id, d)
@@ -468,8 +471,8 @@ local function record(id, fate, code, audit, rerunRow)
   return 1
 end
 local out = {}
-for i = 1, #ARGV, 5 do
-  out[#out + 1] = record(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+for i = 1, #ARGV, 6 do
+  out[#out + 1] = record(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
 end
 table.insert(out, 1, watch)
 return out
@@ -477,11 +480,14 @@ return out
 
 // endEvent is one event for recordScript: fate is a counts field or
 // recordRetrying; audit is the audit row of a dead letter, rerun the row of
-// a dead letter run again that ended otherwise.
+// a dead letter run again that ended otherwise; windowOnly counts the task
+// only if it is in the window (a worker's record may have moved it since
+// the caller looked).
 type endEvent struct {
 	id, fate     string
 	code         int
 	audit, rerun string
+	windowOnly   bool
 }
 
 // recordEnds records the events of tasks of the campaign k, in order, in
@@ -490,9 +496,13 @@ type endEvent struct {
 // done (now running again) or cancelled campaign: the caller must then put
 // the campaign back in the active set.
 func recordEnds(ctx context.Context, rdb redis.UniversalClient, k keys, events []endEvent) (counted []int64, watch bool, err error) {
-	args := make([]any, 0, 5*len(events))
+	args := make([]any, 0, 6*len(events))
 	for _, e := range events {
-		args = append(args, e.id, e.fate, e.code, e.audit, e.rerun)
+		only := "0"
+		if e.windowOnly {
+			only = "1"
+		}
+		args = append(args, e.id, e.fate, e.code, e.audit, e.rerun, only)
 	}
 	v, err := recordScript.Run(ctx, rdb, k.recordKeys(), args...).Int64Slice()
 	if err != nil {
@@ -502,17 +512,6 @@ func recordEnds(ctx context.Context, rdb redis.UniversalClient, k keys, events [
 		return nil, false, fmt.Errorf("record ends: %d answers for %d events", len(v), len(events))
 	}
 	return v[1:], v[0] == 1, nil
-}
-
-// recordEnd records one final event of the task id (endEvent says what
-// the arguments are; a final event never reopens a campaign). It returns 1
-// when it counted the task.
-func recordEnd(ctx context.Context, rdb redis.UniversalClient, k keys, id, fate string, code int, audit, rerun string) (int, error) {
-	counted, _, err := recordEnds(ctx, rdb, k, []endEvent{{id: id, fate: fate, code: code, audit: audit, rerun: rerun}})
-	if err != nil {
-		return 0, err
-	}
-	return int(counted[0]), nil
 }
 
 // queuedRerunScript takes back into its campaign a dead letter run again

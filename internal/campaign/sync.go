@@ -181,7 +181,20 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	if info.LastErr != "" {
 		detail += "; last error: " + info.LastErr
 	}
-	return recordEnd(ctx, rdb, k, id, fieldDeadLettered, code, encodeAudit(at, r, code, detail), "")
+	return settleDeadLetter(ctx, rdb, k, id, code, encodeAudit(at, r, code, detail))
+}
+
+// settleDeadLetter counts the archived task id of the window as
+// dead-lettered with code, audit its row, if it is still in the window: a
+// worker that recorded it since the sync read the window has moved it to
+// the dead letters, where recordScript would read it as run again by hand
+// and count it twice.
+func settleDeadLetter(ctx context.Context, rdb redis.UniversalClient, k keys, id string, code int, audit string) (int, error) {
+	counted, _, err := recordEnds(ctx, rdb, k, []endEvent{{id: id, fate: fieldDeadLettered, code: code, audit: audit, windowOnly: true}})
+	if err != nil {
+		return 0, err
+	}
+	return int(counted[0]), nil
 }
 
 // settleRecalled settles the completed task id of the window, whose row

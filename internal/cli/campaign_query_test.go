@@ -145,8 +145,8 @@ func TestCampaignStartByConversationPagesTheHistory(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "one-to-one messages to queue  230") || !strings.Contains(out, "3 pages") {
 		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if n := sim.Stats().Calls; n != 3 {
-		t.Fatalf("the simulator answered %d calls, want 3 pages of 100", n)
+	if st := sim.Stats(); st.Calls != 3 {
+		t.Fatalf("the simulator answered %d calls (codes %v, HTTP errors %d), want 3 pages of 100\n%s", st.Calls, st.ByCode, st.HTTPErrors, errOut)
 	}
 	code, out, errOut = run(t, "campaign", "start", "--name", "ab", "--conversation", "alice,bob", "--since", "2d")
 	if code != 0 || !strings.Contains(out, "230 new") {

@@ -219,9 +219,12 @@ func TestGrantsOnAnIdleScheduleOutrunTheirRoundTrip(t *testing.T) {
 			t.Fatalf("Wait %d returned a permit already past the cutoff: %v", i, err)
 		}
 	}
-	// The first grant may be dropped while the round trip is unknown.
-	if st := l.Stats(); st.LateGrantDrops > 1 {
-		t.Errorf("%d grants dropped as late, want at most the first", st.LateGrantDrops)
+	// The first grant may be dropped while the round trip is unknown, and
+	// one more on a loaded machine, whose scheduling adds to the 10 ms (the
+	// full suite under -race once answered two grants 10.4 and 13 ms late).
+	// Before the fix every grant was dropped, and no Wait returned.
+	if st := l.Stats(); st.LateGrantDrops > 2 {
+		t.Errorf("%d grants dropped as late, want at most the first and one more", st.LateGrantDrops)
 	}
 }
 

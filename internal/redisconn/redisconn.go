@@ -225,7 +225,10 @@ type Retries struct {
 //
 // Their ReadTimeout, 15 s, lets a stall of that long pass without a
 // command run twice, and is well inside asynq's 30 s lease, which its
-// heartbeat must extend every 5 s.
+// heartbeat must extend every 5 s. Against a Redis that holds connections
+// and never answers, a command without a deadline (asynq's background
+// loops, a campaign feeder's pass) then tries for up to ten times that; a
+// call with a deadline ends with it.
 var FailoverRetries = Retries{Max: 9, MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second, ReadTimeout: 15 * time.Second}
 
 // readTimeout is the read timeout of a client whose options hold url (0:

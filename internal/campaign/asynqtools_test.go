@@ -708,6 +708,10 @@ func TestRerunDeletedOrCancelledHasItsHistoryRow(t *testing.T) {
 			if last := hist[2]; last[2] != msgKey || last[3] != strconv.Itoa(worker.NoAnswer) || last[5] != c.detail {
 				t.Fatalf("the re-run's row %q; want code %d (no answer of its own), detail %q", last, worker.NoAnswer, c.detail)
 			}
+			// No call was made: the meaning must not say a call failed.
+			if m := hist[2][4]; !strings.Contains(m, "no call") {
+				t.Errorf("the re-run's row means %q; want it to allow for no call at all (the detail says which)", m)
+			}
 		})
 	}
 }

@@ -16,10 +16,12 @@ import (
 )
 
 // CodeMeaning is what a dead letter's code means, for people: the outcome
-// table's meaning, or what no answer (worker.NoAnswer) was.
+// table's meaning, or what no answer (worker.NoAnswer) was. A row with no
+// answer may also be of no call at all (a task archived, deleted or
+// cancelled by hand before it called): its detail says which.
 func CodeMeaning(code int) string {
 	if code == worker.NoAnswer {
-		return "no answer (network error, timeout or HTTP error)"
+		return "no answer from Tencent (a network error, timeout or HTTP error), or no call at all: see the detail"
 	}
 	return outcome(code).Meaning
 }

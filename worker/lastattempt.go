@@ -14,9 +14,10 @@ import (
 )
 
 // LastAttemptsKey is the Redis HASH of tasks on their last attempt:
-// "QUEUE/TASKID" -> "running" while the attempt runs, "kept UNIXMS" when it
-// ended for a reason that is not the task's (a rate limit, a configuration
-// error, a stop) and the task should be called again at UNIXMS.
+// "QUEUE/TASKID" -> "running UNIXMS" while the attempt begun at UNIXMS
+// runs, "kept UNIXMS" when it ended for a reason that is not the task's (a
+// rate limit, a configuration error, a stop) and the task should be
+// called again at UNIXMS.
 //
 // Why: a task's asynq MaxRetry is its real budget, so asynqmon and asynq's
 // CLI show the truth (Max Retry 10, Retried n). But asynq v0.26 archives a
@@ -96,7 +97,9 @@ func (l *lastAttempts) begin(ctx context.Context) (end func(error)) {
 		return func(error) {}
 	}
 	field := lastAttemptField(queue, id)
-	l.write(func(c context.Context) error { return l.rdb.HSet(c, LastAttemptsKey, field, noteRunning).Err() })
+	l.write(func(c context.Context) error {
+		return l.rdb.HSet(c, LastAttemptsKey, field, runningNote(l.now())).Err()
+	})
 	return func(err error) {
 		var rl *retryLater
 		switch {
@@ -116,6 +119,14 @@ func (l *lastAttempts) begin(ctx context.Context) (end func(error)) {
 			})
 		}
 	}
+}
+
+// runningNote is the note of an attempt begun at at, "running UNIXMS":
+// the time tells one attempt's note from the next one's, which putBack's
+// compare-and-delete needs (a task run again by hand and begun while a
+// pass was forgetting its earlier attempt's note).
+func runningNote(at time.Time) string {
+	return noteRunning + " " + strconv.FormatInt(at.UnixMilli(), 10)
 }
 
 func (l *lastAttempts) write(fn func(context.Context) error) {

@@ -145,11 +145,18 @@ func TestPutBackKeepsANoteWrittenDuringItsPass(t *testing.T) {
 	}{
 		// Dead-lettered, run again by hand, and kept (asynq archives it):
 		// putBack must not take it for the dead letter whose note it read.
-		{"archived on its own account", func(time.Time) string { return noteRunning },
+		{"archived on its own account", func(now time.Time) string { return runningNote(now.Add(-time.Minute)) },
 			func(now time.Time) string { return kept(now.Add(time.Minute)) }},
 		// Put back, and its next attempt begun at once.
 		{"put back when due", func(now time.Time) string { return kept(now.Add(-time.Second)) },
-			func(time.Time) string { return noteRunning }},
+			func(now time.Time) string { return runningNote(now) }},
+		// Archived on its own account after an attempt noted running, run
+		// again by hand, and that attempt begun: the two running notes
+		// must differ, or putBack forgets the new attempt's, and should
+		// its worker die, asynq archives the task on its last attempt for
+		// a reason not its own.
+		{"run again and begun", func(now time.Time) string { return runningNote(now.Add(-time.Minute)) },
+			func(now time.Time) string { return runningNote(now) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -256,7 +256,7 @@ func TestProbeReportsAFaultOfTheOtherKind(t *testing.T) {
 // while the circuit is open, for the healthy processes to take: the
 // breaker bounds the calls, so the task need not wait. Before, it waited a
 // minute in the retry set: one bad pod of four made a 3,000-recall
-// campaign of 16 s last 85-125 s, its last tasks the ones the bad pod met.
+// campaign of 16 s last 85-129 s, its last tasks the ones the bad pod met.
 func TestATaskOneBadWorkerMetGoesBackSoon(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)

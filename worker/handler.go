@@ -132,7 +132,7 @@ const (
 	// circuit is open (breakerHold), for a process whose configuration
 	// works: the breaker, not the task's delay, bounds the calls a broken
 	// configuration makes. (At a minute, one bad pod of four made a
-	// 3,000-recall campaign of 16 s last 85-125 s: its last tasks were the
+	// 3,000-recall campaign of 16 s last 85-129 s: its last tasks were the
 	// ones the bad pod had met.)
 	DefaultConfigRetryDelay = time.Second
 	// uncountedConfigRetryDelay is the wait of a task after a

@@ -20,6 +20,11 @@ import (
 // putBack decides from the note and asynq's state alone; several workers
 // may run it at once.
 
+// fixedLastAttempts is a lastAttempts on rdb whose clock stands at now.
+func fixedLastAttempts(rdb *redis.Client, insp *asynq.Inspector, now time.Time) *lastAttempts {
+	return &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+}
+
 // lastAttemptQ is the urgent queue of the app these tasks are for.
 var lastAttemptQ = tasks.AppQueue(tasks.QueueUrgent, 1400000000)
 
@@ -27,9 +32,6 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 	t.Parallel()
 	c, insp, rdb := putBackEnv(t)
 	now := time.Now()
-	newLA := func() *lastAttempts {
-		return &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
-	}
 	archived := func(n int) string { return archivedRecall(t, c, insp, n) }
 	due, notDue, ownFault := archived(1), archived(2), archived(3)
 	before, err := insp.GetTaskInfo(lastAttemptQ, notDue)
@@ -50,7 +52,7 @@ func TestPutBackFollowsTheNotes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := newLA().putBack(ctx)
+			n, err := fixedLastAttempts(rdb, insp, now).putBack(ctx)
 			if err != nil {
 				t.Errorf("putBack: %v", err)
 			}
@@ -103,7 +105,7 @@ func TestPutBackLeavesATaskArchivedByHand(t *testing.T) {
 	c, insp, rdb := putBackEnv(t)
 	ctx := context.Background()
 	now := time.Now()
-	la := &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	la := fixedLastAttempts(rdb, insp, now)
 	id := archivedRecall(t, c, insp, 1)
 	field := lastAttemptField(lastAttemptQ, id)
 	rdb.HSet(ctx, LastAttemptsKey, field, noteKept+fmt.Sprint(now.Add(time.Minute).UnixMilli()))
@@ -171,7 +173,7 @@ func TestPutBackKeepsANoteWrittenDuringItsPass(t *testing.T) {
 			defer hooked.Close()
 			newer := c.newer(now)
 			hooked.AddHook(&beforeWrite{fn: func() { rdb.HSet(ctx, LastAttemptsKey, field, newer) }})
-			la := &lastAttempts{rdb: hooked, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+			la := fixedLastAttempts(hooked, insp, now)
 			if _, err := la.putBack(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -214,7 +216,7 @@ func TestOneBrokenNoteDoesNotHoldUpTheOthers(t *testing.T) {
 	c, insp, rdb := putBackEnv(t)
 	ctx := context.Background()
 	now := time.Now()
-	la := &lastAttempts{rdb: rdb, insp: insp, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+	la := fixedLastAttempts(rdb, insp, now)
 	var ids []string
 	for n := range 9 {
 		id := archivedRecall(t, c, insp, n+1)

@@ -372,7 +372,7 @@ func (b *bench) runSpread(ctx context.Context, sp Spread) error {
 	if o.OutsideRate > 0 {
 		outside = fmt.Sprintf(", outside load %v/s", o.OutsideRate)
 	}
-	fmt.Fprintf(o.Out, "\n## latency %s, fail rate %v%s, %d tasks per configuration, simulator at %s (%s)\n", sp, o.FailRate, outside, o.Tasks, sim.url, sim.priority)
+	fmt.Fprintf(o.Out, "\n## latency %s, fail rate %v%s, %d tasks per configuration, simulator at %s (%s)\n", sp, o.FailRate, outside, o.Tasks, sim.url, sim.Priority)
 	fmt.Fprintln(o.Out, headerLine())
 	var notes, quota []string
 	var configs []config

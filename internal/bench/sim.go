@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,9 +16,8 @@ const SimCommand = simproc.Command
 // simProc is the simulator, running as a child process (package simproc).
 type simProc struct {
 	*simproc.Sim
-	proc     *child // Sim.Proc
-	url      string // Sim.URL
-	priority string // how it is scheduled, for the table's heading
+	proc *child // Sim.Proc
+	url  string // Sim.URL
 }
 
 // startSim starts "recallq imsim" on a free loopback port with the spread
@@ -30,26 +28,18 @@ func (b *bench) startSim(ctx context.Context, sp Spread) (*simProc, error) {
 		// Reset, before every configuration, restarts it.
 		args = append(args, "--outside-rate", strconv.FormatFloat(b.o.OutsideRate, 'g', -1, 64))
 	}
-	s := &simProc{}
 	sim, err := simproc.Start(ctx, &b.procs, simproc.Config{
-		Exe:  b.o.Exe,
-		Args: args,
-		Env:  b.appEnv(),
-		Dir:  b.dir,
-		Name: "imsim-" + strings.ReplaceAll(sp.String(), ":", "-"),
-		Started: func(c *child) {
-			if err := simproc.Favour(c.PID()); err != nil {
-				s.priority = fmt.Sprintf("default priority (raising it failed: %v)", err)
-			} else {
-				s.priority = fmt.Sprintf("nice %d", simproc.Nice)
-			}
-		},
+		Exe:    b.o.Exe,
+		Args:   args,
+		Env:    b.appEnv(),
+		Dir:    b.dir,
+		Name:   "imsim-" + strings.ReplaceAll(sp.String(), ":", "-"),
+		Favour: true,
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.Sim, s.proc, s.url = sim, sim.Proc, sim.URL
-	return s, nil
+	return &simProc{Sim: sim, proc: sim.Proc, url: sim.URL}, nil
 }
 
 // reset clears the simulator's store, faults and statistics.

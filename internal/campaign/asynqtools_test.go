@@ -274,6 +274,16 @@ func TestRerunDeadLetterLeavesTheDeadLettersOnceQueued(t *testing.T) {
 	}
 }
 
+// recordDeadLetter records, as a worker does, that the task id of the
+// campaign k, whose row is r, was dead-lettered with 20022.
+func (e *env) recordDeadLetter(r row, k keys, id string) {
+	e.t.Helper()
+	dead := endEvent{id: id, fate: fieldDeadLettered, code: 20022, audit: encodeAudit(time.Now(), r, 20022, "")}
+	if _, _, err := recordEnds(context.Background(), e.rdb, k, []endEvent{dead}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // The feeder takes a queued re-run back only if the dead letter's entry
 // is the one it read before asynq said the task was pending: a worker that
 // took the task and recorded it meanwhile (here: dead-lettered it again)
@@ -283,18 +293,13 @@ func TestQueuedRerunTakeBackYieldsToTheWorker(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	r, k, id := e.fedOneRow("race")
-	dead := endEvent{id: id, fate: fieldDeadLettered, code: 20022, audit: encodeAudit(time.Now(), r, 20022, "")}
-	if _, _, err := recordEnds(ctx, e.rdb, k, []endEvent{dead}); err != nil {
-		t.Fatal(err)
-	}
+	e.recordDeadLetter(r, k, id)
 	read, err := e.rdb.HGet(ctx, k.deadIDs, id).Result() // what the feeder read
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Meanwhile a worker took the task run again, which failed for good.
-	if _, _, err := recordEnds(ctx, e.rdb, k, []endEvent{dead}); err != nil {
-		t.Fatal(err)
-	}
+	e.recordDeadLetter(r, k, id)
 	if took, err := takeBackQueuedRerun(ctx, e.rdb, k, id, read); err != nil || took {
 		t.Fatalf("take back with a stale entry: %v %v; want nothing moved", took, err)
 	}
@@ -713,30 +718,5 @@ func TestRerunDeletedOrCancelledHasItsHistoryRow(t *testing.T) {
 				t.Errorf("the re-run's row means %q; want it to allow for no call at all (the detail says which)", m)
 			}
 		})
-	}
-}
-
-// The sync reads the window and asynq's states, then settles what it read
-// archived. A worker that recorded the dead letter meanwhile has moved it
-// from the window to the dead letters, where the sync's late settle read
-// it as a dead letter run again by hand and counted it a second time: the
-// history had the dead letter twice, once "recorded late" (seen in CI, in
-// TestRerunDeadLetterLeavesTheDeadLettersOnceQueued/cancelled).
-func TestSyncDoesNotCountAWorkersDeadLetterAgain(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	ctx := t.Context()
-	r, k, id := e.fedOneRow("race")
-	dead := endEvent{id: id, fate: fieldDeadLettered, code: 20022, audit: encodeAudit(time.Now(), r, 20022, "")}
-	if _, _, err := recordEnds(ctx, e.rdb, k, []endEvent{dead}); err != nil {
-		t.Fatal(err)
-	}
-	n, err := settleDeadLetter(ctx, e.rdb, k, id, 20022, encodeAudit(time.Now(), r, 20022, detailRecordedLate))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := e.status("race")
-	if hist := e.history("race"); n != 0 || st.DeadLettered != 1 || len(hist) != 2 {
-		t.Fatalf("the sync's late settle counted %d; status %+v, history %q; want the worker's one dead letter", n, st, hist)
 	}
 }

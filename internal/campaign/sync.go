@@ -256,12 +256,12 @@ func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asyn
 		return 0, fmt.Errorf("read the bulk queues' pending tasks: %w", err)
 	}
 	var listed []string
-	hasSince := map[string]*redis.BoolCmd{}
+	var hasSince []*redis.BoolCmd // of each listed task
 	pipe = rdb.Pipeline()
 	for i, q := range queues {
 		for _, id := range heads[i].Val() {
 			listed = append(listed, q+"/"+id)
-			hasSince[q+"/"+id] = pipe.HExists(ctx, asynqTaskKey(q, id), asynqPendingSinceField)
+			hasSince = append(hasSince, pipe.HExists(ctx, asynqTaskKey(q, id), asynqPendingSinceField))
 		}
 	}
 	if len(listed) > 0 {
@@ -270,8 +270,8 @@ func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asyn
 		}
 	}
 	since := make(map[string]bool, len(listed))
-	for key, cmd := range hasSince {
-		since[key] = cmd.Val()
+	for i, key := range listed {
+		since[key] = hasSince[i].Val()
 	}
 	n := 0
 	for _, key := range rerunLooks(listed, since, lookedUp) {

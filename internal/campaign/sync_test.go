@@ -73,3 +73,25 @@ func TestSyncCountsAScheduledTaskRetrying(t *testing.T) {
 		t.Fatalf("status %+v; want the task held for later counted retrying", st)
 	}
 }
+
+// The sync reads the window and asynq's states, then settles what it read
+// archived. A worker that recorded the dead letter meanwhile has moved it
+// from the window to the dead letters, where the sync's late settle read
+// it as a dead letter run again by hand and counted it a second time: the
+// history had the dead letter twice, once "recorded late" (seen in CI, in
+// TestRerunDeadLetterLeavesTheDeadLettersOnceQueued/cancelled).
+func TestSyncDoesNotCountAWorkersDeadLetterAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	r, k, id := e.fedOneRow("race")
+	e.recordDeadLetter(r, k, id)
+	n, err := settleDeadLetter(ctx, e.rdb, k, id, 20022, encodeAudit(time.Now(), r, 20022, detailRecordedLate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e.status("race")
+	if hist := e.history("race"); n != 0 || st.DeadLettered != 1 || len(hist) != 2 {
+		t.Fatalf("the sync's late settle counted %d; status %+v, history %q; want the worker's one dead letter", n, st, hist)
+	}
+}

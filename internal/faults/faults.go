@@ -446,7 +446,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 			s.progress("simulator: %v", err)
 		}
 	}()
-	s.progress("simulator at %s (%s); logs in %s", s.sim.URL, s.sim.priority, dir)
+	s.progress("simulator at %s (%s); logs in %s", s.sim.URL, s.sim.Priority, dir)
 
 	names := append([]string{FaultNone}, o.Faults...)
 	if o.SkipBaseline {

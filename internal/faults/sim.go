@@ -3,7 +3,6 @@ package faults
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,17 +26,12 @@ const callAttempts = 3
 
 // simProc is the simulator, running as a child process for the whole
 // suite (package simproc): every run resets it.
-type simProc struct {
-	*simproc.Sim
-	// priority is how it runs: "nice -10", or the default and why.
-	priority string
-}
+type simProc struct{ *simproc.Sim }
 
 // startSim starts "recallq imsim" on a free loopback port with the latency
 // and fail rate of o, raises its priority (simproc.Nice), and waits until
 // it answers.
 func startSim(ctx context.Context, procs *children, dir string, o Options, env []string) (*simProc, error) {
-	s := &simProc{}
 	sim, err := simproc.Start(ctx, procs, simproc.Config{
 		Exe: o.Exe,
 		Args: []string{"--latency", o.LatencyMin.String() + "-" + o.LatencyMax.String(),
@@ -49,19 +43,12 @@ func startSim(ctx context.Context, procs *children, dir string, o Options, env [
 			Transport: &http.Transport{MaxIdleConnsPerHost: fateWorkers, IdleConnTimeout: 30 * time.Second},
 		},
 		Attempts: callAttempts,
-		Started: func(c *child) {
-			if err := simproc.Favour(c.PID()); err != nil {
-				s.priority = fmt.Sprintf("default priority (raising it failed: %v)", err)
-			} else {
-				s.priority = fmt.Sprintf("nice %d", simproc.Nice)
-			}
-		},
+		Favour:   true,
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.Sim = sim
-	return s, nil
+	return &simProc{sim}, nil
 }
 
 // simFaults is the body of POST /sim/faults. It replaces every fault, so

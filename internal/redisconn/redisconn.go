@@ -231,13 +231,17 @@ type Retries struct {
 // call with a deadline ends with it.
 var FailoverRetries = Retries{Max: 9, MinBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second, ReadTimeout: 15 * time.Second}
 
-// readTimeout is the read timeout of a client whose options hold url (0:
-// the URL sets none).
-func (r *Retries) readTimeout(url time.Duration) time.Duration {
-	if url != 0 || r.ReadTimeout == 0 {
-		return url
+// apply sets a client's retry options to r's: its retries (MaxRetries, or
+// a cluster's MaxRedirects), their backoff, and its read timeout unless
+// the URL set one. A nil r leaves go-redis's defaults, or the URL's.
+func (r *Retries) apply(retries *int, minBackoff, maxBackoff, readTimeout *time.Duration) {
+	if r == nil {
+		return
 	}
-	return r.ReadTimeout
+	*retries, *minBackoff, *maxBackoff = r.Max, r.MinBackoff, r.MaxBackoff
+	if *readTimeout == 0 {
+		*readTimeout = r.ReadTimeout
+	}
 }
 
 // WithRetries returns a copy of c whose clients, go-redis's (Client) and
@@ -490,27 +494,18 @@ func (c *Conn) Client() redis.UniversalClient {
 		o := *c.failover
 		o.SentinelAddrs = slices.Clone(o.SentinelAddrs)
 		o.ContextTimeoutEnabled = true
-		if r != nil {
-			o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff = r.Max, r.MinBackoff, r.MaxBackoff
-			o.ReadTimeout = r.readTimeout(o.ReadTimeout)
-		}
+		r.apply(&o.MaxRetries, &o.MinRetryBackoff, &o.MaxRetryBackoff, &o.ReadTimeout)
 		return redis.NewFailoverClient(&o)
 	case Cluster:
 		o := *c.cluster
 		o.Addrs = slices.Clone(o.Addrs)
 		o.ContextTimeoutEnabled = true
-		if r != nil {
-			o.MaxRedirects, o.MinRetryBackoff, o.MaxRetryBackoff = r.Max, r.MinBackoff, r.MaxBackoff
-			o.ReadTimeout = r.readTimeout(o.ReadTimeout)
-		}
+		r.apply(&o.MaxRedirects, &o.MinRetryBackoff, &o.MaxRetryBackoff, &o.ReadTimeout)
 		return redis.NewClusterClient(&o)
 	}
 	o := c.Options()
 	o.ContextTimeoutEnabled = true
-	if r != nil {
-		o.MaxRetries, o.MinRetryBackoff, o.MaxRetryBackoff = r.Max, r.MinBackoff, r.MaxBackoff
-		o.ReadTimeout = r.readTimeout(o.ReadTimeout)
-	}
+	r.apply(&o.MaxRetries, &o.MinRetryBackoff, &o.MaxRetryBackoff, &o.ReadTimeout)
 	return redis.NewClient(o)
 }
 

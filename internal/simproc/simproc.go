@@ -76,9 +76,10 @@ type Config struct {
 	// comes back (every control request is idempotent). Default
 	// DefaultAttempts.
 	Attempts int
-	// Started, if set, is called with each process started, before Start
-	// waits for it to answer (to change its scheduling, say).
-	Started func(*childproc.Child)
+	// Favour raises the process's priority to Nice (Favour): it stands
+	// in for a remote server, whose counting this machine's load must not
+	// stall. Sim.Priority says how it went.
+	Favour bool
 }
 
 // Sim is the simulator running as a child process.
@@ -87,6 +88,9 @@ type Sim struct {
 	Proc *childproc.Child
 	// Addr is where it listens, HOST:PORT; URL is its base URL.
 	Addr, URL string
+	// Priority is how it is scheduled, for a report: "nice -10", or the
+	// default priority and why; "" without Config.Favour.
+	Priority string
 
 	http     *http.Client
 	attempts int
@@ -117,10 +121,13 @@ func Start(ctx context.Context, procs *childproc.Group, cfg Config) (*Sim, error
 		if err != nil {
 			return nil, err
 		}
-		if cfg.Started != nil {
-			cfg.Started(c)
-		}
 		s := &Sim{Proc: c, Addr: addr, URL: "http://" + addr, http: cfg.HTTP, attempts: cfg.Attempts}
+		if cfg.Favour {
+			s.Priority = fmt.Sprintf("nice %d", Nice)
+			if err := Favour(c.PID()); err != nil {
+				s.Priority = fmt.Sprintf("default priority (raising it failed: %v)", err)
+			}
+		}
 		if lastErr = s.waitReady(ctx); lastErr == nil {
 			return s, nil
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
@@ -129,10 +130,12 @@ const (
 // dials out of sight of the hooks, is not guarded (Call.expire); see also
 // MaxConnCuts.
 //
-// In a race of microseconds at the deadline the client may have taken the
-// connection as the call was cancelled; the request may then have gone
-// anyway. The caller calls again with another slot, as for any late drop:
-// a recall is idempotent, the worst is one call more.
+// When the client takes the connection as the call is cancelled, an
+// HTTP/1 connection is closed before the request can be written on it
+// (connected). Over HTTP/2, a race of microseconds remains between the
+// transport's last look at the context and its write of the headers; the
+// caller then calls again with another slot, as for any late drop: a
+// recall is idempotent, the worst is one call more.
 func (p Permit) Go(ctx context.Context, now func() time.Time) (*Call, error) {
 	if now == nil {
 		now = time.Now
@@ -148,7 +151,7 @@ func (p Permit) Go(ctx context.Context, now func() time.Time) (*Call, error) {
 		GotFirstResponseByte: c.answer.stamp,
 
 		GetConn: func(string) { c.asking() },
-		GotConn: func(httptrace.GotConnInfo) { c.connected() },
+		GotConn: func(i httptrace.GotConnInfo) { c.connected(i.Conn) },
 
 		DNSStart:          func(httptrace.DNSStartInfo) { c.dialBegun() },
 		DNSDone:           func(i httptrace.DNSDoneInfo) { c.dialEnded(i.Err, true) },
@@ -251,9 +254,21 @@ func (c *Call) lateLocked() {
 }
 
 // connected: the client has the connection; the request is written now.
-func (c *Call) connected() {
+//
+// A call already cut can be handed its connection still: net/http's
+// getConn picks at random between a connection and the request's end when
+// both are there, and an HTTP/1 request is then written by the
+// connection's goroutine whatever its context says. Closing conn first
+// makes that write fail with nothing sent (the connection was for the
+// next call; the pool dials again). HTTP/2 checks the context under its
+// write lock before a stream's headers go, and its connection carries
+// other calls' streams: it is left alone.
+func (c *Call) connected(conn net.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.state == callLate && conn != nil && !isHTTP2(conn) {
+		conn.Close()
+	}
 	if c.state == callLate || c.state == callEnded {
 		return
 	}
@@ -262,6 +277,12 @@ func (c *Call) connected() {
 	}
 	c.state = callConnected
 	c.connAt = c.now()
+}
+
+// isHTTP2 reports whether conn negotiated HTTP/2.
+func isHTTP2(conn net.Conn) bool {
+	tc, ok := conn.(*tls.Conn)
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
 }
 
 // dialBegun: a step of a dial for the call began; past the deadline

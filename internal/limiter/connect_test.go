@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -233,5 +234,39 @@ func TestACallWhoseClientDialsOutOfSightIsNotCut(t *testing.T) {
 	resp.Body.Close()
 	if _, _, end := c.End(); end != nil || requests.Load() != 1 {
 		t.Errorf("End = %v, %d requests served; want the call made, late as before the guard", end, requests.Load())
+	}
+}
+
+// TestACutCallHandedItsConnectionAnywayIsNotSent: net/http's getConn
+// waits for its dial's connection or the request's end, and when both are
+// there it picks one at random (a cut's cancel and the dial's delivery in
+// the same moment, as on a loaded machine). An HTTP/1 request handed its
+// connection is then written by the connection's own goroutine, racing
+// the transport's reaction to the cancel: a cut call could go out after
+// all, late, into a second that holds its share, and be counted twice by
+// a caller that asks again. The race is one of goroutines, so it is shown
+// at the hooks net/http calls: a connection handed to a call already cut
+// is closed before anything can be written on it.
+func TestACutCallHandedItsConnectionAnywayIsNotSent(t *testing.T) {
+	t.Parallel()
+	l := seededLimiter(t)
+	c := goCall(t, l)
+	trace := httptrace.ContextClientTrace(c.Context())
+	trace.GetConn("api:443")
+	trace.ConnectStart("tcp", "192.0.2.1:443")
+	trace.ConnectDone("tcp", "192.0.2.1:443", nil)
+	c.expire() // the cutoff came as the connect ended
+	if c.Context().Err() == nil {
+		t.Fatal("the call was not cut at its cutoff")
+	}
+	conn, server := net.Pipe()
+	t.Cleanup(func() { conn.Close(); server.Close() })
+	go func() { _, _ = io.Copy(io.Discard, server) }()
+	trace.GotConn(httptrace.GotConnInfo{Conn: conn}) // getConn picked the connection
+	if _, err := io.WriteString(conn, "POST /v4/openim/admin_msgwithdraw HTTP/1.1\r\n"); err == nil {
+		t.Error("the request could be written on the connection handed to the cut call; want it closed first")
+	}
+	if _, _, late := c.End(); !errors.Is(late, ErrLate) {
+		t.Errorf("End = %v, want ErrLate", late)
 	}
 }

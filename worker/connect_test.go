@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -103,12 +104,20 @@ func TestAColdConnectionSendsNoGroupCallLate(t *testing.T) {
 }
 
 // TestPreconnectedWorkerCutsNoCall: a worker opens its connections before
-// it takes tasks, so its first calls, 100 ms from a new connection, find
-// one ready: none is cut, none goes late.
+// it takes tasks, so its first calls, 200 ms from a new connection, find
+// one ready: none is cut, none goes late. Each answer takes 30 ms, so
+// calls 5 ms apart overlap and need several connections at once, which
+// the client's pool must keep.
 func TestPreconnectedWorkerCutsNoCall(t *testing.T) {
 	t.Parallel()
-	const dial = 100 * time.Millisecond
-	e := newEnv(t, envOptions{dialDelay: dial})
+	const dial = 200 * time.Millisecond
+	slow := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(30 * time.Millisecond)
+			h.ServeHTTP(w, r)
+		})
+	}
+	e := newEnv(t, envOptions{dialDelay: dial, front: slow})
 	var ids []string
 	for i := range 8 {
 		ids = append(ids, e.recall(msg(i)))

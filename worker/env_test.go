@@ -159,6 +159,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if dial != nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DialContext = dial
+		// As tim's own client: net/http's default pool keeps 2 idle
+		// connections to a host and would close the rest the worker opened.
+		tr.MaxIdleConns, tr.MaxIdleConnsPerHost = tim.DefaultMaxIdleConnsPerHost, tim.DefaultMaxIdleConnsPerHost
 		client = &http.Client{Transport: tr, Timeout: tim.DefaultHTTPTimeout}
 		t.Cleanup(tr.CloseIdleConnections)
 	}

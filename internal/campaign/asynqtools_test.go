@@ -191,9 +191,7 @@ func TestRerunDeadLetterKeptThenDeletedEndsTheCampaign(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	_, id := keptRerun(t, e, "dropped")
-	if err := e.insp.DeleteTask(bulkQ, id); err != nil {
-		t.Fatal(err)
-	}
+	e.deleteTask(id)
 	e.waitFor("the deleted re-run counted and the campaign done again", 10*time.Second, func() bool {
 		st := e.status("dropped")
 		return st.State == StateDone && st.Deleted == 1
@@ -355,9 +353,7 @@ func TestRerunDeadLetterOfACancelledCampaignIsWatchedUntilItEnds(t *testing.T) {
 	if st := e.status("stopped"); st.State != StateCancelled || st.Retrying != 1 || st.DeadLettered != 0 {
 		t.Fatalf("while the re-run waits: %+v; want cancelled, the task retrying", st)
 	}
-	if err := e.insp.DeleteTask(bulkQ, id); err != nil {
-		t.Fatal(err)
-	}
+	e.deleteTask(id)
 	e.waitFor("the deleted re-run counted", 10*time.Second, func() bool { return e.status("stopped").Deleted == 1 })
 	st := e.status("stopped")
 	if st.State != StateCancelled || st.Remaining() != 0 || st.Ended() != st.Queued || st.Recalled != 1 || st.Cancelled != 1 {
@@ -681,9 +677,7 @@ func TestRerunDeletedOrCancelledHasItsHistoryRow(t *testing.T) {
 		detail string // what the re-run's row says
 	}{
 		{"deleted by hand", func(e *env, id string) {
-			if err := e.insp.DeleteTask(bulkQ, id); err != nil {
-				e.t.Fatal(err)
-			}
+			e.deleteTask(id)
 		}, fieldDeleted, rerunDetail(fieldDeleted)},
 		{"cancelled", func(e *env, id string) {
 			if _, err := e.mgr.Cancel(context.Background(), "gone"); err != nil {

@@ -342,9 +342,7 @@ func TestCancelWatchesTheTasksStillBeingCalled(t *testing.T) {
 		info, err := e.insp.GetTaskInfo(bulkQ, id)
 		return err == nil && (info.State == asynq.TaskStateRetry || info.State == asynq.TaskStateScheduled) && e.status("midcall").Retrying == 1
 	})
-	if err := e.insp.DeleteTask(bulkQ, id); err != nil {
-		t.Fatal(err)
-	}
+	e.deleteTask(id)
 	e.waitFor("the deleted task counted", 10*time.Second, func() bool { return e.status("midcall").Deleted == 1 })
 	if st := e.status("midcall"); st.State != StateCancelled || st.Remaining() != 0 || st.Ended() != st.Queued {
 		t.Fatalf("status %+v; want cancelled, 1 deleted, nothing left", st)

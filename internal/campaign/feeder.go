@@ -102,7 +102,7 @@ type Feeder struct {
 	passes   atomic.Int64
 	synced   map[string]time.Time // when each campaign's window was last synced
 	looked   time.Time            // when the bulk queues were last looked at for dead letters run again
-	lookedUp map[string]bool      // "QUEUE/ID" of the pending tasks without pending_since looked up already (rerunLooks)
+	lookedUp map[string]string    // "QUEUE/ID" of the pending tasks without pending_since looked up already: their campaign (rerunLooks)
 	sample   time.Time            // when the rates were last sampled
 	paused   bool                 // the bulk queue was paused at the last pass
 }
@@ -158,7 +158,7 @@ func NewFeeder(cfg FeederConfig) (*Feeder, error) {
 		token:    newToken(),
 		warn:     rate.Sometimes{First: 1, Interval: 30 * time.Second},
 		synced:   map[string]time.Time{},
-		lookedUp: map[string]bool{},
+		lookedUp: map[string]string{},
 	}, nil
 }
 

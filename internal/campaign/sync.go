@@ -240,12 +240,16 @@ func rerunEnd(s string, at time.Time, code int, detail string) string {
 // put back: a kept task on its last attempt, which they run the same way,
 // or one taken when they stopped) that it has not looked up already
 // (lookedUp, which rerunLooks keeps), to learn their campaign from their
-// payload. A
-// task run and taken by a worker between two looks is never seen pending:
-// the worker's record takes it back then, as before. It returns how many
-// it took back.
+// payload. A task looked up already is looked up again when it is a dead
+// letter of its campaign now (one more pipelined round trip, only when
+// there are such tasks): a worker may take a task between the two round
+// trips (asynq's dequeue removes pending_since), dead-letter it, and an
+// operator run it again before the next look, which lists it under the
+// same ID as before. A task run and taken by a worker between two looks is
+// never seen pending: the worker's record takes it back then, as before.
+// It returns how many it took back.
 func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, app uint64, limit int,
-	lookedUp map[string]bool) (int, error) {
+	lookedUp map[string]string) (int, error) {
 	queues := bulkQueues(app)
 	var heads [len(queues)]*redis.StringSliceCmd
 	pipe := rdb.Pipeline()
@@ -273,39 +277,85 @@ func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asyn
 	for i, key := range listed {
 		since[key] = hasSince[i].Val()
 	}
+	look, again, err := deadAgain(ctx, rdb, rerunLooks(listed, since, lookedUp))
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	for _, key := range rerunLooks(listed, since, lookedUp) {
+	for _, key := range append(look, again...) {
 		q, id, _ := strings.Cut(key, "/")
-		took, err := takeBackRerun(ctx, rdb, insp, app, q, id)
+		name, took, err := takeBackRerun(ctx, rdb, insp, app, q, id)
 		if err != nil {
 			return n, err // not marked: the next look tries it again
 		}
 		if took {
 			n++
 		}
-		lookedUp[key] = true
+		lookedUp[key] = name
 	}
 	return n, nil
 }
 
+// deadAgain splits what rerunLooks returns into the tasks to look up for
+// the first time and those looked up already (of campaign name) that are
+// dead letters of it now.
+func deadAgain(ctx context.Context, rdb redis.UniversalClient, looks []rerunLook) (first, again []string, err error) {
+	var dead []*redis.BoolCmd
+	var seen []string
+	pipe := rdb.Pipeline()
+	for _, l := range looks {
+		if l.campaign == "" {
+			first = append(first, l.key)
+			continue
+		}
+		_, id, _ := strings.Cut(l.key, "/")
+		seen = append(seen, l.key)
+		dead = append(dead, pipe.HExists(ctx, keysFor(l.campaign).deadIDs, id))
+	}
+	if len(seen) == 0 {
+		return first, nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, fmt.Errorf("read whether the pending tasks looked up are dead letters again: %w", err)
+	}
+	for i, key := range seen {
+		if dead[i].Val() {
+			again = append(again, key)
+		}
+	}
+	return first, again, nil
+}
+
+// rerunLook is a pending task ("QUEUE/ID") a look may look up: campaign is
+// the campaign a look found it in before ("" for a first look).
+type rerunLook struct {
+	key, campaign string
+}
+
 // rerunLooks returns which of the listed pending tasks ("QUEUE/ID") a look
-// must look up: those without pending_since (since[key] false) not looked
-// up in that state already (checked, which the caller marks after each
-// lookup). It drops from checked every task listed with pending_since or
-// not listed: a task a look saw queued the usual way, then taken, archived
-// and run again by hand before the next look is listed again, and must be
-// looked up (keyed by ID alone, a look once skipped it for good: CI saw a
-// re-run stay dead-lettered while its queue was paused).
-func rerunLooks(listed []string, since map[string]bool, checked map[string]bool) []string {
+// may look up: those without pending_since (since[key] false) not looked
+// up in that state already (checked, which the caller fills after each
+// lookup with the task's campaign, "" for none), and those looked up
+// already that a campaign's (whose campaign the caller checks for a dead
+// letter again: deadAgain). It drops from checked every task listed with
+// pending_since or not listed: a task a look saw queued the usual way,
+// then taken, archived and run again by hand before the next look is
+// listed again, and must be looked up (keyed by ID alone, a look once
+// skipped it for good: CI saw a re-run stay dead-lettered while its queue
+// was paused).
+func rerunLooks(listed []string, since map[string]bool, checked map[string]string) []rerunLook {
 	keep := map[string]bool{}
-	var look []string
+	var look []rerunLook
 	for _, key := range listed {
 		if since[key] {
 			continue
 		}
 		keep[key] = true
-		if !checked[key] {
-			look = append(look, key)
+		switch name, ok := checked[key]; {
+		case !ok:
+			look = append(look, rerunLook{key: key})
+		case name != "":
+			look = append(look, rerunLook{key: key, campaign: name})
 		}
 	}
 	for key := range checked {
@@ -318,7 +368,8 @@ func rerunLooks(listed []string, since map[string]bool, checked map[string]bool)
 
 // takeBackRerun takes the task id, pending in queue without a
 // pending_since (findQueuedReruns), back into its campaign if it is a dead
-// letter of one of app's campaigns, and reports whether it did.
+// letter of one of app's campaigns, and reports whether it did and the
+// campaign the task is of ("" when it is none of app's, or gone).
 //
 // The order makes it safe against the task's worker: the dead letter's
 // entry is read before asynq is asked whether the task still waits, and
@@ -327,44 +378,44 @@ func rerunLooks(listed []string, since map[string]bool, checked map[string]bool)
 // entry) is not undone. The campaign is put in the active set first: should
 // nothing move, the feeder takes it out again (leaveActive); should that
 // fail, nothing moved and the next look tries again.
-func takeBackRerun(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, app uint64, queue, id string) (bool, error) {
+func takeBackRerun(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Inspector, app uint64, queue, id string) (string, bool, error) {
 	info, err := insp.GetTaskInfo(queue, id)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
-		return false, nil
+		return "", false, nil
 	case err != nil:
-		return false, fmt.Errorf("look up task %s: %w", id, err)
+		return "", false, fmt.Errorf("look up task %s: %w", id, err)
 	}
 	var of struct { // what both task types' payloads say of their app and campaign
 		SDKAppID uint64 `json:"SDKAppID"`
 		Campaign string `json:"campaign"`
 	}
 	if json.Unmarshal(info.Payload, &of) != nil || of.SDKAppID != app || ValidateName(of.Campaign) != nil {
-		return false, nil
+		return "", false, nil
 	}
 	name, k := of.Campaign, keysFor(of.Campaign)
 	entry, err := rdb.HGet(ctx, k.deadIDs, id).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return false, nil // not a dead letter (a task a worker put back), or its re-run was recorded
+		return name, false, nil // not a dead letter (a task a worker put back), or its re-run was recorded
 	case err != nil:
-		return false, fmt.Errorf("campaign %s: read dead letter %s: %w", name, id, err)
+		return "", false, fmt.Errorf("campaign %s: read dead letter %s: %w", name, id, err)
 	}
 	state, err := rdb.HGet(ctx, asynqTaskKey(queue, id), asynqStateField).Result()
 	switch {
 	case errors.Is(err, redis.Nil) || (err == nil && state != "pending"):
-		return false, nil
+		return name, false, nil
 	case err != nil:
-		return false, fmt.Errorf("campaign %s: read the state of task %s: %w", name, id, err)
+		return "", false, fmt.Errorf("campaign %s: read the state of task %s: %w", name, id, err)
 	}
 	if err := activate(ctx, rdb, name); err != nil {
-		return false, err
+		return "", false, err
 	}
 	took, err := takeBackQueuedRerun(ctx, rdb, k, id, entry)
 	if err != nil {
-		return false, fmt.Errorf("campaign %s: take back dead letter %s run again: %w", name, id, err)
+		return "", false, fmt.Errorf("campaign %s: take back dead letter %s run again: %w", name, id, err)
 	}
-	return took, nil
+	return name, took, nil
 }
 
 func clip(s string) string {

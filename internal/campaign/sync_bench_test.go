@@ -40,7 +40,7 @@ func BenchmarkSyncWindow(b *testing.B) {
 //	go test -run '^$' -bench FindQueuedReruns -benchtime 50x ./internal/campaign
 func BenchmarkFindQueuedReruns(b *testing.B) {
 	rdb, insp := benchWindow(b)
-	lookedUp := map[string]bool{}
+	lookedUp := map[string]string{}
 	for b.Loop() {
 		n, err := findQueuedReruns(context.Background(), rdb, insp, testApp, DefaultWindow, lookedUp)
 		if err != nil || n != 0 || len(lookedUp) != 0 {

@@ -1,11 +1,13 @@
 package campaign
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/recallq/recallq/tasks"
 )
@@ -18,11 +20,12 @@ import (
 // skipped it for good, and the re-run stayed dead-lettered while its
 // queue was paused (CI, TestRerunDeadLetterLeavesTheDeadLettersOnceQueued).
 func TestRerunLooksLookAgainAtATaskBackUnderItsID(t *testing.T) {
-	checked := map[string]bool{}
+	checked := map[string]string{}
 	look := func(since map[string]bool, listed ...string) []string {
-		got := rerunLooks(listed, since, checked)
-		for _, key := range got {
-			checked[key] = true // looked up
+		var got []string
+		for _, l := range rerunLooks(listed, since, checked) {
+			got = append(got, l.key)
+			checked[l.key] = "" // looked up: none of a campaign's
 		}
 		slices.Sort(got)
 		return got
@@ -93,5 +96,86 @@ func TestSyncDoesNotCountAWorkersDeadLetterAgain(t *testing.T) {
 	st := e.status("race")
 	if hist := e.history("race"); n != 0 || st.DeadLettered != 1 || len(hist) != 2 {
 		t.Fatalf("the sync's late settle counted %d; status %+v, history %q; want the worker's one dead letter", n, st, hist)
+	}
+}
+
+// A look reads the pending tasks' heads, then pending_since of each, in
+// two round trips. A worker that takes a task between the two removes its
+// pending_since (asynq's dequeue does), so the look looked it up: found
+// active, it was marked looked up. Should the worker dead-letter it and an
+// operator run it again before the next look, it is listed again under the
+// same ID without pending_since, and that look skipped it as looked up:
+// the re-run stayed a dead letter of its campaign (CI,
+// TestRerunDeadLetterLeavesTheDeadLettersOnceQueued/done).
+func TestFindQueuedRerunsLooksAgainAtATaskTakenDuringALook(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	r, k, id := e.fedOneRow("taken")
+	task, _, err := r.task(tasks.Recall{SDKAppID: testApp, Campaign: "taken"}, tasks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := asynq.NewClient(e.opt)
+	defer client.Close()
+	if _, err := client.Enqueue(task, asynq.TaskID(id), asynq.Queue(bulkQ)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Look 1, with a worker taking the task between its two round trips.
+	hooked := redis.NewClient(&redis.Options{Addr: e.redis.Addr})
+	defer hooked.Close()
+	hooked.AddHook(takeAfterListing{rdb: e.rdb, t: t})
+	lookedUp := map[string]string{}
+	if n, err := findQueuedReruns(ctx, hooked, e.insp, testApp, DefaultWindow, lookedUp); err != nil || n != 0 {
+		t.Fatalf("look 1 took back %d: %v; want nothing (the task is taken)", n, err)
+	}
+	// The worker dead-letters it, then an operator runs it again.
+	e.recordDeadLetter(r, k, id)
+	activeKey := "asynq:{" + bulkQ + "}:active"
+	pipe := e.rdb.TxPipeline()
+	pipe.LRem(ctx, activeKey, 0, id)
+	pipe.ZAdd(ctx, "asynq:{"+bulkQ+"}:archived", redis.Z{Score: float64(time.Now().Unix()), Member: id})
+	pipe.HSet(ctx, asynqTaskKey(bulkQ, id), asynqStateField, "archived")
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.runTask(id)
+
+	// Look 2 takes the re-run back into its campaign.
+	if n, err := findQueuedReruns(ctx, e.rdb, e.insp, testApp, DefaultWindow, lookedUp); err != nil || n != 1 {
+		t.Fatalf("look 2 took back %d: %v; want the task run again", n, err)
+	}
+	if st := e.status("taken"); st.DeadLettered != 0 || st.Remaining() != 1 {
+		t.Fatalf("status %+v; want the re-run queued, no dead letter", st)
+	}
+}
+
+// takeAfterListing is a go-redis hook that, after the pipeline listing
+// the pending tasks' heads, takes the bulk queue's oldest pending task as
+// asynq's dequeue script does: to active, state active, pending_since
+// removed.
+type takeAfterListing struct {
+	rdb redis.UniversalClient
+	t   *testing.T
+}
+
+func (h takeAfterListing) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h takeAfterListing) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (h takeAfterListing) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if err == nil && len(cmds) > 0 && cmds[0].Name() == "lrange" {
+			id, err := h.rdb.RPopLPush(ctx, asynqPendingKey(bulkQ), "asynq:{"+bulkQ+"}:active").Result()
+			if err != nil {
+				h.t.Errorf("take the task: %v", err)
+				return nil
+			}
+			h.rdb.HSet(ctx, asynqTaskKey(bulkQ, id), asynqStateField, "active")
+			h.rdb.HDel(ctx, asynqTaskKey(bulkQ, id), asynqPendingSinceField)
+		}
+		return err
 	}
 }

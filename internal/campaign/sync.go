@@ -181,7 +181,19 @@ func settleEnded(ctx context.Context, rdb redis.UniversalClient, insp *asynq.Ins
 	if info.LastErr != "" {
 		detail += "; last error: " + info.LastErr
 	}
-	return settleDeadLetter(ctx, rdb, k, id, code, encodeAudit(at, r, code, detail))
+	n, err := settleDeadLetter(ctx, rdb, k, id, code, encodeAudit(at, r, code, detail))
+	if err != nil {
+		return n, err
+	}
+	// A task archived by hand while queued keeps the pending_since asynq
+	// gave it when it was queued, and run again by hand it would be queued
+	// with it: findQueuedReruns, which looks up only the pending tasks
+	// without it, would not see the re-run. Only asynq's queue stats read
+	// the field, of pending tasks only, and RunTask queues tasks without it.
+	if err := rdb.HDel(ctx, asynqTaskKey(info.Queue, id), asynqPendingSinceField).Err(); err != nil {
+		return n, fmt.Errorf("campaign %s: clear pending_since of task %s archived by hand: %w", name, id, err)
+	}
+	return n, nil
 }
 
 // settleDeadLetter counts the archived task id of the window as

@@ -179,3 +179,42 @@ func (h takeAfterListing) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 		return err
 	}
 }
+
+// A queued task archived by hand keeps the pending_since asynq gave it
+// when it was queued (its archive script leaves the field), and RunTask
+// queues it again with it: the look for re-runs, which looks up only the
+// pending tasks without the field, never saw it, and the re-run stayed a
+// dead letter of its campaign until a worker took it (for good while its
+// queue was paused). The sync that counts the hand archive removes the
+// field.
+func TestFindQueuedRerunsFindsAQueuedTaskArchivedByHandThenRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	r, _, id := e.fedOneRow("handled")
+	task, _, err := r.task(tasks.Recall{SDKAppID: testApp, Campaign: "handled"}, tasks.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := asynq.NewClient(e.opt)
+	defer client.Close()
+	if _, err := client.Enqueue(task, asynq.TaskID(id), asynq.Queue(bulkQ)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.insp.ArchiveTask(bulkQ, id); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := syncWindow(ctx, e.rdb, e.insp, "handled", testApp); err != nil || n != 1 {
+		t.Fatalf("sync settled %d: %v; want the task archived by hand", n, err)
+	}
+	if st := e.status("handled"); st.DeadLettered != 1 {
+		t.Fatalf("after the sync: %+v; want the hand archive counted dead-lettered", st)
+	}
+	e.runTask(id)
+	if n, err := findQueuedReruns(ctx, e.rdb, e.insp, testApp, DefaultWindow, map[string]string{}); err != nil || n != 1 {
+		t.Fatalf("the look took back %d: %v; want the task run again", n, err)
+	}
+	if st := e.status("handled"); st.DeadLettered != 0 || st.Remaining() != 1 {
+		t.Fatalf("status %+v; want the re-run queued, no dead letter", st)
+	}
+}

@@ -188,8 +188,16 @@ func (e *env) startPipeline(o pipelineOptions) {
 			Redis: e.opt, Concurrency: 8, Logger: e.log,
 			TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 100 * time.Millisecond,
 			RetryBase: 50 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+			// A task kept after a configuration error waits a minute, as it
+			// did when these tests were written, not the product's second:
+			// the tests look at a kept task (retrying, scheduled, deleted,
+			// archived or run by hand) and would otherwise race its next
+			// attempt. A worker's pass that puts a kept last attempt back
+			// once it is due already, late under load, made it pending at
+			// once, and CI's TestRerunDeadLetterKeptForLaterReopensTheCampaign
+			// never saw it held.
 			Handler: worker.HandlerConfig{SDKAppID: testApp, API: e.api, Limiter: lim, GroupLimiter: glim, Secrets: []string{testSecret},
-				Recorder: NewRecorder(RecorderConfig{Redis: e.rdb, Logger: e.log})},
+				ConfigRetryDelay: time.Minute, Recorder: NewRecorder(RecorderConfig{Redis: e.rdb, Logger: e.log})},
 		})
 		if err != nil {
 			t.Errorf("worker.Run: %v", err)

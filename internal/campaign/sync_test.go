@@ -111,16 +111,7 @@ func TestFindQueuedRerunsLooksAgainAtATaskTakenDuringALook(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	r, k, id := e.fedOneRow("taken")
-	task, _, err := r.task(tasks.Recall{SDKAppID: testApp, Campaign: "taken"}, tasks.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := asynq.NewClient(e.opt)
-	defer client.Close()
-	if _, err := client.Enqueue(task, asynq.TaskID(id), asynq.Queue(bulkQ)); err != nil {
-		t.Fatal(err)
-	}
+	r, k, id := e.queuedOneRow("taken")
 
 	// Look 1, with a worker taking the task between its two round trips.
 	hooked := redis.NewClient(&redis.Options{Addr: e.redis.Addr})
@@ -191,16 +182,7 @@ func TestFindQueuedRerunsFindsAQueuedTaskArchivedByHandThenRun(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	r, _, id := e.fedOneRow("handled")
-	task, _, err := r.task(tasks.Recall{SDKAppID: testApp, Campaign: "handled"}, tasks.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := asynq.NewClient(e.opt)
-	defer client.Close()
-	if _, err := client.Enqueue(task, asynq.TaskID(id), asynq.Queue(bulkQ)); err != nil {
-		t.Fatal(err)
-	}
+	_, _, id := e.queuedOneRow("handled")
 	if err := e.insp.ArchiveTask(bulkQ, id); err != nil {
 		t.Fatal(err)
 	}
@@ -217,4 +199,21 @@ func TestFindQueuedRerunsFindsAQueuedTaskArchivedByHandThenRun(t *testing.T) {
 	if st := e.status("handled"); st.DeadLettered != 0 || st.Remaining() != 1 {
 		t.Fatalf("status %+v; want the re-run queued, no dead letter", st)
 	}
+}
+
+// queuedOneRow is fedOneRow with the row's task queued in asynq, as the
+// feeder queues it, and no worker to take it.
+func (e *env) queuedOneRow(name string) (row, keys, string) {
+	e.t.Helper()
+	r, k, id := e.fedOneRow(name)
+	task, _, err := r.task(tasks.Recall{SDKAppID: testApp, Campaign: name}, tasks.Options{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	client := asynq.NewClient(e.opt)
+	defer client.Close()
+	if _, err := client.Enqueue(task, asynq.TaskID(id), asynq.Queue(bulkQ)); err != nil {
+		e.t.Fatal(err)
+	}
+	return r, k, id
 }

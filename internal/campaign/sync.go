@@ -289,12 +289,12 @@ func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asyn
 	for i, key := range listed {
 		since[key] = hasSince[i].Val()
 	}
-	look, again, err := deadAgain(ctx, rdb, rerunLooks(listed, since, lookedUp))
+	look, err := deadAgain(ctx, rdb, rerunLooks(listed, since, lookedUp))
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, key := range append(look, again...) {
+	for _, key := range look {
 		q, id, _ := strings.Cut(key, "/")
 		name, took, err := takeBackRerun(ctx, rdb, insp, app, q, id)
 		if err != nil {
@@ -308,16 +308,16 @@ func findQueuedReruns(ctx context.Context, rdb redis.UniversalClient, insp *asyn
 	return n, nil
 }
 
-// deadAgain splits what rerunLooks returns into the tasks to look up for
-// the first time and those looked up already (of campaign name) that are
-// dead letters of it now.
-func deadAgain(ctx context.Context, rdb redis.UniversalClient, looks []rerunLook) (first, again []string, err error) {
-	var dead []*redis.BoolCmd
-	var seen []string
+// deadAgain returns the keys of looks to look up now: those looked up for
+// the first time, and those looked up already (of a campaign) that are
+// dead letters of that campaign now.
+func deadAgain(ctx context.Context, rdb redis.UniversalClient, looks []rerunLook) ([]string, error) {
+	var look, seen []string
+	var dead []*redis.BoolCmd // of each seen task
 	pipe := rdb.Pipeline()
 	for _, l := range looks {
 		if l.campaign == "" {
-			first = append(first, l.key)
+			look = append(look, l.key)
 			continue
 		}
 		_, id, _ := strings.Cut(l.key, "/")
@@ -325,17 +325,17 @@ func deadAgain(ctx context.Context, rdb redis.UniversalClient, looks []rerunLook
 		dead = append(dead, pipe.HExists(ctx, keysFor(l.campaign).deadIDs, id))
 	}
 	if len(seen) == 0 {
-		return first, nil, nil
+		return look, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, nil, fmt.Errorf("read whether the pending tasks looked up are dead letters again: %w", err)
+		return nil, fmt.Errorf("read whether the pending tasks looked up are dead letters again: %w", err)
 	}
 	for i, key := range seen {
 		if dead[i].Val() {
-			again = append(again, key)
+			look = append(look, key)
 		}
 	}
-	return first, again, nil
+	return look, nil
 }
 
 // rerunLook is a pending task ("QUEUE/ID") a look may look up: campaign is
@@ -348,8 +348,8 @@ type rerunLook struct {
 // may look up: those without pending_since (since[key] false) not looked
 // up in that state already (checked, which the caller fills after each
 // lookup with the task's campaign, "" for none), and those looked up
-// already that a campaign's (whose campaign the caller checks for a dead
-// letter again: deadAgain). It drops from checked every task listed with
+// already that are a campaign's (deadAgain checks whether they are its
+// dead letters again). It drops from checked every task listed with
 // pending_since or not listed: a task a look saw queued the usual way,
 // then taken, archived and run again by hand before the next look is
 // listed again, and must be looked up (keyed by ID alone, a look once

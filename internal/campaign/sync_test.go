@@ -123,9 +123,8 @@ func TestFindQueuedRerunsLooksAgainAtATaskTakenDuringALook(t *testing.T) {
 	}
 	// The worker dead-letters it, then an operator runs it again.
 	e.recordDeadLetter(r, k, id)
-	activeKey := "asynq:{" + bulkQ + "}:active"
 	pipe := e.rdb.TxPipeline()
-	pipe.LRem(ctx, activeKey, 0, id)
+	pipe.LRem(ctx, asynqActiveKey(bulkQ), 0, id)
 	pipe.ZAdd(ctx, "asynq:{"+bulkQ+"}:archived", redis.Z{Score: float64(time.Now().Unix()), Member: id})
 	pipe.HSet(ctx, asynqTaskKey(bulkQ, id), asynqStateField, "archived")
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -151,15 +150,16 @@ type takeAfterListing struct {
 	t   *testing.T
 }
 
-func (h takeAfterListing) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h takeAfterListing) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return next
-}
+// asynqActiveKey is asynq v0.26's list of queue's active tasks.
+func asynqActiveKey(queue string) string { return "asynq:{" + queue + "}:active" }
+
+func (h takeAfterListing) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h takeAfterListing) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (h takeAfterListing) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
 		if err == nil && len(cmds) > 0 && cmds[0].Name() == "lrange" {
-			id, err := h.rdb.RPopLPush(ctx, asynqPendingKey(bulkQ), "asynq:{"+bulkQ+"}:active").Result()
+			id, err := h.rdb.RPopLPush(ctx, asynqPendingKey(bulkQ), asynqActiveKey(bulkQ)).Result()
 			if err != nil {
 				h.t.Errorf("take the task: %v", err)
 				return nil

@@ -25,11 +25,17 @@ const (
 	// DefaultTaskCheckInterval is how long an idle worker waits before it
 	// looks at empty queues again (asynq's default is 1 s; an urgent
 	// recall should not wait that long). Each look is one Redis script
-	// call per process.
+	// call per queue.
 	DefaultTaskCheckInterval = 50 * time.Millisecond
 	// DefaultDelayedTaskCheckInterval is how often retries that are due
 	// move back to their queue (asynq's default is 5 s).
 	DefaultDelayedTaskCheckInterval = time.Second
+	// LegacyTaskCheckInterval is how long the legacy server (Queues) waits
+	// before it looks at its empty queues again, or TaskCheckInterval when
+	// that is longer. They hold only what was queued before an upgrade, so
+	// asynq's default will do: at the worker's own 50 ms they cost an idle
+	// worker half its polling, two Redis scripts a poll.
+	LegacyTaskCheckInterval = time.Second
 )
 
 // Config configures a worker server.
@@ -149,7 +155,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		waitAtMost(wait, lastDone, unservedDone)
 	}()
-	newServer := func(queues map[string]int, concurrency int) *asynq.Server {
+	newServer := func(queues map[string]int, concurrency int, check time.Duration) *asynq.Server {
 		return asynq.NewServer(cfg.Redis, asynq.Config{
 			Concurrency: concurrency,
 			// Single recalls first, always; campaigns take what is left.
@@ -158,7 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 			IsFailure:                IsFailure,
 			RetryDelayFunc:           RetryDelay(cfg.RetryBase, cfg.RetryMax),
 			ShutdownTimeout:          cfg.ShutdownTimeout,
-			TaskCheckInterval:        cfg.TaskCheckInterval,
+			TaskCheckInterval:        check,
 			DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
 			Logger:                   asynqLogger{cfg.Logger.With("component", "asynq"), quiet},
 			LogLevel:                 asynq.WarnLevel,
@@ -168,8 +174,8 @@ func Run(ctx context.Context, cfg Config) error {
 	// (Queues says why); both share the handler, so the limiter and the
 	// breakers are one.
 	servers := []*asynq.Server{
-		newServer(Queues(cfg.Handler.SDKAppID), cfg.Concurrency),
-		newServer(LegacyQueues(), legacyConcurrency(cfg.Concurrency)),
+		newServer(Queues(cfg.Handler.SDKAppID), cfg.Concurrency, cfg.TaskCheckInterval),
+		newServer(LegacyQueues(), legacyConcurrency(cfg.Concurrency), max(cfg.TaskCheckInterval, LegacyTaskCheckInterval)),
 	}
 	preconnect(ctx, cfg)
 	mux := asynq.NewServeMux()

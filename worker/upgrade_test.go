@@ -1,7 +1,12 @@
 package worker_test
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
 	"maps"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -99,5 +104,63 @@ func TestTaskOfAnUnservedAppIsReported(t *testing.T) {
 	info := e.waitTaskIn(q, id, "pending", inState(asynq.TaskStatePending))
 	if info.Retried != 0 {
 		t.Errorf("the unserved task was taken: retried %d", info.Retried)
+	}
+}
+
+// The legacy queues hold only what producers queued before an upgrade: an
+// idle worker asks them about once a second (LegacyTaskCheckInterval),
+// not at its own poll interval, which cost every idle worker two more
+// Redis scripts a poll (half its polling) for queues that stay empty.
+func TestAnIdleWorkerAsksTheLegacyQueuesAboutOnceASecond(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	const watch = 3 * time.Second
+	n := e.dequeues(watch, urgentQ, tasks.QueueUrgent)
+	// The test's worker polls every 10 ms: a few hundred dequeues in 3 s.
+	if n[urgentQ] < 50 {
+		t.Errorf("%d dequeues of the app's urgent queue in %v; want the worker's own poll, every 10 ms", n[urgentQ], watch)
+	}
+	// asynq sleeps 0.5-1.5 times the interval between polls of empty
+	// queues: at most 6 in 3 s, one more at the window's edge.
+	if n[tasks.QueueUrgent] > 7 {
+		t.Errorf("%d dequeues of the legacy urgent queue in %v; want about one a second", n[tasks.QueueUrgent], watch)
+	}
+}
+
+// dequeues watches Redis (MONITOR) for d and counts asynq's dequeue
+// scripts on each of queues: the calls whose keys begin with the queue's
+// pending then paused key.
+func (e *env) dequeues(d time.Duration, queues ...string) map[string]int {
+	e.t.Helper()
+	conn, err := net.Dial("tcp", e.redis.Addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "MONITOR\r\n"); err != nil {
+		e.t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+		e.t.Fatalf("MONITOR: %q, %v", line, err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(d)); err != nil {
+		e.t.Fatal(err)
+	}
+	n := make(map[string]int, len(queues))
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				e.t.Fatal(err)
+			}
+			return n
+		}
+		for _, q := range queues {
+			if strings.Contains(line, fmt.Sprintf(`"asynq:{%s}:pending" "asynq:{%s}:paused"`, q, q)) {
+				n[q]++
+			}
+		}
 	}
 }

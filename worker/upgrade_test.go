@@ -116,8 +116,10 @@ func TestAnIdleWorkerAsksTheLegacyQueuesAboutOnceASecond(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	const watch = 3 * time.Second
 	n := e.dequeues(watch, urgentQ, tasks.QueueUrgent)
-	// The test's worker polls every 10 ms: a few hundred dequeues in 3 s.
-	if n[urgentQ] < 50 {
+	t.Logf("dequeues in %v: %d of %s, %d of %s", watch, n[urgentQ], urgentQ, n[tasks.QueueUrgent], tasks.QueueUrgent)
+	// The test's worker polls every 10 ms: a few hundred dequeues in 3 s
+	// (at least 20 however slow the machine: the watch sees them).
+	if n[urgentQ] < 20 {
 		t.Errorf("%d dequeues of the app's urgent queue in %v; want the worker's own poll, every 10 ms", n[urgentQ], watch)
 	}
 	// asynq sleeps 0.5-1.5 times the interval between polls of empty

@@ -32,7 +32,7 @@ func httpDo(t testing.TB, method, u, body string) httpResp {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Errorf("%s: %v", method, err)
+		t.Errorf("%v", withoutURL(err))
 		return httpResp{}
 	}
 	defer resp.Body.Close()

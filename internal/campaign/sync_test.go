@@ -150,9 +150,6 @@ type takeAfterListing struct {
 	t   *testing.T
 }
 
-// asynqActiveKey is asynq v0.26's list of queue's active tasks.
-func asynqActiveKey(queue string) string { return "asynq:{" + queue + "}:active" }
-
 func (h takeAfterListing) DialHook(next redis.DialHook) redis.DialHook          { return next }
 func (h takeAfterListing) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (h takeAfterListing) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
@@ -217,3 +214,6 @@ func (e *env) queuedOneRow(name string) (row, keys, string) {
 	}
 	return r, k, id
 }
+
+// asynqActiveKey is asynq v0.26's list of queue's active tasks.
+func asynqActiveKey(queue string) string { return "asynq:{" + queue + "}:active" }

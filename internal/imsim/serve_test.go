@@ -107,7 +107,8 @@ func tryRecall(client *http.Client, base, q, msgKey string) (int, error) {
 func withoutURL(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("%s %s: %w", ue.Op, ue.URL[:strings.IndexByte(ue.URL+"?", '?')], ue.Err)
+		base, _, _ := strings.Cut(ue.URL, "?")
+		return fmt.Errorf("%s %s: %w", ue.Op, base, ue.Err)
 	}
 	return err
 }
